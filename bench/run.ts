@@ -1,0 +1,537 @@
+/**
+ * `npm run bench`: client CPU per dispatch and RSS of shardline, its peers and the floor, each client in its own
+ * process, against a bench gateway in another process replaying pre-compressed bytes over 127.0.0.1; then the
+ * memory of 1000 idle shards.
+ *
+ * Flags:
+ *   --quick            tiny counts; checks the harness (every client received every dispatch), no timing value
+ *   --only a,b         only these clients (exact name or prefix: `shardline`, `djs`, `floor-zlib`) and/or
+ *                      workloads (`presences_on`, `presences_off`, `filtered`, `memory`)
+ *   --messages N       dispatches per stream (default 100 000; the first quarter is warm-up)
+ *   --reps N           repetitions of each stream measurement (default 5; median and best are reported)
+ *   --shards N         idle shards in the memory benchmark (default 1000)
+ *   --json PATH        also write every raw result as JSON
+ *   --cpu-prof DIR     run every stream client under `node --cpu-prof` and keep the profiles in DIR
+ *
+ * This file runs under tsx; the measured processes don't: the bench sources are transpiled to `bench/.out/`
+ * and started with plain `node`, and shardline is loaded from `dist/`.
+ *
+ * @module
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import ts from 'typescript';
+import {
+  CLIENTS,
+  type ClientJob,
+  type ClientName,
+  type ClientReport,
+  type IdleResult,
+  type MixName,
+  type ServerCommand,
+  type ServerReport,
+  type StreamResult,
+  type WorkloadInfo,
+} from './common.js';
+
+const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
+const ROOT = resolve(BENCH_DIR, '..');
+const OUT = join(BENCH_DIR, '.out');
+
+// ---------------------------------------------------------------------------------------------------------
+// Options
+// ---------------------------------------------------------------------------------------------------------
+
+interface Options {
+  quick: boolean;
+  only: string[] | null;
+  messages: number;
+  reps: number;
+  shards: number;
+  settleMs: number;
+  json: string | null;
+  /** Directory for `node --cpu-prof` profiles of the client processes, or null. */
+  cpuProf: string | null;
+}
+
+function parseArgs(argv: string[]): Options {
+  const o: Options = { quick: false, only: null, messages: 100_000, reps: 5, shards: 1000, settleMs: 3000, json: null, cpuProf: null };
+  let messagesSet = false;
+  let repsSet = false;
+  let shardsSet = false;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const val = (): string => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${a} needs a value`);
+      return v;
+    };
+    const int = (): number => {
+      const v = Number(val());
+      if (!Number.isInteger(v) || v < 1) throw new Error(`${a} needs a positive integer`);
+      return v;
+    };
+    if (a === '--quick') o.quick = true;
+    else if (a === '--only') o.only = val().split(',').map((s) => s.trim()).filter(Boolean);
+    else if (a === '--messages') (o.messages = int()), (messagesSet = true);
+    else if (a === '--reps') (o.reps = int()), (repsSet = true);
+    else if (a === '--shards') (o.shards = int()), (shardsSet = true);
+    else if (a === '--json') o.json = resolve(val());
+    else if (a === '--cpu-prof') o.cpuProf = resolve(val());
+    else if (a === '--help' || a === '-h') {
+      console.log(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 17).join('\n'));
+      process.exit(0);
+    } else throw new Error(`unknown flag ${a}`);
+  }
+  if (o.quick) {
+    if (!messagesSet) o.messages = 300;
+    if (!repsSet) o.reps = 1;
+    if (!shardsSet) o.shards = 20;
+    o.settleMs = 200;
+  }
+  if (o.messages < 8) throw new Error('--messages must be at least 8');
+  return o;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Workloads
+// ---------------------------------------------------------------------------------------------------------
+
+interface StreamWorkload {
+  name: string;
+  mix: MixName;
+  clients: ClientName[];
+  /** Dispatch types asked for by clients that can filter (shardline); others parse everything. */
+  events: string[] | null;
+}
+
+const ALL_CLIENTS = Object.keys(CLIENTS) as ClientName[];
+const FILTER = ['MESSAGE_CREATE', 'INTERACTION_CREATE'];
+const WORKLOADS: StreamWorkload[] = [
+  { name: 'presences_on', mix: 'presences_on', clients: ALL_CLIENTS, events: null },
+  { name: 'presences_off', mix: 'presences_off', clients: ALL_CLIENTS, events: null },
+  {
+    name: 'filtered',
+    mix: 'presences_on',
+    clients: ['floor-zlib', 'floor-zstd', 'floor-none', 'djs-zlib-sync', 'shardline-zlib', 'shardline-zstd', 'shardline-none'],
+    events: FILTER,
+  },
+];
+const MEMORY_CLIENTS: ClientName[] = ['shardline-zlib', 'djs-zlib-sync', 'djs-native-zlib'];
+
+function selected(opts: Options, name: string): boolean {
+  if (!opts.only) return true;
+  const clientFilters = opts.only.filter((f) => !isWorkloadName(f));
+  if (clientFilters.length === 0) return true;
+  // A full client name selects exactly that client; anything else is a prefix (`shardline`, `djs`, `floor`).
+  return clientFilters.some((f) => name === f || (!(f in CLIENTS) && name.startsWith(`${f}-`)));
+}
+
+function isWorkloadName(f: string): boolean {
+  return f === 'memory' || WORKLOADS.some((w) => w.name === f);
+}
+
+function workloadSelected(opts: Options, name: string): boolean {
+  if (!opts.only) return true;
+  const w = opts.only.filter(isWorkloadName);
+  return w.length === 0 || w.includes(name);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Processes
+// ---------------------------------------------------------------------------------------------------------
+
+const children = new Set<ChildProcess>();
+
+function start(file: string, execArgv: string[]): ChildProcess {
+  // execArgv is explicit so the children never inherit `--import tsx` from this process.
+  const child = fork(join(OUT, file), [], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], cwd: ROOT });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
+}
+
+/** End a child: give it `graceMs` to exit by itself (clients exit after reporting), then SIGTERM, then SIGKILL. */
+function stop(child: ChildProcess, graceMs = 1500): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((res) => {
+    const term = setTimeout(() => child.kill('SIGTERM'), graceMs);
+    const kill = setTimeout(() => child.kill('SIGKILL'), graceMs + 2000);
+    child.once('exit', () => {
+      clearTimeout(term);
+      clearTimeout(kill);
+      res();
+    });
+  });
+}
+
+function killAll(): void {
+  for (const c of children) c.kill('SIGKILL');
+}
+process.on('exit', killAll);
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(sig, () => {
+    killAll();
+    process.exit(130);
+  });
+}
+
+/** Next IPC message of `child` accepted by `pick`; rejects on an error report, exit or timeout. */
+function next<M extends { type: string }, R>(child: ChildProcess, what: string, timeoutMs: number, pick: (m: M) => R | undefined): Promise<R> {
+  return new Promise<R>((res, rej) => {
+    const cleanup = (): void => {
+      clearTimeout(timer);
+      child.off('message', onMessage);
+      child.off('exit', onExit);
+    };
+    const onMessage = (raw: unknown): void => {
+      const m = raw as M;
+      if (m.type === 'error') {
+        cleanup();
+        rej(new Error(`${what}: ${(m as unknown as { message: string }).message}`));
+        return;
+      }
+      const r = pick(m);
+      if (r !== undefined) {
+        cleanup();
+        res(r);
+      }
+    };
+    const onExit = (code: number | null, signal: string | null): void => {
+      cleanup();
+      rej(new Error(`${what}: process exited (code ${code}, signal ${signal})`));
+    };
+    const timer = setTimeout(() => {
+      cleanup();
+      rej(new Error(`${what}: timed out after ${timeoutMs} ms`));
+    }, timeoutMs);
+    child.on('message', onMessage);
+    child.once('exit', onExit);
+  });
+}
+
+class Server {
+  private constructor(
+    readonly child: ChildProcess,
+    readonly port: number,
+    readonly zstd: boolean,
+  ) {}
+
+  static async start(): Promise<Server> {
+    const child = start('server.js', []);
+    const { port, zstd } = await next<ServerReport, { port: number; zstd: boolean }>(child, 'bench server', 15_000, (m) =>
+      m.type === 'listening' ? { port: m.port, zstd: m.zstd } : undefined,
+    );
+    return new Server(child, port, zstd);
+  }
+
+  request<T extends ServerReport['type']>(cmd: ServerCommand, type: T, timeoutMs = 120_000): Promise<Extract<ServerReport, { type: T }>> {
+    const p = next<ServerReport, Extract<ServerReport, { type: T }>>(this.child, `bench server ${cmd.cmd}`, timeoutMs, (m) =>
+      m.type === type ? (m as Extract<ServerReport, { type: T }>) : undefined,
+    );
+    this.child.send(cmd);
+    return p;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Measurements
+// ---------------------------------------------------------------------------------------------------------
+
+interface StreamRecord extends StreamResult {
+  workload: string;
+  /** 1-minute load average when the run ended. */
+  load: number;
+  rep: number;
+  expectedTotal: number;
+  expectedWindow: number;
+  ok: boolean;
+  problem: string | null;
+}
+
+function expectedCounts(info: WorkloadInfo, events: string[] | null): { total: number; window: number } {
+  const sum = (c: Record<string, number>): number =>
+    Object.entries(c).reduce((a, [t, n]) => a + (events === null || events.includes(t) ? n : 0), 0);
+  return { total: sum(info.countsAll), window: sum(info.countsWindow) };
+}
+
+async function runStream(server: Server, w: StreamWorkload, info: WorkloadInfo, client: ClientName, rep: number, opts: Options): Promise<StreamRecord> {
+  const filtering = client.startsWith('shardline-') && w.events !== null;
+  const events = filtering ? w.events : null;
+  const exp = expectedCounts(info, events);
+  const job: ClientJob = {
+    kind: 'stream',
+    client,
+    port: server.port,
+    events,
+    warmupSeq: info.warmupSeq,
+    lastSeq: info.lastSeq,
+    expectedTotal: exp.total,
+    expectedWindow: exp.window,
+    root: ROOT,
+  };
+  const prof = opts.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProf}`, `--cpu-prof-name=${w.name}.${client}.${rep}.cpuprofile`, '--cpu-prof-interval=100'] : [];
+  const child = start('client.js', ['--expose-gc', ...prof]);
+  try {
+    const what = `${client} on ${w.name}`;
+    const ready = next<ClientReport, true>(child, what, 30_000, (m) => (m.type === 'ready' ? true : undefined));
+    child.send(job);
+    await ready;
+    const result = next<ClientReport, StreamResult>(child, what, opts.quick ? 30_000 : 180_000, (m) => (m.type === 'stream-result' ? m : undefined));
+    await server.request({ cmd: 'start' }, 'started');
+    const r = await result;
+    const problems: string[] = [];
+    if (r.received !== exp.total) problems.push(`received ${r.received} of ${exp.total} dispatches`);
+    if (r.receivedWindow !== exp.window) problems.push(`received ${r.receivedWindow} of ${exp.window} in the window`);
+    if (r.inversions > 0) problems.push(`${r.inversions} out-of-order dispatches`);
+    return { ...r, workload: w.name, load: loadavg()[0]!, rep, expectedTotal: exp.total, expectedWindow: exp.window, ok: problems.length === 0, problem: problems.join('; ') || null };
+  } finally {
+    await stop(child);
+  }
+}
+
+interface IdleRecord extends IdleResult {
+  ok: boolean;
+  problem: string | null;
+}
+
+async function runIdle(server: Server, client: ClientName, opts: Options): Promise<IdleRecord> {
+  const child = start('client.js', ['--expose-gc']);
+  try {
+    const job: ClientJob = { kind: 'idle', client, port: server.port, shards: opts.shards, settleMs: opts.settleMs, root: ROOT };
+    const p = next<ClientReport, IdleResult>(child, `${client} idle x${opts.shards}`, 300_000, (m) => (m.type === 'idle-result' ? m : undefined));
+    child.send(job);
+    const r = await p;
+    const stats = await server.request({ cmd: 'stats' }, 'stats');
+    const problems: string[] = [];
+    if (r.ready !== opts.shards) problems.push(`${r.ready} of ${opts.shards} shards READY`);
+    if (stats.open < opts.shards) problems.push(`server sees ${stats.open} open connections`);
+    return { ...r, ok: problems.length === 0, problem: problems.join('; ') || null };
+  } finally {
+    await stop(child);
+    await server.request({ cmd: 'close-all' }, 'stats');
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Reporting
+// ---------------------------------------------------------------------------------------------------------
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+const mb = (b: number): string => (b / 1048576).toFixed(1);
+const kb = (b: number): string => (b / 1024).toFixed(1);
+
+const FLOOR_OF: Record<string, ClientName> = { 'zlib-stream': 'floor-zlib', 'zstd-stream': 'floor-zstd', none: 'floor-none' };
+
+interface Row {
+  client: ClientName;
+  us: number;
+  min: number;
+  max: number;
+  rss: number;
+  maxRss: number;
+  ok: boolean;
+  backend: string | null;
+  note: string;
+}
+
+function rows(records: StreamRecord[], workload: string): Row[] {
+  const by = new Map<ClientName, StreamRecord[]>();
+  for (const r of records) if (r.workload === workload) (by.get(r.client as ClientName) ?? by.set(r.client as ClientName, []).get(r.client as ClientName)!).push(r);
+  return [...by.entries()].map(([client, rs]) => {
+    const us = rs.map((r) => r.cpuUs / r.windowDispatches);
+    const bad = rs.filter((r) => !r.ok);
+    return {
+      client,
+      us: median(us),
+      min: Math.min(...us),
+      max: Math.max(...us),
+      rss: median(rs.map((r) => r.rss)),
+      maxRss: Math.max(...rs.map((r) => r.maxRss)),
+      ok: bad.length === 0,
+      backend: rs[0]!.backend,
+      note: bad.map((r) => r.problem).join(' / '),
+    };
+  });
+}
+
+function streamTable(records: StreamRecord[], w: StreamWorkload, info: WorkloadInfo): string {
+  const rs = rows(records, w.name);
+  const us = new Map(rs.map((r) => [r.client, r.us]));
+  const floorZlib = us.get('floor-zlib');
+  const lines = [
+    `### ${w.name}${w.events ? ` (shardline asks only for ${w.events.join(', ')}; floor and peers parse everything)` : ''}`,
+    '',
+    `mix \`${w.mix}\`, ${info.lastSeq - info.warmupSeq} measured dispatches (after ${info.warmupSeq - 1} warm-up), ` +
+      `${mb(info.jsonBytes)} MB JSON → zlib-stream ${mb(info.bytes['zlib-stream'])} MB` +
+      (info.bytes['zstd-stream'] ? `, zstd-stream ${mb(info.bytes['zstd-stream'])} MB` : ''),
+    '',
+    '| client | transport (backend) | µs / dispatch (median) | min–max | × floor-zlib | × floor, same transport | RSS end | peak RSS |',
+    '|---|---|---:|---:|---:|---:|---:|---:|',
+  ];
+  for (const r of rs) {
+    const transport = CLIENTS[r.client];
+    const sameFloor = us.get(FLOOR_OF[transport]!);
+    const ratio = (base: number | undefined): string => (base ? `${(r.us / base).toFixed(2)}x` : '–');
+    lines.push(
+      `| ${r.client}${r.ok ? '' : ' ⚠'} | ${transport}${r.backend ? ` (${r.backend})` : ''} | ${r.us.toFixed(2)} | ${r.min.toFixed(2)}–${r.max.toFixed(2)} | ${ratio(floorZlib)} | ${ratio(sameFloor)} | ${mb(r.rss)} MB | ${mb(r.maxRss)} MB |`,
+    );
+  }
+  const bad = rs.filter((r) => !r.ok);
+  if (bad.length) lines.push('', ...bad.map((r) => `⚠ ${r.client}: ${r.note}`));
+  return lines.join('\n');
+}
+
+function idleTable(records: IdleRecord[], shards: number): string {
+  const lines = [
+    `### memory per idle connected shard (${shards} shards, zlib-stream, all READY, ${'idle'} then GC)`,
+    '',
+    '| client | connect all (ms) | RSS growth / shard | heapUsed growth / shard | external+arrayBuffers / shard | RSS total |',
+    '|---|---:|---:|---:|---:|---:|',
+  ];
+  for (const r of records) {
+    const d = (k: 'rss' | 'heapUsed' | 'external'): number => (r.after[k] - r.before[k]) / r.shards;
+    lines.push(
+      `| ${r.client}${r.ok ? '' : ' ⚠'} | ${r.connectMs.toFixed(0)} | ${kb(d('rss'))} KB | ${kb(d('heapUsed'))} KB | ${kb(d('external'))} KB | ${mb(r.after.rss)} MB |`,
+    );
+  }
+  const bad = records.filter((r) => !r.ok);
+  if (bad.length) lines.push('', ...bad.map((r) => `⚠ ${r.client}: ${r.problem}`));
+  return lines.join('\n');
+}
+
+function targets(records: StreamRecord[], idle: IdleRecord[]): string {
+  const get = (w: string, c: ClientName): Row | undefined => rows(records, w).find((r) => r.client === c);
+  const lines = ['### targets (ratios by median of the repetitions; by best-of-N in brackets)', ''];
+  const verdict = (med: number, best: number, ok: (x: number) => boolean): string =>
+    ok(med) && ok(best) ? 'met' : !ok(med) && !ok(best) ? 'MISSED' : `met by ${ok(med) ? 'median' : 'best-of-N'} only`;
+  for (const w of ['presences_on', 'presences_off']) {
+    const s = get(w, 'shardline-zlib');
+    const f = get(w, 'floor-zlib');
+    const d = get(w, 'djs-zlib-sync');
+    if (s && f) {
+      const within = (x: number): boolean => x <= 1.1;
+      lines.push(`- ${w}: shardline-zlib / floor-zlib = ${(s.us / f.us).toFixed(2)}x [${(s.min / f.min).toFixed(2)}x] (target ≤ 1.10x): ${verdict(s.us / f.us, s.min / f.min, within)}`);
+    }
+    if (s && d) {
+      const enough = (x: number): boolean => x >= 1.5;
+      lines.push(`- ${w}: djs-zlib-sync / shardline-zlib = ${(d.us / s.us).toFixed(2)}x [${(d.min / s.min).toFixed(2)}x] less CPU (target ≥ 1.5x): ${verdict(d.us / s.us, d.min / s.min, enough)}`);
+    }
+  }
+  const sf = get('filtered', 'shardline-zlib');
+  const ff = get('filtered', 'floor-zlib');
+  if (sf && ff) {
+    const enough = (x: number): boolean => x >= 3;
+    lines.push(`- filtered: floor-zlib / shardline-zlib = ${(ff.us / sf.us).toFixed(2)}x [${(ff.min / sf.min).toFixed(2)}x] cheaper (target ≥ 3x): ${verdict(ff.us / sf.us, ff.min / sf.min, enough)}`);
+  }
+  const sm = idle.find((r) => r.client === 'shardline-zlib');
+  const dm = idle.find((r) => r.client === 'djs-zlib-sync');
+  if (sm && dm) {
+    const per = (r: IdleRecord): number => (r.after.rss - r.before.rss) / r.shards;
+    const x = per(sm) / per(dm);
+    lines.push(`- memory: shardline ${kb(per(sm))} KB vs @discordjs/ws+zlib-sync ${kb(per(dm))} KB RSS per idle shard = ${x.toFixed(2)}x (target ≤ 0.5x): ${x <= 0.5 ? 'met' : 'MISSED'}`);
+  }
+  return lines.join('\n');
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Main
+// ---------------------------------------------------------------------------------------------------------
+
+/** Transpile the bench sources that run in child processes (no type check here; `npm run typecheck` does that). */
+function transpile(): void {
+  mkdirSync(OUT, { recursive: true });
+  for (const f of ['common.ts', 'server.ts', 'client.ts']) {
+    const src = readFileSync(join(BENCH_DIR, f), 'utf8');
+    const out = ts.transpileModule(src, {
+      compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, verbatimModuleSyntax: false, sourceMap: false },
+      fileName: f,
+    });
+    writeFileSync(join(OUT, f.replace(/\.ts$/, '.js')), out.outputText);
+  }
+  writeFileSync(join(OUT, 'package.json'), '{ "type": "module", "private": true }\n');
+}
+
+async function main(): Promise<void> {
+  const opts = parseArgs(process.argv.slice(2));
+  if (!existsSync(join(ROOT, 'dist', 'index.js'))) throw new Error('dist/ is missing: run `npm run build` first (npm run bench does)');
+  transpile();
+  const t0 = Date.now();
+  const cpu = cpus()[0]?.model ?? 'unknown CPU';
+  console.log(`# shardline bench${opts.quick ? ' (--quick: harness check only, figures meaningless)' : ''}`);
+  console.log(`node ${process.version}, ${availableParallelism()} CPUs (${cpu}), ${mb(totalmem())} MB RAM, ${opts.messages} dispatches/stream, ${opts.reps} rep(s)\n`);
+
+  console.log(`load average at start: ${loadavg().map((x) => x.toFixed(2)).join(' ')} (CPU time is measured, but other processes on the machine still add noise)\n`);
+  const server = await Server.start();
+  const streamRecords: StreamRecord[] = [];
+  const idleRecords: IdleRecord[] = [];
+  const infos = new Map<string, WorkloadInfo>();
+  const failures: string[] = [];
+  try {
+    for (const w of WORKLOADS) {
+      if (!workloadSelected(opts, w.name)) continue;
+      const clients = w.clients.filter((c) => selected(opts, c) && (server.zstd || CLIENTS[c] !== 'zstd-stream'));
+      if (clients.length === 0) continue;
+      const warmup = Math.max(2, Math.floor(opts.messages / 4));
+      const { info } = await server.request({ cmd: 'prepare', spec: { mix: w.mix, messages: opts.messages, warmup, seed: 42 } }, 'prepared');
+      infos.set(w.name, info);
+      for (let rep = 1; rep <= opts.reps; rep++) {
+        for (const c of clients) {
+          try {
+            const r = await runStream(server, w, info, c, rep, opts);
+            streamRecords.push(r);
+            const tag = r.ok ? 'ok' : `PROBLEM: ${r.problem}`;
+            console.error(`  ${w.name} rep ${rep} ${c}: ${(r.cpuUs / r.windowDispatches).toFixed(2)} µs/dispatch, RSS ${mb(r.rss)} MB (${tag})`);
+            if (!r.ok) failures.push(`${w.name}/${c}: ${r.problem}`);
+          } catch (err) {
+            failures.push(`${w.name}/${c}: ${(err as Error).message}`);
+            console.error(`  ${w.name} rep ${rep} ${c}: FAILED ${(err as Error).message}`);
+          }
+        }
+      }
+      console.log(streamTable(streamRecords, w, info) + '\n');
+    }
+    if (workloadSelected(opts, 'memory')) {
+      const clients = MEMORY_CLIENTS.filter((c) => selected(opts, c));
+      if (clients.length) await server.request({ cmd: 'idle' }, 'prepared');
+      for (const c of clients) {
+        try {
+          const r = await runIdle(server, c, opts);
+          idleRecords.push(r);
+          console.error(`  memory ${c}: ${kb((r.after.rss - r.before.rss) / r.shards)} KB RSS/shard (${r.ok ? 'ok' : r.problem})`);
+          if (!r.ok) failures.push(`memory/${c}: ${r.problem}`);
+        } catch (err) {
+          failures.push(`memory/${c}: ${(err as Error).message}`);
+          console.error(`  memory ${c}: FAILED ${(err as Error).message}`);
+        }
+      }
+      if (idleRecords.length) console.log(idleTable(idleRecords, opts.shards) + '\n');
+    }
+    console.log(targets(streamRecords, idleRecords) + '\n');
+  } finally {
+    await stop(server.child, 0);
+  }
+  console.log(`total ${((Date.now() - t0) / 1000).toFixed(1)} s; load average at end: ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+  if (opts.json) {
+    mkdirSync(dirname(opts.json), { recursive: true });
+    const results = { node: process.version, cpus: availableParallelism(), options: opts, workloads: Object.fromEntries(infos), stream: streamRecords, idle: idleRecords, failures };
+    writeFileSync(opts.json, JSON.stringify(results, null, 2));
+  }
+  if (failures.length) {
+    console.error(`\n${failures.length} harness problem(s):\n${failures.map((f) => `- ${f}`).join('\n')}`);
+    process.exitCode = 1;
+  }
+}
+
+main().catch((err: Error) => {
+  console.error(err.stack ?? err.message);
+  killAll();
+  process.exitCode = 1;
+});

@@ -1,0 +1,15 @@
+// Testing your own bot offline against the bundled simulator: npx tsx examples/simulator-test.ts
+import { Shard, Intents, scaledClock } from 'shardline';
+import { GatewaySimulator } from 'shardline/simulator';
+
+const clock = scaledClock(0.01);
+const sim = await GatewaySimulator.start({ clock, tokens: ['test-token'], guilds: 3 });
+const shard = new Shard({ token: 'test-token', intents: Intents.Guilds | Intents.GuildMessages, gatewayUrl: sim.url, clock });
+shard.on('dispatch', (e) => console.log(e.type, e.sequence));
+shard.on('resumed', (s) => console.log('resumed at', s.sequence));
+await shard.connect();
+sim.dispatch(0, 'MESSAGE_CREATE', { id: '1', channel_id: '2', content: 'hello', author: { id: '3', username: 'u' } });
+sim.sendReconnect(0); // op 7: the shard resumes
+await new Promise((r) => shard.once('resumed', r));
+await shard.close();
+await sim.stop();

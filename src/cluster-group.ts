@@ -1,0 +1,164 @@
+/**
+ * The shards of a cluster that run in one thread (the main thread with `workers: 0`, or one worker thread):
+ * creates them, forwards their events synchronously (so per-shard order is the socket's order), tracks
+ * guild counts for status, and applies event back-pressure to their sockets.
+ * @packageDocumentation
+ */
+import { ShardlineError } from './errors.js';
+import type { DebugEvent, DisconnectedEvent, DispatchEvent, ReadyData, StateChange } from './events.js';
+import type { Session } from './session.js';
+import { Shard, type ShardOptions } from './shard.js';
+import type { GatewayCommand, ShardBackend, ShardSink, ShardStatus } from './cluster-status.js';
+
+/** Default per-shard event buffer of cluster shards: how far a paused shard may run ahead before its socket stops. */
+export const CLUSTER_SHARD_BUFFER = 1000;
+
+interface Entry {
+  shard: Shard;
+  guilds: Set<string> | null;
+  /** An iterator nobody reads: while it exists and is full, the shard stops reading its socket. */
+  gate: AsyncIterator<DispatchEvent> | null;
+  fatal: string | undefined;
+  debugListener: ((e: DebugEvent) => void) | null;
+}
+
+/** Shards of one thread. Implements the cluster's {@link ShardBackend}. */
+export class ShardGroup implements ShardBackend {
+  private readonly entries = new Map<number, Entry>();
+  private paused = false;
+  private debugging = false;
+
+  constructor(
+    ids: Iterable<number>,
+    makeOptions: (id: number) => ShardOptions,
+    private readonly sink: ShardSink,
+  ) {
+    for (const id of ids) this.add(id, makeOptions(id));
+  }
+
+  get ids(): number[] {
+    return [...this.entries.keys()];
+  }
+
+  local(shardId: number): Shard | undefined {
+    return this.entries.get(shardId)?.shard;
+  }
+
+  connect(shardId: number): Promise<void> {
+    return this.entry(shardId).shard.connect();
+  }
+
+  send(shardId: number, payload: GatewayCommand): Promise<void> {
+    return this.entry(shardId).shard.send(payload);
+  }
+
+  async restart(shardId: number, resume: boolean): Promise<void> {
+    const e = this.entry(shardId);
+    this.ungate(e);
+    await e.shard.close({ resumable: resume });
+    e.fatal = undefined;
+    await e.shard.connect();
+  }
+
+  status(shardId: number): ShardStatus {
+    const e = this.entry(shardId);
+    const s = e.shard;
+    const session = s.session;
+    const status: ShardStatus = {
+      id: s.id,
+      state: s.state,
+      latency: s.latency.average,
+      sessionId: session?.sessionId ?? null,
+      sequence: session?.sequence ?? 0,
+      reconnects: s.counters.reconnects,
+      identifies: s.counters.identifies,
+      resumes: s.counters.resumes,
+      lastCloseCode: s.lastCloseCode,
+    };
+    if (e.guilds) status.guilds = e.guilds.size;
+    if (e.fatal !== undefined && s.state === 'fatal') status.error = e.fatal;
+    return status;
+  }
+
+  async close(resumable: boolean): Promise<Record<number, Session>> {
+    const sessions: Record<number, Session> = {};
+    await Promise.all(
+      [...this.entries.values()].map(async (e) => {
+        this.ungate(e);
+        const session = await e.shard.close({ resumable }).catch(() => null);
+        if (session) sessions[e.shard.id] = session;
+      }),
+    );
+    for (const e of this.entries.values()) e.shard.removeAllListeners();
+    return sessions;
+  }
+
+  setPaused(paused: boolean): void {
+    if (paused === this.paused) return;
+    this.paused = paused;
+    for (const e of this.entries.values()) {
+      if (paused) this.gate(e);
+      else this.ungate(e);
+    }
+  }
+
+  setDebug(enabled: boolean): void {
+    if (enabled === this.debugging) return;
+    this.debugging = enabled;
+    for (const e of this.entries.values()) {
+      if (enabled && !e.debugListener) {
+        e.debugListener = (d) => this.sink.debug(d);
+        e.shard.on('debug', e.debugListener);
+      } else if (!enabled && e.debugListener) {
+        e.shard.off('debug', e.debugListener);
+        e.debugListener = null;
+      }
+    }
+  }
+
+  private entry(shardId: number): Entry {
+    const e = this.entries.get(shardId);
+    if (!e) throw new ShardlineError('UNKNOWN_SHARD', `shard ${shardId} is not part of this cluster`);
+    return e;
+  }
+
+  private add(id: number, options: ShardOptions): void {
+    const shard = new Shard({ eventBufferSize: CLUSTER_SHARD_BUFFER, ...options, id });
+    const e: Entry = { shard, guilds: null, gate: null, fatal: undefined, debugListener: null };
+    this.entries.set(id, e);
+    const sink = this.sink;
+    shard.on('dispatch', (event: DispatchEvent) => {
+      if (event.type === 'GUILD_CREATE') (e.guilds ??= new Set()).add(event.data.id);
+      else if (event.type === 'GUILD_DELETE' && !event.data.unavailable) e.guilds?.delete(event.data.id);
+      sink.dispatch(event);
+    });
+    shard.on('ready', (data: ReadyData, shardId: number) => {
+      e.guilds = new Set(data.guilds.map((g) => g.id));
+      sink.ready(shardId, data);
+    });
+    shard.on('resumed', (session: Session, shardId: number) => sink.resumed(shardId, session));
+    shard.on('stateChange', (change: StateChange) => {
+      if (change.to === 'closed' || change.to === 'fatal') e.gate = null; // its channel has ended
+      else if (change.to === 'connecting' && this.paused) this.gate(e);
+      if (change.to === 'fatal') e.fatal = change.reason;
+      sink.stateChange(change);
+    });
+    shard.on('disconnected', (event: DisconnectedEvent) => sink.disconnected(event));
+    shard.on('error', (err: Error, shardId: number) => sink.error(err, shardId));
+    if (this.debugging) {
+      e.debugListener = (d) => sink.debug(d);
+      shard.on('debug', e.debugListener);
+    }
+  }
+
+  private gate(e: Entry): void {
+    if (e.gate || e.shard.state === 'closed' || e.shard.state === 'fatal') return;
+    e.gate = e.shard.events();
+  }
+
+  private ungate(e: Entry): void {
+    const g = e.gate;
+    e.gate = null;
+    void g?.return?.();
+  }
+}

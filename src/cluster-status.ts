@@ -1,0 +1,123 @@
+/**
+ * Public types of the {@link Cluster}: per-shard status, progress, events, and the shard handle, plus the
+ * internal contract between the cluster and where its shards run (this thread or worker threads).
+ * @packageDocumentation
+ */
+import type { DebugEvent, DisconnectedEvent, DispatchEvent, PresenceData, ReadyData, StateChange } from './events.js';
+import type { IdentifyBudgetEvent } from './queue.js';
+import type { Session } from './session.js';
+import type { Shard } from './shard.js';
+import type { ShardState } from './state.js';
+
+/** Health of one shard, as returned by `cluster.status()`. Plain data. */
+export interface ShardStatus {
+  id: number;
+  state: ShardState;
+  /** Average heartbeat round trip, ms (null before the first ACK). */
+  latency: number | null;
+  sessionId: string | null;
+  /** Last sequence number received. */
+  sequence: number;
+  /** Connections lost and re-established (resumes and new sessions). */
+  reconnects: number;
+  /** IDENTIFYs sent. */
+  identifies: number;
+  /** RESUMEs sent. */
+  resumes: number;
+  lastCloseCode: number | null;
+  /** Guilds of this shard (from READY, GUILD_CREATE and GUILD_DELETE; only when those events are delivered). */
+  guilds?: number;
+  /** Worker thread index, in worker mode. */
+  worker?: number;
+  /** Why the shard stopped, when `state` is `fatal`. */
+  error?: string;
+}
+
+/** Reported to `connect({ onProgress })` whenever a shard changes state during start-up. */
+export interface ClusterProgress {
+  /** Shards of this cluster. */
+  total: number;
+  ready: number;
+  failed: number;
+  /** Shards connected and waiting for (or sending) their IDENTIFY / RESUME. */
+  starting: number;
+  /** The shard that changed, and its new state. */
+  shardId: number;
+  state: ShardState;
+  /** Virtual ms since `connect()` was called. */
+  elapsed: number;
+}
+
+/** Payload of the cluster's `ready` event. */
+export interface ClusterReadyEvent {
+  /** Shards of this cluster (all of them ready). */
+  shards: number;
+  /** Virtual ms since `connect()` was called. */
+  elapsed: number;
+}
+
+/** A command for one shard: `{ op, d }`. */
+export interface GatewayCommand {
+  op: number;
+  d: unknown;
+}
+
+/** Map of the cluster's events to their listener arguments. */
+export interface ClusterEventMap {
+  /** A dispatch of any shard; `event.shardId` says which. */
+  dispatch: [event: DispatchEvent];
+  /** Every shard is ready (once per `connect()`, or later when a restarted shard completes the set). */
+  ready: [event: ClusterReadyEvent];
+  shardReady: [shardId: number, data: ReadyData];
+  shardResumed: [shardId: number, session: Session];
+  shardStateChange: [change: StateChange];
+  shardDisconnected: [event: DisconnectedEvent];
+  /** Any error a shard reports; most are recovered from by reconnecting. */
+  shardError: [error: Error, shardId: number];
+  /** Cluster-level lines have `shardId` -1. Shard lines are only produced while someone listens. */
+  debug: [event: DebugEvent];
+  /** The daily identify budget ran out or refilled (default identify queue only). */
+  identifyBudget: [event: IdentifyBudgetEvent];
+  /** The cluster lost something: a shard stopped for good (a `GatewayError` with `shardId`), or a worker died. */
+  error: [error: Error];
+}
+
+/** One shard of a cluster, wherever it runs. */
+export interface ClusterShard {
+  readonly id: number;
+  readonly state: ShardState;
+  status(): ShardStatus;
+  send(payload: GatewayCommand): Promise<void>;
+  updatePresence(presence: PresenceData): Promise<void>;
+  /** Close and reconnect this shard only (resuming its session unless `resume: false`). Resolves when ready. */
+  restart(options?: { resume?: boolean }): Promise<void>;
+  /** The {@link Shard} itself when it runs in this thread (`workers: 0`); undefined in worker mode. */
+  readonly shard: Shard | undefined;
+}
+
+/** Where a cluster's events go (internal). Implemented by the cluster; called by shard groups and worker hosts. */
+export interface ShardSink {
+  dispatch(event: DispatchEvent): void;
+  ready(shardId: number, data: ReadyData): void;
+  resumed(shardId: number, session: Session): void;
+  stateChange(change: StateChange): void;
+  disconnected(event: DisconnectedEvent): void;
+  error(error: Error, shardId: number): void;
+  debug(event: DebugEvent): void;
+}
+
+/** A set of shards running somewhere (internal): in this thread, or in one worker. */
+export interface ShardBackend {
+  connect(shardId: number): Promise<void>;
+  send(shardId: number, payload: GatewayCommand): Promise<void>;
+  restart(shardId: number, resume: boolean): Promise<void>;
+  status(shardId: number): ShardStatus;
+  /** Close every shard; resolves with the sessions worth resuming (when `resumable`). */
+  close(resumable: boolean): Promise<Record<number, Session>>;
+  /** Stop / restart reading the shards' sockets (event back-pressure). */
+  setPaused(paused: boolean): void;
+  /** Forward shard debug lines (costly on busy shards, so only while someone listens). */
+  setDebug(enabled: boolean): void;
+  /** The Shard object when it lives in this thread. */
+  local(shardId: number): Shard | undefined;
+}

@@ -1,0 +1,616 @@
+import { setMaxListeners, type EventEmitter } from 'node:events';
+import { EventChannel } from './channel.js';
+import { sleep, systemClock, type Clock } from './clock.js';
+import { ShardGroup } from './cluster-group.js';
+import type {
+  ClusterEventMap,
+  ClusterProgress,
+  ClusterShard,
+  GatewayCommand,
+  ShardBackend,
+  ShardSink,
+  ShardStatus,
+} from './cluster-status.js';
+import { TypedEmitter } from './emitter.js';
+import { GatewayError, ShardlineError, redact } from './errors.js';
+import type { DispatchEvent, PresenceData } from './events.js';
+import type { TransportCompression } from './inflate.js';
+import { AllIntents } from './intents.js';
+import { LocalIdentifyQueue, type ApiSessionStartLimit, type IdentifyBudgetEvent, type IdentifyQueue } from './queue.js';
+import { isSession, type Session } from './session.js';
+import { API_VERSION, type Shard, type ShardOptions } from './shard.js';
+import type { ShardState } from './state.js';
+import { WorkerHost, cloneableShardOptions } from './worker/host.js';
+
+/** Default REST base used for `GET /gateway/bot`. */
+export const DEFAULT_API_URL = `https://discord.com/api/v${API_VERSION}`;
+/**
+ * Spacing of the default identify queue's lane grid, ms: the gateway's 5000 plus 2 % for clock and network jitter,
+ * so N shards start within ~2 % of ceil(N / max_concurrency) identify windows.
+ */
+export const CLUSTER_IDENTIFY_WINDOW = 5100;
+/** Resumes started at once during `connect()` (they do not use the identify queue). */
+const RESUME_CONCURRENCY = 32;
+/** Virtual ms after a shard's identify turn at which the next shard of its lane starts connecting. */
+const START_STAGGER = 2500;
+
+/** Options of a {@link Cluster}. Only `token` and `intents` are required. */
+export interface ClusterOptions {
+  /** Bot token (with or without the `Bot ` prefix). Never logged. */
+  token: string;
+  /** Gateway intents of every shard (a shard may override them in `shardOptions`). */
+  intents: number;
+  /**
+   * Which shards to run: `'auto'` (default) uses the count recommended by `GET /gateway/bot`; a number runs
+   * shards `0..n-1` of `n`; `{ ids, total }` runs some shards of a larger bot (e.g. one machine of several).
+   */
+  shards?: 'auto' | number | { ids: number[]; total: number };
+  /** Gateway URL. Default: the `url` from `GET /gateway/bot`. */
+  gatewayUrl?: string;
+  /** REST base for `GET /gateway/bot`. Default `https://discord.com/api/v10`. */
+  apiUrl?: string;
+  /**
+   * Decides when each shard may IDENTIFY (share one between processes to share the rate). Default: a
+   * {@link LocalIdentifyQueue} built from `session_start_limit` (`max_concurrency` lanes, the daily budget).
+   */
+  identifyQueue?: IdentifyQueue;
+  /** With the default queue: what happens when the daily session start budget is spent. Default `'error'`. */
+  onIdentifyBudgetExhausted?: 'wait' | 'error';
+  /** Resume these shards (by id) instead of identifying, e.g. the result of a previous `close({ resumable: true })`. */
+  sessions?: Record<number, Session>;
+  /** Per-shard options (presence, large threshold, ...). In worker mode only plain data survives (no functions). */
+  shardOptions?: (id: number) => Partial<ShardOptions>;
+  /** 0 (default): every shard in this thread; n: shards spread over n worker threads (round robin by id). */
+  workers?: number;
+  /** Dispatch types to deliver (others are never parsed). Default: all. */
+  events?: Iterable<string>;
+  /** Transport compression of every shard. Default `'zlib-stream'`. */
+  compression?: TransportCompression | false;
+  /** Time source. Default real time; tests pass `scaledClock(...)`. In worker mode only its `scale` is used. */
+  clock?: Clock;
+  /** Dispatches buffered per `events()` iterator before the shards stop reading their sockets. Default 10 000. */
+  eventBufferSize?: number;
+  /**
+   * Shards per identify lane connected at once during start-up. Default 1: the next shard of a lane connects half
+   * a window after the previous one's identify turn and waits ~2.5 s for its own, so no socket idles long unidentified.
+   */
+  startAhead?: number;
+}
+
+/** Why `connect()` failed: the shards that stopped for good (the others keep running). */
+export class ClusterConnectError extends ShardlineError {
+  readonly failures: { shardId: number; error: Error }[];
+  constructor(failures: { shardId: number; error: Error }[], total: number) {
+    const list = failures
+      .slice(0, 5)
+      .map((f) => `shard ${f.shardId}: ${f.error.message}`)
+      .join('; ');
+    const more = failures.length > 5 ? `; and ${failures.length - 5} more` : '';
+    super(
+      'SHARDS_FAILED',
+      `${failures.length} of ${total} shards failed to start (${list}${more}). The other shards keep running; fix the cause, then cluster.restartShard(id).`,
+    );
+    this.name = 'ClusterConnectError';
+    this.failures = failures;
+  }
+}
+
+interface GatewayBot {
+  url: string;
+  shards: number;
+  session_start_limit: ApiSessionStartLimit;
+}
+
+/**
+ * Many shards, one event stream: fetches the recommended shard count and identify limits, starts every shard
+ * as fast as the identify lanes allow (`ceil(N / max_concurrency)` windows of 5 s), keeps per-shard health,
+ * restarts shards individually, and optionally spreads the shards over worker threads to use every core.
+ * A shard that fails for good is reported and does not take the others down.
+ *
+ * @example
+ * ```ts
+ * import { Cluster, Intents } from 'shardline';
+ * const cluster = new Cluster({ token: process.env.DISCORD_TOKEN!, intents: Intents.Guilds | Intents.GuildMessages, workers: 4 });
+ * cluster.on('dispatch', (e) => {
+ *   if (e.type === 'MESSAGE_CREATE') console.log(`shard ${e.shardId}: ${e.data.content}`);
+ * });
+ * cluster.on('error', (err) => console.error(err.message));
+ * await cluster.connect({ onProgress: (p) => console.log(`${p.ready}/${p.total} shards ready`) });
+ * console.table(cluster.status());
+ * // on shutdown: keep the sessions to resume them after a restart
+ * const sessions = await cluster.close({ resumable: true });
+ * ```
+ */
+export class Cluster extends TypedEmitter<ClusterEventMap> {
+  readonly #token: string;
+  private readonly options: ClusterOptions;
+  private readonly clock: Clock;
+  private readonly abort = new AbortController();
+  private readonly channels = new Set<EventChannel<DispatchEvent>>();
+  private readonly sessions: Record<number, Session>;
+  private readonly states = new Map<number, ShardState>();
+  private readonly stateCounts = new Map<ShardState, number>();
+  private readonly owners = new Map<number, ShardBackend>();
+  private readonly backends: ShardBackend[] = [];
+  private readonly grantWaiters = new Map<number, () => void>();
+  private readonly handles = new Map<number, ClusterShard>();
+  private pressure = 0;
+  private _total: number | null = null;
+  private _ids: number[] = [];
+  private _gatewayUrl: string | null = null;
+  private _maxConcurrency = 1;
+  private queue: IdentifyQueue | null = null;
+  private connecting: Promise<void> | null = null;
+  private closing: Promise<Record<number, Session>> | null = null;
+  private connectStartedAt = 0;
+  private progress: ((p: ClusterProgress) => void) | null = null;
+  private allReadyReported = false;
+  private readonly sink: ShardSink;
+
+  constructor(options: ClusterOptions) {
+    super();
+    if (typeof options?.token !== 'string' || options.token.trim() === '') {
+      throw new ShardlineError('INVALID_TOKEN', 'no token given: pass the bot token from the Developer Portal (e.g. process.env.DISCORD_TOKEN)');
+    }
+    const intents = options.intents;
+    if (!Number.isInteger(intents) || intents < 0 || (intents & ~AllIntents) !== 0) {
+      throw new ShardlineError('INVALID_INTENTS', `intents must be a bitfield of documented Intents values, got ${String(intents)}`);
+    }
+    const workers = options.workers ?? 0;
+    if (!Number.isInteger(workers) || workers < 0) throw new ShardlineError('INVALID_OPTION', `workers must be an integer >= 0, got ${String(workers)}`);
+    this.#token = options.token.trim().replace(/^Bot\s+/i, '');
+    this.options = options;
+    setMaxListeners(0, this.abort.signal); // one listener per pending start-up wait
+    this.clock = options.clock ?? systemClock;
+    this.sessions = {};
+    for (const [id, s] of Object.entries(options.sessions ?? {})) {
+      if (!isSession(s)) throw new ShardlineError('INVALID_SESSION', `sessions[${id}] must be { sessionId, sequence, resumeUrl }`);
+      this.sessions[Number(id)] = s;
+    }
+    const shards = options.shards ?? 'auto';
+    if (typeof shards === 'number') this.setShards(shards, range(shards));
+    else if (typeof shards === 'object') this.setShards(shards.total, shards.ids);
+    else if (shards !== 'auto') throw new ShardlineError('INVALID_SHARD', `shards must be 'auto', a count, or { ids, total }`);
+    this.sink = this.makeSink();
+    // Shard debug lines cost a string per event: forward them only while someone listens.
+    const self = this as unknown as EventEmitter;
+    self.on('newListener', (event: string) => {
+      if (event === 'debug') queueMicrotask(() => this.syncDebug());
+    });
+    self.on('removeListener', (event: string) => {
+      if (event === 'debug') this.syncDebug();
+    });
+  }
+
+  /** Shard count of the bot (known after `connect()` with `shards: 'auto'`). */
+  get total(): number | null {
+    return this._total;
+  }
+
+  /** Ids of the shards this cluster runs. */
+  get ids(): readonly number[] {
+    return this._ids;
+  }
+
+  /** Identify lanes (`max_concurrency`). */
+  get maxConcurrency(): number {
+    return this._maxConcurrency;
+  }
+
+  /** Gateway URL in use (known after `connect()` when not given). */
+  get gatewayUrl(): string | null {
+    return this._gatewayUrl;
+  }
+
+  /**
+   * Dispatches of every shard as one async iterable, in each shard's order. Create it before `connect()` to see
+   * every event. When the consumer falls `eventBufferSize` behind, every shard stops reading its socket until it
+   * catches up (quiet shards are never starved: all shards pause and resume together). Ends on `close()`.
+   */
+  events(): AsyncIterableIterator<DispatchEvent> {
+    let full = false;
+    const channel: EventChannel<DispatchEvent> = new EventChannel<DispatchEvent>(
+      this.options.eventBufferSize ?? 10_000,
+      (isFull) => {
+        if (isFull !== full) {
+          full = isFull;
+          this.setPressure(isFull ? 1 : -1);
+        }
+      },
+      () => this.channels.delete(channel),
+    );
+    if (this.closing) channel.end();
+    else this.channels.add(channel);
+    const it = channel[Symbol.asyncIterator]();
+    return Object.assign(it, { [Symbol.asyncIterator]: () => it }) as AsyncIterableIterator<DispatchEvent>;
+  }
+
+  /**
+   * Start every shard. Resolves when all are ready; rejects with a {@link ClusterConnectError} naming the shards
+   * that failed for good (bad token, invalid shard, spent identify budget, ...) once the rest are ready — those
+   * keep running. `onProgress` is told about every state change during start-up.
+   */
+  connect(options: { onProgress?: (progress: ClusterProgress) => void } = {}): Promise<void> {
+    if (this.closing) return Promise.reject(new ShardlineError('CLUSTER_CLOSED', 'the cluster is closed; create a new one'));
+    this.connecting ??= this.doConnect(options.onProgress ?? null);
+    return this.connecting;
+  }
+
+  /** The shard `id` (throws when it is not part of this cluster or the cluster has not started). */
+  shard(id: number): ClusterShard {
+    const handle = this.handles.get(id);
+    if (handle) return handle;
+    this.owner(id);
+    const cluster = this;
+    const created: ClusterShard = {
+      id,
+      get state() {
+        return cluster.states.get(id) ?? 'idle';
+      },
+      status: () => this.owner(id).status(id),
+      send: (payload) => this.send(id, payload),
+      updatePresence: (presence) => this.send(id, { op: 3, d: presence }),
+      restart: (opts) => this.restartShard(id, opts),
+      get shard() {
+        return cluster.owners.get(id)?.local(id);
+      },
+    };
+    this.handles.set(id, created);
+    return created;
+  }
+
+  /** The shard that receives a guild's events: `(guild_id >> 22) % total`, computed exactly with BigInt. */
+  shardIdFor(guildId: string | bigint): number {
+    if (this._total === null) throw new ShardlineError('NOT_STARTED', 'the shard count is not known yet: connect() first or pass shards');
+    let id: bigint;
+    try {
+      id = BigInt(guildId);
+    } catch {
+      throw new ShardlineError('INVALID_SNOWFLAKE', `not a snowflake: ${String(guildId).slice(0, 40)}`);
+    }
+    if (id < 0n) throw new ShardlineError('INVALID_SNOWFLAKE', `not a snowflake: ${String(guildId)}`);
+    return Number((id >> 22n) % BigInt(this._total));
+  }
+
+  /** Send a command on one shard (routed to the thread that owns it). */
+  send(shardId: number, payload: GatewayCommand): Promise<void> {
+    try {
+      return this.owner(shardId).send(shardId, payload);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** Update the presence of every running shard. Rejects (after trying all) if some could not send it. */
+  async updatePresence(presence: PresenceData): Promise<void> {
+    const ids = this._ids.filter((id) => this.states.get(id) !== 'fatal' && this.states.get(id) !== 'closed');
+    const results = await Promise.allSettled(ids.map((id) => this.send(id, { op: 3, d: presence })));
+    const failed = results.flatMap((r, i) => (r.status === 'rejected' ? [{ id: ids[i]!, err: r.reason as Error }] : []));
+    if (failed.length > 0) {
+      throw new ShardlineError('PRESENCE_FAILED', `presence not sent on ${failed.length} of ${ids.length} shards (shard ${failed[0]!.id}: ${failed[0]!.err.message})`, {
+        cause: failed[0]!.err,
+      });
+    }
+  }
+
+  /** Health of every shard, by id. Synchronous; in worker mode refreshed with every event batch and once a second. */
+  status(): ShardStatus[] {
+    return this._ids.map((id) => {
+      const owner = this.owners.get(id);
+      if (owner) return owner.status(id);
+      return { id, state: 'idle', latency: null, sessionId: null, sequence: 0, reconnects: 0, identifies: 0, resumes: 0, lastCloseCode: null };
+    });
+  }
+
+  /**
+   * Close one shard and connect it again, resuming its session (unless `resume: false` or it has none, e.g.
+   * after a fatal close). Resolves when it is ready again.
+   */
+  async restartShard(id: number, options: { resume?: boolean } = {}): Promise<void> {
+    if (this.closing) throw new ShardlineError('CLUSTER_CLOSED', 'the cluster is closed');
+    const owner = this.owner(id);
+    this.debugLine(`restarting shard ${id} (${options.resume === false ? 'new session' : 'resume'})`);
+    await owner.restart(id, options.resume ?? true);
+  }
+
+  /**
+   * Close every shard and release every timer, socket, worker and listener. With `resumable: true` the
+   * sessions survive and are returned, to be passed as `sessions` to a new cluster (within a few minutes).
+   * Identify waits are cancelled; `events()` iterators end after their buffered events.
+   */
+  close(options: { resumable?: boolean } = {}): Promise<Record<number, Session>> {
+    this.closing ??= this.doClose(options.resumable ?? false);
+    return this.closing;
+  }
+
+  // ---- internals ---------------------------------------------------------------------------------------
+
+  private async doClose(resumable: boolean): Promise<Record<number, Session>> {
+    this.abort.abort(new ShardlineError('CLUSTER_CLOSED', 'the cluster was closed'));
+    for (const wake of this.grantWaiters.values()) wake();
+    this.grantWaiters.clear();
+    const parts = await Promise.all(this.backends.map((b) => b.close(resumable).catch(() => ({}) as Record<number, Session>)));
+    for (const ch of this.channels) ch.end();
+    this.channels.clear();
+    this.pressure = 0;
+    this.progress = null;
+    const self = this as unknown as EventEmitter;
+    self.removeAllListeners('newListener');
+    self.removeAllListeners('removeListener');
+    return Object.assign({}, ...parts) as Record<number, Session>;
+  }
+
+  private async doConnect(onProgress: ((p: ClusterProgress) => void) | null): Promise<void> {
+    this.connectStartedAt = this.clock.now();
+    this.allReadyReported = false;
+    await this.prepare();
+    if (this.abort.signal.aborted) throw this.abort.signal.reason;
+    this.progress = onProgress;
+    const failures: { shardId: number; error: Error }[] = [];
+    const settled: Promise<void>[] = [];
+    const start = (id: number): Promise<void> => {
+      const done = this.owner(id)
+        .connect(id)
+        .catch((error: Error) => {
+          failures.push({ shardId: id, error });
+        });
+      settled.push(done);
+      // The start slot frees half a window after the shard's identify turn (or when it is ready, or failed): the
+      // next shard of the lane then connects mid-window, never while IDENTIFYs are on the wire, and waits ~2.5 s.
+      const granted = new Promise<void>((resolve) => this.grantWaiters.set(id, resolve)).then(() =>
+        sleep(this.clock, START_STAGGER, this.abort.signal).catch(() => undefined),
+      );
+      return Promise.race([done, granted]).finally(() => this.grantWaiters.delete(id));
+    };
+    const resumes = this._ids.filter((id) => this.sessions[id]);
+    const fresh = this._ids.filter((id) => !this.sessions[id]);
+    const ahead = Math.max(1, this.options.startAhead ?? 1) * this._maxConcurrency;
+    this.debugLine(`starting ${this._ids.length} shards of ${this._total}: ${resumes.length} resume, ${fresh.length} identify over ${this._maxConcurrency} lane(s)`);
+    await Promise.all([this.limited(resumes, RESUME_CONCURRENCY, start), this.limited(fresh, ahead, start)]);
+    await Promise.all(settled);
+    this.progress = null;
+    if (this.abort.signal.aborted) throw new ShardlineError('CLUSTER_CLOSED', 'the cluster was closed before every shard was ready');
+    if (failures.length > 0) {
+      failures.sort((a, b) => a.shardId - b.shardId);
+      throw new ClusterConnectError(failures, this._ids.length);
+    }
+  }
+
+  /** Run `fn` over `ids` in order, at most `limit` at a time (a slot is held until `fn`'s promise settles). */
+  private async limited(ids: number[], limit: number, fn: (id: number) => Promise<void>): Promise<void> {
+    let next = 0;
+    const lane = async (): Promise<void> => {
+      while (next < ids.length && !this.abort.signal.aborted) await fn(ids[next++]!);
+    };
+    await Promise.all(Array.from({ length: Math.min(limit, ids.length) }, lane));
+  }
+
+  /** Learn the shard count, gateway URL and identify limits; create the shards (not yet connected). */
+  private async prepare(): Promise<void> {
+    const o = this.options;
+    let bot: GatewayBot | null = null;
+    if (this._total === null || !o.gatewayUrl || !o.identifyQueue) bot = await this.fetchGatewayBot();
+    if (this._total === null) this.setShards(bot!.shards, range(bot!.shards));
+    this._gatewayUrl = o.gatewayUrl ?? bot!.url;
+    const limit = bot?.session_start_limit;
+    this._maxConcurrency = Math.max(1, limit?.max_concurrency ?? (o.identifyQueue instanceof LocalIdentifyQueue ? o.identifyQueue.maxConcurrency : 1));
+    const inner =
+      o.identifyQueue ??
+      new LocalIdentifyQueue({
+        clock: this.clock,
+        maxConcurrency: this._maxConcurrency,
+        window: CLUSTER_IDENTIFY_WINDOW,
+        budget: limit ? { total: limit.total, remaining: limit.remaining, resetAfter: limit.reset_after } : undefined,
+        onExhausted: o.onIdentifyBudgetExhausted ?? 'error',
+        onBudget: (e) => this.onBudget(e),
+      });
+    this.queue = {
+      acquire: async (shardId, signal) => {
+        await inner.acquire(shardId, signal);
+        this.grantWaiters.get(shardId)?.();
+      },
+    };
+    for (const id of this._ids) this.setState(id, 'idle');
+    const workers = Math.min(o.workers ?? 0, this._ids.length);
+    if (workers === 0) {
+      const group = new ShardGroup(this._ids, (id) => ({ ...this.shardOptions(id), clock: this.clock, identifyQueue: this.queue! }), this.sink);
+      this.addBackend(group, this._ids);
+    } else {
+      for (let w = 0; w < workers; w++) {
+        const ids = this._ids.filter((_, k) => k % workers === w);
+        const shardOptions: Record<number, Partial<ShardOptions>> = {};
+        for (const id of ids) shardOptions[id] = cloneableShardOptions(this.shardOptions(id));
+        const host = new WorkerHost({ index: w, ids, shardOptions, clockScale: this.clock.scale }, this.sink, this.queue);
+        this.addBackend(host, ids);
+      }
+      this.debugLine(`${this._ids.length} shards spread over ${workers} worker threads`);
+    }
+    this.syncDebug();
+    if (this.pressure > 0) for (const b of this.backends) b.setPaused(true);
+  }
+
+  private addBackend(backend: ShardBackend, ids: number[]): void {
+    this.backends.push(backend);
+    for (const id of ids) this.owners.set(id, backend);
+  }
+
+  /** Full options of one shard (without clock / queue). */
+  private shardOptions(id: number): ShardOptions {
+    const o = this.options;
+    const per = o.shardOptions?.(id) ?? {};
+    return {
+      token: this.#token,
+      intents: o.intents,
+      gatewayUrl: this._gatewayUrl!,
+      compression: o.compression,
+      events: o.events ? [...o.events] : undefined,
+      ...per,
+      id,
+      total: this._total!,
+      session: this.sessions[id] ?? per.session ?? null,
+    };
+  }
+
+  private async fetchGatewayBot(): Promise<GatewayBot> {
+    const base = (this.options.apiUrl ?? DEFAULT_API_URL).replace(/\/+$/, '');
+    const url = `${base}/gateway/bot`;
+    let res: Response;
+    try {
+      res = await fetch(url, {
+        headers: { Authorization: `Bot ${this.#token}`, 'User-Agent': 'DiscordBot (https://github.com/shardline/shardline, 0.1.0) shardline' },
+        signal: AbortSignal.any([this.abort.signal, AbortSignal.timeout(15_000)]),
+      });
+    } catch (err) {
+      if (this.abort.signal.aborted) throw this.abort.signal.reason;
+      throw new GatewayError('GATEWAY_BOT_FAILED', `GET ${url} failed: ${redact((err as Error).message, this.#token)}`, { cause: err });
+    }
+    const body = (await res.json().catch(() => null)) as Partial<GatewayBot> | null;
+    if (res.status === 401) {
+      throw new GatewayError('INVALID_TOKEN', `GET ${url} answered 401: the token was rejected; check DISCORD_TOKEN (Developer Portal → Bot)`);
+    }
+    const l = body?.session_start_limit;
+    if (!res.ok || !body || typeof body.url !== 'string' || !Number.isInteger(body.shards) || !l || !Number.isInteger(l.max_concurrency)) {
+      throw new GatewayError('GATEWAY_BOT_FAILED', `GET ${url} answered ${res.status} without { url, shards, session_start_limit }`);
+    }
+    this.debugLine(
+      `/gateway/bot: ${body.shards} shards recommended, max_concurrency ${l.max_concurrency}, ${l.remaining}/${l.total} session starts left (reset in ${Math.round(l.reset_after / 60000)} min)`,
+    );
+    return body as GatewayBot;
+  }
+
+  private setShards(total: number, ids: number[]): void {
+    if (!Number.isInteger(total) || total < 1) throw new ShardlineError('INVALID_SHARD', `shard count must be an integer >= 1, got ${String(total)}`);
+    const seen = new Set<number>();
+    for (const id of ids) {
+      if (!Number.isInteger(id) || id < 0 || id >= total || seen.has(id)) {
+        throw new ShardlineError('INVALID_SHARD', `shard ids must be distinct integers in [0, ${total}), got ${String(id)}`);
+      }
+      seen.add(id);
+    }
+    if (ids.length === 0) throw new ShardlineError('INVALID_SHARD', 'no shard ids given');
+    this._total = total;
+    this._ids = [...ids].sort((a, b) => a - b);
+  }
+
+  private owner(id: number): ShardBackend {
+    const owner = this.owners.get(id);
+    if (owner) return owner;
+    if (this._ids.includes(id)) throw new ShardlineError('NOT_STARTED', `shard ${id} has not been created yet: call connect() first`);
+    throw new ShardlineError('UNKNOWN_SHARD', `shard ${id} is not part of this cluster (ids ${describeIds(this._ids)})`);
+  }
+
+  private makeSink(): ShardSink {
+    return {
+      dispatch: (event) => {
+        for (const ch of this.channels) ch.push(event);
+        if (this.listenerCount('dispatch') === 0) return;
+        try {
+          this.emit('dispatch', event);
+        } catch (err) {
+          this.safeEmitShardError(new ShardlineError('LISTENER_ERROR', `a dispatch listener threw: ${(err as Error)?.message ?? String(err)}`, { cause: err }), event.shardId);
+        }
+      },
+      ready: (shardId, data) => {
+        this.guard(() => this.emit('shardReady', shardId, data));
+        this.checkAllReady();
+      },
+      resumed: (shardId, session) => {
+        this.guard(() => this.emit('shardResumed', shardId, session));
+        this.checkAllReady();
+      },
+      stateChange: (change) => {
+        this.setState(change.shardId, change.to);
+        this.guard(() => this.emit('shardStateChange', change));
+        if (this.progress) {
+          const c = (s: ShardState) => this.stateCounts.get(s) ?? 0;
+          const progress: ClusterProgress = {
+            total: this._ids.length,
+            ready: c('ready'),
+            failed: c('fatal'),
+            starting: c('connecting') + c('identifying') + c('resuming') + c('reconnecting'),
+            shardId: change.shardId,
+            state: change.to,
+            elapsed: this.clock.now() - this.connectStartedAt,
+          };
+          this.guard(() => this.progress?.(progress));
+        }
+      },
+      disconnected: (event) => this.guard(() => this.emit('shardDisconnected', event)),
+      error: (error, shardId) => {
+        this.safeEmitShardError(error, shardId);
+        if (this.states.get(shardId) === 'fatal') this.guard(() => this.emit('error', error));
+      },
+      debug: (event) => this.guard(() => this.emit('debug', event)),
+    };
+  }
+
+  private safeEmitShardError(error: Error, shardId: number): void {
+    try {
+      this.emit('shardError', error, shardId);
+    } catch {
+      // a throwing error listener must not break the shard that reported
+    }
+  }
+
+  /** Run a listener call; a throwing listener is reported, never thrown into a shard's socket handler. */
+  private guard(fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.safeEmitShardError(new ShardlineError('LISTENER_ERROR', `a cluster listener threw: ${(err as Error)?.message ?? String(err)}`, { cause: err }), -1);
+    }
+  }
+
+  private setState(id: number, to: ShardState): void {
+    const from = this.states.get(id);
+    if (from !== undefined) this.stateCounts.set(from, (this.stateCounts.get(from) ?? 1) - 1);
+    this.states.set(id, to);
+    this.stateCounts.set(to, (this.stateCounts.get(to) ?? 0) + 1);
+  }
+
+  private checkAllReady(): void {
+    if (this.allReadyReported || (this.stateCounts.get('ready') ?? 0) !== this._ids.length) return;
+    this.allReadyReported = true;
+    this.guard(() => this.emit('ready', { shards: this._ids.length, elapsed: this.clock.now() - this.connectStartedAt }));
+  }
+
+  private setPressure(delta: number): void {
+    const before = this.pressure > 0;
+    this.pressure = Math.max(0, this.pressure + delta);
+    const after = this.pressure > 0;
+    if (before === after) return;
+    this.debugLine(after ? 'event consumer is behind: pausing every shard' : 'event consumer caught up: resuming every shard');
+    for (const b of this.backends) b.setPaused(after);
+  }
+
+  private onBudget(e: IdentifyBudgetEvent): void {
+    const when = `${Math.round(e.resetIn / 60000)} min`;
+    const line =
+      e.kind === 'refilled'
+        ? `identify budget refilled: ${e.remaining}/${e.total}`
+        : `identify budget exhausted (0 of ${e.total} left, refills in ${when}): ${e.policy === 'wait' ? 'shards that must IDENTIFY wait for the refill' : 'shards that must IDENTIFY fail with IDENTIFY_BUDGET_EXHAUSTED'}`;
+    this.guard(() => this.emit('identifyBudget', e));
+    this.debugLine(line, this.listenerCount('identifyBudget') === 0);
+  }
+
+  private syncDebug(): void {
+    const enabled = this.listenerCount('debug') > 0;
+    for (const b of this.backends) b.setDebug(enabled);
+  }
+
+  /** A cluster-level debug line (shardId -1). `always` also prints a warning when nobody listens to debug. */
+  private debugLine(message: string, always = false): void {
+    if (this.listenerCount('debug') > 0) this.guard(() => this.emit('debug', { shardId: -1, message: redact(message, this.#token) }));
+    else if (always) process.emitWarning(`shardline cluster: ${message}`, { code: 'SHARDLINE_IDENTIFY_BUDGET' });
+  }
+}
+
+function range(n: number): number[] {
+  return Array.from({ length: Math.max(0, n) }, (_, i) => i);
+}
+
+function describeIds(ids: readonly number[]): string {
+  if (ids.length === 0) return 'none yet';
+  const contiguous = ids.every((id, i) => i === 0 || id === ids[i - 1]! + 1);
+  return contiguous ? `${ids[0]}–${ids[ids.length - 1]}` : ids.slice(0, 8).join(', ') + (ids.length > 8 ? ', …' : '');
+}

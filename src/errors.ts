@@ -1,0 +1,64 @@
+/**
+ * Error types. Every error shardline raises is a {@link ShardlineError} with a stable `code`, so callers
+ * can branch on `err.code` instead of parsing messages. No message ever contains the bot token.
+ */
+
+/** Base class of every error shardline raises. */
+export class ShardlineError extends Error {
+  /** Stable, machine-readable error code. */
+  readonly code: string;
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ShardlineError';
+    this.code = code;
+  }
+}
+
+/**
+ * The gateway closed the session in a way that must not be retried (bad token, invalid shard,
+ * disallowed intents, ...) or a connect attempt failed for good. `closeCode` is the gateway close code
+ * when there is one; the message says what to fix.
+ */
+export class GatewayError extends ShardlineError {
+  readonly closeCode: number | null;
+  readonly shardId: number | null;
+  constructor(code: string, message: string, opts: { closeCode?: number | null; shardId?: number | null; cause?: unknown } = {}) {
+    super(code, message, { cause: opts.cause });
+    this.name = 'GatewayError';
+    this.closeCode = opts.closeCode ?? null;
+    this.shardId = opts.shardId ?? null;
+  }
+}
+
+/** Malformed input from the server: bad JSON, a frame without an envelope, or an unknown op. */
+export class DecodeError extends ShardlineError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('DECODE_ERROR', message, options);
+    this.name = 'DecodeError';
+  }
+}
+
+/** Corrupt or oversized transport-compressed data. */
+export class InflateError extends ShardlineError {
+  constructor(code: 'INFLATE_CORRUPT' | 'INFLATE_TOO_LARGE' | 'INFLATE_UNAVAILABLE', message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+    this.name = 'InflateError';
+  }
+}
+
+/** A command could not be sent: too large, shard closed, or the offline queue is full. */
+export class SendError extends ShardlineError {
+  constructor(code: 'PAYLOAD_TOO_LARGE' | 'SHARD_CLOSED' | 'QUEUE_FULL' | 'NOT_CONNECTED' | 'ABORTED', message: string) {
+    super(code, message);
+    this.name = 'SendError';
+  }
+}
+
+/**
+ * Remove every occurrence of `secret` (and of `Bot secret`) from a string. Used on every debug line and
+ * error message that could echo user input, so the token can never leak.
+ */
+export function redact(text: string, secret: string | undefined): string {
+  if (!secret || secret.length < 4) return text;
+  return text.split(secret).join('[redacted]');
+}

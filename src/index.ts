@@ -1,0 +1,38 @@
+/**
+ * shardline — a Discord gateway client for Node.js.
+ *
+ * @example
+ * ```ts
+ * import { Shard, Intents } from 'shardline';
+ * const shard = new Shard({ token: process.env.DISCORD_TOKEN!, intents: Intents.Guilds | Intents.GuildMessages });
+ * shard.on('dispatch', (e) => console.log(e.type));
+ * await shard.connect();
+ * ```
+ * @packageDocumentation
+ */
+export { Shard, API_VERSION, DEFAULT_GATEWAY_URL, MAX_PAYLOAD_BYTES, type ShardOptions } from './shard.js';
+export { Intents, PrivilegedIntents, AllIntents, AllNonPrivilegedIntents, intentsForEvent, intentsForEvents, intentNames, type IntentName } from './intents.js';
+export { ShardlineError, GatewayError, DecodeError, InflateError, SendError } from './errors.js';
+export { CLOSE_CODES, decide, isSession, RESUMABLE_CLOSE_CODE, type Session, type ReconnectAction, type DisconnectCause, type Decision } from './session.js';
+export { TRANSITIONS, canTransition, type ShardState } from './state.js';
+export { LocalIdentifyQueue, abortable, type IdentifyQueue, type LocalIdentifyQueueOptions } from './queue.js';
+export { scaledClock, systemClock, sleep, type Clock, type TimerHandle } from './clock.js';
+export { Backoff, type BackoffOptions } from './backoff.js';
+export { MemberRequest } from './members.js';
+export { createInflater, type Inflater, type TransportCompression } from './inflate.js';
+export { scanHeader, parsePayload, type FrameHeader } from './decode.js';
+export type {
+  DispatchEvent,
+  DispatchType,
+  UnknownDispatchEvent,
+  GuildMembersChunk,
+  ReadyData,
+  DebugEvent,
+  StateChange,
+  DisconnectedEvent,
+  ShardEventMap,
+  PresenceData,
+} from './events.js';
+export { Cluster, ClusterConnectError, CLUSTER_IDENTIFY_WINDOW, DEFAULT_API_URL, type ClusterOptions } from './cluster.js';
+export type { ShardStatus, ClusterProgress, ClusterReadyEvent, ClusterEventMap, ClusterShard, GatewayCommand } from './cluster-status.js';
+export type { SessionStartBudget, ApiSessionStartLimit, IdentifyBudgetEvent } from './queue.js';

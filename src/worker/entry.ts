@@ -1,0 +1,162 @@
+/**
+ * Worker-thread side of a cluster: runs a {@link ShardGroup} (sockets, inflate, header scan, filtering and
+ * parsing all happen here), batches everything the shards report during one event-loop turn into one JSON
+ * string for the main thread, asks the main thread's identify queue for IDENTIFY turns, and executes the
+ * commands routed to it. Started by {@link WorkerHost}; not meant to be imported.
+ * @packageDocumentation
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { scaledClock } from '../clock.js';
+import { ShardGroup } from '../cluster-group.js';
+import type { ShardSink } from '../cluster-status.js';
+import type { IdentifyQueue } from '../queue.js';
+import type { ShardOptions } from '../shard.js';
+import { fromWire, toWire, type BatchItem, type FromWorker, type StatusRow, type ToWorker, type WorkerSpec } from './protocol.js';
+
+/** Real ms between status refreshes of every shard (latency and sequence change without events). */
+const STATUS_EVERY = 1000;
+
+if (!parentPort) throw new Error('shardline worker entry must run in a worker thread');
+const port = parentPort;
+const spec = workerData as WorkerSpec;
+const clock = scaledClock(spec.clockScale);
+
+// ---- batching -------------------------------------------------------------------------------------------
+
+let batch: BatchItem[] = [];
+let scheduled: NodeJS.Immediate | null = null;
+const dirty = new Set<number>();
+
+function push(item: BatchItem, shardId: number): void {
+  batch.push(item);
+  dirty.add(shardId);
+  scheduled ??= setImmediate(flush);
+}
+
+function flush(): void {
+  if (scheduled) clearImmediate(scheduled);
+  scheduled = null;
+  for (const id of dirty) {
+    const row = statusRow(id);
+    if (row) batch.push(['s', row]);
+  }
+  dirty.clear();
+  if (batch.length === 0) return;
+  const data = JSON.stringify(batch);
+  batch = [];
+  port.postMessage({ t: 'batch', data } satisfies FromWorker);
+}
+
+/** Send a message after everything the shards reported before it. */
+function post(msg: FromWorker): void {
+  flush();
+  port.postMessage(msg);
+}
+
+// ---- identify queue: the main thread's --------------------------------------------------------------------
+
+const acquires = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
+let nextAcquire = 1;
+const remoteQueue: IdentifyQueue = {
+  acquire(shardId, signal) {
+    return new Promise<void>((resolve, reject) => {
+      if (signal?.aborted) return reject(signal.reason);
+      const id = nextAcquire++;
+      const onAbort = () => {
+        if (!acquires.delete(id)) return;
+        port.postMessage({ t: 'abort', id } satisfies FromWorker);
+        reject(signal!.reason);
+      };
+      acquires.set(id, {
+        resolve: () => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        },
+        reject: (e) => {
+          signal?.removeEventListener('abort', onAbort);
+          reject(e);
+        },
+      });
+      signal?.addEventListener('abort', onAbort, { once: true });
+      port.postMessage({ t: 'acquire', id, shardId } satisfies FromWorker);
+    });
+  },
+};
+
+// ---- shards ---------------------------------------------------------------------------------------------
+
+const sink: ShardSink = {
+  dispatch: (e) => push(['d', e], e.shardId),
+  ready: (id, data) => push(['r', id, data], id),
+  resumed: (id, session) => push(['R', id, session], id),
+  stateChange: (c) => push(['c', c], c.shardId),
+  disconnected: (e) => push(['x', e], e.shardId),
+  error: (err, id) => push(['e', id, toWire(err)], id),
+  debug: (e) => push(['g', e], e.shardId),
+};
+
+const group = new ShardGroup(
+  spec.ids,
+  (id) => ({ ...(spec.shardOptions[id] as ShardOptions), clock, identifyQueue: remoteQueue }),
+  sink,
+);
+
+function statusRow(id: number): StatusRow | null {
+  if (!spec.shardOptions[id]) return null;
+  const s = group.status(id);
+  return [s.id, s.state, s.latency, s.sessionId, s.sequence, s.reconnects, s.identifies, s.resumes, s.lastCloseCode, s.guilds ?? null, s.error ?? null];
+}
+
+const refresh = setInterval(() => {
+  for (const id of spec.ids) dirty.add(id);
+  flush();
+}, STATUS_EVERY);
+refresh.unref();
+
+// ---- commands -----------------------------------------------------------------------------------------------
+
+async function run(method: string, args: unknown[]): Promise<unknown> {
+  switch (method) {
+    case 'connect':
+      return group.connect(args[0] as number);
+    case 'send':
+      return group.send(args[0] as number, args[1] as { op: number; d: unknown });
+    case 'restart':
+      return group.restart(args[0] as number, args[1] as boolean);
+    case 'close': {
+      clearInterval(refresh);
+      for (const p of acquires.values()) p.reject(new Error('worker closing'));
+      acquires.clear();
+      const sessions = await group.close(args[0] as boolean);
+      for (const id of spec.ids) dirty.add(id);
+      return sessions;
+    }
+    default:
+      throw new Error(`unknown method ${method}`);
+  }
+}
+
+port.on('message', (msg: ToWorker) => {
+  switch (msg.t) {
+    case 'call':
+      run(msg.method, msg.args).then(
+        (value) => post({ t: 'result', id: msg.id, ok: true, value: value ?? undefined }),
+        (err: unknown) => post({ t: 'result', id: msg.id, ok: false, error: toWire(err) }),
+      );
+      return;
+    case 'grant':
+      acquires.get(msg.id)?.resolve();
+      acquires.delete(msg.id);
+      return;
+    case 'deny':
+      acquires.get(msg.id)?.reject(fromWire(msg.error));
+      acquires.delete(msg.id);
+      return;
+    case 'pause':
+      group.setPaused(msg.paused);
+      return;
+    case 'debug':
+      group.setDebug(msg.enabled);
+      return;
+  }
+});

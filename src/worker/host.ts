@@ -1,0 +1,236 @@
+/**
+ * Main-thread side of one shard worker: spawns it, turns its event batches back into cluster events, answers
+ * its identify-queue requests from the cluster's single queue (lanes are global), routes commands to it and
+ * mirrors its shards' status so `cluster.status()` stays synchronous.
+ * @packageDocumentation
+ */
+import { Worker } from 'node:worker_threads';
+import { GatewayError, ShardlineError } from '../errors.js';
+import type { IdentifyQueue } from '../queue.js';
+import type { Session } from '../session.js';
+import type { Shard, ShardOptions } from '../shard.js';
+import type { GatewayCommand, ShardBackend, ShardSink, ShardStatus } from '../cluster-status.js';
+import { fromWire, toWire, type BatchItem, type CallMethod, type FromWorker, type StatusRow, type ToWorker, type WorkerSpec } from './protocol.js';
+
+/** How long `close()` waits for a worker to close its shards before terminating it, real ms. */
+const CLOSE_TIMEOUT = 10_000;
+
+/** Shard options that can cross a thread boundary: plain data only (functions, the clock and queue stay behind). */
+export function cloneableShardOptions(options: Partial<ShardOptions>): Partial<ShardOptions> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(options)) {
+    if (v === undefined || typeof v === 'function' || k === 'clock' || k === 'identifyQueue' || k === 'random') continue;
+    out[k] = k === 'events' && v !== null && typeof v === 'object' ? [...(v as Iterable<string>)] : v;
+  }
+  return out as Partial<ShardOptions>;
+}
+
+/** Where the worker entry is: next to this file, as `.ts` under tsx (run with `--import tsx`) or `.js` in `dist/`. */
+function workerEntry(): { url: URL; execArgv: string[] | undefined } {
+  const here = import.meta.url;
+  if (here.endsWith('.ts')) return { url: new URL('./entry.ts', here), execArgv: ['--import', 'tsx'] };
+  return { url: new URL('./entry.js', here), execArgv: undefined };
+}
+
+interface Pending {
+  resolve: (v: unknown) => void;
+  reject: (e: Error) => void;
+}
+
+/** One worker thread running some of the cluster's shards. Implements the cluster's {@link ShardBackend}. */
+export class WorkerHost implements ShardBackend {
+  readonly index: number;
+  private readonly worker: Worker;
+  private readonly mirror = new Map<number, ShardStatus>();
+  private readonly calls = new Map<number, Pending>();
+  private readonly acquires = new Map<number, AbortController>();
+  private nextCall = 1;
+  private exited = false;
+  private closing = false;
+  private crash: string | null = null;
+
+  constructor(
+    spec: WorkerSpec,
+    private readonly sink: ShardSink,
+    private readonly queue: IdentifyQueue,
+  ) {
+    this.index = spec.index;
+    for (const id of spec.ids) {
+      this.mirror.set(id, { id, state: 'idle', latency: null, sessionId: null, sequence: 0, reconnects: 0, identifies: 0, resumes: 0, lastCloseCode: null, worker: spec.index });
+    }
+    const entry = workerEntry();
+    this.worker = new Worker(entry.url, { workerData: spec, ...(entry.execArgv ? { execArgv: entry.execArgv } : {}), name: `shardline-worker-${spec.index}` });
+    this.worker.on('message', (msg: FromWorker) => this.onMessage(msg));
+    this.worker.on('error', (err: Error) => {
+      this.crash = err.message;
+    });
+    this.worker.on('exit', (code: number) => this.onExit(code));
+  }
+
+  local(): Shard | undefined {
+    return undefined;
+  }
+
+  connect(shardId: number): Promise<void> {
+    return this.call('connect', [shardId]).then(() => undefined);
+  }
+
+  send(shardId: number, payload: GatewayCommand): Promise<void> {
+    return this.call('send', [shardId, { op: payload.op, d: payload.d }]).then(() => undefined);
+  }
+
+  restart(shardId: number, resume: boolean): Promise<void> {
+    return this.call('restart', [shardId, resume]).then(() => undefined);
+  }
+
+  status(shardId: number): ShardStatus {
+    const s = this.mirror.get(shardId);
+    if (!s) throw new ShardlineError('UNKNOWN_SHARD', `shard ${shardId} is not run by worker ${this.index}`);
+    return { ...s };
+  }
+
+  async close(resumable: boolean): Promise<Record<number, Session>> {
+    this.closing = true;
+    let sessions: Record<number, Session> = {};
+    if (!this.exited) {
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new ShardlineError('WORKER_TIMEOUT', `worker ${this.index} did not close in time`)), CLOSE_TIMEOUT);
+      });
+      try {
+        sessions = (await Promise.race([this.call('close', [resumable]), timeout])) as Record<number, Session>;
+      } catch {
+        // terminated below; its sockets die with it
+      } finally {
+        clearTimeout(timer);
+      }
+    }
+    for (const ac of this.acquires.values()) ac.abort(new ShardlineError('ABORTED', 'cluster closed'));
+    this.acquires.clear();
+    if (!this.exited) await this.worker.terminate();
+    this.worker.removeAllListeners();
+    return sessions;
+  }
+
+  setPaused(paused: boolean): void {
+    this.post({ t: 'pause', paused });
+  }
+
+  setDebug(enabled: boolean): void {
+    this.post({ t: 'debug', enabled });
+  }
+
+  private call(method: CallMethod, args: unknown[]): Promise<unknown> {
+    if (this.exited) {
+      return Promise.reject(new GatewayError('WORKER_EXITED', `worker ${this.index} is not running${this.crash ? ` (${this.crash})` : ''}`));
+    }
+    const id = this.nextCall++;
+    return new Promise((resolve, reject) => {
+      this.calls.set(id, { resolve, reject });
+      this.post({ t: 'call', id, method, args });
+    });
+  }
+
+  private post(msg: ToWorker): void {
+    if (!this.exited) this.worker.postMessage(msg);
+  }
+
+  private onMessage(msg: FromWorker): void {
+    switch (msg.t) {
+      case 'batch':
+        this.onBatch(JSON.parse(msg.data) as BatchItem[]);
+        return;
+      case 'result': {
+        const p = this.calls.get(msg.id);
+        this.calls.delete(msg.id);
+        if (msg.ok) p?.resolve(msg.value);
+        else p?.reject(fromWire(msg.error));
+        return;
+      }
+      case 'acquire': {
+        const ac = new AbortController();
+        this.acquires.set(msg.id, ac);
+        this.queue.acquire(msg.shardId, ac.signal).then(
+          () => {
+            if (this.acquires.delete(msg.id)) this.post({ t: 'grant', id: msg.id });
+          },
+          (err: unknown) => {
+            if (this.acquires.delete(msg.id)) this.post({ t: 'deny', id: msg.id, error: toWire(err) });
+          },
+        );
+        return;
+      }
+      case 'abort': {
+        const ac = this.acquires.get(msg.id);
+        this.acquires.delete(msg.id);
+        ac?.abort(new ShardlineError('ABORTED', 'identify wait cancelled'));
+        return;
+      }
+    }
+  }
+
+  private onBatch(items: BatchItem[]): void {
+    const sink = this.sink;
+    for (const item of items) {
+      switch (item[0]) {
+        case 'd': {
+          const m = this.mirror.get(item[1].shardId);
+          if (m && item[1].sequence > m.sequence) m.sequence = item[1].sequence;
+          sink.dispatch(item[1]);
+          break;
+        }
+        case 'r':
+          sink.ready(item[1], item[2]);
+          break;
+        case 'R':
+          sink.resumed(item[1], item[2]);
+          break;
+        case 'c': {
+          const m = this.mirror.get(item[1].shardId);
+          if (m) m.state = item[1].to;
+          sink.stateChange(item[1]);
+          break;
+        }
+        case 'x':
+          sink.disconnected(item[1]);
+          break;
+        case 'e':
+          sink.error(fromWire(item[2]), item[1]);
+          break;
+        case 'g':
+          sink.debug(item[1]);
+          break;
+        case 's':
+          this.applyStatus(item[1]);
+          break;
+      }
+    }
+  }
+
+  private applyStatus(row: StatusRow): void {
+    const [id, state, latency, sessionId, sequence, reconnects, identifies, resumes, lastCloseCode, guilds, error] = row;
+    const s: ShardStatus = { id, state, latency, sessionId, sequence, reconnects, identifies, resumes, lastCloseCode, worker: this.index };
+    if (guilds !== null) s.guilds = guilds;
+    if (error !== null) s.error = error;
+    this.mirror.set(id, s);
+  }
+
+  private onExit(code: number): void {
+    this.exited = true;
+    const why = `worker ${this.index} exited (code ${code})${this.crash ? `: ${this.crash}` : ''}`;
+    for (const p of this.calls.values()) p.reject(new GatewayError('WORKER_EXITED', why));
+    this.calls.clear();
+    for (const ac of this.acquires.values()) ac.abort(new ShardlineError('ABORTED', why));
+    this.acquires.clear();
+    if (this.closing) return;
+    // The worker died on its own: its shards are gone. Report each one as stopped.
+    for (const m of this.mirror.values()) {
+      if (m.state === 'closed' || m.state === 'fatal') continue;
+      const from = m.state;
+      m.state = 'fatal';
+      m.error = why;
+      this.sink.stateChange({ shardId: m.id, from, to: 'fatal', reason: why });
+      this.sink.error(new GatewayError('WORKER_EXITED', `shard ${m.id}: ${why}`, { shardId: m.id }), m.id);
+    }
+  }
+}

@@ -1,0 +1,94 @@
+/**
+ * Messages between the main thread ({@link WorkerHost}) and a shard worker (`entry.ts`).
+ *
+ * Events travel worker → main in batches: every item produced during one turn of the worker's event loop
+ * goes into one array, sent as a single JSON string (a flat string copy instead of a structured clone of
+ * every parsed payload). Items keep the order in which the shards produced them.
+ * @packageDocumentation
+ */
+import { GatewayError, SendError, ShardlineError } from '../errors.js';
+import type { DebugEvent, DisconnectedEvent, DispatchEvent, ReadyData, StateChange } from '../events.js';
+import type { Session } from '../session.js';
+import type { ShardOptions } from '../shard.js';
+import type { ShardState } from '../state.js';
+
+/** `workerData` of a shard worker. */
+export interface WorkerSpec {
+  index: number;
+  ids: number[];
+  /** Full options of each shard, plain data only (no clock, queue or functions). */
+  shardOptions: Record<number, Partial<ShardOptions>>;
+  /** Scale of the cluster's clock; the worker runs `scaledClock(clockScale)`. */
+  clockScale: number;
+}
+
+/** A serialised error (the class is rebuilt on the other side so `instanceof` and `code` keep working). */
+export interface WireError {
+  name: string;
+  code?: string;
+  message: string;
+  closeCode?: number | null;
+  shardId?: number | null;
+}
+
+/** Status row: id, state, latency, sessionId, sequence, reconnects, identifies, resumes, lastCloseCode, guilds, error. */
+export type StatusRow = [number, ShardState, number | null, string | null, number, number, number, number, number | null, number | null, string | null];
+
+/** One batched item. */
+export type BatchItem =
+  | ['d', DispatchEvent]
+  | ['r', number, ReadyData]
+  | ['R', number, Session]
+  | ['c', StateChange]
+  | ['x', DisconnectedEvent]
+  | ['e', number, WireError]
+  | ['g', DebugEvent]
+  | ['s', StatusRow];
+
+export type CallMethod = 'connect' | 'send' | 'restart' | 'close';
+
+/** main → worker. */
+export type ToWorker =
+  | { t: 'call'; id: number; method: CallMethod; args: unknown[] }
+  | { t: 'grant'; id: number }
+  | { t: 'deny'; id: number; error: WireError }
+  | { t: 'pause'; paused: boolean }
+  | { t: 'debug'; enabled: boolean };
+
+/** worker → main. */
+export type FromWorker =
+  | { t: 'batch'; data: string }
+  | { t: 'result'; id: number; ok: true; value?: unknown }
+  | { t: 'result'; id: number; ok: false; error: WireError }
+  | { t: 'acquire'; id: number; shardId: number }
+  | { t: 'abort'; id: number };
+
+export function toWire(err: unknown): WireError {
+  const e = err instanceof Error ? err : new Error(String(err));
+  const out: WireError = { name: e.name, message: e.message };
+  if (e instanceof ShardlineError) out.code = e.code;
+  if (e instanceof GatewayError) {
+    out.closeCode = e.closeCode;
+    out.shardId = e.shardId;
+  }
+  return out;
+}
+
+export function fromWire(w: WireError): Error {
+  switch (w.name) {
+    case 'GatewayError':
+      return new GatewayError(w.code ?? 'UNKNOWN', w.message, { closeCode: w.closeCode ?? null, shardId: w.shardId ?? null });
+    case 'SendError':
+      return new SendError((w.code ?? 'SHARD_CLOSED') as ConstructorParameters<typeof SendError>[0], w.message);
+    default: {
+      if (w.code !== undefined) {
+        const e = new ShardlineError(w.code, w.message);
+        if (w.name !== 'ShardlineError') e.name = w.name;
+        return e;
+      }
+      const e = new Error(w.message);
+      e.name = w.name;
+      return e;
+    }
+  }
+}

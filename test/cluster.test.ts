@@ -1,0 +1,430 @@
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { scaledClock, type Clock } from '../src/clock.js';
+import { Cluster, ClusterConnectError, CLUSTER_IDENTIFY_WINDOW, type ClusterOptions } from '../src/cluster.js';
+import type { ClusterProgress } from '../src/cluster-status.js';
+import { GatewayError, ShardlineError } from '../src/errors.js';
+import type { DispatchEvent } from '../src/events.js';
+import { GatewaySimulator, generateGuildIds, shardForGuild } from '../src/simulator/index.js';
+import type { GatewaySimulatorOptions } from '../src/simulator/types.js';
+import { TOKEN, SCALE, until, delay } from './helpers/setup.js';
+
+const unhandled: unknown[] = [];
+const onUnhandled = (reason: unknown) => unhandled.push(reason);
+process.on('unhandledRejection', onUnhandled);
+after(() => {
+  process.off('unhandledRejection', onUnhandled);
+  assert.deepEqual(unhandled, [], 'no unhandled rejections');
+});
+
+const MSG = (n: number, tag = 'm') => ({ id: String(1000 + n), channel_id: '1', content: `${tag}${n}`, author: { id: '2' } });
+const content = (e: DispatchEvent) => (e.data as { content?: string }).content ?? '';
+
+interface Rig {
+  sim: GatewaySimulator;
+  clock: Clock;
+  clusters: Cluster[];
+  cluster(opts?: Partial<ClusterOptions>): Cluster;
+  stop(): Promise<void>;
+}
+
+async function rig(simOpts: GatewaySimulatorOptions = {}, scale = SCALE): Promise<Rig> {
+  const clock = scaledClock(scale);
+  const sim = await GatewaySimulator.start({ tokens: [TOKEN], clock, ...simOpts });
+  const clusters: Cluster[] = [];
+  return {
+    sim,
+    clock,
+    clusters,
+    cluster(opts = {}) {
+      const c = new Cluster({ token: TOKEN, intents: 513, apiUrl: sim.apiUrl, clock, ...opts });
+      clusters.push(c);
+      return c;
+    },
+    async stop() {
+      await Promise.all(clusters.map((c) => c.close().catch(() => undefined)));
+      await sim.stop();
+    },
+  };
+}
+
+// ---- start-up timing ---------------------------------------------------------------------------------------
+
+/**
+ * The simulator runs in this process, so the time at which it *reads* an IDENTIFY includes real event-loop delay,
+ * which a scaled clock magnifies 1/scale times (1 real ms = 33 virtual ms here). The client's send times are exact,
+ * so the 5 s rule is asserted on them; the simulator's own bucket (and its timestamps) allow for that read jitter.
+ */
+const TIMING_SCALE = 0.03;
+const READ_JITTER = 30 / TIMING_SCALE; // 30 real ms
+
+async function startup(n: number, mc: number, t: { diagnostic(msg: string): void }) {
+  const r = await rig(
+    { shards: n, maxConcurrency: mc, guilds: n, identifyWindow: 5000 - READ_JITTER, heartbeatInterval: 41_250 },
+    TIMING_SCALE,
+  );
+  try {
+    const serverAt = new Map<number, number>();
+    r.sim.on('identify', (e) => serverAt.set(e.shardId, r.clock.now()));
+    const cluster = r.cluster({ compression: false });
+    const sentAt = new Map<number, number>();
+    cluster.on('debug', (e) => {
+      if (e.message.startsWith('IDENTIFY shard')) sentAt.set(e.shardId, r.clock.now());
+    });
+    const progress: ClusterProgress[] = [];
+    let readyEvent: { shards: number; elapsed: number } | null = null;
+    cluster.on('ready', (e) => (readyEvent = e));
+    const t0 = r.clock.now();
+    await cluster.connect({ onProgress: (p) => progress.push(p) });
+    const elapsed = r.clock.now() - t0;
+
+    assert.equal(cluster.total, n);
+    assert.equal(cluster.maxConcurrency, mc);
+    assert.ok(cluster.status().every((s) => s.state === 'ready' && s.identifies === 1 && s.sessionId));
+    assert.equal(r.sim.stats.identifies, n, 'one IDENTIFY per shard');
+    assert.equal(r.sim.stats.invalidSessions, 0, 'no op 9 (no identify bucket violated)');
+    assert.equal(readyEvent!.shards, n);
+    assert.equal(progress.at(-1)!.ready, n);
+    assert.ok(progress.some((p) => p.starting > 0 && p.ready < n));
+
+    const k = Math.ceil(n / mc);
+    let minClientGap = Infinity;
+    let minServerGap = Infinity;
+    for (let lane = 0; lane < mc; lane++) {
+      const ids = [...sentAt.keys()].filter((id) => id % mc === lane).sort((a, b) => sentAt.get(a)! - sentAt.get(b)!);
+      assert.deepEqual(ids, [...ids].sort((a, b) => a - b), `lane ${lane} identifies in id order (FIFO)`);
+      for (let i = 1; i < ids.length; i++) {
+        minClientGap = Math.min(minClientGap, sentAt.get(ids[i]!)! - sentAt.get(ids[i - 1]!)!);
+        minServerGap = Math.min(minServerGap, serverAt.get(ids[i]!)! - serverAt.get(ids[i - 1]!)!);
+      }
+    }
+    if (k > 1) {
+      assert.ok(minClientGap >= 5000, `no two IDENTIFYs of one lane within 5 s (client send times; min ${minClientGap.toFixed(0)})`);
+      assert.ok(minServerGap >= 5000 - READ_JITTER, `simulator saw lanes respected (min ${minServerGap.toFixed(0)})`);
+    }
+    // lanes run in parallel: every lane's first IDENTIFY goes out before any lane's second one
+    const firsts = Array.from({ length: Math.min(mc, n) }, (_, lane) => sentAt.get(lane)!);
+    assert.ok(Math.max(...firsts) - Math.min(...firsts) < 5000, 'the first wave goes out together');
+
+    const times = [...sentAt.values()];
+    const span = Math.max(...times) - Math.min(...times);
+    const idealSpan = (k - 1) * 5000;
+    const bound = k * 5000;
+    t.diagnostic(
+      `${n} shards, max_concurrency ${mc}: all ready after ${(elapsed / 1000).toFixed(2)} s virtual = ${((elapsed / bound) * 100).toFixed(1)} % of ` +
+        `ceil(N/mc) × 5 s = ${bound / 1000} s; identify span ${(span / 1000).toFixed(2)} s vs ideal ${idealSpan / 1000} s (+${(((span - idealSpan) / Math.max(1, idealSpan)) * 100).toFixed(2)} %); ` +
+        `min lane gap ${minClientGap.toFixed(0)} ms (client) / ${minServerGap.toFixed(0)} ms (simulator)`,
+    );
+    // bounded from below by the protocol, from above by ceil(N/mc) windows (+3 %)
+    assert.ok(span >= idealSpan, `identify span ${span} >= ${idealSpan}`);
+    assert.ok(span <= idealSpan * 1.04 + 500, `identify span ${span.toFixed(0)} within 4 % of ${idealSpan}`);
+    assert.ok(elapsed >= idealSpan, `start-up ${elapsed} >= ${idealSpan}`);
+    assert.ok(elapsed <= bound * 1.03, `start-up ${elapsed.toFixed(0)} within 3 % of ceil(N/mc) windows (${bound})`);
+    await cluster.close();
+  } finally {
+    await r.stop();
+  }
+}
+
+test('start-up: 100 shards, max_concurrency 16 (128 shards, 8 windows)', (t) => startup(128, 16, t));
+test('start-up: 100 shards, max_concurrency 4 (25 windows)', (t) => startup(100, 4, t));
+test('start-up: 100 shards, max_concurrency 1 (100 windows)', (t) => startup(100, 1, t));
+
+// ---- failure isolation, health, restart ----------------------------------------------------------------
+
+test('a fatal shard is reported with its reason and does not take the others down; it can be restarted alone', async () => {
+  // 9 guilds over 4 shards: shard 0 gets 3, above maxGuildsPerShard 2 -> 4011 Sharding required
+  const guilds = generateGuildIds(9, 4);
+  const r = await rig({ shards: 4, maxConcurrency: 4, guilds, maxGuildsPerShard: 2 });
+  try {
+    const cluster = r.cluster();
+    const errors: Error[] = [];
+    const shardErrors: number[] = [];
+    cluster.on('error', (e) => errors.push(e));
+    cluster.on('shardError', (_e, id) => shardErrors.push(id));
+    let allReady = 0;
+    cluster.on('ready', () => allReady++);
+    const err = await cluster.connect().then(
+      () => null,
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof ClusterConnectError, String(err));
+    assert.equal(err.code, 'SHARDS_FAILED');
+    assert.deepEqual(err.failures.map((f) => f.shardId), [0]);
+    const cause = err.failures[0]!.error as GatewayError;
+    assert.equal(cause.closeCode, 4011);
+    assert.equal(cause.shardId, 0);
+    assert.match(err.message, /1 of 4 shards failed.*shard 0: .*4011/);
+    assert.equal(errors.length, 1);
+    assert.equal((errors[0] as GatewayError).shardId, 0);
+    assert.ok(shardErrors.includes(0));
+    assert.equal(allReady, 0);
+
+    const status = cluster.status();
+    assert.equal(status[0]!.state, 'fatal');
+    assert.equal(status[0]!.lastCloseCode, 4011);
+    assert.match(status[0]!.error ?? '', /4011/);
+    for (const s of status.slice(1)) {
+      assert.equal(s.state, 'ready');
+      assert.equal(s.guilds, guilds.filter((g) => shardForGuild(g, 4) === s.id).length);
+    }
+    // the others keep working
+    const seen: DispatchEvent[] = [];
+    cluster.on('dispatch', (e) => seen.push(e));
+    r.sim.dispatch(2, 'MESSAGE_CREATE', MSG(1));
+    await until(() => seen.some((e) => e.shardId === 2 && e.type === 'MESSAGE_CREATE'), 'dispatch from shard 2');
+    await assert.rejects(cluster.send(0, { op: 3, d: { since: null, activities: [], status: 'idle', afk: false } }), /shard 0/);
+
+    // fix the cause; restart only shard 0
+    r.sim.setOptions({ maxGuildsPerShard: 2500 });
+    const identifiesBefore = r.sim.stats.identifies;
+    await cluster.restartShard(0);
+    assert.equal(cluster.shard(0).state, 'ready');
+    assert.equal(r.sim.stats.identifies, identifiesBefore + 1);
+    assert.equal(allReady, 1, "'ready' once every shard is ready");
+    assert.equal(cluster.status()[0]!.error, undefined);
+
+    // restarting a healthy shard resumes it: no IDENTIFY, no lost event
+    const resumed: number[] = [];
+    cluster.on('shardResumed', (id) => resumed.push(id));
+    const seqBefore = cluster.shard(3).status().sequence;
+    await cluster.shard(3).restart();
+    assert.deepEqual(resumed, [3]);
+    assert.equal(r.sim.stats.identifies, identifiesBefore + 1);
+    assert.equal(cluster.shard(3).status().sessionId, status[3]!.sessionId);
+    assert.ok(cluster.shard(3).status().sequence >= seqBefore);
+    assert.equal(cluster.shard(3).status().reconnects, 0);
+    assert.ok(cluster.shard(3).shard, 'in-thread mode exposes the Shard');
+  } finally {
+    await r.stop();
+  }
+});
+
+// ---- one stream ---------------------------------------------------------------------------------------
+
+test('one stream for every shard: per-shard order kept, bounded with back-pressure, a quiet shard is not starved', async () => {
+  const r = await rig({ shards: 4, maxConcurrency: 4, guilds: 4 });
+  try {
+    const cluster = r.cluster({ eventBufferSize: 64, events: ['MESSAGE_CREATE'] });
+    const debug: string[] = [];
+    cluster.on('debug', (e) => debug.push(e.message));
+    const it = cluster.events();
+    await cluster.connect();
+    for (let i = 0; i < 1500; i++) {
+      r.sim.dispatch(0, 'MESSAGE_CREATE', MSG(i, 'busy'));
+      if (i % 100 === 0) r.sim.dispatch(1, 'MESSAGE_CREATE', MSG(i / 100, 'quiet'));
+    }
+    const got: DispatchEvent[] = [];
+    let quietAt = -1;
+    for await (const e of it) {
+      got.push(e);
+      if (e.shardId === 1 && quietAt < 0) quietAt = got.length;
+      if (got.length % 50 === 0) await delay(2); // a slow consumer
+      if (got.length === 1515) break;
+    }
+    const busy = got.filter((e) => e.shardId === 0).map(content);
+    const quiet = got.filter((e) => e.shardId === 1).map(content);
+    assert.deepEqual(busy, Array.from({ length: 1500 }, (_, i) => `busy${i}`));
+    assert.deepEqual(quiet, Array.from({ length: 15 }, (_, i) => `quiet${i}`));
+    assert.ok(quietAt > 0 && quietAt < 200, `the quiet shard's first event came early (at ${quietAt})`);
+    assert.ok(debug.some((l) => l.includes('pausing every shard')), 'back-pressure reached the shards');
+    assert.ok(debug.some((l) => l.includes('resuming every shard')));
+    assert.ok(cluster.status().every((s) => s.state === 'ready'), 'pausing did not cost a connection');
+  } finally {
+    await r.stop();
+  }
+});
+
+// ---- routing ------------------------------------------------------------------------------------------
+
+test('shardIdFor is exact for large snowflakes; commands route to the owning shard', async () => {
+  const r = await rig({ shards: 7, maxConcurrency: 7, guilds: 7 });
+  try {
+    const cluster = r.cluster({ shards: 7 });
+    const ids = ['18446744073709551615', '1234567890123456789', '9007199254740993', '175928847299117063', '41771983423143936'];
+    for (const id of ids) {
+      assert.equal(cluster.shardIdFor(id), Number((BigInt(id) >> 22n) % 7n));
+      assert.equal(cluster.shardIdFor(BigInt(id)), shardForGuild(id, 7));
+    }
+    // the classic bug: Number() loses the low bits of a snowflake (and `id >> 22 % n` is wrong twice)
+    assert.notEqual(cluster.shardIdFor('1234567890123456789'), Math.floor(Number('1234567890123456789') / 2 ** 22) % 7);
+    assert.throws(() => cluster.shardIdFor('not-a-number'), (e: ShardlineError) => e.code === 'INVALID_SNOWFLAKE');
+    assert.throws(() => new Cluster({ token: TOKEN, intents: 1 }).shardIdFor('1'), (e: ShardlineError) => e.code === 'NOT_STARTED');
+
+    await cluster.connect();
+    const ops: [number | null, number][] = [];
+    r.sim.on('payload', (p) => {
+      if (p.op === 3) ops.push([p.shardId, p.op]);
+    });
+    const guild = r.sim.guildIds[5]!;
+    await cluster.send(cluster.shardIdFor(guild), { op: 3, d: { since: null, activities: [], status: 'dnd', afk: false } });
+    await until(() => ops.length === 1, 'op 3 on one shard');
+    assert.deepEqual(ops[0], [shardForGuild(guild, 7), 3]);
+    await cluster.updatePresence({ since: null, activities: [], status: 'online', afk: false });
+    await until(() => ops.length === 8, 'op 3 on every shard');
+    assert.deepEqual(new Set(ops.slice(1).map((o) => o[0])), new Set([0, 1, 2, 3, 4, 5, 6]));
+    await assert.rejects(cluster.send(9, { op: 1, d: null }), (e: ShardlineError) => e.code === 'UNKNOWN_SHARD');
+  } finally {
+    await r.stop();
+  }
+});
+
+// ---- resumable restart --------------------------------------------------------------------------------
+
+async function resumableRestart(workers: number) {
+  const r = await rig({ shards: 6, maxConcurrency: 6, guilds: 6 });
+  try {
+    const a = r.cluster({ workers, shards: 6 });
+    const seenA: DispatchEvent[] = [];
+    a.on('dispatch', (e) => e.type === 'MESSAGE_CREATE' && seenA.push(e));
+    await a.connect();
+    if (workers > 0) assert.deepEqual(new Set(a.status().map((s) => s.worker)), new Set([0, 1]));
+    for (let id = 0; id < 6; id++) r.sim.dispatch(id, 'MESSAGE_CREATE', MSG(id, 'before'));
+    await until(() => seenA.length === 6, 'events before close');
+    const sessions = await a.close({ resumable: true });
+    assert.deepEqual(Object.keys(sessions).map(Number).sort(), [0, 1, 2, 3, 4, 5]);
+    assert.ok(a.status().every((s) => s.state === 'closed'));
+
+    // events dispatched while no process is connected wait in the gateway's replay buffer
+    for (let id = 0; id < 6; id++) for (let i = 0; i < 5; i++) r.sim.dispatch(id, 'MESSAGE_CREATE', MSG(id * 10 + i, 'between'));
+    const identifies = r.sim.stats.identifies;
+    const b = r.cluster({ workers, shards: 6, sessions });
+    const stream = b.events();
+    const resumed: number[] = [];
+    b.on('shardResumed', (id) => resumed.push(id));
+    await b.connect();
+    assert.equal(r.sim.stats.identifies, identifies, 'no IDENTIFY: every shard resumed');
+    assert.deepEqual(resumed.sort(), [0, 1, 2, 3, 4, 5]);
+    const got: DispatchEvent[] = [];
+    for await (const e of stream) {
+      if (e.type === 'MESSAGE_CREATE') got.push(e);
+      if (got.length === 30) break;
+    }
+    await delay(50);
+    const texts = got.map((e) => `${e.shardId}:${content(e)}`).sort();
+    const expected = Array.from({ length: 30 }, (_, k) => `${Math.floor(k / 5)}:between${Math.floor(k / 5) * 10 + (k % 5)}`).sort();
+    assert.deepEqual(texts, expected, 'every event dispatched in between, exactly once, none from before');
+    for (let id = 0; id < 6; id++) {
+      const seqs = got.filter((e) => e.shardId === id).map((e) => e.sequence);
+      assert.deepEqual(seqs, [...seqs].sort((x, y) => x - y), `shard ${id} in order`);
+      assert.ok(seqs[0]! > sessions[id]!.sequence);
+    }
+    await b.close();
+  } finally {
+    await r.stop();
+  }
+}
+
+test('close({ resumable }) then new Cluster({ sessions }): zero IDENTIFYs, no event lost or repeated', () => resumableRestart(0));
+
+// ---- worker threads -----------------------------------------------------------------------------------
+
+test('worker mode: shards in 2 worker threads, one stream, routed commands, status, restart', async () => {
+  const r = await rig({ shards: 8, maxConcurrency: 8, guilds: 16 });
+  try {
+    const cluster = r.cluster({ workers: 2, shards: 8, shardOptions: (id) => ({ largeThreshold: 50 + id }) });
+    const seen: DispatchEvent[] = [];
+    cluster.on('dispatch', (e) => seen.push(e));
+    const shardReady: number[] = [];
+    cluster.on('shardReady', (id, d) => {
+      assert.ok(d.session_id);
+      shardReady.push(id);
+    });
+    let allReady = false;
+    cluster.on('ready', () => (allReady = true));
+    const payloads: { shardId: number | null; op: number; d: unknown }[] = [];
+    r.sim.on('identify', (e) => payloads.push({ shardId: e.shardId, op: 2, d: e.payload }));
+    await cluster.connect();
+    assert.ok(allReady);
+    assert.deepEqual(shardReady.sort((a, b) => a - b), [0, 1, 2, 3, 4, 5, 6, 7]);
+    const status = cluster.status();
+    assert.deepEqual(status.map((s) => s.worker), [0, 1, 0, 1, 0, 1, 0, 1]);
+    assert.ok(status.every((s) => s.state === 'ready' && s.sessionId && s.guilds === 2));
+    assert.equal(cluster.shard(3).shard, undefined);
+    // per-shard options crossed the thread boundary
+    assert.equal((payloads.find((p) => p.shardId === 5)!.d as { large_threshold: number }).large_threshold, 55);
+
+    for (let i = 0; i < 40; i++) r.sim.dispatch(i % 8, 'MESSAGE_CREATE', MSG(i));
+    await until(() => seen.filter((e) => e.type === 'MESSAGE_CREATE').length === 40, '40 messages from both workers');
+    for (let id = 0; id < 8; id++) {
+      const mine = seen.filter((e) => e.type === 'MESSAGE_CREATE' && e.shardId === id);
+      assert.deepEqual(mine.map(content), [0, 1, 2, 3, 4].map((k) => `m${k * 8 + id}`));
+    }
+    await until(() => cluster.shard(6).status().sequence >= 6, 'status mirror follows the sequence');
+
+    const ops: (number | null)[] = [];
+    r.sim.on('payload', (p) => p.op === 3 && ops.push(p.shardId));
+    await cluster.send(5, { op: 3, d: { since: null, activities: [], status: 'idle', afk: false } });
+    await until(() => ops.length === 1, 'routed op 3');
+    assert.deepEqual(ops, [5]);
+    await cluster.updatePresence({ since: null, activities: [], status: 'online', afk: false });
+    await until(() => ops.length === 9, 'op 3 on all 8 shards');
+    await assert.rejects(cluster.send(5, { op: 3, d: 'x'.repeat(5000) }), (e: ShardlineError) => e.code === 'PAYLOAD_TOO_LARGE');
+
+    const identifies = r.sim.stats.identifies;
+    await cluster.restartShard(5);
+    assert.equal(r.sim.stats.identifies, identifies, 'restart resumed');
+    assert.equal(cluster.shard(5).state, 'ready');
+    await cluster.restartShard(5, { resume: false });
+    assert.equal(r.sim.stats.identifies, identifies + 1);
+  } finally {
+    await r.stop();
+  }
+});
+
+test('worker mode: a fatal shard in a worker is reported and isolated', async () => {
+  const r = await rig({ shards: 4, maxConcurrency: 4, guilds: 4, applicationIntents: 0 });
+  try {
+    // shard 1 asks for a privileged intent the application lacks -> 4014
+    const cluster = r.cluster({ workers: 2, shards: 4, shardOptions: (id) => (id === 1 ? { intents: 513 | 2 } : {}) });
+    const errors: Error[] = [];
+    cluster.on('error', (e) => errors.push(e));
+    const err = (await cluster.connect().catch((e: unknown) => e)) as ClusterConnectError;
+    assert.ok(err instanceof ClusterConnectError);
+    assert.deepEqual(err.failures.map((f) => f.shardId), [1]);
+    assert.ok(err.failures[0]!.error instanceof GatewayError);
+    assert.equal((err.failures[0]!.error as GatewayError).closeCode, 4014);
+    assert.match(err.message, /Disallowed intent/);
+    assert.equal(errors.length, 1);
+    await until(() => cluster.status()[1]!.state === 'fatal', 'mirror shows fatal');
+    assert.deepEqual(cluster.status().map((s) => s.state), ['ready', 'fatal', 'ready', 'ready']);
+  } finally {
+    await r.stop();
+  }
+});
+
+test('worker mode: close({ resumable }) then new Cluster({ sessions }) resumes everything', () => resumableRestart(2));
+
+// ---- lifecycle ----------------------------------------------------------------------------------------
+
+test('options are validated; /gateway/bot errors are clear; close releases everything', async () => {
+  assert.throws(() => new Cluster({ token: '', intents: 1 }), (e: ShardlineError) => e.code === 'INVALID_TOKEN');
+  assert.throws(() => new Cluster({ token: TOKEN, intents: -1 }), (e: ShardlineError) => e.code === 'INVALID_INTENTS');
+  assert.throws(() => new Cluster({ token: TOKEN, intents: 1, shards: { ids: [3], total: 2 } }), (e: ShardlineError) => e.code === 'INVALID_SHARD');
+  assert.throws(() => new Cluster({ token: TOKEN, intents: 1, workers: -1 }), (e: ShardlineError) => e.code === 'INVALID_OPTION');
+
+  const r = await rig({ shards: 2, maxConcurrency: 2, guilds: 2 });
+  try {
+    const bad = r.cluster({ token: 'wrong-token-0000' });
+    await assert.rejects(bad.connect(), (e: GatewayError) => e.code === 'INVALID_TOKEN' && !e.message.includes('wrong-token-0000'));
+    await bad.close();
+
+    const before = process.getActiveResourcesInfo().filter((x) => x !== 'TTYWrap').length;
+    const c = r.cluster({ shards: { ids: [1], total: 2 } });
+    assert.deepEqual(c.ids, [1]);
+    const it = c.events();
+    await c.connect();
+    assert.deepEqual(c.status().map((s) => [s.id, s.state]), [[1, 'ready']]);
+    assert.throws(() => c.shard(0), (e: ShardlineError) => e.code === 'UNKNOWN_SHARD');
+    const sessions = await c.close();
+    assert.deepEqual(sessions, {});
+    assert.deepEqual(await it.next(), { value: undefined, done: true });
+    await assert.rejects(c.connect(), (e: ShardlineError) => e.code === 'CLUSTER_CLOSED');
+    await delay(50);
+    const afterClose = process.getActiveResourcesInfo().filter((x) => x !== 'TTYWrap').length;
+    assert.ok(afterClose <= before, `no timer or socket left behind (${before} → ${afterClose}: ${process.getActiveResourcesInfo().join(', ')})`);
+    assert.ok(CLUSTER_IDENTIFY_WINDOW >= 5000);
+  } finally {
+    await r.stop();
+  }
+});

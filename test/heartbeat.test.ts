@@ -1,0 +1,79 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Heartbeater } from '../src/heartbeat.js';
+import { ManualClock } from './helpers/manual-clock.js';
+
+function setup(random = 0.5) {
+  const clock = new ManualClock();
+  const sent: number[] = [];
+  let zombies = 0;
+  const hb = new Heartbeater({ clock, random: () => random, send: () => sent.push(clock.now()), onZombie: () => zombies++ });
+  return { clock, sent, hb, zombies: () => zombies };
+}
+
+test('first beat after interval x jitter, then every interval', () => {
+  const { clock, sent, hb } = setup(0.25);
+  hb.start(40_000);
+  clock.advance(9_999);
+  assert.equal(sent.length, 0);
+  clock.advance(1);
+  assert.deepEqual(sent, [10_000]);
+  hb.ack();
+  clock.advance(40_000);
+  assert.deepEqual(sent, [10_000, 50_000]);
+  hb.stop();
+  assert.equal(clock.pending, 0);
+});
+
+test('zombie: no ACK and no inbound traffic since the last beat', () => {
+  const { clock, sent, hb, zombies } = setup(0);
+  hb.start(1000);
+  clock.advance(0);
+  assert.equal(sent.length, 1);
+  clock.advance(1000);
+  assert.equal(zombies(), 1);
+  assert.equal(sent.length, 1, 'no beat after zombie');
+  assert.equal(clock.pending, 0, 'no timer left');
+});
+
+test('late ACK behind traffic is tolerated twice, then zombie', () => {
+  const { clock, sent, hb, zombies } = setup(0);
+  hb.start(1000);
+  clock.advance(0);
+  for (let i = 0; i < 2; i++) {
+    hb.noteInbound();
+    clock.advance(1000);
+  }
+  assert.equal(zombies(), 0);
+  assert.equal(sent.length, 3);
+  hb.noteInbound();
+  clock.advance(1000);
+  assert.equal(zombies(), 1);
+});
+
+test('latency from beat to ACK; op 1 beats at once without moving the timer', () => {
+  const { clock, sent, hb } = setup(0);
+  hb.start(1000);
+  clock.advance(0);
+  clock.advance(30);
+  hb.ack();
+  assert.deepEqual(hb.latency, { recent: [30], average: 30 });
+  clock.advance(100);
+  hb.beatNow();
+  assert.equal(sent.length, 2);
+  clock.advance(20);
+  hb.ack();
+  clock.advance(850);
+  assert.equal(sent.length, 3, 'interval timer unchanged by op 1');
+  assert.deepEqual(hb.latency.recent, [30, 20]);
+});
+
+test('paused consumer suspends zombie detection', () => {
+  const { clock, hb, zombies } = setup(0);
+  hb.start(1000);
+  clock.advance(0);
+  hb.setPaused(true);
+  clock.advance(5000);
+  assert.equal(zombies(), 0);
+  hb.stop();
+});

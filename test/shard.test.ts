@@ -1,0 +1,541 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { GatewayError, SendError } from '../src/errors.js';
+import { Intents } from '../src/intents.js';
+import { CLOSE_CODES } from '../src/session.js';
+import type { DispatchEvent, ReadyData } from '../src/events.js';
+import { TOKEN, delay, harness, next, until, waitState, type Harness } from './helpers/setup.js';
+
+/** A guild MESSAGE_CREATE in the bot's first guild (DM-context events would need DirectMessages). */
+const MSG = (n: number, h: Harness) => ({ id: String(1000 + n), channel_id: '1', content: `m${n}`, author: { id: '2' }, guild_id: h.sim.guildIds[0] });
+
+function collect(shard: { on(e: 'dispatch', l: (e: DispatchEvent) => void): unknown }, type?: string): DispatchEvent[] {
+  const seen: DispatchEvent[] = [];
+  shard.on('dispatch', (e) => {
+    if (!type || e.type === type) seen.push(e);
+  });
+  return seen;
+}
+
+test('identifies after HELLO, READY resolves connect, heartbeats carry the sequence', async () => {
+  const h = await harness();
+  try {
+    const shard = h.shard({ intents: Intents.Guilds | Intents.GuildMessages, largeThreshold: 100, presence: { since: null, activities: [], status: 'idle', afk: false } });
+    const identify = once(h.sim, 'identify');
+    await shard.connect();
+    assert.equal(shard.state, 'ready');
+    const [ev] = (await identify) as [{ shardId: number; total: number; intents: number; payload: Record<string, unknown> }];
+    assert.equal(ev.shardId, 0);
+    assert.equal(ev.total, 1);
+    assert.equal(ev.intents, 513);
+    assert.equal(ev.payload.large_threshold, 100);
+    assert.deepEqual((ev.payload.properties as Record<string, string>).browser, 'shardline');
+    assert.equal((ev.payload.presence as { status: string }).status, 'idle');
+    assert.ok(shard.session?.sessionId);
+    assert.match(shard.session!.resumeUrl, /^ws:\/\//);
+    // the first client payload on the connection is the IDENTIFY or a heartbeat, and none came before HELLO
+    const received = h.sim.received(0);
+    assert.ok(received.length >= 1);
+    assert.ok(received.every((p) => p.op === 1 || p.op === 2));
+    // heartbeat carries the last sequence
+    h.sim.dispatch(0, 'MESSAGE_CREATE', MSG(1, h));
+    const seq = shard.session!.sequence;
+    await until(() => h.sim.received(0).some((p) => p.op === 1 && typeof p.d === 'number' && p.d >= seq), 'heartbeat with seq');
+    await until(() => shard.latency.average !== null, 'latency sample');
+    assert.ok(shard.latency.recent.length >= 1);
+  } finally {
+    await h.stop();
+  }
+});
+
+test('dispatches arrive typed and in order, on the emitter and the iterator', async () => {
+  const h = await harness();
+  try {
+    const shard = h.shard();
+    const it = shard.events();
+    const seen = collect(shard, 'MESSAGE_CREATE');
+    await shard.connect();
+    for (let i = 0; i < 50; i++) h.sim.dispatch(0, 'MESSAGE_CREATE', MSG(i, h));
+    await until(() => seen.length === 50, '50 messages');
+    assert.deepEqual(seen.map((e) => (e.data as { content: string }).content), Array.from({ length: 50 }, (_, i) => `m${i}`));
+    for (let i = 1; i < seen.length; i++) assert.equal(seen[i]!.sequence, seen[i - 1]!.sequence + 1);
+    const fromIt: string[] = [];
+    for await (const e of it) {
+      if (e.type === 'MESSAGE_CREATE') fromIt.push(e.data.content);
+      if (fromIt.length === 50) break;
+    }
+    assert.deepEqual(fromIt, seen.map((e) => (e.data as { content: string }).content));
+  } finally {
+    await h.stop();
+  }
+});
+
+test('filtered dispatches are never parsed, but the sequence advances', async () => {
+  const h = await harness({ guilds: 1 });
+  const realParse = JSON.parse;
+  let typingParses = 0;
+  let messageParses = 0;
+  JSON.parse = function (text: string, reviver?: (this: unknown, key: string, value: unknown) => unknown) {
+    if (typeof text === 'string' && text.includes('"t":"TYPING_START"')) typingParses++;
+    if (typeof text === 'string' && text.includes('"t":"MESSAGE_CREATE"')) messageParses++;
+    return realParse(text, reviver);
+  } as typeof JSON.parse;
+  try {
+    const shard = h.shard({ intents: Intents.Guilds | Intents.GuildMessages | Intents.GuildMessageTyping | Intents.MessageContent, events: ['MESSAGE_CREATE'] });
+    const seen = collect(shard);
+    await shard.connect();
+    for (let i = 0; i < 20; i++) {
+      h.sim.dispatch(0, 'TYPING_START', { channel_id: '1', user_id: '2', timestamp: 1, guild_id: h.sim.guildIds[0] });
+      h.sim.dispatch(0, 'MESSAGE_CREATE', MSG(i, h));
+    }
+    await until(() => seen.length === 20, 'messages');
+    assert.ok(seen.every((e) => e.type === 'MESSAGE_CREATE'));
+    assert.equal(typingParses, 0, 'TYPING_START was parsed');
+    assert.ok(messageParses >= 20, 'the parse counter works');
+    const simSeq = h.sim.sessions().find((s) => s.shardId === 0)!.seq;
+    assert.equal(shard.session!.sequence, simSeq);
+    assert.equal(shard.counters.filtered >= 20, true);
+  } finally {
+    JSON.parse = realParse;
+    await h.stop();
+  }
+});
+
+test('zombie connection (no ACK, no traffic) is closed and resumed; missed events replayed once, in order', async () => {
+  const h = await harness();
+  try {
+    const shard = h.shard();
+    const seen = collect(shard, 'MESSAGE_CREATE');
+    await shard.connect();
+    h.sim.dispatch(0, 'MESSAGE_CREATE', MSG(0, h));
+    await until(() => seen.length === 1, 'first');
+    h.sim.setAcks(0, false);
+    const resumed = next(shard, 'resumed');
+    const disconnected = next(shard, 'disconnected');
+    const [d] = (await disconnected) as [{ cause: string; action: string }];
+    assert.match(d.cause, /zombie/);
+    assert.equal(d.action, 'resume');
+    for (let i = 1; i <= 5; i++) h.sim.dispatch(0, 'MESSAGE_CREATE', MSG(i, h)); // buffered while down
+    h.sim.setAcks('all', true);
+    await resumed;
+    for (let i = 6; i <= 8; i++) h.sim.dispatch(0, 'MESSAGE_CREATE', MSG(i, h));
+    await until(() => seen.length === 9, 'all 9');
+    assert.deepEqual(seen.map((e) => (e.data as { content: string }).content), Array.from({ length: 9 }, (_, i) => `m${i}`));
+    assert.equal(h.sim.stats.identifies, 1, 'no second IDENTIFY');
+    assert.ok(h.sim.stats.resumes >= 1);
+    assert.equal(shard.counters.zombies, 1);
+  } finally {
+    await h.stop();
+  }
+});
+
+test('op 7 resumes on resume_gateway_url with the same query string', async () => {
+  const h = await harness();
+  try {
+    const shard = h.shard();
+    await shard.connect();
+    const first = h.sim.connections(0)[0]!;
+    const resumed = next(shard, 'resumed');
+    assert.ok(h.sim.sendReconnect(0));
+    await resumed;
+    const conn = h.sim.connections(0).at(-1)!;
+    assert.equal(conn.resumeUrlUsed, true);
+    assert.notEqual(conn.id, first.id);
+    assert.deepEqual(conn.query, first.query);
+    assert.equal(conn.query.compress, 'zlib-stream');
+    assert.equal(h.sim.stats.identifies, 1);
+  } finally {
+    await h.stop();
+  }
+});
+
+test('op 9 d:true resumes; op 9 d:false waits 1-5 s then identifies on the base URL', async () => {
+  const h = await harness();
+  try {
+    const shard = h.shard();
+    await shard.connect();
+    const resumed = next(shard, 'resumed');
+    h.sim.invalidateSession(0, true);
+    await resumed;
+    assert.equal(h.sim.stats.identifies, 1);
+    const oldSession = shard.session!.sessionId;
+    const t0 = h.clock.now();
+    const ready = next(shard, 'ready');
+    h.sim.invalidateSession(0, false);
+    await ready;
+    const waited = h.clock.now() - t0;
+    assert.ok(waited >= 1000, `waited ${waited} virtual ms`);
+    assert.ok(waited < 5000 + 5250 + 2000, `waited ${waited} virtual ms`); // 1-5 s, and the 5 s identify window
+    assert.equal(h.sim.stats.identifies, 2);
+    assert.notEqual(shard.session!.sessionId, oldSession);
+    assert.equal(h.sim.connections(0).at(-1)!.resumeUrlUsed, false);
+  } finally {
+    await h.stop();
+  }
+});
+
+test('every close code 4000-4014 follows the decision table', async () => {
+  const h = await harness({ identifyWindow: 0 });
+  try {
+    for (const [codeText, row] of Object.entries(CLOSE_CODES)) {
+      const code = Number(codeText);
+      const shard = h.shard({ identifyQueue: { acquire: async () => {} } });
+      await shard.connect();
+      const identifies = h.sim.stats.identifies;
+      const resumes = h.sim.stats.resumes;
+      const connections = h.sim.stats.connections;
+      if (row.action === 'fatal') {
+        const fatal = waitState(shard, 'fatal');
+        const errored = next(shard, 'error');
+        h.sim.closeConnection(0, code);
+        await fatal;
+        const [err] = (await errored) as [GatewayError];
+        assert.ok(err instanceof GatewayError, `${code}: GatewayError`);
+        assert.equal(err.closeCode, code);
+        assert.ok(err.message.includes(String(code)));
+        await delay(100); // a reconnect storm would show here
+        assert.equal(h.sim.stats.connections, connections, `${code}: no reconnect`);
+        assert.equal(shard.state, 'fatal');
+      } else {
+        const back = row.action === 'resume' ? next(shard, 'resumed') : next(shard, 'ready');
+        h.sim.closeConnection(0, code);
+        await back;
+        if (row.action === 'resume') {
+          assert.equal(h.sim.stats.resumes, resumes + 1, `${code}: resumed`);
+          assert.equal(h.sim.stats.identifies, identifies, `${code}: no identify`);
+        } else {
+          assert.equal(h.sim.stats.identifies, identifies + 1, `${code}: identified`);
+          assert.equal(h.sim.stats.resumes, resumes, `${code}: no resume`);
+        }
+      }
+      await shard.close();
+    }
+  } finally {
+    await h.stop();
+  }
+});
+
+test('abrupt socket loss (1006) resumes', async () => {
+  const h = await harness();
+  try {
+    const shard = h.shard();
+    await shard.connect();
+    const resumed = next(shard, 'resumed');
+    const [d] = (await Promise.all([next(shard, 'disconnected'), h.sim.terminate(0)]))[0] as [{ code: number }];
+    assert.equal(d.code, 1006);
+    await resumed;
+    assert.equal(h.sim.stats.identifies, 1);
+  } finally {
+    await h.stop();
+  }
+});
+
+test('an expired session falls back to IDENTIFY; a resume that keeps failing escalates to IDENTIFY', async () => {
+  const h = await harness();
+  try {
+    const a = h.shard();
+    await a.connect();
+    const session = (await a.close({ resumable: true }))!;
+    assert.ok(h.sim.expireSession(session.sessionId));
+    const shard = h.shard({ session });
+    const disconnected = next(shard, 'disconnected');
+    await shard.connect(); // RESUME → op 9 false → wait 1-5 s → IDENTIFY → READY
+    const [d] = (await disconnected) as [{ cause: string; action: string }];
+    assert.match(d.cause, /op 9/);
+    assert.equal(d.action, 'identify');
+    assert.equal(h.sim.stats.identifies, 2);
+    assert.equal(h.sim.stats.resumeFailures, 1);
+    assert.notEqual(shard.session!.sessionId, session.sessionId);
+
+    // A session whose resume URL never answers: 3 attempts, then a fresh IDENTIFY on the base URL.
+    const dead = h.shard({
+      session: { sessionId: 'gone', sequence: 5, resumeUrl: 'ws://127.0.0.1:9' },
+      backoff: { base: 10, max: 20 },
+      maxResumeAttempts: 3,
+    });
+    const attempts: string[] = [];
+    dead.on('stateChange', (c) => {
+      if (c.to === 'connecting') attempts.push(c.reason);
+    });
+    await dead.connect();
+    assert.equal(attempts.filter((r) => r.includes('resume via')).length, 3);
+    assert.ok(attempts.at(-1)!.includes('identify via'));
+  } finally {
+    await h.stop();
+  }
+});
+
+test('reconnect back-off grows with jitter and is not a storm', async () => {
+  const h = await harness();
+  try {
+    const port = new URL(h.sim.url).port;
+    await h.sim.stop(); // nothing listens any more
+    const shard = h.shard({ gatewayUrl: `ws://127.0.0.1:${port}`, backoff: { base: 1000, max: 8000 } });
+    const delays: number[] = [];
+    shard.on('stateChange', (c) => {
+      const m = / in (\d+) ms/.exec(c.reason);
+      if (c.to === 'reconnecting' && m) delays.push(Number(m[1]));
+    });
+    void shard.connect().catch(() => undefined);
+    await until(() => delays.length >= 5, '5 reconnects');
+    await shard.close();
+    assert.equal(delays[0], 0);
+    assert.ok(delays[1]! >= 500 && delays[1]! <= 1000, String(delays));
+    assert.ok(delays[2]! >= 1000 && delays[2]! <= 2000, String(delays));
+    assert.ok(delays[3]! >= 2000 && delays[3]! <= 4000, String(delays));
+    assert.ok(delays[4]! >= 4000 && delays[4]! <= 8000, String(delays));
+  } finally {
+    await h.stop().catch(() => undefined);
+  }
+});
+
+test('bad token stops the shard with a clear error and no retry; the token is never shown', async () => {
+  const h = await harness();
+  try {
+    const secret = 'NOT-THE-RIGHT-TOKEN-0123456789.abcdef';
+    const shard = h.shard({ token: `Bot ${secret}` });
+    const logs: string[] = [];
+    shard.on('debug', (e) => logs.push(e.message));
+    const err = await shard.connect().then(
+      () => assert.fail('connected with a bad token'),
+      (e: unknown) => e as GatewayError,
+    );
+    assert.ok(err instanceof GatewayError);
+    assert.equal(err.closeCode, 4004);
+    assert.match(err.message, /token/);
+    assert.equal(shard.state, 'fatal');
+    const connections = h.sim.stats.connections;
+    await delay(100);
+    assert.equal(h.sim.stats.connections, connections);
+    for (const line of [...logs, ...h.logs, err.message, String(err.stack)]) {
+      assert.ok(!line.includes(secret), `token leaked: ${line}`);
+      assert.ok(!line.includes(TOKEN), `token leaked: ${line}`);
+    }
+    assert.ok(logs.length > 3, 'debug lines were produced');
+  } finally {
+    await h.stop();
+  }
+});
+
+test('disallowed privileged intent: fatal 4014 that says what to fix', async () => {
+  const h = await harness({ applicationIntents: 0 });
+  try {
+    const shard = h.shard({ intents: Intents.Guilds | Intents.MessageContent });
+    await assert.rejects(shard.connect(), (e: unknown) => e instanceof GatewayError && e.closeCode === 4014 && /Developer Portal/.test(e.message));
+  } finally {
+    await h.stop();
+  }
+});
+
+test('bad options fail fast with typed errors', () => {
+  assert.throws(() => new (require_shard())({ token: '', intents: 1 }), /token/);
+  assert.throws(() => new (require_shard())({ token: 'x', intents: -1 }), /intents/);
+  assert.throws(() => new (require_shard())({ token: 'x', intents: 1 << 27 }), /intents/);
+  assert.throws(() => new (require_shard())({ token: 'x', intents: 1, id: 2, total: 2 }), /shard id/);
+  assert.throws(() => new (require_shard())({ token: 'x', intents: 1, largeThreshold: 10 }), /largeThreshold/);
+});
+import { Shard } from '../src/shard.js';
+function require_shard() {
+  return Shard;
+}
+
+test('a flood of commands never delays a heartbeat and never trips 4008', async () => {
+  // A smaller limit (30 per 15 s) keeps the test short; the logic is the same as 120 per 60 s.
+  const rateLimit = { limit: 30, window: 15_000 };
+  const h = await harness({ heartbeatInterval: 5000, guilds: 1, rateLimit }, 0.05);
+  try {
+    const shard = h.shard({ rateLimit });
+    const ready = next(shard, 'ready');
+    await shard.connect();
+    const guildId = ((await ready)[0] as ReadyData).guilds[0]!.id;
+    const sends = Array.from({ length: 60 }, () => shard.requestSoundboardSounds([guildId]));
+    await Promise.all(sends);
+    assert.equal(h.sim.stats.closesByCode['4008'] ?? 0, 0, 'no 4008');
+    assert.equal(shard.state, 'ready');
+    assert.equal(shard.counters.zombies, 0);
+    assert.equal(shard.counters.reconnects, 0);
+    await until(() => h.sim.received(0).filter((p) => p.op === 31).length === 60, 'all 60 commands at the gateway');
+    const received = h.sim.received(0);
+    assert.ok(received.filter((p) => p.op === 1).length >= 6, 'heartbeats kept flowing during the flood');
+    // No 15 s window on the connection holds more than 30 client payloads.
+    const times = received.map((p) => p.at).sort((a, b) => a - b);
+    for (let i = 0; i + 30 < times.length; i++) assert.ok(times[i + 30]! - times[i]! >= 15_000, `window at ${i}`);
+  } finally {
+    await h.stop();
+  }
+});
+
+test('commands sent while reconnecting wait and go out after the resume', async () => {
+  const h = await harness();
+  try {
+    const shard = h.shard();
+    await shard.connect();
+    h.sim.setAcks(0, false);
+    await waitState(shard, 'reconnecting');
+    const p = shard.updatePresence({ since: null, activities: [], status: 'dnd', afk: false });
+    h.sim.setAcks('all', true);
+    await p;
+    await until(() => h.sim.received().some((r) => r.op === 3), 'presence received');
+    const presence = h.sim.received().find((r) => r.op === 3);
+    assert.equal((presence!.d as { status: string }).status, 'dnd');
+  } finally {
+    await h.stop();
+  }
+});
+
+test('payloads over 4096 bytes are rejected before sending', async () => {
+  const h = await harness();
+  try {
+    const shard = h.shard();
+    await shard.connect();
+    await assert.rejects(
+      shard.send({ op: 3, d: { since: null, activities: [{ name: 'x'.repeat(5000), type: 0 }], status: 'online', afk: false } }),
+      (e: unknown) => e instanceof SendError && e.code === 'PAYLOAD_TOO_LARGE',
+    );
+  } finally {
+    await h.stop();
+  }
+});
+
+for (const [name, simOpts, shardOpts] of [
+  ['zlib-stream with messages split into 64-byte websocket frames', { frameSplit: 64 }, {}],
+  ['plain JSON without transport compression', {}, { compression: false as const }],
+] as const) {
+  test(name, async () => {
+    const h = await harness({ ...simOpts, guilds: 3 });
+    try {
+      const shard = h.shard({ ...shardOpts, intents: Intents.Guilds | Intents.GuildMessages | Intents.MessageContent });
+      const guilds = collect(shard, 'GUILD_CREATE');
+      const seen = collect(shard, 'MESSAGE_CREATE');
+      await shard.connect();
+      await until(() => guilds.length === 3, 'GUILD_CREATEs');
+      const big = 'x'.repeat(200_000);
+      h.sim.dispatch(0, 'MESSAGE_CREATE', { ...MSG(1, h), content: big });
+      h.sim.dispatch(0, 'MESSAGE_CREATE', MSG(2, h));
+      await until(() => seen.length === 2, 'messages');
+      assert.equal((seen[0]!.data as { content: string }).content.length, 200_000);
+    } finally {
+      await h.stop();
+    }
+  });
+}
+
+test('a corrupt compressed frame is reported, the connection is replaced and resumed, nothing lost', async () => {
+  const h = await harness();
+  try {
+    const shard = h.shard();
+    const errors: Error[] = [];
+    shard.on('error', (e) => errors.push(e));
+    const seen = collect(shard, 'MESSAGE_CREATE');
+    await shard.connect();
+    h.sim.dispatch(0, 'MESSAGE_CREATE', MSG(0, h));
+    await until(() => seen.length === 1, 'first');
+    h.sim.corruptNextFrame(0);
+    h.sim.dispatch(0, 'MESSAGE_CREATE', MSG(1, h));
+    await next(shard, 'resumed');
+    h.sim.dispatch(0, 'MESSAGE_CREATE', MSG(2, h));
+    await until(() => seen.length === 3, 'all three');
+    assert.deepEqual(seen.map((e) => (e.data as { content: string }).content), ['m0', 'm1', 'm2']);
+    assert.ok(errors.length >= 1);
+  } finally {
+    await h.stop();
+  }
+});
+
+test('malformed JSON and unknown ops never crash: reported as errors, the shard recovers', async () => {
+  const h = await harness();
+  try {
+    const shard = h.shard();
+    const errors: Error[] = [];
+    shard.on('error', (e) => errors.push(e));
+    await shard.connect();
+    h.sim.sendRaw(0, '{"op":99,"d":null}');
+    await until(() => errors.some((e) => /unknown op 99/.test(e.message)), 'unknown op error');
+    assert.equal(shard.state, 'ready');
+    const resumed = next(shard, 'resumed');
+    h.sim.sendRaw(0, '{"t":"MESSAGE_CREATE","s":999,"op":0,"d":{"broken":');
+    await resumed;
+    h.sim.sendRaw(0, 'not json at all');
+    await next(shard, 'resumed');
+    assert.equal(shard.state, 'ready');
+    assert.ok(errors.length >= 3);
+  } finally {
+    await h.stop();
+  }
+});
+
+test('close({ resumable: true }) hands back a session that a new shard resumes without IDENTIFY or loss', async () => {
+  const h = await harness();
+  try {
+    const a = h.shard();
+    const seenA = collect(a, 'MESSAGE_CREATE');
+    await a.connect();
+    for (let i = 0; i < 3; i++) h.sim.dispatch(0, 'MESSAGE_CREATE', MSG(i, h));
+    await until(() => seenA.length === 3, 'a got 3');
+    const session = await a.close({ resumable: true });
+    assert.ok(session);
+    assert.equal(a.state, 'closed');
+    for (let i = 3; i < 6; i++) h.sim.dispatch(0, 'MESSAGE_CREATE', MSG(i, h)); // while no process runs the shard
+    const b = h.shard({ session });
+    const seenB = collect(b, 'MESSAGE_CREATE');
+    await b.connect();
+    await until(() => seenB.length === 3, 'b got the 3 missed');
+    assert.deepEqual(seenB.map((e) => (e.data as { content: string }).content), ['m3', 'm4', 'm5']);
+    assert.equal(h.sim.stats.identifies, 1);
+    // A plain close ends the session: no session is returned.
+    assert.equal(await b.close(), null);
+  } finally {
+    await h.stop();
+  }
+});
+
+test('requestGuildMembers returns the chunks matched by nonce', async () => {
+  const h = await harness({ guilds: 1, guildMemberCount: 2500 });
+  try {
+    const shard = h.shard({ intents: Intents.Guilds | Intents.GuildMembers, events: ['MESSAGE_CREATE'] });
+    const ready = next(shard, 'ready');
+    await shard.connect();
+    const guildId = ((await ready)[0] as ReadyData).guilds[0]!.id;
+    const chunks = await shard.requestGuildMembers({ guild_id: guildId, query: '', limit: 0 });
+    assert.equal(chunks.length, 3);
+    assert.equal(chunks.reduce((n, c) => n + c.members.length, 0), 2500);
+    const iterated: number[] = [];
+    for await (const c of shard.requestGuildMembers({ guild_id: guildId, query: 'a', limit: 10 })) iterated.push(c.chunk_index);
+    assert.deepEqual(iterated, [0]);
+  } finally {
+    await h.stop();
+  }
+});
+
+test('no HELLO in time: the shard gives up on the socket and retries', async () => {
+  const h = await harness({ helloOp7: false });
+  try {
+    h.sim.setOptions({ readyDelay: 0 });
+    const shard = h.shard({ helloTimeout: 2000 });
+    h.sim.setOptions({ helloOp7: true }); // op 7 instead of HELLO: reconnect at once
+    const reconnects: string[] = [];
+    shard.on('disconnected', (d) => reconnects.push(d.cause));
+    const connected = shard.connect();
+    await until(() => reconnects.length >= 2, 'reconnects');
+    h.sim.setOptions({ helloOp7: false });
+    await connected;
+    assert.ok(reconnects.every((c) => /op 7/.test(c)));
+  } finally {
+    await h.stop();
+  }
+});
+
+test('close releases every timer and socket', async () => {
+  const before = process.getActiveResourcesInfo().filter((r) => r !== 'TTYWrap').length;
+  const h = await harness();
+  const shard = h.shard();
+  await shard.connect();
+  h.sim.setAcks(0, false);
+  await waitState(shard, 'reconnecting');
+  await shard.close();
+  await h.sim.stop();
+  await delay(50);
+  const after = process.getActiveResourcesInfo().filter((r) => r !== 'TTYWrap').length;
+  assert.ok(after <= before, `resources before ${before}, after ${after}: ${process.getActiveResourcesInfo().join(',')}`);
+});
