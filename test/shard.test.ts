@@ -539,3 +539,55 @@ test('close releases every timer and socket', async () => {
   const after = process.getActiveResourcesInfo().filter((r) => r !== 'TTYWrap').length;
   assert.ok(after <= before, `resources before ${before}, after ${after}: ${process.getActiveResourcesInfo().join(',')}`);
 });
+
+test('a slow events() consumer pauses the socket instead of buffering without bound; nothing is lost', async () => {
+  const h = await harness();
+  try {
+    const shard = h.shard({ eventBufferSize: 10, events: ['MESSAGE_CREATE'] });
+    const it = shard.events();
+    const paused: string[] = [];
+    shard.on('debug', (e) => {
+      if (/pausing the socket|resuming the socket/.test(e.message)) paused.push(e.message);
+    });
+    await shard.connect();
+    for (let i = 0; i < 200; i++) h.sim.dispatch(0, 'MESSAGE_CREATE', MSG(i, h));
+    await until(() => paused.length >= 1, 'pause');
+    const got: string[] = [];
+    for await (const e of it) {
+      if (e.type === 'MESSAGE_CREATE') got.push(e.data.content);
+      if (got.length === 200) break;
+      if (got.length % 20 === 0) await delay(5);
+    }
+    assert.deepEqual(got, Array.from({ length: 200 }, (_, i) => `m${i}`));
+    assert.ok(paused.some((l) => /resuming the socket/.test(l)));
+    assert.equal(shard.state, 'ready');
+  } finally {
+    await h.stop();
+  }
+});
+
+test('events() ends on close and throws the GatewayError of a fatal close', async () => {
+  const h = await harness();
+  try {
+    const shard = h.shard();
+    const it = shard.events();
+    await shard.connect();
+    const done = (async () => {
+      for await (const _ of it) void _;
+      return 'ended';
+    })();
+    await shard.close();
+    assert.equal(await done, 'ended');
+
+    const fatal = h.shard();
+    const it2 = fatal.events();
+    await fatal.connect();
+    const failed = (async () => {
+      for await (const _ of it2) void _;
+    })();
+    h.sim.closeConnection(0, 4014);
+    await assert.rejects(failed, (e: unknown) => e instanceof GatewayError && e.closeCode === 4014);
+  } finally {
+    await h.stop();
+  }
+});
