@@ -1,7 +1,7 @@
 /**
  * The shards of a cluster that run in one thread (the main thread with `workers: 0`, or one worker thread):
  * creates them, forwards their events synchronously (so per-shard order is the socket's order), tracks
- * guild counts for status, and applies event back-pressure to their sockets.
+ * guild counts for status, and applies event back-pressure to their sockets (`Shard.pause()`/`resume()`).
  * @packageDocumentation
  */
 import { ShardlineError } from './errors.js';
@@ -10,14 +10,9 @@ import type { Session } from './session.js';
 import { Shard, type ShardOptions } from './shard.js';
 import type { GatewayCommand, ShardBackend, ShardSink, ShardStatus } from './cluster-status.js';
 
-/** Default per-shard event buffer of cluster shards: how far a paused shard may run ahead before its socket stops. */
-export const CLUSTER_SHARD_BUFFER = 1000;
-
 interface Entry {
   shard: Shard;
   guilds: Set<string> | null;
-  /** An iterator nobody reads: while it exists and is full, the shard stops reading its socket. */
-  gate: AsyncIterator<DispatchEvent> | null;
   fatal: string | undefined;
   debugListener: ((e: DebugEvent) => void) | null;
 }
@@ -54,10 +49,11 @@ export class ShardGroup implements ShardBackend {
 
   async restart(shardId: number, resume: boolean): Promise<void> {
     const e = this.entry(shardId);
-    this.ungate(e);
     await e.shard.close({ resumable: resume });
     e.fatal = undefined;
-    await e.shard.connect();
+    const connecting = e.shard.connect();
+    if (this.paused) e.shard.pause();
+    await connecting;
   }
 
   status(shardId: number): ShardStatus {
@@ -84,7 +80,6 @@ export class ShardGroup implements ShardBackend {
     const sessions: Record<number, Session> = {};
     await Promise.all(
       [...this.entries.values()].map(async (e) => {
-        this.ungate(e);
         const session = await e.shard.close({ resumable }).catch(() => null);
         if (session) sessions[e.shard.id] = session;
       }),
@@ -97,8 +92,8 @@ export class ShardGroup implements ShardBackend {
     if (paused === this.paused) return;
     this.paused = paused;
     for (const e of this.entries.values()) {
-      if (paused) this.gate(e);
-      else this.ungate(e);
+      if (paused) e.shard.pause();
+      else e.shard.resume();
     }
   }
 
@@ -123,8 +118,8 @@ export class ShardGroup implements ShardBackend {
   }
 
   private add(id: number, options: ShardOptions): void {
-    const shard = new Shard({ eventBufferSize: CLUSTER_SHARD_BUFFER, ...options, id });
-    const e: Entry = { shard, guilds: null, gate: null, fatal: undefined, debugListener: null };
+    const shard = new Shard({ ...options, id });
+    const e: Entry = { shard, guilds: null, fatal: undefined, debugListener: null };
     this.entries.set(id, e);
     const sink = this.sink;
     shard.on('dispatch', (event: DispatchEvent) => {
@@ -138,8 +133,7 @@ export class ShardGroup implements ShardBackend {
     });
     shard.on('resumed', (session: Session, shardId: number) => sink.resumed(shardId, session));
     shard.on('stateChange', (change: StateChange) => {
-      if (change.to === 'closed' || change.to === 'fatal') e.gate = null; // its channel has ended
-      else if (change.to === 'connecting' && this.paused) this.gate(e);
+      if (change.to === 'connecting' && this.paused) e.shard.pause(); // close()/fatal cleared the pause
       if (change.to === 'fatal') e.fatal = change.reason;
       sink.stateChange(change);
     });
@@ -149,16 +143,5 @@ export class ShardGroup implements ShardBackend {
       e.debugListener = (d) => sink.debug(d);
       shard.on('debug', e.debugListener);
     }
-  }
-
-  private gate(e: Entry): void {
-    if (e.gate || e.shard.state === 'closed' || e.shard.state === 'fatal') return;
-    e.gate = e.shard.events();
-  }
-
-  private ungate(e: Entry): void {
-    const g = e.gate;
-    e.gate = null;
-    void g?.return?.();
   }
 }

@@ -407,6 +407,7 @@ export class Cluster extends TypedEmitter<ClusterEventMap> {
     this.queue = {
       acquire: async (shardId, signal) => {
         await inner.acquire(shardId, signal);
+        this.debugLine(`identify turn: shard ${shardId} (lane ${shardId % this._maxConcurrency})`);
         this.grantWaiters.get(shardId)?.();
       },
     };

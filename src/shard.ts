@@ -146,6 +146,8 @@ export class Shard extends TypedEmitter<ShardEventMap> {
   private connecting: Deferred | null = null;
   private readonly channels = new Set<EventChannel<DispatchEvent>>();
   private pressure = 0;
+  private userPaused = false;
+  private presence: PresenceData | undefined;
   private readonly memberRequests = new Map<string, MemberRequest>();
   private nonceCounter = 0;
   private badSeq: { seq: number; count: number } | null = null;
@@ -186,6 +188,7 @@ export class Shard extends TypedEmitter<ShardEventMap> {
     this.identifyQueue = options.identifyQueue ?? new LocalIdentifyQueue({ clock: this.clock });
     this.backoff = new Backoff({ random: this.random, ...options.backoff });
     if (options.session) this.adoptSession(options.session);
+    this.presence = options.presence;
     this.limiter = new SendLimiter({
       clock: this.clock,
       maxQueued: options.maxQueuedCommands,
@@ -285,9 +288,35 @@ export class Shard extends TypedEmitter<ShardEventMap> {
     return this.limiter.enqueue(data, payload.op);
   }
 
-  /** Update the bot's presence (op 3; at most 5 per 20 s, queued beyond that). */
+  /**
+   * Update the bot's presence (op 3; at most 5 per 20 s, queued beyond that). The presence is also remembered
+   * and sent with any later IDENTIFY, so a re-identified shard keeps it.
+   */
   updatePresence(presence: PresenceData): Promise<void> {
+    this.presence = presence;
     return this.send({ op: 3, d: presence });
+  }
+
+  /**
+   * Stop reading the socket (back-pressure from a slow consumer) until {@link Shard.resume}. Heartbeats keep
+   * going and zombie detection is suspended meanwhile; a reconnect completes its handshake and then pauses.
+   */
+  pause(): void {
+    if (this.userPaused) return;
+    this.userPaused = true;
+    this.setPressure(1);
+  }
+
+  /** Resume reading after {@link Shard.pause}. */
+  resume(): void {
+    if (!this.userPaused) return;
+    this.userPaused = false;
+    this.setPressure(-1);
+  }
+
+  /** True while the socket is not being read (by `pause()` or a full `events()` buffer). */
+  get paused(): boolean {
+    return this.pressure > 0;
   }
 
   /** Join, move or leave a voice channel (op 4). */
@@ -556,7 +585,7 @@ export class Shard extends TypedEmitter<ShardEventMap> {
       large_threshold: this.opts.largeThreshold ?? 50,
       compress: false,
     };
-    if (this.opts.presence) d.presence = this.opts.presence;
+    if (this.presence) d.presence = this.presence;
     this.debug(`IDENTIFY shard [${this.id}, ${this.total}] intents ${intentNames(this.intents).join('|') || 0}`);
     this.write(conn, JSON.stringify({ op: 2, d }));
     this.armReadyTimer(conn);
@@ -577,6 +606,7 @@ export class Shard extends TypedEmitter<ShardEventMap> {
     this.transition('ready', `READY: session ${d.session_id.slice(0, 8)}…, ${d.guilds?.length ?? 0} guilds`);
     this.warnUncoveredEvents();
     this.limiter.open((data) => this.write(conn, data));
+    if (this.pressure > 0) conn.ws.pause();
     this.emit('ready', d, this.id);
     this.settleConnect();
   }
@@ -588,6 +618,7 @@ export class Shard extends TypedEmitter<ShardEventMap> {
     this.backoff.reset();
     this.transition('ready', `RESUMED at seq ${this.seq}`);
     this.limiter.open((data) => this.write(conn, data));
+    if (this.pressure > 0) conn.ws.pause();
     this.emit('resumed', this.session!, this.id);
     this.settleConnect();
   }
@@ -694,6 +725,8 @@ export class Shard extends TypedEmitter<ShardEventMap> {
     for (const ch of this.channels) ch.end(fatal);
     this.channels.clear();
     this.pressure = 0;
+    this.userPaused = false;
+    this.heartbeater.setPaused(false);
     for (const req of this.memberRequests.values()) req.fail(sendError);
     this.memberRequests.clear();
     const c = this.connecting;

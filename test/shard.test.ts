@@ -591,3 +591,37 @@ test('events() ends on close and throws the GatewayError of a fatal close', asyn
     await h.stop();
   }
 });
+
+test('updatePresence is remembered for the next IDENTIFY', async () => {
+  const h = await harness();
+  try {
+    const shard = h.shard();
+    await shard.connect();
+    await shard.updatePresence({ since: null, activities: [{ name: 'chess', type: 0 }], status: 'dnd', afk: false });
+    const identify = next(h.sim, 'identify');
+    h.sim.closeConnection(0, 4007); // forces a new session
+    const [ev] = (await identify) as [{ payload: { presence?: { status: string } } }];
+    assert.equal(ev.payload.presence?.status, 'dnd');
+  } finally {
+    await h.stop();
+  }
+});
+
+test('pause() stops reading the socket, resume() delivers what waited, in order', async () => {
+  const h = await harness();
+  try {
+    const shard = h.shard({ events: ['MESSAGE_CREATE'] });
+    const seen = collect(shard);
+    await shard.connect();
+    shard.pause();
+    assert.equal(shard.paused, true);
+    for (let i = 0; i < 20; i++) h.sim.dispatch(0, 'MESSAGE_CREATE', MSG(i, h));
+    await delay(100);
+    assert.equal(seen.length, 0, 'nothing read while paused');
+    shard.resume();
+    await until(() => seen.length === 20, 'all 20 after resume');
+    assert.deepEqual(seen.map((e) => (e.data as { content: string }).content), Array.from({ length: 20 }, (_, i) => `m${i}`));
+  } finally {
+    await h.stop();
+  }
+});

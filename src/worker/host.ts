@@ -25,11 +25,19 @@ export function cloneableShardOptions(options: Partial<ShardOptions>): Partial<S
   return out as Partial<ShardOptions>;
 }
 
-/** Where the worker entry is: next to this file, as `.ts` under tsx (run with `--import tsx`) or `.js` in `dist/`. */
-function workerEntry(): { url: URL; execArgv: string[] | undefined } {
+/**
+ * Start the worker entry next to this file: `entry.js` in `dist/`, or `entry.ts` when running from source under
+ * tsx. (`execArgv: ['--import', 'tsx']` does not install tsx's loader in a worker on Node 20, so the source case
+ * boots through a one-line script that registers tsx's ESM API first.)
+ */
+function spawnWorker(spec: WorkerSpec): Worker {
   const here = import.meta.url;
-  if (here.endsWith('.ts')) return { url: new URL('./entry.ts', here), execArgv: ['--import', 'tsx'] };
-  return { url: new URL('./entry.js', here), execArgv: undefined };
+  const name = `shardline-worker-${spec.index}`;
+  if (!here.endsWith('.ts')) return new Worker(new URL('./entry.js', here), { workerData: spec, name });
+  const api = import.meta.resolve('tsx/esm/api');
+  const entry = new URL('./entry.ts', here).href;
+  const boot = `import(${JSON.stringify(api)}).then(({ register }) => { register(); return import(${JSON.stringify(entry)}); });`;
+  return new Worker(boot, { eval: true, workerData: spec, name });
 }
 
 interface Pending {
@@ -58,8 +66,7 @@ export class WorkerHost implements ShardBackend {
     for (const id of spec.ids) {
       this.mirror.set(id, { id, state: 'idle', latency: null, sessionId: null, sequence: 0, reconnects: 0, identifies: 0, resumes: 0, lastCloseCode: null, worker: spec.index });
     }
-    const entry = workerEntry();
-    this.worker = new Worker(entry.url, { workerData: spec, ...(entry.execArgv ? { execArgv: entry.execArgv } : {}), name: `shardline-worker-${spec.index}` });
+    this.worker = spawnWorker(spec);
     this.worker.on('message', (msg: FromWorker) => this.onMessage(msg));
     this.worker.on('error', (err: Error) => {
       this.crash = err.message;
