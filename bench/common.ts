@@ -9,11 +9,18 @@
  * @module
  */
 import { readFileSync } from 'node:fs';
+import { resolve as resolvePath } from 'node:path';
 import { createRequire } from 'node:module';
 import zlib from 'node:zlib';
 
 /** Where the fixtures live (shared project data). */
-export const FIXTURES_PATH = process.env.SHARDLINE_FIXTURES ?? '/work/shared/data/example-payloads.json';
+/**
+ * The shared fixture file (`../shared/data/example-payloads.json` beside the repository). `run.ts` points
+ * SHARDLINE_FIXTURES at a copy of the simulator's packaged fixtures (the same data) when that file is absent.
+ */
+export function fixturesPath(): string {
+  return process.env.SHARDLINE_FIXTURES ?? resolvePath(process.cwd(), '../shared/data/example-payloads.json');
+}
 
 /** Every client the harness knows, with the transport it asks the server for. */
 export const CLIENTS = {
@@ -168,7 +175,7 @@ interface FixtureFile {
 let fixtureCache: FixtureFile | null = null;
 
 export function loadFixtures(): FixtureFile {
-  fixtureCache ??= JSON.parse(readFileSync(FIXTURES_PATH, 'utf8')) as FixtureFile;
+  fixtureCache ??= JSON.parse(readFileSync(fixturesPath(), 'utf8')) as FixtureFile;
   return fixtureCache;
 }
 

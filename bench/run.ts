@@ -24,8 +24,10 @@ import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
+import { CONTROL_FIXTURES, DISPATCH_FIXTURES, SUGGESTED_MIX } from '../src/simulator/fixtures-data.js';
 import {
   CLIENTS,
+  fixturesPath,
   type ClientJob,
   type ClientName,
   type ClientReport,
@@ -459,10 +461,19 @@ function transpile(): void {
   writeFileSync(join(OUT, 'package.json'), '{ "type": "module", "private": true }\n');
 }
 
+/** Use the shared fixture file beside the repository, or else the same data as packaged with the simulator. */
+function ensureFixtures(): void {
+  if (existsSync(fixturesPath())) return;
+  const copy = join(OUT, 'fixtures.json');
+  writeFileSync(copy, JSON.stringify({ control: CONTROL_FIXTURES, dispatch: DISPATCH_FIXTURES, suggested_mix: SUGGESTED_MIX }));
+  process.env.SHARDLINE_FIXTURES = copy; // inherited by the server and client processes
+}
+
 async function main(): Promise<void> {
   const opts = parseArgs(process.argv.slice(2));
   if (!existsSync(join(ROOT, 'dist', 'index.js'))) throw new Error('dist/ is missing: run `npm run build` first (npm run bench does)');
   transpile();
+  ensureFixtures();
   const t0 = Date.now();
   const cpu = cpus()[0]?.model ?? 'unknown CPU';
   console.log(`# shardline bench${opts.quick ? ' (--quick: harness check only, figures meaningless)' : ''}`);
