@@ -278,22 +278,32 @@ async function runIdle(job: IdleJob): Promise<void> {
   const before = memory();
   const t0 = performance.now();
   let ready = 0;
+  // Warm variant: count the dispatches after READY (a counting listener, nothing kept) and wait for all.
+  let dispatches = 0;
+  const count =
+    job.warmDispatches > 0
+      ? (_s: number, t: string): void => {
+          if (t !== 'READY') dispatches++;
+        }
+      : null;
   if (job.client.startsWith('shardline-')) {
-    const { ready: all, shards } = await startShardline(job, null);
+    const { ready: all, shards } = await startShardline(job, count);
     for (const s of shards) s.once('ready', () => ready++);
     await all;
   } else {
-    const { ready: all } = await startDjs(job, null);
+    const { ready: all } = await startDjs(job, count);
     await all;
     ready = job.shards;
   }
   const connectMs = performance.now() - t0;
+  const want = job.warmDispatches * job.shards;
+  for (const end = Date.now() + 60_000; dispatches < want && Date.now() < end; ) await sleep(20);
   await sleep(job.settleMs);
   gc();
   await sleep(100);
   gc();
   const after = memory();
-  await send({ type: 'idle-result', client: job.client, shards: job.shards, ready, connectMs, before, after });
+  await send({ type: 'idle-result', client: job.client, shards: job.shards, ready, dispatches, connectMs, before, after });
   process.exit(0);
 }
 

@@ -81,7 +81,7 @@ export type ServerReport =
 /** Orchestrator → server. */
 export type ServerCommand =
   | { cmd: 'prepare'; spec: WorkloadSpec }
-  | { cmd: 'idle' }
+  | { cmd: 'idle'; warmBytes?: number }
   | { cmd: 'start' }
   | { cmd: 'stats' }
   | { cmd: 'close-all' };
@@ -111,6 +111,8 @@ export interface IdleJob {
   shards: number;
   /** ms to stay idle after every shard is READY before measuring. */
   settleMs: number;
+  /** Dispatches each shard receives after READY (the warm variant); the client waits for all of them. */
+  warmDispatches: number;
   root: string;
 }
 
@@ -147,6 +149,8 @@ export interface IdleResult {
   client: string;
   shards: number;
   ready: number;
+  /** Dispatches received after READY, all shards together (warm variant; 0 otherwise). */
+  dispatches: number;
   connectMs: number;
   before: MemorySample;
   after: MemorySample;
@@ -242,6 +246,24 @@ export const HEARTBEAT_INTERVAL = 41_250;
 
 export function helloJson(): string {
   return envelope(10, { heartbeat_interval: HEARTBEAT_INTERVAL }, null, null);
+}
+
+/**
+ * Traffic of the warm memory variant: GUILD_CREATE dispatches (s = 2, 3, …; what Discord sends after READY,
+ * one per guild) until at least `bytes` of JSON. Enough output that per-connection output buffers and the
+ * inflate window are actually written, i.e. resident, as on any real shard.
+ */
+export function warmJsons(bytes: number): string[] {
+  const fx = loadFixtures();
+  const out: string[] = [];
+  let total = 0;
+  for (let s = 2; total < bytes; s++) {
+    const d = { ...(fx.dispatch.GUILD_CREATE!.d as Record<string, unknown>), id: String(100_000_000_000_000_000n + BigInt(s)) };
+    const text = envelope(0, d, s, 'GUILD_CREATE');
+    out.push(text);
+    total += text.length;
+  }
+  return out;
 }
 
 export function readyJson(port: number, sessionId: string, shard: [number, number]): string {

@@ -27,6 +27,7 @@ import {
   helloJson,
   loadZstd,
   readyJson,
+  warmJsons,
   type Format,
   type ServerCommand,
   type ServerReport,
@@ -58,6 +59,8 @@ let prepared: Prepared | null = null;
 const conns = new Set<Conn>();
 const stats = { connections: 0, identifies: 0, heartbeats: 0, acks: 0, lateAcks: 0 };
 let sessionCounter = 0;
+/** Idle mode: dispatches sent to every connection right after its READY (the warm memory variant). */
+let warm: string[] = [];
 
 function report(msg: ServerReport): void {
   process.send?.(msg);
@@ -232,6 +235,7 @@ wss.on('connection', (ws: WebSocket, req: IncomingMessage) => {
       else {
         const shard = (p.d as { shard?: [number, number] } | null)?.shard ?? [0, 1];
         sendLive(conn, readyJson(port(), `bench-session-${(++sessionCounter).toString(16).padStart(16, '0')}`, shard));
+        for (const m of warm) sendLive(conn, m);
       }
     }
     // RESUME (op 6) and everything else: not needed by the bench; ignored.
@@ -265,7 +269,18 @@ process.on('message', (raw: unknown) => {
       case 'idle':
         mode = 'idle';
         prepared = null;
-        report({ type: 'prepared', info: { warmupSeq: 0, lastSeq: 0, countsAll: {}, countsWindow: {}, bytes: { none: 0, 'zlib-stream': 0, 'zstd-stream': 0 }, jsonBytes: 0 } });
+        warm = msg.warmBytes ? warmJsons(msg.warmBytes) : [];
+        report({
+          type: 'prepared',
+          info: {
+            warmupSeq: 0,
+            lastSeq: warm.length + 1,
+            countsAll: warm.length ? { GUILD_CREATE: warm.length } : {},
+            countsWindow: {},
+            bytes: { none: 0, 'zlib-stream': 0, 'zstd-stream': 0 },
+            jsonBytes: warm.reduce((a, m) => a + m.length, 0),
+          },
+        });
         break;
       case 'start': {
         let n = 0;

@@ -5,6 +5,7 @@
  */
 import type { DebugEvent, DisconnectedEvent, DispatchEvent, PresenceData, ReadyData, StateChange } from './events.js';
 import type { IdentifyBudgetEvent } from './queue.js';
+import type { ReshardEvent } from './reshard.js';
 import type { Session } from './session.js';
 import type { Shard } from './shard.js';
 import type { ShardState } from './state.js';
@@ -56,6 +57,29 @@ export interface ClusterReadyEvent {
   elapsed: number;
 }
 
+/** Payload of the cluster's `identifyTurn` event. */
+export interface IdentifyTurnEvent {
+  shardId: number;
+  /** `shardId % max_concurrency`. */
+  lane: number;
+  /** Virtual ms the shard waited for its turn. */
+  waited: number;
+}
+
+/** Returned by `cluster.identifyStatus()`. */
+export interface IdentifyStatus {
+  /** Identify lanes (`max_concurrency`). */
+  maxConcurrency: number;
+  /** Shards waiting for an identify turn now. */
+  waiting: number;
+  /** Session starts left today (null when the queue does not track a budget). */
+  remaining: number | null;
+  /** Session starts per period (null when unknown). */
+  total: number | null;
+  /** Virtual ms until the budget refills (null without a budget). */
+  resetIn: number | null;
+}
+
 /** A command for one shard: `{ op, d }`. */
 export interface GatewayCommand {
   op: number;
@@ -78,8 +102,12 @@ export interface ClusterEventMap {
   debug: [event: DebugEvent];
   /** The daily identify budget ran out or refilled (default identify queue only). */
   identifyBudget: [event: IdentifyBudgetEvent];
+  /** A shard got its identify turn after waiting `waited` virtual ms in the queue (for metrics). */
+  identifyTurn: [event: IdentifyTurnEvent];
   /** The cluster lost something: a shard stopped for good (a `GatewayError` with `shardId`), or a worker died. */
   error: [error: Error];
+  /** A reshard started, switched to the new set, was aborted, or (policy) was skipped. */
+  reshard: [event: ReshardEvent];
 }
 
 /** One shard of a cluster, wherever it runs. */

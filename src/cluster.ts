@@ -6,6 +6,7 @@ import type {
   ClusterEventMap,
   ClusterProgress,
   ClusterShard,
+  IdentifyStatus,
   GatewayCommand,
   ShardBackend,
   ShardSink,
@@ -21,6 +22,16 @@ import { isSession, type Session } from './session.js';
 import { API_VERSION, type Shard, type ShardOptions } from './shard.js';
 import type { ShardState } from './state.js';
 import { WorkerHost, cloneableShardOptions } from './worker/host.js';
+import {
+  ReshardPolicy,
+  Resharder,
+  type AutoReshardOptions,
+  type GatewayBotInfo,
+  type ReshardHost,
+  type ReshardOptions,
+  type ReshardResult,
+  type ShardSet,
+} from './reshard.js';
 
 /** Default REST base used for `GET /gateway/bot`. */
 export const DEFAULT_API_URL = `https://discord.com/api/v${API_VERSION}`;
@@ -75,6 +86,11 @@ export interface ClusterOptions {
    * a window after the previous one's identify turn and waits ~2.5 s for its own, so no socket idles long unidentified.
    */
   startAhead?: number;
+  /**
+   * Reshard automatically (see {@link Cluster.autoReshard}) once `connect()` has settled: checks `GET /gateway/bot`
+   * every `interval` and reshards when the guilds per shard pass `guildsPerShard`. Default: off.
+   */
+  autoReshard?: AutoReshardOptions;
 }
 
 /** Why `connect()` failed: the shards that stopped for good (the others keep running). */
@@ -140,12 +156,24 @@ export class Cluster extends TypedEmitter<ClusterEventMap> {
   private _gatewayUrl: string | null = null;
   private _maxConcurrency = 1;
   private queue: IdentifyQueue | null = null;
+  /** Shards waiting for an identify turn now, and the queue / daily total behind them (for identifyStatus()). */
+  private identifyWaiting = 0;
+  private identifyInner: IdentifyQueue | null = null;
+  private identifyTotal: number | null = null;
   private connecting: Promise<void> | null = null;
   private closing: Promise<Record<number, Session>> | null = null;
   private connectStartedAt = 0;
   private progress: ((p: ClusterProgress) => void) | null = null;
   private allReadyReported = false;
   private readonly sink: ShardSink;
+  /** Sink of the running shard set: a copy of `sink` whose methods a reshard swaps (see reshard.ts). */
+  private setSink: ShardSink;
+  private settled = false;
+  private resharder: Resharder | null = null;
+  private reshardRun: Promise<void> | null = null;
+  private policy: ReshardPolicy | null = null;
+  /** Last presence given to updatePresence(): a resharded set identifies with it. */
+  private presence: PresenceData | undefined;
 
   constructor(options: ClusterOptions) {
     super();
@@ -172,6 +200,7 @@ export class Cluster extends TypedEmitter<ClusterEventMap> {
     else if (typeof shards === 'object') this.setShards(shards.total, shards.ids);
     else if (shards !== 'auto') throw new ShardlineError('INVALID_SHARD', `shards must be 'auto', a count, or { ids, total }`);
     this.sink = this.makeSink();
+    this.setSink = { ...this.sink };
     // Shard debug lines cost a string per event: forward them only while someone listens.
     const self = this as unknown as EventEmitter;
     self.on('newListener', (event: string) => {
@@ -283,6 +312,7 @@ export class Cluster extends TypedEmitter<ClusterEventMap> {
 
   /** Update the presence of every running shard. Rejects (after trying all) if some could not send it. */
   async updatePresence(presence: PresenceData): Promise<void> {
+    this.presence = presence;
     const ids = this._ids.filter((id) => this.states.get(id) !== 'fatal' && this.states.get(id) !== 'closed');
     const results = await Promise.allSettled(ids.map((id) => this.send(id, { op: 3, d: presence })));
     const failed = results.flatMap((r, i) => (r.status === 'rejected' ? [{ id: ids[i]!, err: r.reason as Error }] : []));
@@ -291,6 +321,23 @@ export class Cluster extends TypedEmitter<ClusterEventMap> {
         cause: failed[0]!.err,
       });
     }
+  }
+
+  /**
+   * The identify queue: shards waiting for a turn now, lanes, and the daily session start budget (`remaining`,
+   * `total`, virtual ms until it refills) when the queue is a {@link LocalIdentifyQueue}; null fields otherwise.
+   */
+  identifyStatus(): IdentifyStatus {
+    const q = this.identifyInner instanceof LocalIdentifyQueue ? this.identifyInner : null;
+    const remaining = q ? q.remaining : null;
+    const resetAt = q?.resetAt ?? null;
+    return {
+      maxConcurrency: this._maxConcurrency,
+      waiting: this.identifyWaiting,
+      remaining: remaining === Infinity ? null : remaining,
+      total: remaining === null || remaining === Infinity ? null : this.identifyTotal,
+      resetIn: resetAt === null ? null : Math.max(0, resetAt - this.clock.now()),
+    };
   }
 
   /** Health of every shard, by id. Synchronous; in worker mode refreshed with every event batch and once a second. */
@@ -314,6 +361,65 @@ export class Cluster extends TypedEmitter<ClusterEventMap> {
   }
 
   /**
+   * Change the shard count without downtime. A new set of `total` shards (default: the count `GET /gateway/bot`
+   * recommends, rounded up to a multiple of `max_concurrency`) identifies through the identify queue next to the
+   * running set; its events are withheld and reconciled with what the running set delivers until it is complete;
+   * then, at one synchronous switch point, delivery, `shardIdFor()`, `shard(id)`, `send()` and `status()` move to
+   * the new set and the old set is closed. No dispatch is delivered twice or lost across the switch (see
+   * docs/RESHARDING.md for how and for the limits). The new set's READY and initial GUILD_CREATEs are not
+   * delivered: those guilds are already known.
+   *
+   * Rejects — leaving the running set untouched — with `RESHARD_BUDGET` before any connection when the new set's
+   * IDENTIFYs do not fit in `budgetShare` of the remaining session starts, and with `RESHARD_ABORTED` when a new
+   * shard fails for good (e.g. 4011, 4014), `options.signal` aborts, the new set does not come up within
+   * `timeout`, or the cluster is closed. Works in worker mode too (the new set gets its own worker threads).
+   * Needs a cluster that runs every shard of the bot (not `shards: { ids, total }`) and a settled `connect()`.
+   *
+   * @example
+   * ```ts
+   * cluster.on('reshard', (e) => console.log(e.kind, e.from, '→', e.to));
+   * const r = await cluster.reshard(); // or cluster.reshard(32)
+   * console.log(`now ${r.to} shards; switch took ${r.switchDuration.toFixed(1)} ms`);
+   * ```
+   */
+  reshard(total?: number, options: ReshardOptions = {}): Promise<ReshardResult> {
+    return this.startReshard(total, options, 'manual');
+  }
+
+  /**
+   * Start the periodic resharding policy: every `interval` (default 15 min) compare the guilds per shard with
+   * `guildsPerShard` (default 2000); when passed, fetch `GET /gateway/bot` and reshard to the larger of the
+   * recommended count and `ceil(guilds / guildsPerShard)` (rounded up to a multiple of `max_concurrency`), only if
+   * that fits in `budgetShare` (default 0.5) of the remaining session starts — otherwise a `reshard` event of kind
+   * `skipped` is emitted and the next check tries again. Returns a function that stops the policy.
+   */
+  autoReshard(options: AutoReshardOptions = {}): () => void {
+    if (this.closing) throw new ShardlineError('CLUSTER_CLOSED', 'the cluster is closed');
+    this.policy?.stop();
+    const policy = new ReshardPolicy(
+      {
+        clock: this.clock,
+        total: () => this._total,
+        maxConcurrency: () => this._maxConcurrency,
+        status: () => this.status(),
+        busy: () => this.resharder?.active === true || !this.settled,
+        closed: () => this.closing !== null,
+        fetchGatewayBot: () => this.refreshGatewayBot(),
+        reshard: (total, opts) => this.startReshard(total, opts, 'policy'),
+        debug: (m) => this.debugLine(m),
+        emit: (e) => this.guard(() => this.emit('reshard', e)),
+      },
+      options,
+    );
+    this.policy = policy;
+    policy.start();
+    return () => {
+      policy.stop();
+      if (this.policy === policy) this.policy = null;
+    };
+  }
+
+  /**
    * Close every shard and release every timer, socket, worker and listener. With `resumable: true` the
    * sessions survive and are returned, to be passed as `sessions` to a new cluster (within a few minutes).
    * Identify waits are cancelled; `events()` iterators end after their buffered events.
@@ -327,6 +433,10 @@ export class Cluster extends TypedEmitter<ClusterEventMap> {
 
   private async doClose(resumable: boolean): Promise<Record<number, Session>> {
     this.abort.abort(new ShardlineError('CLUSTER_CLOSED', 'the cluster was closed'));
+    this.policy?.stop();
+    this.policy = null;
+    this.resharder?.dispose();
+    await this.reshardRun;
     for (const wake of this.grantWaiters.values()) wake();
     this.grantWaiters.clear();
     const parts = await Promise.all(this.backends.map((b) => b.close(resumable).catch(() => ({}) as Record<number, Session>)));
@@ -369,6 +479,8 @@ export class Cluster extends TypedEmitter<ClusterEventMap> {
     await Promise.all([this.limited(resumes, RESUME_CONCURRENCY, start), this.limited(fresh, ahead, start)]);
     await Promise.all(settled);
     this.progress = null;
+    this.settled = true;
+    if (this.options.autoReshard && !this.abort.signal.aborted && !this.policy) this.autoReshard(this.options.autoReshard);
     if (this.abort.signal.aborted) throw new ShardlineError('CLUSTER_CLOSED', 'the cluster was closed before every shard was ready');
     if (failures.length > 0) {
       failures.sort((a, b) => a.shardId - b.shardId);
@@ -404,39 +516,59 @@ export class Cluster extends TypedEmitter<ClusterEventMap> {
         onExhausted: o.onIdentifyBudgetExhausted ?? 'error',
         onBudget: (e) => this.onBudget(e),
       });
+    this.identifyInner = inner;
+    this.identifyTotal = o.identifyQueue ? null : (limit?.total ?? null);
     this.queue = {
       acquire: async (shardId, signal) => {
-        await inner.acquire(shardId, signal);
-        this.debugLine(`identify turn: shard ${shardId} (lane ${shardId % this._maxConcurrency})`);
+        const since = this.clock.now();
+        this.identifyWaiting++;
+        try {
+          await inner.acquire(shardId, signal);
+        } finally {
+          this.identifyWaiting--;
+        }
+        const lane = shardId % this._maxConcurrency;
+        this.guard(() => this.emit('identifyTurn', { shardId, lane, waited: this.clock.now() - since }));
+        this.debugLine(`identify turn: shard ${shardId} (lane ${lane})`);
         this.grantWaiters.get(shardId)?.();
       },
     };
     for (const id of this._ids) this.setState(id, 'idle');
-    const workers = Math.min(o.workers ?? 0, this._ids.length);
-    if (workers === 0) {
-      const group = new ShardGroup(this._ids, (id) => ({ ...this.shardOptions(id), clock: this.clock, identifyQueue: this.queue! }), this.sink);
-      this.addBackend(group, this._ids);
-    } else {
-      for (let w = 0; w < workers; w++) {
-        const ids = this._ids.filter((_, k) => k % workers === w);
-        const shardOptions: Record<number, Partial<ShardOptions>> = {};
-        for (const id of ids) shardOptions[id] = cloneableShardOptions(this.shardOptions(id));
-        const host = new WorkerHost({ index: w, ids, shardOptions, clockScale: this.clock.scale }, this.sink, this.queue);
-        this.addBackend(host, ids);
-      }
-      this.debugLine(`${this._ids.length} shards spread over ${workers} worker threads`);
-    }
+    const set = this.createSet(this._ids, this._total!, this.setSink, this.queue, false);
+    for (const b of set.backends) this.backends.push(b);
+    for (const [id, b] of set.owners) this.owners.set(id, b);
     this.syncDebug();
     if (this.pressure > 0) for (const b of this.backends) b.setPaused(true);
   }
 
-  private addBackend(backend: ShardBackend, ids: number[]): void {
-    this.backends.push(backend);
-    for (const id of ids) this.owners.set(id, backend);
+  /**
+   * Create (not connect) the shards `ids` of `total`, in this thread or spread over the worker threads, all
+   * reporting to `sink`. `fresh`: a resharded set (new sessions, the last presence given to updatePresence()).
+   */
+  private createSet(ids: number[], total: number, sink: ShardSink, queue: IdentifyQueue, fresh: boolean): ShardSet {
+    const owners = new Map<number, ShardBackend>();
+    const backends: ShardBackend[] = [];
+    const workers = Math.min(this.options.workers ?? 0, ids.length);
+    if (workers === 0) {
+      const group = new ShardGroup(ids, (id) => ({ ...this.shardOptions(id, total, fresh), clock: this.clock, identifyQueue: queue }), sink);
+      backends.push(group);
+      for (const id of ids) owners.set(id, group);
+    } else {
+      for (let w = 0; w < workers; w++) {
+        const mine = ids.filter((_, k) => k % workers === w);
+        const shardOptions: Record<number, Partial<ShardOptions>> = {};
+        for (const id of mine) shardOptions[id] = cloneableShardOptions(this.shardOptions(id, total, fresh));
+        const host = new WorkerHost({ index: w, ids: mine, shardOptions, clockScale: this.clock.scale }, sink, queue);
+        backends.push(host);
+        for (const id of mine) owners.set(id, host);
+      }
+      this.debugLine(`${ids.length} shards spread over ${workers} worker threads`);
+    }
+    return { total, backends, owners, sink };
   }
 
   /** Full options of one shard (without clock / queue). */
-  private shardOptions(id: number): ShardOptions {
+  private shardOptions(id: number, total = this._total!, fresh = false): ShardOptions {
     const o = this.options;
     const per = o.shardOptions?.(id) ?? {};
     return {
@@ -446,10 +578,94 @@ export class Cluster extends TypedEmitter<ClusterEventMap> {
       compression: o.compression,
       events: o.events ? [...o.events] : undefined,
       ...per,
+      ...(fresh && this.presence ? { presence: this.presence } : {}),
       id,
-      total: this._total!,
-      session: this.sessions[id] ?? per.session ?? null,
+      total,
+      session: fresh ? null : (this.sessions[id] ?? per.session ?? null),
     };
+  }
+
+  private startReshard(total: number | undefined, options: ReshardOptions, reason: 'manual' | 'policy'): Promise<ReshardResult> {
+    if (this.closing) return Promise.reject(new ShardlineError('CLUSTER_CLOSED', 'the cluster is closed'));
+    if (!this.settled || this._total === null) {
+      return Promise.reject(new ShardlineError('NOT_STARTED', 'reshard() needs a cluster whose connect() has settled'));
+    }
+    if (this.resharder?.active) return Promise.reject(new ShardlineError('RESHARD_IN_PROGRESS', 'a reshard is already running; await it (or abort it) first'));
+    if (this._ids.length !== this._total) {
+      return Promise.reject(
+        new ShardlineError(
+          'RESHARD_UNSUPPORTED',
+          `this cluster runs ${this._ids.length} of ${this._total} shards (shards: { ids, total }); resharding needs every shard of the bot in one cluster`,
+        ),
+      );
+    }
+    this.resharder?.dispose(); // the previous reshard's post-switch dedupe window ends here
+    const resharder = new Resharder(this.reshardHost(), total, options, reason);
+    this.resharder = resharder;
+    const run = resharder.run();
+    this.reshardRun = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
+  /** `GET /gateway/bot` for a reshard; its `session_start_limit` also refreshes the default queue's budget. */
+  private async refreshGatewayBot(): Promise<GatewayBotInfo> {
+    const bot = await this.fetchGatewayBot();
+    const l = bot.session_start_limit;
+    if (!this.options.identifyQueue && this.identifyInner instanceof LocalIdentifyQueue) {
+      this.identifyInner.setBudget({ total: l.total, remaining: l.remaining, resetAfter: l.reset_after });
+    }
+    return bot;
+  }
+
+  /** The cluster internals a reshard uses (see reshard.ts). */
+  private reshardHost(): ReshardHost {
+    const cluster = this;
+    return {
+      clock: this.clock,
+      total: this._total!,
+      maxConcurrency: this._maxConcurrency,
+      startAhead: this.options.startAhead ?? 1,
+      get setSink() {
+        return cluster.setSink;
+      },
+      mainSink: this.sink,
+      signal: this.abort.signal,
+      isBehind: () => this.pressure > 0,
+      runningStates: () => this._ids.map((id) => this.states.get(id) ?? 'idle'),
+      identifyQueue: () => this.queue!,
+      localBudget: () => {
+        const q = this.identifyInner instanceof LocalIdentifyQueue ? this.identifyInner : null;
+        return q && q.remaining !== Infinity ? q.remaining : null;
+      },
+      fetchGatewayBot: () => this.refreshGatewayBot(),
+      createSet: (total, sink, queue) => this.createSet(range(total), total, sink, queue, true),
+      adopt: (set, states) => this.adoptSet(set, states),
+      debug: (m) => this.debugLine(m),
+      emit: (e) => this.guard(() => this.emit('reshard', e)),
+    };
+  }
+
+  /** The reshard's switch: `set` becomes the running set (synchronously). Returns the previous backends. */
+  private adoptSet(set: ShardSet, states: Map<number, ShardState>): ShardBackend[] {
+    const old = this.backends.splice(0, this.backends.length, ...set.backends);
+    this.owners.clear();
+    for (const [id, b] of set.owners) this.owners.set(id, b);
+    this._total = set.total;
+    this._ids = range(set.total);
+    this.states.clear();
+    this.stateCounts.clear();
+    for (const id of this._ids) this.setState(id, states.get(id) ?? 'idle');
+    for (const id of this.handles.keys()) if (id >= set.total) this.handles.delete(id);
+    for (const id of Object.keys(this.sessions)) delete this.sessions[Number(id)];
+    this.setSink = set.sink;
+    for (const b of set.backends) b.setPaused(this.pressure > 0);
+    const debug = this.listenerCount('debug') > 0;
+    for (const b of set.backends) b.setDebug(debug);
+    this.checkAllReady();
+    return old;
   }
 
   private async fetchGatewayBot(): Promise<GatewayBot> {

@@ -202,8 +202,9 @@ function internAscii(src: Uint8Array, a: number, b: number): string {
     while (k < hit.length && hit.charCodeAt(k) === src[a + k]) k++;
     if (k === hit.length) return hit;
   }
+  if (len > 64) return utf8.decode(src.subarray(a, b)); // not interned; `apply` would overflow the stack on ~100k+ args
   const str = String.fromCharCode.apply(null, src.subarray(a, b) as unknown as number[]);
-  if (len <= 64) internTable[slot] = str;
+  internTable[slot] = str;
   return str;
 }
 

@@ -36,3 +36,26 @@ export type {
 export { Cluster, ClusterConnectError, CLUSTER_IDENTIFY_WINDOW, DEFAULT_API_URL, type ClusterOptions } from './cluster.js';
 export type { ShardStatus, ClusterProgress, ClusterReadyEvent, ClusterEventMap, ClusterShard, GatewayCommand } from './cluster-status.js';
 export type { SessionStartBudget, ApiSessionStartLimit, IdentifyBudgetEvent } from './queue.js';
+export type { IdentifyStatus, IdentifyTurnEvent } from './cluster-status.js';
+export { attachMetrics, disconnectCause, type MetricsOptions, type ClusterMetrics } from './metrics.js';
+export {
+  serveStatus,
+  statusHandler,
+  type StatusPage,
+  type StatusServer,
+  type StatusPageOptions,
+  type StatusSnapshot,
+  type StatusShard,
+} from './status-page/server.js';
+export type { HttpEndpoint, ListenOptions, RequestHandler } from './status-page/http.js';
+export { routeLogs, type Logger, type LogLevel, type RouteLogsOptions } from './logging.js';
+export {
+  OverlapDedupe,
+  ReshardPolicy,
+  fingerprint,
+  routingKey,
+  type ReshardOptions,
+  type ReshardResult,
+  type ReshardEvent,
+  type AutoReshardOptions,
+} from './reshard.js';

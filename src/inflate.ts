@@ -40,9 +40,14 @@ export interface Inflater {
    * when a message would exceed `maxMessageSize`; after either error the context can't be trusted and every
    * later push throws again (drop the connection and create a new inflater).
    *
-   * The returned buffer is owned by the caller and is never overwritten by later pushes.
+   * By default the returned buffer is owned by the caller and is never overwritten by later pushes.
+   *
+   * With `transient` true the result may instead be a view of one process-wide scratch buffer that the next
+   * transient push of *any* inflater in the process overwrites: use it only when the bytes are consumed
+   * synchronously before anything else can push (the Shard scans and parses each message in the same tick and
+   * keeps no reference). It saves the output-slab bookkeeping and allocations, like a floor decoder.
    */
-  push(chunk: Buffer): Buffer | null;
+  push(chunk: Buffer, transient?: boolean): Buffer | null;
   /** Release native resources. Idempotent; `push` after `close` throws. */
   close(): void;
   /** Live counters (the same object, updated in place). */
@@ -64,8 +69,8 @@ export const DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024;
 
 /** Synchronous decompression of one complete unit of input through a long-lived context. */
 interface Engine {
-  /** Decompress `input` completely; throws InflateError. */
-  run(input: Buffer): Buffer;
+  /** Decompress `input` completely; throws InflateError. `transient`: the result may live in the shared scratch. */
+  run(input: Buffer, transient: boolean): Buffer;
   /** Free native resources. */
   free(): void;
 }
@@ -84,6 +89,46 @@ function tooLarge(what: string, max: number): InflateError {
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// Output buffers shared by every inflater of the process
+// ---------------------------------------------------------------------------------------------------------
+
+/** Size of one output slab (owned results). */
+const SLAB = 32 * 1024;
+/** When less than this is left in the output slab, start a new one (a tiny tail only forces extra loop rounds). */
+const SLAB_MIN_FREE = 2 * 1024;
+/** Size of the transient scratch buffer (like the floor's 64 KiB output buffer). */
+const SCRATCH = 64 * 1024;
+const noop = (): void => {};
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * The output slab of owned results, shared by every inflater in the process. Every push is synchronous on this
+ * one thread, so advancing one module-level offset keeps the contract that a returned buffer is never
+ * overwritten: results are consecutive slices of the slab, and when it runs out a new slab is allocated (the
+ * old one is freed by the GC once callers drop their slices). No inflater keeps a slab of its own, so an idle
+ * connection pins no output memory; this is what keeps the per-connection footprint at the native context.
+ */
+let slab: Buffer = EMPTY;
+let slabOff = 0;
+
+/** The current shared slab with at least SLAB_MIN_FREE bytes free from `slabOff`. */
+function freeSlab(): Buffer {
+  if (slab.length - slabOff < SLAB_MIN_FREE) {
+    slab = Buffer.allocUnsafe(SLAB);
+    slabOff = 0;
+  }
+  return slab;
+}
+
+/** Scratch buffer of transient results, reused at offset 0 by every transient push (allocated on first use). */
+let scratch: Buffer = EMPTY;
+
+function scratchBuffer(): Buffer {
+  if (scratch.length === 0) scratch = Buffer.allocUnsafe(SCRATCH);
+  return scratch;
+}
+
+// ---------------------------------------------------------------------------------------------------------
 // zlib: node:zlib synchronous internal path
 // ---------------------------------------------------------------------------------------------------------
 
@@ -96,20 +141,26 @@ interface NodeZlibInternals extends zlib.Inflate {
   _chunkSize: number;
 }
 
-const SLAB = 32 * 1024;
-/** When less than this is left in the output slab, start a new one (a tiny tail only forces extra loop rounds). */
-const SLAB_MIN_FREE = 2 * 1024;
-const noop = (): void => {};
-
 /**
  * `zlib.Inflate#_processChunk(chunk, flag)` without a callback runs synchronously (it is what `inflateSync`
  * uses) but was written for one-shot use: it closes the native handle when done, adds an 'error' listener per
- * call, and returns slices of the stream's reusable output buffer. We keep the handle open (shadow its
- * `close`, restore `_handle`), drop the extra listener, and advance `_outOffset` past returned bytes so no
- * returned buffer is ever overwritten.
+ * call, and writes into the stream's own output buffer `_outBuffer` from `_outOffset` (up to `_chunkSize`).
+ *
+ * - The handle is kept open: its `close` is shadowed and `_handle` restored after every call.
+ * - The instance gets its own `on` that swallows 'error' registrations, and one permanent 'error' listener is
+ *   registered at construction, so there is no listener churn per message. Errors still throw synchronously:
+ *   the handle's onerror stores the error on the stream (`kError`) before `writeSync` returns, and
+ *   `processChunkSync` throws it; the deferred 'error' emit of `destroy()` reaches the permanent listener.
+ *   (The capability probe checks both.)
+ * - Output goes to the process-wide slab (or the transient scratch): `_outBuffer`/`_outOffset`/`_chunkSize`
+ *   are pointed at it before each call and `_outBuffer` is dropped right after, so an idle instance holds no
+ *   output buffer. `processChunkSync` never writes them back; a result that fits is one slice of the buffer
+ *   we gave it, and a result that overflows it is a fresh concatenation (the tail we gave stays unused).
  */
 const nodeZlibEngine: EngineFactory = (max) => {
-  const inst = new zlib.Inflate({ chunkSize: SLAB, maxOutputLength: Math.max(1, Math.min(Math.floor(max), 2 ** 31 - 1)) }) as NodeZlibInternals;
+  // The smallest chunkSize (64 B, from the shared 8 KiB pool) so construction allocates no slab of its own.
+  const inst = new zlib.Inflate({ chunkSize: 64, maxOutputLength: Math.max(1, Math.min(Math.floor(max), 2 ** 31 - 1)) }) as NodeZlibInternals;
+  inst._outBuffer = EMPTY;
   const handle = inst._handle!;
   const realClose = handle.close;
   handle.close = noop;
@@ -119,15 +170,19 @@ const nodeZlibEngine: EngineFactory = (max) => {
   };
   inst.on('error', onError);
   // `_processChunk` registers a throw-away 'error' listener on every call (its errors actually arrive
-  // synchronously through the handle's onerror); swallow those registrations instead of removing them after.
+  // synchronously through the handle's onerror, see above): swallow those registrations.
   const ownOn = inst.on;
   inst.on = function (this: zlib.Inflate, event: string | symbol, listener: (...args: unknown[]) => void) {
     return event === 'error' ? this : ownOn.call(this, event, listener);
   } as typeof inst.on;
   const SYNC = zlib.constants.Z_SYNC_FLUSH;
   return {
-    run(input) {
+    run(input, transient) {
       if (streamError !== null) throw corrupt('node:zlib-sync', streamError);
+      const buf = transient ? scratchBuffer() : freeSlab();
+      inst._outBuffer = buf;
+      inst._outOffset = transient ? 0 : slabOff;
+      inst._chunkSize = buf.length;
       let out: Buffer;
       try {
         out = inst._processChunk(input, SYNC);
@@ -136,18 +191,10 @@ const nodeZlibEngine: EngineFactory = (max) => {
         throw corrupt('node:zlib-sync', err);
       } finally {
         inst._handle = handle;
+        inst._outBuffer = EMPTY;
       }
-      const slab = inst._outBuffer;
-      if (out.buffer === slab.buffer && out.length > 0) {
-        // Single-slice result pointing into the slab: keep those bytes, continue after them.
-        const next = out.byteOffset - slab.byteOffset + out.length;
-        if (SLAB - next < SLAB_MIN_FREE) {
-          inst._outBuffer = Buffer.allocUnsafe(SLAB);
-          inst._outOffset = 0;
-        } else {
-          inst._outOffset = next;
-        }
-      }
+      // Owned result inside the slab: keep those bytes, the next result starts after them.
+      if (!transient && out.buffer === buf.buffer && out.length > 0) slabOff = out.byteOffset - buf.byteOffset + out.length;
       return out;
     },
     free() {
@@ -170,18 +217,31 @@ function nodeZlibUsable(): boolean {
     const proto = zlib.Inflate.prototype as unknown as Partial<NodeZlibInternals>;
     if (typeof proto._processChunk !== 'function') return false;
     const probe = new zlib.Inflate() as NodeZlibInternals;
-    const ok = probe._handle !== null && typeof probe._handle?.close === 'function' && Buffer.isBuffer(probe._outBuffer) && typeof probe._outOffset === 'number';
+    const ok =
+      probe._handle !== null &&
+      typeof probe._handle?.close === 'function' &&
+      Buffer.isBuffer(probe._outBuffer) &&
+      typeof probe._outOffset === 'number' &&
+      typeof probe._chunkSize === 'number';
     probe.on('error', noop);
     probe.close();
     if (!ok) return false;
     const engine = nodeZlibEngine(1024);
     try {
-      const outs = PROBE_IN.map((b64) => engine.run(Buffer.from(b64, 'base64')));
+      const outs = PROBE_IN.map((b64) => engine.run(Buffer.from(b64, 'base64'), false));
       // Both outputs intact after the second call (context kept, first result not overwritten).
       if (!outs.every((o, i) => o.toString('latin1') === PROBE_OUT[i])) return false;
+      // The transient path writes where it is told to (a fresh context: the stream starts with a header).
+      const engine2 = nodeZlibEngine(1024);
+      try {
+        const t = engine2.run(Buffer.from(PROBE_IN[0]!, 'base64'), true);
+        if (t.toString('latin1') !== PROBE_OUT[0] || outs[0]!.toString('latin1') !== PROBE_OUT[0]) return false;
+      } finally {
+        engine2.free();
+      }
       // Errors still surface synchronously: a block of reserved type 3 must throw INFLATE_CORRUPT.
       try {
-        engine.run(Buffer.from([0x06, 0x00, 0x00, 0xff, 0xff]));
+        engine.run(Buffer.from([0x06, 0x00, 0x00, 0xff, 0xff]), false);
         return false;
       } catch (err) {
         return err instanceof InflateError && err.code === 'INFLATE_CORRUPT';
@@ -276,30 +336,38 @@ const zstdBinding = loadOptional<ZstdBinding>('zstd-napi/binding');
 
 const zstdNapiEngine: EngineFactory = (max) => {
   const dctx = new zstdBinding!.DCtx();
-  let slab = Buffer.allocUnsafe(SLAB);
-  let off = 0;
   return {
-    run(input) {
+    run(input, transient) {
       let src: Buffer = input;
       let first: Buffer | null = null;
       let parts: Buffer[] | null = null;
       let total = 0;
+      // Output target: the process-wide slab from its free offset (owned) or the scratch at 0 (transient).
+      let buf = transient ? scratchBuffer() : freeSlab();
+      let off = transient ? 0 : slabOff;
       for (;;) {
-        if (slab.length - off < SLAB_MIN_FREE) {
-          slab = Buffer.allocUnsafe(slab.length);
+        if (buf.length - off < SLAB_MIN_FREE) {
+          // Out of room. Owned: continue in a new shared slab. Transient: in a private buffer (the pieces
+          // already written to the scratch stay valid until they are concatenated below).
+          buf = Buffer.allocUnsafe(SLAB);
           off = 0;
+          if (!transient) {
+            slab = buf;
+            slabOff = 0;
+          }
         }
         let r: [number, number, number];
         try {
-          r = dctx.decompressStream(off === 0 ? slab : slab.subarray(off), src);
+          r = dctx.decompressStream(off === 0 ? buf : buf.subarray(off), src);
         } catch (err) {
           throw corrupt('zstd-napi', err);
         }
         const produced = r[1];
         const consumed = r[2];
         if (produced > 0) {
-          const piece = slab.subarray(off, off + produced);
+          const piece = buf.subarray(off, off + produced);
           off += produced;
+          if (!transient) slabOff = off; // returned (or about to be copied) bytes are never handed out again
           total += produced;
           if (total > max) throw tooLarge('decompressed message', max);
           if (first === null) first = piece;
@@ -307,12 +375,11 @@ const zstdNapiEngine: EngineFactory = (max) => {
         }
         if (produced === 0 && consumed === 0) break; // no progress possible (never seen; guards against a spin)
         if (consumed < src.length) src = src.subarray(consumed);
-        else if (off < slab.length) break; // input consumed and output not full: nothing pending
+        else if (off < buf.length) break; // input consumed and output not full: nothing pending
         else src = src.subarray(src.length);
       }
       if (first === null) return Buffer.alloc(0);
       if (parts === null) return first;
-      off = slab.length; // pieces were copied; start fresh to keep it simple
       return Buffer.concat(parts, total);
     },
     free: noop,
@@ -414,7 +481,7 @@ class StreamInflater implements Inflater {
     this.framed = framed;
   }
 
-  push(chunk: Buffer): Buffer | null {
+  push(chunk: Buffer, transient = false): Buffer | null {
     if (this.closed) throw new InflateError('INFLATE_CORRUPT', `${this.backend}: push after close`);
     if (this.failure !== null) throw new InflateError(this.failure.code as 'INFLATE_CORRUPT', `${this.backend}: inflater unusable after an earlier error (${this.failure.message.slice(0, 160)})`, { cause: this.failure });
     const stats = this.stats;
@@ -442,7 +509,7 @@ class StreamInflater implements Inflater {
     }
     let out: Buffer;
     try {
-      out = this.engine.run(input);
+      out = this.engine.run(input, transient);
     } catch (err) {
       return this.fail(err instanceof InflateError ? err : corrupt(this.backend, err));
     }

@@ -101,6 +101,15 @@ interface Deferred {
 const ALWAYS_PARSED = new Set(['READY', 'RESUMED']);
 let connectionIds = 0;
 
+/** A Heartbeater that counts ACKs, so metrics can tell new latency samples from ones already observed. */
+class CountingHeartbeater extends Heartbeater {
+  acks = 0;
+  override ack(): void {
+    this.acks++;
+    super.ack();
+  }
+}
+
 /**
  * One websocket session with Discord's gateway: identifies (or resumes), heartbeats, detects zombie
  * connections, reconnects by the protocol's rules, inflates `zlib-stream`, rate-limits what it sends and
@@ -131,7 +140,7 @@ export class Shard extends TypedEmitter<ShardEventMap> {
   private readonly compression: TransportCompression | false;
   private readonly wanted: Set<string> | null;
   private readonly identifyQueue: IdentifyQueue;
-  private readonly heartbeater: Heartbeater;
+  private readonly heartbeater: CountingHeartbeater;
   private readonly limiter: SendLimiter;
   private readonly backoff: Backoff;
   private readonly opts: ShardOptions;
@@ -155,6 +164,11 @@ export class Shard extends TypedEmitter<ShardEventMap> {
   readonly counters = { reconnects: 0, resumes: 0, identifies: 0, zombies: 0, filtered: 0, dispatches: 0, decodeErrors: 0 };
   /** Last close code received from the gateway. */
   lastCloseCode: number | null = null;
+  /** Payloads written to the socket, by op (heartbeats, IDENTIFY, RESUME and commands). Read by metrics. */
+  readonly payloadsSent = new Map<number, number>();
+  /** Inflate totals of the connections already closed (the current one is added by {@link Shard.inflateStats}). */
+  private readonly inflatePast = { bytesIn: 0, bytesOut: 0, messages: 0 };
+  private readonly retiredInflaters = new WeakSet<Inflater>();
 
   constructor(options: ShardOptions) {
     super();
@@ -195,7 +209,7 @@ export class Shard extends TypedEmitter<ShardEventMap> {
       limit: options.rateLimit?.limit,
       window: options.rateLimit?.window,
     });
-    this.heartbeater = new Heartbeater({
+    this.heartbeater = new CountingHeartbeater({
       clock: this.clock,
       random: this.random,
       send: () => this.sendHeartbeat(),
@@ -224,6 +238,28 @@ export class Shard extends TypedEmitter<ShardEventMap> {
   /** Commands waiting to be sent. */
   get queuedCommands(): number {
     return this.limiter.queued;
+  }
+
+  /** Heartbeat ACKs received so far; each one adds a sample to `latency.recent` (kept: the last 10). For metrics. */
+  get heartbeatAcks(): number {
+    return this.heartbeater.acks;
+  }
+
+  /**
+   * Transport decompression totals over every connection so far (compressed bytes in, decompressed bytes out,
+   * messages), the compressed bytes the current connection holds for an incomplete message, and its backend.
+   */
+  get inflateStats(): { bytesIn: number; bytesOut: number; messages: number; bufferSize: number; backend: string | null } {
+    const live = this.conn?.inflater;
+    const cur = live && !this.retiredInflaters.has(live) ? live.stats : null;
+    const past = this.inflatePast;
+    return {
+      bytesIn: past.bytesIn + (cur?.bytesIn ?? 0),
+      bytesOut: past.bytesOut + (cur?.bytesOut ?? 0),
+      messages: past.messages + (cur?.messages ?? 0),
+      bufferSize: cur?.bufferSize ?? 0,
+      backend: live?.backend ?? null,
+    };
   }
 
   /**
@@ -285,7 +321,13 @@ export class Shard extends TypedEmitter<ShardEventMap> {
         new SendError('PAYLOAD_TOO_LARGE', `op ${payload.op} payload is ${bytes} bytes; the gateway accepts at most ${MAX_PAYLOAD_BYTES}`),
       );
     }
-    return this.limiter.enqueue(data, payload.op);
+    const sent = this.limiter.enqueue(data, payload.op);
+    sent.then(() => this.countSent(payload.op), () => undefined);
+    return sent;
+  }
+
+  private countSent(op: number): void {
+    this.payloadsSent.set(op, (this.payloadsSent.get(op) ?? 0) + 1);
   }
 
   /**
@@ -426,7 +468,9 @@ export class Shard extends TypedEmitter<ShardEventMap> {
     if (conn.inflater && isBinary) {
       let out: Buffer | null;
       try {
-        out = conn.inflater.push(data);
+        // Transient output (a process-wide scratch buffer, overwritten by the next transient push): every use
+        // of `message` below (scan, parse) finishes in this call and nothing keeps a reference to the bytes.
+        out = conn.inflater.push(data, true);
       } catch (err) {
         this.reportError(err as Error);
         this.drop({ kind: 'malformed' });
@@ -491,8 +535,9 @@ export class Shard extends TypedEmitter<ShardEventMap> {
     }
     const type = t ?? '';
     const wanted = this.wanted === null || this.wanted.has(type);
-    const needed = ALWAYS_PARSED.has(type) || (type === 'GUILD_MEMBERS_CHUNK' && this.memberRequests.size > 0);
-    if (!wanted && !needed) {
+    // Parsed even when not wanted: READY / RESUMED (ALWAYS_PARSED; compared directly, cheaper than the Set)
+    // and member chunks while a member request waits for them.
+    if (!wanted && type !== 'READY' && type !== 'RESUMED' && !(type === 'GUILD_MEMBERS_CHUNK' && this.memberRequests.size > 0)) {
       if (s !== null) this.seq = s;
       this.counters.filtered++;
       return;
@@ -532,7 +577,7 @@ export class Shard extends TypedEmitter<ShardEventMap> {
         this.reportError(new ShardlineError('LISTENER_ERROR', `a dispatch listener threw: ${(err as Error)?.message ?? String(err)}`, { cause: err }));
       }
     }
-    for (const ch of this.channels) ch.push(event);
+    if (this.channels.size !== 0) for (const ch of this.channels) ch.push(event);
   }
 
   private onHello(conn: Connection, message: Buffer): void {
@@ -557,6 +602,7 @@ export class Shard extends TypedEmitter<ShardEventMap> {
     this.transition('resuming', `resuming session at seq ${this.seq} (attempt ${this.resumeAttempts})`);
     this.counters.resumes++;
     this.write(conn, JSON.stringify({ op: 6, d: { token: this.#token, session_id: this.sessionId, seq: this.seq } }));
+    this.countSent(6);
     this.armReadyTimer(conn);
   }
 
@@ -588,6 +634,7 @@ export class Shard extends TypedEmitter<ShardEventMap> {
     if (this.presence) d.presence = this.presence;
     this.debug(`IDENTIFY shard [${this.id}, ${this.total}] intents ${intentNames(this.intents).join('|') || 0}`);
     this.write(conn, JSON.stringify({ op: 2, d }));
+    this.countSent(2);
     this.armReadyTimer(conn);
   }
 
@@ -640,6 +687,7 @@ export class Shard extends TypedEmitter<ShardEventMap> {
     if (!conn || conn.ws.readyState !== WebSocket.OPEN) return;
     conn.ws.send(`{"op":1,"d":${this.seq > 0 ? this.seq : 'null'}}`);
     this.limiter.record();
+    this.countSent(1);
   }
 
   /**
@@ -686,6 +734,13 @@ export class Shard extends TypedEmitter<ShardEventMap> {
     conn.identifyAbort?.abort(new ShardlineError('ABORTED', 'connection closed'));
     this.heartbeater.stop();
     this.limiter.open(null);
+    if (conn.inflater && !this.retiredInflaters.has(conn.inflater)) {
+      this.retiredInflaters.add(conn.inflater);
+      const st = conn.inflater.stats;
+      this.inflatePast.bytesIn += st.bytesIn;
+      this.inflatePast.bytesOut += st.bytesOut;
+      this.inflatePast.messages += st.messages;
+    }
     conn.inflater?.close();
     const ws = conn.ws;
     ws.removeAllListeners('message');

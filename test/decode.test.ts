@@ -243,3 +243,15 @@ describe('parsePayload', () => {
     );
   });
 });
+
+it('scanHeader: a very long ASCII t (1 MB) is returned, not a RangeError from the interning path', () => {
+  const t = 'X'.repeat(1024 * 1024);
+  for (const input of [Buffer.from(`{"t":"${t}","s":1,"op":0,"d":{}}`), Buffer.from(`{"op":0, "t":"${t}", "s":1,"d":{}}`)]) {
+    const h = scanHeader(input);
+    assert.ok(h !== null);
+    assert.equal(h.t, t);
+    assert.equal(h.s, 1);
+  }
+  // Short names still come back interned and equal.
+  assert.equal(scanHeader(Buffer.from('{"t":"MESSAGE_CREATE","s":2,"op":0,"d":{}}'))!.t, 'MESSAGE_CREATE');
+});

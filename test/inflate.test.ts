@@ -399,3 +399,104 @@ describe('zstd-stream backends agree', { skip: ZSTD_SKIP }, () => {
     }
   });
 });
+
+describe('output buffers: shared slab (owned) and transient scratch', () => {
+  // Messages of all sizes: tiny control frames, payload-sized fixtures, and ones around and beyond the 32 KiB slab
+  // and 64 KiB scratch (the overflow paths).
+  const sized = [bigGuildCreate(20 * 1024, 3), bigGuildCreate(33 * 1024, 4), bigGuildCreate(70 * 1024, 5), bigGuildCreate(200 * 1024, 6)];
+  const messages = [...fixtureMessages, ...sized, ...fixtureMessages, sized[2]!, ...fixtureMessages];
+
+  const kinds: Array<{ kind: 'zlib-stream' | 'zstd-stream'; backend: string; skip: string | boolean }> = [
+    ...backends.zlib.map((backend) => ({ kind: 'zlib-stream' as const, backend, skip: false as const })),
+    ...backends.zstd.map((backend) => ({ kind: 'zstd-stream' as const, backend, skip: ZSTD_SKIP })),
+  ];
+
+  for (const { kind, backend, skip } of kinds) {
+    describe(`${kind} via ${backend}`, { skip }, () => {
+      const frames = async (): Promise<Buffer[]> => (kind === 'zlib-stream' ? deflateStream(messages) : zstdStream(messages));
+
+      it('owned results of many interleaved inflaters are never overwritten, by owned or transient pushes', async () => {
+        const streams = await Promise.all([frames(), frames(), frames()]);
+        const owned = [0, 1].map(() => createInflater(kind, { backend }));
+        const transient = createInflater(kind, { backend });
+        const kept: Array<[Buffer, Buffer]> = [];
+        for (let i = 0; i < messages.length; i++) {
+          for (const [k, inf] of owned.entries()) kept.push([inf.push(streams[k]![i]!)!, messages[i]!]);
+          const t = transient.push(streams[2]![i]!, true)!;
+          assert.ok(t.equals(messages[i]!), `transient message ${i} differs`);
+        }
+        kept.forEach(([got, want], i) => assert.ok(got.equals(want), `owned result ${i} was overwritten`));
+        for (const inf of [...owned, transient]) inf.close();
+      });
+
+      it('transient results are correct even when a message is split across websocket messages', async () => {
+        const [f] = await Promise.all([frames()]);
+        const inf = createInflater(kind, { backend });
+        for (let i = 0; i < messages.length; i++) {
+          let out: Buffer | null = null;
+          if (kind === 'zlib-stream' && f![i]!.length > 8) {
+            const cut = f![i]!.length >> 1;
+            assert.equal(inf.push(f![i]!.subarray(0, cut), true), null);
+            out = inf.push(f![i]!.subarray(cut), true);
+          } else out = inf.push(f![i]!, true);
+          assert.ok(out !== null && out.equals(messages[i]!), `message ${i} differs`);
+        }
+        assert.equal(inf.stats.messages, messages.length);
+        inf.close();
+      });
+
+      it('transient mode keeps the error contract: corrupt data throws InflateError synchronously, then stays failed', async () => {
+        const f = await frames();
+        const inf = createInflater(kind, { backend });
+        assert.ok(inf.push(f[0]!, true)!.equals(messages[0]!));
+        // zlib: after a sync flush the next block starts on a byte boundary, 0x06 = block type 3 (reserved).
+        const bad = kind === 'zlib-stream' ? Buffer.from([0x06, 0x00, 0x00, 0xff, 0xff]) : Buffer.from(f[1]!).fill(0xa5, 0, Math.min(f[1]!.length, 12));
+        let threw = false;
+        try {
+          inf.push(bad, true);
+        } catch (err) {
+          threw = true;
+          assert.ok(err instanceof InflateError, String(err));
+        }
+        // zstd without a checksum may take the garbage for data; zlib never does.
+        if (kind === 'zlib-stream') assert.ok(threw, 'corrupt zlib data threw');
+        if (threw) expectInflateError(() => inf.push(f[2]!, true));
+        await settle();
+        inf.close();
+      });
+    });
+  }
+
+  it('node:zlib-sync: small owned results of different inflaters share one slab; no listener churn per push', async () => {
+    if (backends.zlib[0] !== 'node:zlib-sync') return;
+    const [fa, fb] = await Promise.all([deflateStream(fixtureMessages), deflateStream(fixtureMessages)]);
+    const a = createInflater('zlib-stream');
+    const b = createInflater('zlib-stream');
+    const warnings: string[] = [];
+    const onWarning = (w: Error): void => void warnings.push(w.name);
+    process.on('warning', onWarning);
+    try {
+      const oa = a.push(fa[0]!)!;
+      const ob = b.push(fb[0]!)!;
+      assert.equal(oa.buffer, ob.buffer, 'one process-wide slab');
+      assert.ok(ob.byteOffset >= oa.byteOffset + oa.length, 'the second result starts after the first');
+      // Thousands of pushes through one context: no MaxListenersExceededWarning (no listener added per call).
+      for (let round = 0; round < 200; round++) {
+        const frames = await deflateStream(fixtureMessages.slice(0, 3));
+        const c = createInflater('zlib-stream');
+        for (const f of frames) c.push(f, round % 2 === 0);
+        c.close();
+      }
+      const many = createInflater('zlib-stream');
+      const stream = await deflateStream(Array.from({ length: 2000 }, (_, i) => discordJson({ op: 0, s: i + 1, t: 'TYPING_START', d: { i } })));
+      for (const f of stream) many.push(f, true);
+      many.close();
+      await settle();
+      assert.deepEqual(warnings, []);
+    } finally {
+      process.off('warning', onWarning);
+      a.close();
+      b.close();
+    }
+  });
+});

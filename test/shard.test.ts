@@ -625,3 +625,40 @@ test('pause() stops reading the socket, resume() delivers what waited, in order'
     await h.stop();
   }
 });
+
+for (const compression of ['zlib-stream', 'zstd-stream'] as const) {
+  test(`${compression}: shards of one process share the transient inflate buffer; every dispatch of every size arrives intact, in order`, async (t) => {
+    if (compression === 'zstd-stream') {
+      try {
+        await import('zstd-napi');
+      } catch {
+        t.skip('zstd-napi is not installed');
+        return;
+      }
+    }
+    const h = await harness({ shards: 2, guilds: 4 });
+    try {
+      const intents = Intents.Guilds | Intents.GuildMessages | Intents.MessageContent;
+      const shards = [0, 1].map((id) => h.shard({ id, total: 2, compression, intents }));
+      const seen = shards.map((s) => collect(s, 'MESSAGE_CREATE'));
+      await Promise.all(shards.map((s) => s.connect()));
+      // Sizes around the 32 KiB slab and 64 KiB scratch, interleaved between the two shards' sockets.
+      const sizes = [10, 900, 31_000, 33_000, 70_000, 5, 200_000, 64 * 1024, 1200, 7];
+      const want: string[][] = [[], []];
+      for (let i = 0; i < 40; i++) {
+        for (const id of [0, 1]) {
+          const content = `${id}:${i}:` + String.fromCharCode(97 + ((i + id) % 26)).repeat(sizes[(i + id) % sizes.length]!);
+          want[id]!.push(content);
+          h.sim.dispatch(id, 'MESSAGE_CREATE', { ...MSG(i, h), content });
+        }
+      }
+      await until(() => seen[0]!.length === 40 && seen[1]!.length === 40, 'all messages', 15_000);
+      for (const id of [0, 1]) {
+        assert.deepEqual(seen[id]!.map((e) => (e.data as { content: string }).content), want[id], `shard ${id}`);
+        for (let i = 1; i < 40; i++) assert.equal(seen[id]![i]!.sequence, seen[id]![i - 1]!.sequence + 1);
+      }
+    } finally {
+      await h.stop();
+    }
+  });
+}

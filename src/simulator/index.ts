@@ -72,3 +72,17 @@ export {
   TRAFFIC_EVENTS,
 } from './fixtures.js';
 export { CONTROL_FIXTURES, DISPATCH_FIXTURES, SEND_FIXTURES, SUGGESTED_MIX, type FixtureEnvelope } from './fixtures-data.js';
+export {
+  ChaosMonkey,
+  DeliveryLedger,
+  garbage as chaosGarbage,
+  DEFAULT_FAULT_WEIGHTS,
+  FATAL_CLOSE_CODES,
+  NEW_SESSION_CLOSE_CODES,
+  RESUMABLE_CHAOS_CLOSE_CODES,
+  type ChaosOptions,
+  type FaultExpectation,
+  type FaultKind,
+  type InjectedFault,
+  type LedgerViolation,
+} from './chaos.js';

@@ -1,0 +1,542 @@
+#!/usr/bin/env node
+/**
+ * The `shardline` command.
+ *
+ * - `shardline run`: connect a cluster (token from `DISCORD_TOKEN`, or `--simulator`) and write every dispatch
+ *   as one JSON line to stdout; progress, logs and errors go to stderr. Optional metrics and status page ports.
+ * - `shardline simulator`: start the bundled gateway simulator for other tools to test against.
+ *
+ * Exit codes: 0 done, 1 failed (token rejected, every shard stopped, port in use, ...), 2 bad usage.
+ * @packageDocumentation
+ */
+import { once } from 'node:events';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { GatewayDispatchEvents } from 'discord-api-types/v10';
+import { scaledClock, systemClock, type Clock } from '../clock.js';
+import { Cluster, CLUSTER_IDENTIFY_WINDOW, ClusterConnectError, type ClusterOptions } from '../cluster.js';
+import { redact, ShardlineError } from '../errors.js';
+import type { TransportCompression } from '../inflate.js';
+import { AllIntents, Intents, intentNames, intentsForEvent, intentsForEvents, PrivilegedIntents } from '../intents.js';
+import { routeLogs, type LogLevel } from '../logging.js';
+import { LocalIdentifyQueue } from '../queue.js';
+import { attachMetrics } from '../metrics.js';
+import { GatewaySimulator } from '../simulator/index.js';
+import { serveStatus } from '../status-page/server.js';
+import { c, StderrUi, stderrLogger } from './ui.js';
+
+/** The command being run, for the `--help` hint of a usage error. */
+let currentCommand: string | null = null;
+
+/** A mistake in the command line: exit code 2, the message says what to fix. */
+class UsageError extends Error {
+  readonly command: string | null;
+  constructor(message: string, command: string | null) {
+    super(message);
+    this.command = command ?? currentCommand;
+  }
+}
+
+const MAIN_HELP = `shardline — a Discord gateway client on the command line
+
+Usage:
+  shardline run [options]         connect shards and print every dispatch as a JSON line
+  shardline simulator [options]   start the bundled offline gateway simulator
+  shardline help [command]        show help
+
+Run 'shardline <command> --help' for the options of a command.
+
+Examples:
+  DISCORD_TOKEN=... shardline run --intents Guilds,GuildMessages --events MESSAGE_CREATE
+  shardline run --simulator --events MESSAGE_CREATE --status-port 8080
+  shardline simulator --port 7878 --shards 4 --traffic 20
+`;
+
+const RUN_HELP = `Usage: shardline run [options]
+
+Connect a cluster of shards and write each dispatch to stdout as one JSON line:
+  {"shardId":0,"type":"MESSAGE_CREATE","sequence":42,"data":{...}}
+Progress, logs and errors go to stderr. The bot token is read from DISCORD_TOKEN (never from a flag, and
+never printed).
+
+Options:
+  --simulator              start the bundled gateway simulator and connect to it (no real token needed)
+  --shards <n|auto>        shard count (default auto: what GET /gateway/bot recommends)
+  --intents <names|n>      intents by name, e.g. Guilds,GuildMessages,MessageContent, or as a number
+                           (default: the intents --events need, or Guilds)
+  --events <types>         dispatch types to print, e.g. MESSAGE_CREATE,GUILD_CREATE (default: all);
+                           others are skipped without being parsed
+  --max-events <n>         exit after printing n dispatches
+  --metrics-port <port>    serve Prometheus metrics at http://<host>:<port>/metrics (needs prom-client)
+  --status-port <port>     serve the live status page at http://<host>:<port>/
+  --host <address>         interface of the metrics and status servers (default 127.0.0.1)
+  --workers <n>            run the shards in n worker threads (default 0: this thread)
+  --compression <c>        zlib-stream (default), zstd-stream or none
+  --api-url <url>          REST base for GET /gateway/bot (default https://discord.com/api/v10)
+  --gateway-url <url>      gateway URL (default: the one GET /gateway/bot returns)
+  --time-scale <x>         run every timer 1/x times faster: only to match a simulator started with the same
+                           --time-scale (default 1)
+  --log-level <level>      debug, info, warn (default), error or silent
+  -q, --quiet              no progress bar or status lines on stderr (errors are still printed)
+  -h, --help               show this help
+
+With --simulator:
+  --traffic <n>            background events per second the simulator sends over all shards (default 5)
+  --sim-guilds <n>         guilds of the simulated bot (default 10)
+
+Exit codes: 0 done (Ctrl-C, or --max-events reached), 1 failed, 2 bad usage.
+`;
+
+const SIM_HELP = `Usage: shardline simulator [options]
+
+Start the bundled gateway simulator: a real websocket gateway and GET /api/v10/gateway/bot on one loopback
+port, for bots and tools to test against offline. Prints its URLs, then runs until Ctrl-C.
+
+Options:
+  --port <port>            TCP port (default 0: a free one)
+  --host <address>         interface (default 127.0.0.1)
+  --shards <n>             shard count GET /gateway/bot recommends (default 2)
+  --max-concurrency <n>    identify lanes, session_start_limit.max_concurrency (default 1)
+  --guilds <n>             guilds of the simulated bot, spread over the shards (default 10)
+  --time-scale <x>         virtual time runs 1/x times faster, e.g. 0.1; clients must use the same scale
+                           (shardline run --time-scale) (default 1)
+  --token <token>          a token the simulator accepts; repeat for more (default sim-token)
+  --app-intents <names|n>  privileged intents the application has enabled; others close with 4014
+                           (default: GuildMembers,GuildPresences,MessageContent)
+  --traffic <n>            background events per second over all shards (default 0: none)
+  --heartbeat-interval <ms>  heartbeat_interval sent in HELLO (default 41250)
+  --json                   print the URLs as one JSON line instead of text
+  -h, --help               show this help
+`;
+
+const RUN_OPTIONS = {
+  simulator: { type: 'boolean' },
+  shards: { type: 'string' },
+  intents: { type: 'string' },
+  events: { type: 'string' },
+  'max-events': { type: 'string' },
+  'metrics-port': { type: 'string' },
+  'status-port': { type: 'string' },
+  host: { type: 'string' },
+  workers: { type: 'string' },
+  compression: { type: 'string' },
+  'api-url': { type: 'string' },
+  'gateway-url': { type: 'string' },
+  'time-scale': { type: 'string' },
+  'log-level': { type: 'string' },
+  quiet: { type: 'boolean', short: 'q' },
+  traffic: { type: 'string' },
+  'sim-guilds': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies ParseArgsConfig['options'];
+
+const SIM_OPTIONS = {
+  port: { type: 'string' },
+  host: { type: 'string' },
+  shards: { type: 'string' },
+  'max-concurrency': { type: 'string' },
+  guilds: { type: 'string' },
+  'time-scale': { type: 'string' },
+  token: { type: 'string', multiple: true },
+  'app-intents': { type: 'string' },
+  traffic: { type: 'string' },
+  'heartbeat-interval': { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies ParseArgsConfig['options'];
+
+/** Parse `argv` with `options`, turning parseArgs' errors into a {@link UsageError} that names the fix. */
+function parse<O extends NonNullable<ParseArgsConfig['options']>>(command: string, argv: string[], options: O) {
+  try {
+    const { values, positionals } = parseArgs({ args: argv, options, strict: true, allowPositionals: true });
+    if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`, command);
+    return values;
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    const e = err as Error & { code?: string };
+    const opt = /'(-{1,2}[^' ]+)/.exec(e.message)?.[1];
+    if (e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') throw new UsageError(`unknown option ${opt ?? e.message}`, command);
+    if (e.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
+      const name = opt?.split(/[ ,]/)[0] ?? '';
+      throw new UsageError(name && (options as Record<string, { type: string }>)[name.replace(/^-+/, '')]?.type === 'boolean' ? `option ${name} takes no value` : `option ${name || e.message} needs a value`, command);
+    }
+    throw new UsageError(e.message, command);
+  }
+}
+
+function int(flag: string, value: string | undefined, min: number, max = Number.MAX_SAFE_INTEGER): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
+    throw new UsageError(`--${flag} must be a whole number from ${min}${max < Number.MAX_SAFE_INTEGER ? ` to ${max}` : ''}, got '${value}'`, null);
+  }
+  return n;
+}
+
+function positive(flag: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!(n > 0) || !Number.isFinite(n)) throw new UsageError(`--${flag} must be a positive number, got '${value}'`, null);
+  return n;
+}
+
+const INTENT_BY_KEY = new Map(Object.entries(Intents).map(([name, bit]) => [name.toLowerCase().replace(/_/g, ''), bit]));
+
+/** `Guilds,GuildMessages` (any case, `GUILD_MESSAGES` too) or a number. */
+export function parseIntents(value: string, flag = 'intents'): number {
+  const v = value.trim();
+  if (/^\d+$/.test(v)) {
+    const n = Number(v);
+    if (!Number.isSafeInteger(n) || n > 0x7fffffff || (n & ~AllIntents) !== 0) {
+      throw new UsageError(`--${flag} ${v} has bits that are not documented intents (valid bits: ${AllIntents})`, null);
+    }
+    return n;
+  }
+  let bits = 0;
+  for (const raw of v.split(',')) {
+    const name = raw.trim();
+    if (name === '') continue;
+    const bit = INTENT_BY_KEY.get(name.toLowerCase().replace(/_/g, ''));
+    if (bit === undefined) throw new UsageError(`unknown intent '${name}' in --${flag}; known intents: ${Object.keys(Intents).join(', ')}`, null);
+    bits |= bit;
+  }
+  if (bits === 0 && v !== '0') throw new UsageError(`--${flag} names no intent`, null);
+  return bits;
+}
+
+/** DISCORD_TOKEN without spaces or a `Bot ` prefix (what must never be printed), or undefined. */
+function envToken(): string | undefined {
+  return process.env.DISCORD_TOKEN?.trim().replace(/^Bot\s+/i, '') || undefined;
+}
+
+const KNOWN_EVENTS = new Set<string>(Object.values(GatewayDispatchEvents));
+
+/** "2 of 2 shards failed to start: <cause> (shards 0, 1)", one line per distinct cause. */
+function describeFailures(err: ClusterConnectError, total: number): string {
+  const byCause = new Map<string, number[]>();
+  for (const f of err.failures) {
+    const cause = f.error.message.replace(/^shard \d+: /, '');
+    byCause.set(cause, [...(byCause.get(cause) ?? []), f.shardId]);
+  }
+  const causes = [...byCause].map(([cause, ids]) => `${cause} (shard${ids.length > 1 ? 's' : ''} ${ids.join(', ')})`);
+  return `${err.failures.length} of ${total} shards failed to start: ${causes.join('; ')}`;
+}
+
+// ---- shardline run ---------------------------------------------------------------------------------------------
+
+async function run(argv: string[]): Promise<number> {
+  const o = parse('run', argv, RUN_OPTIONS);
+  if (o.help) {
+    process.stdout.write(RUN_HELP);
+    return 0;
+  }
+  const secretFromEnv = envToken();
+  const ui = new StderrUi(secretFromEnv, o.quiet === true);
+
+  // -- validate everything before connecting
+  const events = o.events
+    ?.split(',')
+    .map((e) => e.trim().toUpperCase())
+    .filter(Boolean);
+  if (o.events !== undefined && (!events || events.length === 0)) throw new UsageError('--events names no event type (e.g. --events MESSAGE_CREATE)', 'run');
+  for (const e of events ?? []) {
+    if (!KNOWN_EVENTS.has(e)) {
+      const hint = [...KNOWN_EVENTS].find((k) => k.replace(/_/g, '') === e.replace(/_/g, '') || k.startsWith(e.slice(0, 7)));
+      ui.line(`shardline ${c.yellow('warn')} --events ${e} is not a dispatch type this version knows${hint ? ` (did you mean ${hint}?)` : ''}; it is kept in case the gateway sends it`, true);
+    }
+  }
+  const intents = o.intents !== undefined ? parseIntents(o.intents) : events ? intentsForEvents(events) || Intents.Guilds : Intents.Guilds;
+  for (const e of events ?? []) {
+    const need = intentsForEvent(e);
+    if (need !== 0 && (need & intents) === 0) {
+      throw new UsageError(
+        `--events ${e} needs the ${intentNames(need).join(' or ')} intent, which --intents lacks: add it (e.g. --intents ${[...intentNames(intents), intentNames(need)[0]].join(',')})`,
+        'run',
+      );
+    }
+  }
+  if (events?.some((e) => e.startsWith('MESSAGE_')) && (intents & Intents.MessageContent) === 0) {
+    ui.line(`shardline ${c.yellow('note')} without the MessageContent intent, guild messages arrive with empty content`);
+  }
+  let shards: ClusterOptions['shards'] = 'auto';
+  if (o.shards !== undefined && o.shards !== 'auto') shards = int('shards', o.shards, 1, 100_000);
+  const maxEvents = int('max-events', o['max-events'], 1);
+  const metricsPort = int('metrics-port', o['metrics-port'], 0, 65535);
+  const statusPort = int('status-port', o['status-port'], 0, 65535);
+  const workers = int('workers', o.workers, 0, 1024) ?? 0;
+  const scale = positive('time-scale', o['time-scale']) ?? 1;
+  const traffic = o.traffic !== undefined ? (o.traffic === '0' ? 0 : positive('traffic', o.traffic)) : 5;
+  const simGuilds = int('sim-guilds', o['sim-guilds'], 0, 1_000_000) ?? 10;
+  let compression: TransportCompression | false = 'zlib-stream';
+  if (o.compression !== undefined) {
+    if (o.compression === 'none' || o.compression === 'false') compression = false;
+    else if (o.compression === 'zlib-stream' || o.compression === 'zstd-stream') compression = o.compression;
+    else throw new UsageError(`--compression must be zlib-stream, zstd-stream or none, got '${o.compression}'`, 'run');
+  }
+  const levels = ['debug', 'info', 'warn', 'error', 'silent'];
+  const logLevel = (o['log-level'] ?? 'warn') as LogLevel;
+  if (!levels.includes(logLevel)) throw new UsageError(`--log-level must be one of ${levels.join(', ')}, got '${o['log-level']}'`, 'run');
+  for (const flag of ['api-url', 'gateway-url'] as const) {
+    const v = o[flag];
+    if (v === undefined) continue;
+    try {
+      new URL(v);
+    } catch {
+      throw new UsageError(`--${flag} is not a URL: '${v}'`, 'run');
+    }
+  }
+  if (!o.simulator && (o.traffic !== undefined || o['sim-guilds'] !== undefined)) {
+    throw new UsageError('--traffic and --sim-guilds only apply with --simulator', 'run');
+  }
+
+  // -- the token
+  let token: string;
+  if (o.simulator) token = secretFromEnv ?? 'sim-token';
+  else if (secretFromEnv) token = secretFromEnv;
+  else {
+    throw new UsageError(
+      'no token: set the DISCORD_TOKEN environment variable to your bot token (Developer Portal → your app → Bot → Reset Token), or pass --simulator to try the bundled gateway simulator',
+      'run',
+    );
+  }
+  const clean = (s: string) => redact(s, token);
+
+  // -- start
+  const cleanups: (() => Promise<unknown>)[] = [];
+  const cleanup = async () => {
+    for (const f of cleanups.reverse()) await f().catch(() => undefined);
+    cleanups.length = 0;
+  };
+  const clock: Clock = scale === 1 ? systemClock : scaledClock(scale);
+  let apiUrl = o['api-url'];
+  let stopTraffic = () => {};
+  try {
+    if (o.simulator) {
+      const simShards = typeof shards === 'number' ? shards : 2;
+      const sim = await GatewaySimulator.start({ clock, tokens: [token], shards: simShards, guilds: simGuilds, maxConcurrency: Math.min(simShards, 16) });
+      cleanups.push(() => sim.stop());
+      apiUrl = sim.apiUrl;
+      ui.line(`shardline: bundled gateway simulator at ${sim.url} (${simShards} shards, ${simGuilds} guilds${scale !== 1 ? `, time ×${+(1 / scale).toFixed(2)}` : ''})`);
+      // Traffic goes to whichever shards have a live session at each tick.
+      if (traffic) stopTraffic = sim.startTraffic({ eventsPerSecond: traffic, mix: 'presences_off' });
+    }
+    // With a gateway URL and a shard count there is nothing to ask GET /gateway/bot (unless --api-url is given):
+    // a local identify queue with one lane replaces its session_start_limit.
+    const noRest = o['gateway-url'] !== undefined && typeof shards === 'number' && apiUrl === undefined;
+    const cluster = new Cluster({
+      token,
+      intents,
+      shards,
+      ...(noRest ? { identifyQueue: new LocalIdentifyQueue({ clock, window: CLUSTER_IDENTIFY_WINDOW }) } : {}),
+      workers,
+      compression,
+      clock,
+      ...(events ? { events } : {}),
+      ...(apiUrl ? { apiUrl } : {}),
+      ...(o['gateway-url'] ? { gatewayUrl: o['gateway-url'] } : {}),
+    });
+    cleanups.push(() => cluster.close());
+    routeLogs(cluster, stderrLogger(ui), { level: logLevel, redact: [token] });
+    const host = o.host ?? '127.0.0.1';
+    let metrics: Awaited<ReturnType<typeof attachMetrics>> | null = null;
+    if (metricsPort !== undefined) {
+      metrics = await attachMetrics(cluster, { defaultMetrics: true });
+      const m = metrics;
+      cleanups.push(() => m.detach());
+      if (!(metricsPort === statusPort && metricsPort !== 0)) {
+        const ep = await m.listen({ port: metricsPort, host });
+        ui.line(`shardline: metrics at ${ep.url}/metrics`);
+      }
+    }
+    if (statusPort !== undefined) {
+      const page = await serveStatus(cluster, { port: statusPort, host, ...(metrics && metricsPort === statusPort && metricsPort !== 0 ? { metrics } : {}) });
+      cleanups.push(() => page.close());
+      ui.line(`shardline: status page at ${page.url}`);
+      if (metrics && metricsPort === statusPort && metricsPort !== 0) ui.line(`shardline: metrics at ${page.url}metrics`);
+    }
+
+    // -- stop on signals, --max-events, or a broken stdout pipe
+    let stopping = false;
+    let exitCode = 0;
+    const stream = cluster.events();
+    const stop = (code: number) => {
+      if (stopping) return;
+      stopping = true;
+      exitCode = code;
+      void cluster.close(); // ends the event stream after its buffered events
+    };
+    const onSignal = () => {
+      if (stopping) process.exit(130);
+      ui.line('shardline: closing (Ctrl-C again to force)');
+      stop(0);
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    process.stdout.on('error', (err: NodeJS.ErrnoException) => stop(err.code === 'EPIPE' ? 0 : 1));
+
+    // -- connect with a progress bar
+    const t0 = clock.now();
+    const draw = () => ui.progress(cluster.status(), clock.now() - t0);
+    const timer = setInterval(draw, 100);
+    timer.unref();
+    const connected = cluster.connect({ onProgress: () => draw() }).then(
+      () => null,
+      (err: Error) => err,
+    );
+    // Print events while connecting too (GUILD_CREATEs of early shards arrive before the last shard is ready).
+    const printing = (async () => {
+      let printed = 0;
+      for await (const e of stream) {
+        if (!process.stdout.write(`${JSON.stringify(e)}\n`)) await once(process.stdout, 'drain');
+        if (maxEvents !== undefined && ++printed >= maxEvents) {
+          stop(0);
+          break;
+        }
+      }
+    })();
+    const err = await connected;
+    clearInterval(timer);
+    if (!stopping) draw();
+    ui.endProgress();
+    if (err) {
+      if (err instanceof ClusterConnectError && err.failures.length < cluster.ids.length) {
+        ui.line(`shardline ${c.yellow('warn')} ${clean(describeFailures(err, cluster.ids.length))}; the other shards keep running`, true);
+      } else if (!stopping) {
+        ui.line(`shardline: ${c.red('error')}: ${clean(err instanceof ClusterConnectError ? describeFailures(err, cluster.ids.length) : err.message)}`, true);
+        stop(1);
+      }
+    } else if (!stopping) {
+      const ready = cluster.status().filter((s) => s.state === 'ready').length;
+      ui.line(
+        `shardline: ${ready}/${cluster.ids.length} shards ready in ${((clock.now() - t0) / 1000).toFixed(1)} s; printing ${events ? events.join(', ') : 'every dispatch'} as JSON lines (Ctrl-C to stop)`,
+      );
+    }
+    await printing;
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await cleanup();
+    return exitCode;
+  } catch (err) {
+    await cleanup();
+    throw err;
+  } finally {
+    stopTraffic();
+  }
+}
+
+// ---- shardline simulator -----------------------------------------------------------------------------------------
+
+async function simulator(argv: string[]): Promise<number> {
+  const o = parse('simulator', argv, SIM_OPTIONS);
+  if (o.help) {
+    process.stdout.write(SIM_HELP);
+    return 0;
+  }
+  const port = int('port', o.port, 0, 65535) ?? 0;
+  const shards = int('shards', o.shards, 1, 100_000) ?? 2;
+  const maxConcurrency = int('max-concurrency', o['max-concurrency'], 1, 1024) ?? 1;
+  const guilds = int('guilds', o.guilds, 0, 1_000_000) ?? 10;
+  const scale = positive('time-scale', o['time-scale']) ?? 1;
+  const traffic = o.traffic === undefined || o.traffic === '0' ? 0 : positive('traffic', o.traffic)!;
+  const heartbeatInterval = int('heartbeat-interval', o['heartbeat-interval'], 1);
+  const tokens = o.token?.length ? o.token : ['sim-token'];
+  const applicationIntents = o['app-intents'] !== undefined ? parseIntents(o['app-intents'], 'app-intents') & PrivilegedIntents : PrivilegedIntents;
+  let sim: GatewaySimulator;
+  try {
+    sim = await GatewaySimulator.start({
+      host: o.host ?? '127.0.0.1',
+      port,
+      shards,
+      maxConcurrency,
+      guilds,
+      tokens,
+      applicationIntents,
+      ...(scale !== 1 ? { timeScale: scale } : {}),
+      ...(heartbeatInterval ? { heartbeatInterval } : {}),
+    });
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    if (e.code === 'EADDRINUSE') throw new ShardlineError('PORT_IN_USE', `port ${port} is already in use; pick another with --port (0 picks a free one)`);
+    throw err;
+  }
+  // Traffic goes to whichever shards have a live session at each tick.
+  const stopTraffic = traffic ? sim.startTraffic({ eventsPerSecond: traffic, mix: 'presences_off' }) : () => {};
+  const info = { url: sim.url, apiUrl: sim.apiUrl, gatewayBot: `${sim.apiUrl}/gateway/bot`, tokens, shards, maxConcurrency, guilds, timeScale: scale };
+  if (o.json) process.stdout.write(`${JSON.stringify(info)}\n`);
+  else {
+    process.stdout.write(
+      [
+        `${c.bold('shardline gateway simulator')} listening`,
+        `  gateway     ${sim.url}  (?v=10&encoding=json&compress=zlib-stream)`,
+        `  REST        ${sim.apiUrl}  (GET /gateway/bot)`,
+        `  token       ${tokens.join(', ')}`,
+        `  shards      ${shards} recommended, max_concurrency ${maxConcurrency}, ${guilds} guilds${scale !== 1 ? `, time ×${+(1 / scale).toFixed(2)} (clients need --time-scale ${scale})` : ''}`,
+        `  try         DISCORD_TOKEN=${tokens[0]} shardline run --api-url ${sim.apiUrl}${scale !== 1 ? ` --time-scale ${scale}` : ''}`,
+        'Ctrl-C to stop.',
+        '',
+      ].join('\n'),
+    );
+  }
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  stopTraffic();
+  await sim.stop();
+  return 0;
+}
+
+// ---- main ------------------------------------------------------------------------------------------------------------
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case undefined:
+      process.stderr.write(MAIN_HELP);
+      return 2;
+    case '-h':
+    case '--help':
+      process.stdout.write(MAIN_HELP);
+      return 0;
+    case 'help': {
+      const topic = rest[0];
+      process.stdout.write(topic === 'run' ? RUN_HELP : topic === 'simulator' ? SIM_HELP : MAIN_HELP);
+      return topic === undefined || topic === 'run' || topic === 'simulator' ? 0 : 2;
+    }
+    case '-v':
+    case '--version': {
+      const { createRequire } = await import('node:module');
+      const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
+      process.stdout.write(`${pkg.version}\n`);
+      return 0;
+    }
+    case 'run':
+      currentCommand = 'run';
+      return run(rest);
+    case 'simulator':
+    case 'sim':
+      currentCommand = 'simulator';
+      return simulator(rest);
+    default:
+      throw new UsageError(`unknown command '${command}' (commands: run, simulator, help)`, null);
+  }
+}
+
+const secret = envToken();
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+    // Let stdout drain, then leave even if a library left a handle open.
+    process.stdout.write('', () => setTimeout(() => process.exit(code), 50).unref());
+  },
+  (err: unknown) => {
+    const e = err instanceof Error ? err : new Error(String(err));
+    if (e instanceof UsageError) {
+      const help = e.command ? `shardline ${e.command} --help` : 'shardline --help';
+      process.stderr.write(`shardline: ${redact(e.message, secret)}\nSee '${help}'.\n`);
+      process.exitCode = 2;
+    } else {
+      process.stderr.write(`shardline: error: ${redact(e.message, secret)}\n`);
+      process.exitCode = 1;
+    }
+  },
+);

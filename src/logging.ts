@@ -1,0 +1,149 @@
+/**
+ * Structured logs: route a cluster's or a shard's events to `pino` or any logger with the same shape
+ * (`logger.info(fields, message)`). No dependency: {@link Logger} is structural.
+ *
+ * @example
+ * ```ts
+ * import pino from 'pino';
+ * import { Cluster, routeLogs } from 'shardline';
+ * const cluster = new Cluster({ token, intents });
+ * const stop = routeLogs(cluster, pino(), { level: 'info' });
+ * await cluster.connect();
+ * // stop() removes the listeners
+ * ```
+ * @packageDocumentation
+ */
+import { Cluster } from './cluster.js';
+import type { ClusterReadyEvent } from './cluster-status.js';
+import { redact } from './errors.js';
+import type { DebugEvent, DisconnectedEvent, StateChange } from './events.js';
+import type { IdentifyBudgetEvent } from './queue.js';
+import type { Shard } from './shard.js';
+
+/** What shardline needs of a logger: pino's, bunyan's or winston-like `(fields, message)` methods. */
+export interface Logger {
+  debug(fields: object, message?: string): void;
+  info(fields: object, message?: string): void;
+  warn(fields: object, message?: string): void;
+  error(fields: object, message?: string): void;
+}
+
+/** Lowest level routed. */
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
+
+/** Options of {@link routeLogs}. */
+export interface RouteLogsOptions {
+  /**
+   * Lowest level to route. Default `'info'`. `'debug'` also routes the shards' debug lines, which cost a string
+   * per event on busy shards, so they are only produced while routed.
+   */
+  level?: LogLevel;
+  /** Extra strings to remove from every message and field (shardline already removes the token). */
+  redact?: string[];
+}
+
+const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
+
+/**
+ * Send `target`'s events to `logger` with structured fields, and return a function that stops it.
+ *
+ * | event | level | fields |
+ * |---|---|---|
+ * | debug lines | debug | `shardId` |
+ * | state changes | info (`fatal`: error) | `shardId, from, to, reason` |
+ * | disconnects | warn | `shardId, code, cause, action` |
+ * | shard errors (recovered; a stopped shard is logged by its state change) | warn | `shardId, err: { name, code, message }` |
+ * | cluster errors not tied to a stopped shard | error | `err` |
+ * | all shards ready, identify budget | info / warn | `shards, elapsed` / `remaining, total, resetIn` |
+ */
+export function routeLogs(target: Cluster | Shard, logger: Logger, options: RouteLogsOptions = {}): () => void {
+  const min = RANK[options.level ?? 'info'];
+  if (min === undefined) throw new TypeError(`level must be one of ${Object.keys(RANK).join(', ')}; got ${String(options.level)}`);
+  const secrets = (options.redact ?? []).filter((s) => typeof s === 'string' && s.length >= 4);
+  const clean = (s: string): string => secrets.reduce((acc, secret) => redact(acc, secret), s);
+  const emit = (level: Exclude<LogLevel, 'silent'>, fields: Record<string, unknown>, message: string) => {
+    if (RANK[level] < min) return;
+    const safe: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(fields)) safe[k] = typeof v === 'string' ? clean(v) : v;
+    try {
+      logger[level](safe, clean(message));
+    } catch {
+      // a failing logger must not break the gateway
+    }
+  };
+  const shardFields = (id: number) => (id >= 0 ? { shardId: id } : {});
+  const errFields = (err: Error) => {
+    const code = (err as Error & { code?: unknown }).code;
+    return { name: err.name, ...(typeof code === 'string' ? { code } : {}), message: clean(err.message) };
+  };
+
+  const onDebug = (e: DebugEvent) => emit('debug', shardFields(e.shardId), e.message);
+  const onState = (c: StateChange) =>
+    emit(c.to === 'fatal' ? 'error' : 'info', { shardId: c.shardId, from: c.from, to: c.to, reason: c.reason }, `shard ${c.shardId}: ${c.from} → ${c.to}`);
+  const onDisconnect = (d: DisconnectedEvent) =>
+    emit('warn', { shardId: d.shardId, code: d.code, cause: d.cause, action: d.action }, `shard ${d.shardId} disconnected: ${d.cause}; ${d.action}`);
+  /** State of a shard of the target (a fatal shard's error is already logged by its state change). */
+  const stateOf = (shardId: number): string | undefined => {
+    try {
+      return target instanceof Cluster ? target.shard(shardId).state : target.state;
+    } catch {
+      return undefined;
+    }
+  };
+  const onShardError = (err: Error, shardId: number) => {
+    if (stateOf(shardId) === 'fatal') return;
+    emit('warn', { ...shardFields(shardId), err: errFields(err) }, err.message);
+  };
+
+  const off: (() => void)[] = [];
+  if (target instanceof Cluster) {
+    const c = target;
+    // A shard that stops for good is logged by its state change (with the reason); other cluster errors here.
+    const onError = (err: Error) => {
+      const shardId = (err as Error & { shardId?: unknown }).shardId;
+      if (typeof shardId === 'number' && stateOf(shardId) === 'fatal') return;
+      emit('error', { err: errFields(err) }, err.message);
+    };
+    const onReady = (e: ClusterReadyEvent) => emit('info', { shards: e.shards, elapsed: e.elapsed }, `all ${e.shards} shards ready`);
+    const onBudget = (e: IdentifyBudgetEvent) =>
+      emit(e.kind === 'exhausted' ? 'warn' : 'info', { remaining: e.remaining, total: e.total, resetIn: e.resetIn, policy: e.policy }, `identify budget ${e.kind}`);
+    if (min <= RANK.debug) {
+      c.on('debug', onDebug);
+      off.push(() => c.off('debug', onDebug));
+    }
+    c.on('shardStateChange', onState);
+    c.on('shardDisconnected', onDisconnect);
+    c.on('shardError', onShardError);
+    c.on('error', onError);
+    c.on('ready', onReady);
+    c.on('identifyBudget', onBudget);
+    off.push(() => {
+      c.off('shardStateChange', onState);
+      c.off('shardDisconnected', onDisconnect);
+      c.off('shardError', onShardError);
+      c.off('error', onError);
+      c.off('ready', onReady);
+      c.off('identifyBudget', onBudget);
+    });
+  } else {
+    const s = target;
+    if (min <= RANK.debug) {
+      s.on('debug', onDebug);
+      off.push(() => s.off('debug', onDebug));
+    }
+    s.on('stateChange', onState);
+    s.on('disconnected', onDisconnect);
+    s.on('error', onShardError);
+    off.push(() => {
+      s.off('stateChange', onState);
+      s.off('disconnected', onDisconnect);
+      s.off('error', onShardError);
+    });
+  }
+  let stopped = false;
+  return () => {
+    if (stopped) return;
+    stopped = true;
+    for (const f of off) f();
+  };
+}

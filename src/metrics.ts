@@ -1,0 +1,432 @@
+/**
+ * Prometheus metrics of a {@link Cluster}, through `prom-client` (an optional dependency, loaded only when
+ * {@link attachMetrics} is called).
+ *
+ * Almost everything is read when Prometheus scrapes (`collect()` callbacks over `cluster.status()`, the identify
+ * queue and the shards' own counters), so metrics cost nothing between scrapes. The only per-event work is two
+ * counter increments in the main thread (dispatches by type and by shard), which also works in worker mode.
+ * Labels are kept low-cardinality: event `type` and `shard` are separate series, never combined.
+ *
+ * @example
+ * ```ts
+ * import { Cluster, attachMetrics } from 'shardline';
+ * const cluster = new Cluster({ token, intents });
+ * const metrics = await attachMetrics(cluster);           // or { registry, prefix: 'mybot_' }
+ * await metrics.listen({ port: 9464 });                   // GET http://127.0.0.1:9464/metrics
+ * // or mount it: app.get('/metrics', metrics.handler)
+ * await cluster.connect();
+ * ```
+ * @packageDocumentation
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Cluster } from './cluster.js';
+import type { IdentifyStatus, ShardStatus } from './cluster-status.js';
+import { ShardlineError } from './errors.js';
+import type { DisconnectedEvent, DispatchEvent } from './events.js';
+import { CLOSE_CODES } from './session.js';
+import type { Shard } from './shard.js';
+import { TRANSITIONS, type ShardState } from './state.js';
+import { listenHttp, pathOf, type HttpEndpoint, type ListenOptions, type RequestHandler } from './status-page/http.js';
+
+// ---- what the cluster does, observed from the main thread (shared by metrics and the status page) ------------
+
+/** A disconnect cause as a short, bounded label: `close_4000`, `zombie`, `op7`, `op9`, `op9_resumable`, ... */
+export function disconnectCause(event: Pick<DisconnectedEvent, 'code' | 'cause'>): string {
+  if (event.code !== null) {
+    const c = event.code;
+    return CLOSE_CODES[c] || (c >= 1000 && c <= 1015) ? `close_${c}` : 'close_other';
+  }
+  const text = event.cause;
+  if (text.startsWith('op 7')) return 'op7';
+  if (text.startsWith('op 9')) return text.includes('not resumable') ? 'op9' : 'op9_resumable';
+  if (text.startsWith('zombie')) return 'zombie';
+  if (text.startsWith('no HELLO')) return 'hello_timeout';
+  if (text.startsWith('no READY')) return 'ready_timeout';
+  if (text.startsWith('malformed')) return 'malformed';
+  return 'other';
+}
+
+/** The last disconnect of one shard. */
+export interface LastDisconnect {
+  cause: string;
+  action: DisconnectedEvent['action'];
+  code: number | null;
+  /** `Date.now()` when it happened. */
+  at: number;
+}
+
+/**
+ * Listens to one cluster's main-thread events (so it works with `workers: n` too) and counts dispatches by type
+ * and by shard and disconnects by cause. One per cluster, shared by everything that needs it; listeners are
+ * removed when the last user releases it.
+ * @internal
+ */
+export class ClusterTracker {
+  private static readonly trackers = new WeakMap<Cluster, ClusterTracker>();
+
+  /** Dispatches delivered, by type. */
+  readonly byType = new Map<string, number>();
+  /** Dispatches delivered, by shard id. */
+  readonly byShard: number[] = [];
+  /** Disconnects by `cause\0action`. */
+  readonly disconnects = new Map<string, { cause: string; action: string; count: number }>();
+  readonly lastDisconnect = new Map<number, LastDisconnect>();
+  readonly createdAt = Date.now();
+  private users = 0;
+  private readonly onDispatch: (e: DispatchEvent) => void;
+  private readonly onDisconnect: (e: DisconnectedEvent) => void;
+
+  private constructor(private readonly cluster: Cluster) {
+    const byType = this.byType;
+    const byShard = this.byShard;
+    // The only per-event work of metrics and the status page: two increments.
+    this.onDispatch = (e) => {
+      byType.set(e.type, (byType.get(e.type) ?? 0) + 1);
+      byShard[e.shardId] = (byShard[e.shardId] ?? 0) + 1;
+    };
+    this.onDisconnect = (e) => {
+      const cause = disconnectCause(e);
+      const key = `${cause}\0${e.action}`;
+      const row = this.disconnects.get(key);
+      if (row) row.count++;
+      else this.disconnects.set(key, { cause, action: e.action, count: 1 });
+      this.lastDisconnect.set(e.shardId, { cause, action: e.action, code: e.code, at: Date.now() });
+    };
+  }
+
+  /** The tracker of `cluster`, created (and its listeners added) on first use. Call `release()` when done. */
+  static acquire(cluster: Cluster): ClusterTracker {
+    let t = ClusterTracker.trackers.get(cluster);
+    if (!t) {
+      t = new ClusterTracker(cluster);
+      ClusterTracker.trackers.set(cluster, t);
+    }
+    if (t.users++ === 0) {
+      cluster.on('dispatch', t.onDispatch);
+      cluster.on('shardDisconnected', t.onDisconnect);
+    }
+    return t;
+  }
+
+  /** Stop listening when nobody else uses this tracker (counts are kept for a later acquire). */
+  release(): void {
+    if (this.users === 0 || --this.users > 0) return;
+    this.cluster.off('dispatch', this.onDispatch);
+    this.cluster.off('shardDisconnected', this.onDisconnect);
+  }
+
+  /** Dispatches delivered in total. */
+  get dispatches(): number {
+    let n = 0;
+    for (const v of this.byType.values()) n += v;
+    return n;
+  }
+}
+
+/** The {@link Shard} object of `id` when it runs in this thread (undefined in worker mode or before connect()). */
+export function localShard(cluster: Cluster, id: number): Shard | undefined {
+  try {
+    return cluster.shard(id).shard;
+  } catch {
+    return undefined;
+  }
+}
+
+// ---- prom-client ---------------------------------------------------------------------------------------------
+
+type PromClient = typeof import('prom-client');
+
+let promClient: Promise<PromClient> | null = null;
+
+/** Load `prom-client` once; a clear error when it is not installed. */
+export function loadPromClient(): Promise<PromClient> {
+  promClient ??= import('prom-client').then(
+    (m) => ((m as unknown as { default?: PromClient }).default ?? m) as PromClient,
+    (err: unknown) => {
+      promClient = null;
+      throw new ShardlineError(
+        'MISSING_DEPENDENCY',
+        `metrics need the optional dependency prom-client, which is not installed: run \`npm install prom-client\` (${(err as Error).message})`,
+        { cause: err },
+      );
+    },
+  );
+  return promClient;
+}
+
+/** Options of {@link attachMetrics}. */
+export interface MetricsOptions {
+  /** prom-client registry to register the metrics in. Default: a new `Registry` (see `metrics.registry`). */
+  registry?: Registry;
+  /** Prefix of every metric name. Default `'shardline_'`. */
+  prefix?: string;
+  /** Also collect prom-client's default process metrics (CPU, memory, event loop lag) into the registry. Default false. */
+  defaultMetrics?: boolean;
+  /** Buckets of the heartbeat latency histogram, seconds. Default 0.025 … 5. */
+  latencyBuckets?: number[];
+  /** Buckets of the identify queue wait histogram, seconds. Default 0 … 600. */
+  identifyWaitBuckets?: number[];
+}
+
+/** A cluster's metrics: the registry, its text, and an HTTP endpoint. */
+export interface ClusterMetrics {
+  readonly registry: Registry;
+  /** `Content-Type` of {@link ClusterMetrics.metrics}' text. */
+  readonly contentType: string;
+  /** The metrics in Prometheus text format (what a scrape returns). */
+  metrics(): Promise<string>;
+  /** `(req, res)` handler answering GET / HEAD with the metrics; mount it where you like, e.g. `app.get('/metrics', metrics.handler)`. */
+  readonly handler: RequestHandler;
+  /** Serve `GET /metrics` on a port of its own (default host 127.0.0.1). */
+  listen(options: ListenOptions): Promise<HttpEndpoint>;
+  /** Remove the metrics from the registry and stop listening to the cluster. Servers from `listen()` are closed. */
+  detach(): Promise<void>;
+}
+
+const STATES = Object.keys(TRANSITIONS) as ShardState[];
+const STATE_CODE = new Map(STATES.map((s, i) => [s, i]));
+const OP_NAMES: Record<number, string> = {
+  1: 'heartbeat',
+  2: 'identify',
+  3: 'presence_update',
+  4: 'voice_state_update',
+  6: 'resume',
+  8: 'request_guild_members',
+  31: 'request_soundboard_sounds',
+  43: 'request_channel_info',
+};
+
+/**
+ * Register shardline's metrics for `cluster` and return them with an HTTP handler. Opt-in and per cluster:
+ * nothing is measured until this is called. Needs `prom-client` (`npm install prom-client`).
+ *
+ * Series (prefix `shardline_`): `dispatches_total{type}`, `shard_dispatches_total{shard}`,
+ * `events_filtered_total{shard}`, `payloads_sent_total{op,name}`, `shards{state}`, `shard_state{shard}`,
+ * `shard_latency_seconds{shard}`, `heartbeat_latency_seconds` (histogram), `shard_sequence{shard}`,
+ * `shard_guilds{shard}`, `shard_last_close_code{shard}`, `shard_reconnects_total{shard}`,
+ * `shard_resumes_total{shard}`, `shard_identifies_total{shard}`, `disconnects_total{cause,action}`,
+ * `identify_budget_remaining`, `identify_budget_total`, `identify_budget_reset_seconds`,
+ * `identify_queue_waiting`, `identify_queue_wait_seconds` (histogram), `inflate_bytes_in_total{shard}`,
+ * `inflate_bytes_out_total{shard}`, `inflate_buffer_bytes{shard}`, `shard_commands_queued{shard}`.
+ * With `workers: n` the shard objects live in other threads: the series read from them (filtered events,
+ * payloads sent, inflate, queued commands, the latency histogram) are absent; the rest come from
+ * `cluster.status()` and main-thread events and are complete.
+ */
+export async function attachMetrics(cluster: Cluster, options: MetricsOptions = {}): Promise<ClusterMetrics> {
+  const prom = await loadPromClient();
+  const registry = options.registry ?? new prom.Registry();
+  const p = options.prefix ?? 'shardline_';
+  const tracker = ClusterTracker.acquire(cluster);
+  const names: string[] = [];
+  const endpoints = new Set<HttpEndpoint>();
+
+  // One snapshot of status() per scrape (every collect() of one scrape runs in the same tick).
+  let snap: { status: ShardStatus[]; identify: IdentifyStatus; shards: (Shard | undefined)[]; at: number } | null = null;
+  const snapshot = () => {
+    const now = performance.now();
+    if (snap && now - snap.at < 50) return snap;
+    const status = cluster.status();
+    snap = { status, identify: cluster.identifyStatus(), shards: status.map((s) => localShard(cluster, s.id)), at: now };
+    return snap;
+  };
+  const register = <T extends object>(m: T): T => {
+    names.push((m as unknown as { name: string }).name);
+    return m;
+  };
+  /** Counter whose values are read at scrape time (absolute totals). */
+  const counter = <L extends string>(name: string, help: string, labelNames: L[], read: (set: (labels: Record<L, string | number>, v: number) => void) => void) =>
+    register(
+      new prom.Counter<L>({
+        name: p + name,
+        help,
+        labelNames,
+        registers: [registry],
+        collect(this: Counter<L>) {
+          this.reset();
+          read((labels, v) => this.inc(labels as never, v));
+        },
+      }),
+    );
+  const gauge = <L extends string>(name: string, help: string, labelNames: L[], read: (set: (labels: Record<L, string | number>, v: number) => void) => void) =>
+    register(
+      new prom.Gauge<L>({
+        name: p + name,
+        help,
+        labelNames,
+        registers: [registry],
+        collect(this: Gauge<L>) {
+          this.reset();
+          read((labels, v) => this.set(labels as never, v));
+        },
+      }),
+    );
+  const perShard = (pick: (s: ShardStatus, shard: Shard | undefined) => number | null | undefined) => (set: (l: { shard: number }, v: number) => void) => {
+    const { status, shards } = snapshot();
+    status.forEach((s, i) => {
+      const v = pick(s, shards[i]);
+      if (v !== null && v !== undefined) set({ shard: s.id }, v);
+    });
+  };
+
+  // -- events
+  counter('dispatches_total', 'Dispatches delivered, by event type (events excluded by the `events` filter are not delivered).', ['type'], (set) => {
+    for (const [type, n] of tracker.byType) set({ type }, n);
+  });
+  counter('shard_dispatches_total', 'Dispatches delivered, by shard.', ['shard'], (set) => {
+    tracker.byShard.forEach((n, shard) => set({ shard }, n));
+  });
+  counter('events_filtered_total', 'Dispatches skipped unparsed by the `events` filter, by shard (shards in this thread).', ['shard'], (set) =>
+    perShard((_, sh) => sh?.counters.filtered)(set),
+  );
+  counter('payloads_sent_total', 'Payloads written to the gateway by op, over all shards in this thread (heartbeats, IDENTIFY, RESUME, commands).', ['op', 'name'], (set) => {
+    const byOp = new Map<number, number>();
+    for (const sh of snapshot().shards) if (sh) for (const [op, n] of sh.payloadsSent) byOp.set(op, (byOp.get(op) ?? 0) + n);
+    for (const [op, n] of byOp) set({ op, name: OP_NAMES[op] ?? 'other' }, n);
+  });
+
+  // -- shard health
+  gauge('shards', 'Shards of this cluster in each state.', ['state'], (set) => {
+    const counts = new Map<ShardState, number>(STATES.map((s) => [s, 0]));
+    for (const s of snapshot().status) counts.set(s.state, (counts.get(s.state) ?? 0) + 1);
+    for (const [state, n] of counts) set({ state }, n);
+  });
+  gauge('shard_state', `State of each shard as a number: ${STATES.map((s, i) => `${i} ${s}`).join(', ')}.`, ['shard'], (set) =>
+    perShard((s) => STATE_CODE.get(s.state))(set),
+  );
+  gauge('shard_latency_seconds', 'Average heartbeat round trip of each shard (last 10 heartbeats), seconds.', ['shard'], (set) =>
+    perShard((s) => (s.latency === null ? null : s.latency / 1000))(set),
+  );
+  gauge('shard_sequence', 'Last sequence number received by each shard.', ['shard'], (set) => perShard((s) => s.sequence)(set));
+  gauge('shard_guilds', 'Guilds of each shard.', ['shard'], (set) => perShard((s) => s.guilds)(set));
+  gauge('shard_last_close_code', 'Last close code each shard received from the gateway (absent before the first close).', ['shard'], (set) =>
+    perShard((s) => s.lastCloseCode)(set),
+  );
+  gauge('shard_commands_queued', 'Commands waiting for the rate limit or a reconnect, by shard (shards in this thread).', ['shard'], (set) =>
+    perShard((_, sh) => sh?.queuedCommands)(set),
+  );
+  counter('shard_reconnects_total', 'Connections lost and re-established, by shard.', ['shard'], (set) => perShard((s) => s.reconnects)(set));
+  counter('shard_resumes_total', 'RESUMEs sent, by shard.', ['shard'], (set) => perShard((s) => s.resumes)(set));
+  counter('shard_identifies_total', 'IDENTIFYs sent, by shard.', ['shard'], (set) => perShard((s) => s.identifies)(set));
+  counter(
+    'disconnects_total',
+    'Connections lost, by cause (close_<code>, zombie, op7, op9, op9_resumable, hello_timeout, ready_timeout, malformed) and what the shard did next (resume, identify, fatal).',
+    ['cause', 'action'],
+    (set) => {
+      for (const row of tracker.disconnects.values()) set({ cause: row.cause, action: row.action }, row.count);
+    },
+  );
+
+  // -- heartbeat latency histogram: each new sample of the shards in this thread, observed at scrape time
+  const seenAcks = new Map<number, number>();
+  register(
+    new prom.Histogram({
+      name: p + 'heartbeat_latency_seconds',
+      help: 'Heartbeat round trips (beat to ACK) of every shard in this thread, seconds.',
+      buckets: options.latencyBuckets ?? [0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 2, 5],
+      registers: [registry],
+      collect(this: Histogram) {
+        for (const sh of snapshot().shards) {
+          if (!sh) continue;
+          const acks = sh.heartbeatAcks;
+          const fresh = acks - (seenAcks.get(sh.id) ?? 0);
+          if (fresh <= 0) continue;
+          seenAcks.set(sh.id, acks);
+          const recent = sh.latency.recent;
+          for (const ms of recent.slice(-Math.min(fresh, recent.length))) this.observe(ms / 1000);
+        }
+      },
+    }),
+  );
+
+  // -- identify queue and budget
+  gauge('identify_budget_remaining', 'Session starts (IDENTIFYs) left in the daily budget.', [], (set) => {
+    const r = snapshot().identify.remaining;
+    if (r !== null) set({}, r);
+  });
+  gauge('identify_budget_total', 'Session starts per budget period.', [], (set) => {
+    const t = snapshot().identify.total;
+    if (t !== null) set({}, t);
+  });
+  gauge('identify_budget_reset_seconds', 'Seconds until the session start budget refills.', [], (set) => {
+    const r = snapshot().identify.resetIn;
+    if (r !== null) set({}, r / 1000);
+  });
+  gauge('identify_queue_waiting', 'Shards waiting for an identify turn now.', [], (set) => set({}, snapshot().identify.waiting));
+  const waitHistogram = register(
+    new prom.Histogram({
+      name: p + 'identify_queue_wait_seconds',
+      help: 'Time shards waited in the identify queue for their turn, seconds.',
+      buckets: options.identifyWaitBuckets ?? [0, 1, 5, 10, 20, 30, 60, 120, 300, 600],
+      registers: [registry],
+    }),
+  );
+  const onTurn = (e: { waited: number }) => waitHistogram.observe(e.waited / 1000);
+  cluster.on('identifyTurn', onTurn);
+
+  // -- transport decompression
+  counter('inflate_bytes_in_total', 'Compressed bytes received, by shard (shards in this thread).', ['shard'], (set) => perShard((_, sh) => sh?.inflateStats.bytesIn)(set));
+  counter('inflate_bytes_out_total', 'Decompressed bytes produced, by shard (shards in this thread).', ['shard'], (set) =>
+    perShard((_, sh) => sh?.inflateStats.bytesOut)(set),
+  );
+  gauge('inflate_buffer_bytes', 'Compressed bytes held for an incomplete message, by shard (shards in this thread).', ['shard'], (set) =>
+    perShard((_, sh) => sh?.inflateStats.bufferSize)(set),
+  );
+
+  if (options.defaultMetrics) {
+    const before = new Set(registry.getMetricsAsArray().map((m) => m.name));
+    prom.collectDefaultMetrics({ register: registry, prefix: p });
+    for (const m of registry.getMetricsAsArray()) if (!before.has(m.name)) names.push(m.name);
+  }
+
+  const metrics = () => registry.metrics();
+  const handler: RequestHandler = (req: IncomingMessage, res: ServerResponse) => {
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain; charset=utf-8' }).end('method not allowed\n');
+      return;
+    }
+    metrics().then(
+      (text) => {
+        res.writeHead(200, { 'content-type': registry.contentType, 'cache-control': 'no-store' });
+        res.end(req.method === 'HEAD' ? undefined : text);
+      },
+      (err: Error) => {
+        res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' }).end(`metrics failed: ${err.message}\n`);
+      },
+    );
+  };
+  let detached = false;
+  return {
+    registry,
+    get contentType() {
+      return registry.contentType;
+    },
+    metrics,
+    handler,
+    async listen(opts) {
+      const ep = await listenHttp(
+        (req, res) => {
+          const path = pathOf(req);
+          if (path === '/metrics') return handler(req, res);
+          if (path === '/') {
+            res.writeHead(302, { location: '/metrics' }).end();
+            return;
+          }
+          res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end('not found: the metrics are at /metrics\n');
+        },
+        opts,
+        'metrics',
+      );
+      endpoints.add(ep);
+      return ep;
+    },
+    async detach() {
+      if (detached) return;
+      detached = true;
+      cluster.off('identifyTurn', onTurn);
+      tracker.release();
+      for (const name of names) registry.removeSingleMetric(name);
+      await Promise.all([...endpoints].map((e) => e.close()));
+    },
+  };
+}

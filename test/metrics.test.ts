@@ -1,0 +1,258 @@
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { Writable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import pino from 'pino';
+import { Registry } from 'prom-client';
+import { scaledClock } from '../src/clock.js';
+import { Cluster } from '../src/cluster.js';
+import { routeLogs } from '../src/logging.js';
+import { attachMetrics, disconnectCause } from '../src/metrics.js';
+import { GatewaySimulator } from '../src/simulator/index.js';
+import { statusHandler } from '../src/status-page/server.js';
+import { TOKEN, SCALE, until, delay } from './helpers/setup.js';
+
+const unhandled: unknown[] = [];
+const onUnhandled = (reason: unknown) => unhandled.push(reason);
+process.on('unhandledRejection', onUnhandled);
+after(() => {
+  process.off('unhandledRejection', onUnhandled);
+  assert.deepEqual(unhandled, [], 'no unhandled rejections');
+});
+
+/** Guilds | GuildMessages | DirectMessages. */
+const INTENTS = 1 | 512 | 4096;
+const MSG = (n: number) => ({ id: String(1000 + n), channel_id: '1', content: `m${n}`, author: { id: '2' } });
+
+/** Parse Prometheus text into `name{labels}` → value. */
+function parseMetrics(text: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const m = /^(\S+?)(\{.*\})? (\S+)$/.exec(line);
+    assert.ok(m, `parsable metric line: ${line}`);
+    out.set(`${m[1]}${m[2] ?? ''}`, Number(m[3]));
+  }
+  return out;
+}
+
+function get(metrics: Map<string, number>, key: string): number {
+  const v = metrics.get(key);
+  assert.ok(v !== undefined, `metric ${key} present; have ${[...metrics.keys()].filter((k) => k.startsWith(key.split('{')[0]!)).join(', ') || 'none like it'}`);
+  return v;
+}
+
+test('disconnect causes become short bounded labels', () => {
+  assert.equal(disconnectCause({ code: 4014, cause: 'close 4014 Disallowed intent(s)' }), 'close_4014');
+  assert.equal(disconnectCause({ code: 1006, cause: 'close 1006' }), 'close_1006');
+  assert.equal(disconnectCause({ code: 4999, cause: 'close 4999' }), 'close_other');
+  assert.equal(disconnectCause({ code: null, cause: 'op 7 reconnect' }), 'op7');
+  assert.equal(disconnectCause({ code: null, cause: 'op 9 invalid session (not resumable)' }), 'op9');
+  assert.equal(disconnectCause({ code: null, cause: 'op 9 invalid session (resumable)' }), 'op9_resumable');
+  assert.equal(disconnectCause({ code: null, cause: 'zombie connection (no heartbeat ACK)' }), 'zombie');
+  assert.equal(disconnectCause({ code: null, cause: 'no HELLO in time' }), 'hello_timeout');
+});
+
+test('metrics scraped over HTTP after traffic and faults on the simulator; the token is in no log, metric or status line', async () => {
+  const clock = scaledClock(SCALE);
+  // The simulator's identify bucket is shorter than 5 s: at this clock speed, real event-loop jitter on a busy
+  // machine would otherwise make it refuse an IDENTIFY now and then (see cluster.test.ts); spacing is not tested here.
+  const sim = await GatewaySimulator.start({ tokens: [TOKEN], clock, shards: 4, maxConcurrency: 2, guilds: 8, identifyWindow: 2000 });
+  const cluster = new Cluster({ token: TOKEN, intents: INTENTS, apiUrl: sim.apiUrl, clock, events: ['MESSAGE_CREATE', 'GUILD_CREATE'] });
+  const registry = new Registry();
+  const metrics = await attachMetrics(cluster, { registry });
+  assert.equal(metrics.registry, registry);
+  const endpoint = await metrics.listen({ port: 0 });
+  const page = statusHandler(cluster);
+  const logLines: string[] = [];
+  const logger = pino(
+    { level: 'debug' },
+    new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        logLines.push(chunk.toString());
+        cb();
+      },
+    }),
+  );
+  const stopLogs = routeLogs(cluster, logger, { level: 'debug' });
+  const waits: number[] = [];
+  cluster.on('identifyTurn', (e) => waits.push(e.waited));
+  const seen = new Map<string, number>();
+  cluster.on('dispatch', (e) => seen.set(e.type, (seen.get(e.type) ?? 0) + 1));
+  try {
+    await cluster.connect();
+    // traffic: explicit messages plus a mix, most of which the `events` filter skips unparsed
+    for (let i = 0; i < 20; i++) sim.dispatch(i % 4, 'MESSAGE_CREATE', MSG(i));
+    const stopTraffic = sim.startTraffic({ eventsPerSecond: 30, mix: 'presences_off' });
+    await cluster.updatePresence({ status: 'online', activities: [], since: null, afk: false });
+    await delay(300);
+    stopTraffic();
+
+    // faults: op 7 on shard 1, a zombie on shard 2, a fatal 4014 on shard 3
+    const disconnected = (id: number) => new Promise<void>((r) => cluster.on('shardDisconnected', (d) => d.shardId === id && r()));
+    const resumed = (id: number) => new Promise<void>((r) => cluster.on('shardResumed', (s) => s === id && r()));
+    let r1 = resumed(1);
+    sim.sendReconnect(1);
+    await r1;
+    r1 = resumed(2);
+    const d2 = disconnected(2);
+    sim.setAcks(2, false);
+    await d2;
+    await r1;
+    sim.closeConnection(3, 4014);
+    await until(() => cluster.shard(3).state === 'fatal', 'shard 3 fatal');
+    // heartbeat ACKs for the latency histogram (41.25 s virtual = 0.4 s real)
+    await until(() => cluster.status().filter((s) => s.state === 'ready').every((s) => s.latency !== null), 'latency samples', 5000);
+
+    const res = await fetch(`${endpoint.url}/metrics`);
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-type') ?? '', /^text\/plain/);
+    const text = await res.text();
+    const m = parseMetrics(text);
+
+    // dispatches by type and by shard: separate series, never their product
+    assert.equal(get(m, 'shardline_dispatches_total{type="MESSAGE_CREATE"}'), seen.get('MESSAGE_CREATE'));
+    assert.equal(get(m, 'shardline_dispatches_total{type="GUILD_CREATE"}'), seen.get('GUILD_CREATE'));
+    assert.ok(seen.get('GUILD_CREATE')! >= 8);
+    assert.ok(!m.has('shardline_dispatches_total{type="TYPING_START"}'), 'filtered types are not delivered');
+    const byShard = [0, 1, 2, 3].map((id) => m.get(`shardline_shard_dispatches_total{shard="${id}"}`) ?? 0);
+    assert.equal(
+      byShard.reduce((a, b) => a + b, 0),
+      [...seen.values()].reduce((a, b) => a + b, 0),
+    );
+    for (const line of text.split('\n')) assert.ok(!(/type="/.test(line) && /shard="/.test(line)), `no series with both type and shard: ${line}`);
+    const filtered = [0, 1, 2, 3].reduce((a, id) => a + (m.get(`shardline_events_filtered_total{shard="${id}"}`) ?? 0), 0);
+    assert.ok(filtered > 10, `events dropped by the filter are counted (${filtered})`);
+
+    // payloads sent by op
+    assert.ok(get(m, 'shardline_payloads_sent_total{op="1",name="heartbeat"}') >= 3);
+    assert.equal(sim.stats.invalidSessions, 0);
+    assert.equal(get(m, 'shardline_payloads_sent_total{op="2",name="identify"}'), 4);
+    assert.equal(get(m, 'shardline_payloads_sent_total{op="3",name="presence_update"}'), 4);
+    assert.equal(get(m, 'shardline_payloads_sent_total{op="6",name="resume"}'), 2);
+
+    // per-shard state and the states overall
+    assert.equal(get(m, 'shardline_shards{state="ready"}'), 3);
+    assert.equal(get(m, 'shardline_shards{state="fatal"}'), 1);
+    assert.equal(get(m, 'shardline_shards{state="reconnecting"}'), 0);
+    assert.equal(get(m, 'shardline_shard_state{shard="3"}'), 7);
+    assert.equal(get(m, 'shardline_shard_state{shard="0"}'), 4);
+    assert.equal(get(m, 'shardline_shard_last_close_code{shard="3"}'), 4014);
+    assert.equal(get(m, 'shardline_shard_guilds{shard="0"}'), 2);
+    assert.ok(get(m, 'shardline_shard_sequence{shard="0"}') > 2);
+    assert.ok(get(m, 'shardline_shard_latency_seconds{shard="0"}') >= 0);
+
+    // heartbeat latency histogram
+    const beats = get(m, 'shardline_heartbeat_latency_seconds_count');
+    assert.ok(beats >= 3, `latency samples observed (${beats})`);
+    assert.equal(get(m, 'shardline_heartbeat_latency_seconds_bucket{le="+Inf"}'), beats);
+
+    // reconnects and resumes by cause
+    assert.equal(get(m, 'shardline_disconnects_total{cause="op7",action="resume"}'), 1);
+    assert.equal(get(m, 'shardline_disconnects_total{cause="zombie",action="resume"}'), 1);
+    assert.equal(get(m, 'shardline_disconnects_total{cause="close_4014",action="fatal"}'), 1);
+    assert.equal(get(m, 'shardline_shard_resumes_total{shard="1"}'), 1);
+    assert.equal(get(m, 'shardline_shard_reconnects_total{shard="2"}'), 1);
+    assert.equal(get(m, 'shardline_shard_identifies_total{shard="0"}'), 1);
+
+    // identify budget and queue: 4 shards over 2 lanes, so the second wave waited about one 5 s window
+    assert.equal(get(m, 'shardline_identify_budget_total'), 1000);
+    assert.equal(get(m, 'shardline_identify_budget_remaining'), 1000 - 4);
+    assert.ok(get(m, 'shardline_identify_budget_reset_seconds') > 80_000);
+    assert.equal(get(m, 'shardline_identify_queue_waiting'), 0);
+    assert.equal(get(m, 'shardline_identify_queue_wait_seconds_count'), 4);
+    const waitSum = get(m, 'shardline_identify_queue_wait_seconds_sum');
+    assert.ok(Math.abs(waitSum - waits.reduce((a, b) => a + b, 0) / 1000) < 1e-6, 'every wait observed');
+
+    // transport decompression
+    const inBytes = get(m, 'shardline_inflate_bytes_in_total{shard="0"}');
+    const outBytes = get(m, 'shardline_inflate_bytes_out_total{shard="0"}');
+    assert.ok(inBytes > 0 && outBytes > inBytes, `zlib-stream inflates (${inBytes} → ${outBytes})`);
+    assert.equal(get(m, 'shardline_inflate_buffer_bytes{shard="0"}'), 0);
+
+    // a second scrape does not double counters that are read from totals
+    const again = parseMetrics(await (await fetch(`${endpoint.url}/metrics`)).text());
+    assert.equal(again.get('shardline_disconnects_total{cause="op7",action="resume"}'), 1);
+    assert.equal(again.get('shardline_payloads_sent_total{op="6",name="resume"}'), 2);
+    assert.equal(again.get('shardline_heartbeat_latency_seconds_count')! - beats < 4, true, 'only new samples are observed');
+
+    // the endpoint: HEAD, wrong method, other paths
+    assert.equal((await fetch(`${endpoint.url}/metrics`, { method: 'POST' })).status, 405);
+    assert.equal((await fetch(`${endpoint.url}/nope`)).status, 404);
+
+    // the token is nowhere: logs (debug included), metrics text, status JSON
+    const statusJson = JSON.stringify(page.snapshot());
+    const logs = logLines.join('');
+    assert.ok(logLines.length > 20, `debug logs were routed (${logLines.length})`);
+    assert.match(logs, /"shardId":3.*"to":"fatal"/, 'the fatal state change is logged with fields');
+    assert.match(logs, /"cause":"zombie connection/);
+    for (const [what, out] of [
+      ['logs', logs],
+      ['metrics', text],
+      ['status', statusJson],
+    ] as const) {
+      assert.ok(!out.includes(TOKEN), `no token in ${what}`);
+      assert.ok(!out.includes(TOKEN.slice(0, 20)), `no token prefix in ${what}`);
+    }
+
+    // detach removes the series from the registry
+    await metrics.detach();
+    assert.equal(registry.getMetricsAsArray().length, 0);
+  } finally {
+    stopLogs();
+    await page.close();
+    await metrics.detach();
+    await cluster.close();
+    await sim.stop();
+  }
+});
+
+test('metrics in worker mode: status and main-thread counters are complete', async () => {
+  const clock = scaledClock(SCALE);
+  const sim = await GatewaySimulator.start({ tokens: [TOKEN], clock, shards: 2, maxConcurrency: 2, guilds: 4 });
+  const cluster = new Cluster({ token: TOKEN, intents: INTENTS, apiUrl: sim.apiUrl, clock, workers: 2 });
+  const metrics = await attachMetrics(cluster, { prefix: 'bot_' });
+  try {
+    await cluster.connect();
+    for (let i = 0; i < 6; i++) sim.dispatch(i % 2, 'MESSAGE_CREATE', MSG(i));
+    const resumed = new Promise<void>((r) => cluster.on('shardResumed', (id) => id === 1 && r()));
+    sim.sendReconnect(1);
+    await resumed;
+    await until(() => cluster.status().every((s) => s.latency !== null), 'latency mirrored from the workers', 5000);
+    const m = parseMetrics(await metrics.metrics());
+    assert.equal(get(m, 'bot_dispatches_total{type="MESSAGE_CREATE"}'), 6);
+    assert.equal(get(m, 'bot_shards{state="ready"}'), 2);
+    assert.equal(get(m, 'bot_disconnects_total{cause="op7",action="resume"}'), 1);
+    assert.equal(get(m, 'bot_shard_resumes_total{shard="1"}'), 1);
+    assert.equal(get(m, 'bot_identify_queue_wait_seconds_count'), 2);
+    assert.ok(get(m, 'bot_shard_latency_seconds{shard="0"}') >= 0);
+    assert.equal(get(m, 'bot_shard_guilds{shard="1"}'), 2);
+    // series read from Shard objects are absent (they live in the workers), not wrong
+    assert.ok(![...m.keys()].some((k) => k.startsWith('bot_inflate_bytes_in_total{')));
+  } finally {
+    await metrics.detach();
+    await cluster.close();
+    await sim.stop();
+  }
+});
+
+test('shardline loads without prom-client; attachMetrics then says how to install it', () => {
+  const hooks = `export async function resolve(spec, ctx, next) {
+    if (spec === 'prom-client') throw Object.assign(new Error("Cannot find package 'prom-client'"), { code: 'ERR_MODULE_NOT_FOUND' });
+    return next(spec, ctx);
+  }`;
+  const register = `import { register } from 'node:module'; register('data:text/javascript,' + encodeURIComponent(${JSON.stringify(hooks)}));`;
+  const index = fileURLToPath(new URL('../src/index.ts', import.meta.url));
+  const script = `
+    const m = await import(${JSON.stringify(index)});
+    const c = new m.Cluster({ token: 'x-token-1234', intents: 1, shards: 1 });
+    try { await m.attachMetrics(c); console.log('no error'); } catch (e) { console.log(e.code + ': ' + e.message); }
+  `;
+  const r = spawnSync(process.execPath, ['--import', `data:text/javascript,${encodeURIComponent(register)}`, '--import', 'tsx', '--input-type=module', '-e', script], {
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /^MISSING_DEPENDENCY: metrics need the optional dependency prom-client.*npm install prom-client/);
+});
