@@ -98,7 +98,6 @@ interface Deferred {
   reject: (e: Error) => void;
 }
 
-const ALWAYS_PARSED = new Set(['READY', 'RESUMED']);
 let connectionIds = 0;
 
 /** A Heartbeater that counts ACKs, so metrics can tell new latency samples from ones already observed. */
