@@ -168,7 +168,16 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   const gc = getGc();
   const loadBefore = loadavg();
 
-  const ledger = new DeliveryLedger();
+  // Recent history per shard, attached to every violation so a failure can be understood without a rerun.
+  const history = new Map<number, string[]>();
+  const note = (shardId: number, line: string): void => {
+    let h = history.get(shardId);
+    if (!h) history.set(shardId, (h = []));
+    h.push(line);
+    if (h.length > 12) h.shift();
+  };
+  let clockNow = (): number => 0;
+  const ledger = new DeliveryLedger(200, (id) => (history.get(id) ?? []).join(' | '));
   const unhandled: unknown[] = [];
   const onUnhandled = (reason: unknown): void => {
     unhandled.push(reason);
@@ -182,6 +191,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   const resourcesBefore = resourceCounts();
 
   const clock = scaledClock(scale);
+  clockNow = () => Math.round(clock.now() / 1000);
   const sim = await GatewaySimulator.start({
     tokens: [TOKEN],
     clock,
@@ -235,6 +245,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   cluster.on('dispatch', (e) => ledger.onDispatch(e.shardId, sessionOf(e.shardId), e.sequence, e.type, e.data));
   cluster.on('shardStateChange', (c) => {
     states.set(c.shardId, c.to);
+    if (c.to === 'ready' || c.to === 'fatal') note(c.shardId, `${clockNow()}s ${c.to}: ${c.reason.slice(0, 60)}`);
     if (c.to === 'ready') {
       const f = inflight.get(c.shardId);
       if (f && f.disconnects > 0) complete(c.shardId, f);
@@ -243,6 +254,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   cluster.on('shardDisconnected', (e) => {
     const key = e.cause.replace(/ \(.*\)$/, '').replace(/^close (\d+).*$/, 'close $1');
     disconnectsByCause[key] = (disconnectsByCause[key] ?? 0) + 1;
+    note(e.shardId, `${clockNow()}s client: ${e.cause} → ${e.action}`);
     const f = inflight.get(e.shardId);
     if (f) {
       f.disconnects++;
@@ -259,14 +271,23 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   cluster.on('error', () => {});
 
   // The gateway forcing a new session is what allows one.
+  // Close codes the gateway uses when the client broke the protocol. (The close event's reason is the one the
+  // peer echoed, so a close is attributed to chaos by the code the monkey just used on that shard, not by reason.)
+  const CLIENT_FAULT_CODES = new Set([4001, 4002, 4003, 4005, 4007, 4008]);
+  const injectedCloses = new Map<number, { code: number; at: number }>();
   sim.on('close', (e) => {
-    if (e.byClient || e.shardId === null || e.code === 1006) return;
+    if (e.shardId === null) return;
+    note(e.shardId, `${clockNow()}s gateway: close ${e.code}${e.byClient ? ' by client' : ''}`);
+    if (e.byClient || e.code === 1006) return;
     if (NEW_SESSION_CLOSE_CODES.includes(e.code)) ledger.allowNewSession(e.shardId, `close ${e.code}`);
     if (e.reason.startsWith('Session timed out (missed heartbeats)')) missedHeartbeatCloses++;
-    const chaos = e.reason === 'chaos' || e.reason === 'chaos-fatal' || e.reason === 'Session timed out.' || e.reason === 'Reconnect requested' || e.reason === 'Simulator stopping.' || e.reason.startsWith('Session resumed on another') || e.reason.startsWith('Session timed out (missed');
-    if (!chaos) ledger.report('gateway-rejected-client', e.shardId, `the gateway closed shard ${e.shardId} with ${e.code} ${e.reason}`);
+    const inj = injectedCloses.get(e.shardId);
+    const injected = inj !== undefined && inj.code === e.code && Date.now() - inj.at < 5000;
+    if (CLIENT_FAULT_CODES.has(e.code) && !injected) ledger.report('gateway-rejected-client', e.shardId, `the gateway closed shard ${e.shardId} with ${e.code}`);
   });
+  sim.on('identify', (e) => note(e.shardId, `${clockNow()}s gateway: IDENTIFY ${e.accepted ? 'accepted' : `refused (${e.reason})`}`));
   sim.on('resume', (e) => {
+    if (e.shardId !== null) note(e.shardId, `${clockNow()}s gateway: resume ${e.ok ? 'ok' : `rejected (${e.reason})`} at seq ${e.seq}`);
     if (e.ok || e.shardId === null) return;
     ledger.allowNewSession(e.shardId, `resume rejected (${e.reason})`);
     ledger.report('resume-rejected', e.shardId, `the gateway rejected a RESUME of session ${e.sessionId.slice(0, 8)} at seq ${e.seq}: ${e.reason}`);
@@ -363,7 +384,9 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     const sessionBefore = sessionOf(shardId);
     const fault = monkey.inject(shardId);
     if (!fault.applied) continue;
+    note(shardId, `${clockNow()}s fault ${fault.label}`);
     if (fault.kind === 'invalidate') ledger.allowNewSession(shardId, 'op 9 false');
+    if (fault.kind === 'close') injectedCloses.set(shardId, { code: Number(fault.label.split(':')[1]), at: Date.now() });
     inflight.set(shardId, { fault, at: clock.now(), sessionBefore, disconnects: 0, causes: [] });
     if (Date.now() - lastProgress > 10_000) {
       lastProgress = Date.now();

@@ -10,6 +10,9 @@ import type { Session } from './session.js';
 import { Shard, type ShardOptions } from './shard.js';
 import type { GatewayCommand, ShardBackend, ShardSink, ShardStatus } from './cluster-status.js';
 
+/** Real ms a {@link ShardGroup.barrier} waits for its heartbeat ACK. */
+const BARRIER_TIMEOUT = 30_000;
+
 interface Entry {
   shard: Shard;
   guilds: Set<string> | null;
@@ -54,6 +57,21 @@ export class ShardGroup implements ShardBackend {
     const connecting = e.shard.connect();
     if (this.paused) e.shard.pause();
     await connecting;
+  }
+
+  async barrier(shardId: number): Promise<void> {
+    const shard = this.entry(shardId).shard;
+    if (shard.state !== 'ready') throw new ShardlineError('NOT_READY', `shard ${shardId} is ${shard.state}`);
+    // Two beats: an ACK of a beat already in flight may come first; the second ACK after now is one of ours.
+    const target = shard.heartbeatAcks + 2;
+    const beat = () => shard.send({ op: 1, d: shard.session?.sequence ?? null });
+    await Promise.all([beat(), beat()]);
+    const deadline = Date.now() + BARRIER_TIMEOUT;
+    while (shard.heartbeatAcks < target) {
+      if (shard.state !== 'ready') throw new ShardlineError('NOT_READY', `shard ${shardId} is ${shard.state}`);
+      if (Date.now() > deadline) throw new ShardlineError('TIMEOUT', `shard ${shardId}: no heartbeat ACK within ${BARRIER_TIMEOUT / 1000} s`);
+      await new Promise<void>((resolve) => setTimeout(resolve, 2).unref());
+    }
   }
 
   status(shardId: number): ShardStatus {

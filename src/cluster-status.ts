@@ -139,6 +139,11 @@ export interface ShardBackend {
   connect(shardId: number): Promise<void>;
   send(shardId: number, payload: GatewayCommand): Promise<void>;
   restart(shardId: number, resume: boolean): Promise<void>;
+  /**
+   * Resolve once the shard has delivered every dispatch the gateway sent it before now: two heartbeats are sent
+   * and the shard's socket is read up to an ACK of one of them (the socket is ordered). Used by a reshard's switch.
+   */
+  barrier(shardId: number): Promise<void>;
   status(shardId: number): ShardStatus;
   /** Close every shard; resolves with the sessions worth resuming (when `resumable`). */
   close(resumable: boolean): Promise<Record<number, Session>>;

@@ -635,6 +635,10 @@ export class Cluster extends TypedEmitter<ClusterEventMap> {
       signal: this.abort.signal,
       isBehind: () => this.pressure > 0,
       runningStates: () => this._ids.map((id) => this.states.get(id) ?? 'idle'),
+      barrier: async () => {
+        const ids = this._ids.filter((id) => this.states.get(id) === 'ready');
+        await Promise.all(ids.map((id) => this.owner(id).barrier(id)));
+      },
       identifyQueue: () => this.queue!,
       localBudget: () => {
         const q = this.identifyInner instanceof LocalIdentifyQueue ? this.identifyInner : null;

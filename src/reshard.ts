@@ -131,6 +131,8 @@ export interface ReshardHost {
   isBehind(): boolean;
   /** States of the running set's shards. */
   runningStates(): ShardState[];
+  /** `ShardBackend.barrier()` of every ready shard of the running set. */
+  barrier(): Promise<void>;
   identifyQueue(): IdentifyQueue;
   /** Session starts left according to the cluster's own identify queue (null: unknown / not a local queue). */
   localBudget(): number | null;
@@ -599,20 +601,41 @@ export class Resharder {
     await this.waitUntil(() => !pending());
   }
 
-  /** Wait until the old set has caught up with the overlap (bounded by `catchUpTimeout`). */
+  /**
+   * Wait until the old set has delivered everything the gateway sent it before the last new session existed (bounded
+   * by `catchUpTimeout`): no old shard is reconnecting, the consumer is not behind, the keys the new set has withheld
+   * events for have been seen in the overlap by the old set, and finally a heartbeat barrier on every old shard —
+   * its socket read up to the ACK of a heartbeat sent now (sockets are ordered), so no old-only event is still unread.
+   */
   private async waitCatchUp(): Promise<void> {
     const dedupe = this.dedupe!;
     let timedOut = false;
+    let expire!: () => void;
+    const expired = new Promise<void>((resolve) => (expire = resolve));
     const timer = this.later(this.options.catchUpTimeout ?? 10_000, () => {
       timedOut = true;
+      expire();
       this.kick();
     });
-    await this.waitUntil(() => {
-      if (timedOut) return true;
-      if (this.host.isBehind()) return false;
-      if (this.host.runningStates().some((s) => s !== 'ready' && s !== 'fatal' && s !== 'closed' && s !== 'idle')) return false;
-      return dedupe.unaligned() === 0;
-    });
+    for (;;) {
+      await this.waitUntil(() => {
+        if (timedOut) return true;
+        if (this.host.isBehind()) return false;
+        if (this.host.runningStates().some((s) => s !== 'ready' && s !== 'fatal' && s !== 'closed' && s !== 'idle')) return false;
+        return dedupe.unaligned() === 0;
+      });
+      if (timedOut) break;
+      const barrier = this.host.barrier().then(
+        () => true,
+        (err: Error) => {
+          this.host.debug(`reshard: barrier on the running set failed (${err.message}); retrying`);
+          return false;
+        },
+      );
+      if (await abortable(Promise.race([barrier, expired.then(() => false)]), this.ac.signal)) break;
+      if (timedOut) break;
+      await sleep(this.host.clock, POLL_EVERY, this.ac.signal);
+    }
     this.host.clock.clearTimeout(timer);
     this.timers.delete(timer);
     if (timedOut) {

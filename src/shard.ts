@@ -534,7 +534,7 @@ export class Shard extends TypedEmitter<ShardEventMap> {
     }
     const type = t ?? '';
     const wanted = this.wanted === null || this.wanted.has(type);
-    // Parsed even when not wanted: READY / RESUMED (ALWAYS_PARSED; compared directly, cheaper than the Set)
+    // Parsed even when not wanted: READY / RESUMED (compared directly: cheaper than a Set lookup)
     // and member chunks while a member request waits for them.
     if (!wanted && type !== 'READY' && type !== 'RESUMED' && !(type === 'GUILD_MEMBERS_CHUNK' && this.memberRequests.size > 0)) {
       if (s !== null) this.seq = s;

@@ -350,7 +350,14 @@ export class DeliveryLedger {
   /** Stop recording after this many violations (the count keeps going). */
   violationCount = 0;
 
-  constructor(private readonly maxRecorded = 200) {}
+  /**
+   * @param maxRecorded violations kept in {@link violations} (all are counted)
+   * @param context called for every violation; what it returns is appended to the detail (e.g. the shard's recent history)
+   */
+  constructor(
+    private readonly maxRecorded = 200,
+    private readonly context?: (shardId: number) => string,
+  ) {}
 
   private shard(id: number): ShardTrack {
     let s = this.shards.get(id);
@@ -360,7 +367,8 @@ export class DeliveryLedger {
 
   private violation(kind: LedgerViolation['kind'], shardId: number, detail: string): void {
     this.violationCount++;
-    if (this.violations.length < this.maxRecorded) this.violations.push({ kind, shardId, detail });
+    const extra = this.context?.(shardId);
+    if (this.violations.length < this.maxRecorded) this.violations.push({ kind, shardId, detail: extra ? `${detail} [${extra}]` : detail });
   }
 
   /** Record any other broken invariant (liveness, leaks, ...), so every violation is counted in one place. */

@@ -198,7 +198,9 @@ export class SimConnection implements SessionSink {
         out = garbageFrame(this.compression) as Buffer;
       }
       if (this.closed || this.ws.readyState !== WebSocket.OPEN) return;
-      const split = this.host.opts.frameSplit;
+      // Only zlib-stream messages may span websocket messages (they end with 00 00 FF FF); a zstd-stream message is
+      // always one websocket message (zstd has no end-of-message marker).
+      const split = this.compression === 'zlib-stream' ? this.host.opts.frameSplit : false;
       for (const part of split ? splitFrames(out, split) : [out]) {
         this.ws.send(part, { binary: true });
         stats.bytesSent += part.length;

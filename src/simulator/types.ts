@@ -46,7 +46,7 @@ export interface GatewaySimulatorOptions {
   presenceLimit?: { limit?: number; window?: number } | false;
   /** Identify bucket window: one IDENTIFY per `shard_id % maxConcurrency` per window. Default 5000. */
   identifyWindow?: number;
-  /** Split every compressed message into websocket messages of at most N bytes. Default false. */
+  /** Split every zlib-stream message into websocket messages of at most N bytes (zstd-stream is never split). Default false. */
   frameSplit?: number | false;
   /** Close code when a client misses heartbeats (deadline = interval × 1.5 + slack). Default 4009; false disables. */
   missedHeartbeatClose?: number | false;

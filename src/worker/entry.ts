@@ -123,6 +123,8 @@ async function run(method: string, args: unknown[]): Promise<unknown> {
       return group.send(args[0] as number, args[1] as { op: number; d: unknown });
     case 'restart':
       return group.restart(args[0] as number, args[1] as boolean);
+    case 'barrier': // its result is posted after the batch of everything read before the ACK (post() flushes)
+      return group.barrier(args[0] as number);
     case 'close': {
       clearInterval(refresh);
       for (const p of acquires.values()) p.reject(new Error('worker closing'));

@@ -90,6 +90,10 @@ export class WorkerHost implements ShardBackend {
     return this.call('restart', [shardId, resume]).then(() => undefined);
   }
 
+  barrier(shardId: number): Promise<void> {
+    return this.call('barrier', [shardId]).then(() => undefined);
+  }
+
   status(shardId: number): ShardStatus {
     const s = this.mirror.get(shardId);
     if (!s) throw new ShardlineError('UNKNOWN_SHARD', `shard ${shardId} is not run by worker ${this.index}`);

@@ -45,7 +45,7 @@ export type BatchItem =
   | ['g', DebugEvent]
   | ['s', StatusRow];
 
-export type CallMethod = 'connect' | 'send' | 'restart' | 'close';
+export type CallMethod = 'connect' | 'send' | 'restart' | 'close' | 'barrier';
 
 /** main → worker. */
 export type ToWorker =
