@@ -297,21 +297,22 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   const markerRandom = prng(seed ^ 0x6d61726b);
   let markerN = 0;
   const guildOf = (id: number): string => sim.guildsForShard(id, nShards)[0]!;
-  const sendMarker = (shardId: number): void => {
+  /** `count` markers to `shardId`; the simulator's live sessions are listed once (sim.sessions() is O(sessions)). */
+  const sendMarker = (shardId: number, count = 1): void => {
     const live = sim.sessions().filter((s) => !s.expired && s.shardId === shardId);
-    const content = `mk:${shardId}:${++markerN}`;
-    const seqs = sim.dispatch(shardId, 'MESSAGE_CREATE', { id: String(1_000_000 + markerN), channel_id: '10', guild_id: guildOf(shardId), content, author: { id: '20', username: 'soak' } });
-    if (seqs.length !== live.length) return;
-    seqs.forEach((seq, i) => ledger.expectMarker(shardId, live[i]!.sessionId, seq, content));
+    for (let k = 0; k < count; k++) {
+      const content = `mk:${shardId}:${++markerN}`;
+      const seqs = sim.dispatch(shardId, 'MESSAGE_CREATE', { id: String(1_000_000 + markerN), channel_id: '10', guild_id: guildOf(shardId), content, author: { id: '20', username: 'soak' } });
+      if (seqs.length !== live.length) continue;
+      seqs.forEach((seq, i) => ledger.expectMarker(shardId, live[i]!.sessionId, seq, content));
+    }
   };
 
   const monkey = new ChaosMonkey(sim, {
     seed,
     weights: options.weights,
     heartbeatInterval: HEARTBEAT,
-    flood: (shardId, n) => {
-      for (let i = 0; i < n; i++) sendMarker(shardId);
-    },
+    flood: (shardId, n) => sendMarker(shardId, n),
   });
 
   function complete(shardId: number, f: InFlight): void {

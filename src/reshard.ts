@@ -39,9 +39,10 @@ export interface ReshardOptions {
   /** How long a new shard's initial GUILD_CREATE burst may take after its READY before the switch goes ahead anyway. Default 15 000. */
   guildTimeout?: number;
   /**
-   * How long the switch waits for the running set to catch up (see docs/RESHARDING.md: every routing key the new set has
-   * events for has been seen in the overlap by the running set, no running shard is reconnecting, the consumer is
-   * not behind). Default 10 000; then the switch goes ahead and `catchUpTimedOut` is reported.
+   * How long the switch may wait for the running set to catch up (see docs/RESHARDING.md: no running shard is
+   * reconnecting, the consumer is not behind, and a heartbeat barrier on every running shard). Default 30 000. When
+   * it passes, the reshard is aborted (`RESHARD_ABORTED`, nothing switched): switching anyway could lose events only
+   * the running set had received.
    */
   catchUpTimeout?: number;
   /** New-set events withheld at most; beyond it the new set stops reading its sockets until the old set catches up. Default 50 000. */
@@ -70,8 +71,8 @@ export interface ReshardResult {
   droppedOld: number;
   /** Most new-set dispatches withheld at once. */
   maxBuffered: number;
-  /** The catch-up wait timed out and the switch went ahead anyway. */
-  catchUpTimedOut: boolean;
+  /** Virtual ms from "every new shard complete" to the switch (the catch-up wait and heartbeat barrier). */
+  catchUp: number;
 }
 
 /** Payload of the cluster's `reshard` event. */
@@ -402,7 +403,7 @@ export class Resharder {
   private replayed = 0;
   private switchDuration = 0;
   private switchedAt = 0;
-  private catchUpTimedOut = false;
+  private catchUpStartedAt = 0;
   private dedupeTimer: TimerHandle | undefined;
   private readonly options: ReshardOptions;
 
@@ -609,10 +610,12 @@ export class Resharder {
    */
   private async waitCatchUp(): Promise<void> {
     const dedupe = this.dedupe!;
+    this.catchUpStartedAt = this.host.clock.now();
     let timedOut = false;
     let expire!: () => void;
     const expired = new Promise<void>((resolve) => (expire = resolve));
-    const timer = this.later(this.options.catchUpTimeout ?? 10_000, () => {
+    const limit = this.options.catchUpTimeout ?? 30_000;
+    const timer = this.later(limit, () => {
       timedOut = true;
       expire();
       this.kick();
@@ -639,8 +642,11 @@ export class Resharder {
     this.host.clock.clearTimeout(timer);
     this.timers.delete(timer);
     if (timedOut) {
-      this.catchUpTimedOut = true;
-      this.host.debug(`reshard ${this.from} → ${this.to}: the running set did not catch up in time; switching anyway`);
+      throw new ShardlineError(
+        'RESHARD_ABORTED',
+        `reshard ${this.from} → ${this.to} aborted: the running set did not catch up within ${Math.round(limit / 1000)} s ` +
+          `(a shard reconnecting, the event consumer stalled, or no heartbeat ACK); nothing was switched — the ${this.from} running shards are untouched`,
+      );
     }
   }
 
@@ -812,7 +818,7 @@ export class Resharder {
       suppressed: this.suppressed,
       droppedOld: this.droppedOld,
       maxBuffered: d.maxBuffered,
-      catchUpTimedOut: this.catchUpTimedOut,
+      catchUp: this.switchedAt - this.catchUpStartedAt,
     };
   }
 }

@@ -119,7 +119,8 @@ async function reshardWithTraffic(
   mc: number,
   t: { diagnostic(m: string): void },
   clusterOpts: Partial<ClusterOptions> = {},
-  reshardOpts: ReshardOptions = {},
+  // generous: under CPU contention (tests in parallel) one real ms of event-loop lag is 100 virtual ms
+  reshardOpts: ReshardOptions = { catchUpTimeout: 1_000_000 },
 ) {
   const guilds = generateGuildIds(4 * to, to);
   const r = await rig({ shards: from, maxConcurrency: mc, guilds }, clusterOpts);
@@ -200,7 +201,7 @@ test('reshard 2 → 4 (the recommended count) under steady traffic: every event 
 test('reshard 3 → 6 with max_concurrency 1 under steady traffic', (t) => reshardWithTraffic(3, 6, 1, t));
 
 // Worker threads take real time to boot (~0.5 s under tsx), which at scale 0.01 is a minute of virtual time.
-test('reshard in worker mode: 2 → 4, shards in 2 worker threads', (t) => reshardWithTraffic(2, 4, 2, t, { workers: 2 }, { timeout: 1_000_000 }));
+test('reshard in worker mode: 2 → 4, shards in 2 worker threads', (t) => reshardWithTraffic(2, 4, 2, t, { workers: 2 }, { timeout: 1_000_000, catchUpTimeout: 1_000_000 }));
 
 test('reshard(n) rounds nothing; the default is /gateway/bot rounded up to a multiple of max_concurrency', async () => {
   const r = await rig({ shards: 2, maxConcurrency: 2, guilds: 8 });
@@ -326,6 +327,32 @@ test('cancelling with an AbortSignal closes the new set and leaves the old one a
     await assert.rejects(partial.reshard(4), (e: ShardlineError) => e.code === 'RESHARD_UNSUPPORTED');
     await partial.close();
     await assert.rejects(new Cluster({ token: TOKEN, intents: 1 }).reshard(2), (e: ShardlineError) => e.code === 'NOT_STARTED');
+  } finally {
+    await r.stop();
+  }
+});
+
+test('a running set that cannot prove it caught up (no heartbeat ACK) aborts the reshard instead of switching', async () => {
+  const guilds = generateGuildIds(8, 4);
+  const r = await rig({ shards: 2, maxConcurrency: 2, guilds });
+  try {
+    const { sim, cluster } = r;
+    await cluster.connect();
+    const flow = traffic(sim, cluster, guilds);
+    sim.setAcks(1, false); // old shard 1 (the newest connection of id 1 for now) stops getting ACKs
+    const err = (await cluster.reshard(4, { catchUpTimeout: 3000 }).catch((e: unknown) => e)) as ShardlineError;
+    sim.setAcks(1, true);
+    assert.equal(err.code, 'RESHARD_ABORTED');
+    assert.match(err.message, /did not catch up within 3 s.*nothing was switched/);
+    assert.equal(cluster.total, 2);
+    await delay(20);
+    flow.stop();
+    await until(() => flow.got.length >= flow.sent.length, 'markers delivered by the old set');
+    await delay(30);
+    const { duplicates, lost } = flow.check();
+    assert.deepEqual([duplicates, lost], [[], []]);
+    assert.deepEqual(cluster.status().map((s) => s.state), ['ready', 'ready']);
+    await until(() => sim.connections().length === 2, 'the new set is closed');
   } finally {
     await r.stop();
   }
