@@ -90,6 +90,7 @@ interface Connection {
   helloTimer: TimerHandle | undefined;
   readyTimer: TimerHandle | undefined;
   identifyAbort: AbortController | null;
+  helloSeen: boolean;
 }
 
 interface Deferred {
@@ -444,6 +445,7 @@ export class Shard extends TypedEmitter<ShardEventMap> {
       helloTimer: undefined,
       readyTimer: undefined,
       identifyAbort: null,
+      helloSeen: false,
     };
     this.conn = conn;
     conn.helloTimer = this.clock.setTimeout(() => this.drop({ kind: 'hello-timeout' }), this.opts.helloTimeout ?? 20_000);
@@ -479,7 +481,12 @@ export class Shard extends TypedEmitter<ShardEventMap> {
       message = out;
     }
     this.heartbeater.noteInbound();
-    const header = scanHeader(message);
+    let header: ReturnType<typeof scanHeader>;
+    try {
+      header = scanHeader(message);
+    } catch {
+      header = null; // the scan must never throw; if it ever does, treat the frame as malformed
+    }
     if (header === null) {
       this.counters.decodeErrors++;
       this.reportError(new GatewayError('DECODE_ERROR', `shard ${this.id}: gateway sent a message that is not a gateway payload (${message.length} bytes)`, { shardId: this.id }));
@@ -588,6 +595,11 @@ export class Shard extends TypedEmitter<ShardEventMap> {
       this.drop({ kind: 'malformed' });
       return;
     }
+    if (conn.helloSeen) {
+      this.reportError(new GatewayError('UNEXPECTED_HELLO', `shard ${this.id}: gateway sent a second HELLO on one connection; ignored`, { shardId: this.id }));
+      return;
+    }
+    conn.helloSeen = true;
     this.clock.clearTimeout(conn.helloTimer);
     conn.helloTimer = undefined;
     this.debug(`HELLO: heartbeat every ${interval} ms`);
@@ -620,7 +632,7 @@ export class Shard extends TypedEmitter<ShardEventMap> {
     conn.identifyAbort = null;
     if (this.conn !== conn || conn.ws.readyState !== WebSocket.OPEN) return;
     this.counters.identifies++;
-    this.seq = 0;
+    this.clearSession(); // a new session: no old session id may survive next to a reset sequence
     const props = this.opts.properties ?? {};
     const d: Record<string, unknown> = {
       token: this.#token,
