@@ -91,6 +91,15 @@ export class ShardGroup implements ShardBackend {
     };
     if (e.guilds) status.guilds = e.guilds.size;
     if (e.fatal !== undefined && s.state === 'fatal') status.error = e.fatal;
+    const inflate = s.inflateStats;
+    status.io = {
+      filtered: s.counters.filtered,
+      queuedCommands: s.queuedCommands,
+      payloadsSent: Object.fromEntries(s.payloadsSent),
+      heartbeatAcks: s.heartbeatAcks,
+      recentLatency: s.latency.recent,
+      inflate: { bytesIn: inflate.bytesIn, bytesOut: inflate.bytesOut, bufferSize: inflate.bufferSize },
+    };
     return status;
   }
 

@@ -32,6 +32,24 @@ export interface ShardStatus {
   worker?: number;
   /** Why the shard stopped, when `state` is `fatal`. */
   error?: string;
+  /** Traffic counters of the shard (filled in both thread and worker mode; used by metrics). */
+  io?: ShardIo;
+}
+
+/** Per-shard traffic counters, as plain data that crosses thread boundaries. */
+export interface ShardIo {
+  /** Dispatches skipped unparsed by the `events` filter. */
+  filtered: number;
+  /** Commands waiting in the rate limiter. */
+  queuedCommands: number;
+  /** Payloads written to the gateway, by op. */
+  payloadsSent: Record<number, number>;
+  /** Heartbeat ACKs received. */
+  heartbeatAcks: number;
+  /** Recent heartbeat round trips, ms (oldest first). */
+  recentLatency: number[];
+  /** Transport decompression totals. */
+  inflate: { bytesIn: number; bytesOut: number; bufferSize: number };
 }
 
 /** Reported to `connect({ onProgress })` whenever a shard changes state during start-up. */

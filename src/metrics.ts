@@ -25,7 +25,6 @@ import type { IdentifyStatus, ShardStatus } from './cluster-status.js';
 import { ShardlineError } from './errors.js';
 import type { DisconnectedEvent, DispatchEvent } from './events.js';
 import { CLOSE_CODES } from './session.js';
-import type { Shard } from './shard.js';
 import { TRANSITIONS, type ShardState } from './state.js';
 import { listenHttp, pathOf, type HttpEndpoint, type ListenOptions, type RequestHandler } from './status-page/http.js';
 
@@ -124,15 +123,6 @@ export class ClusterTracker {
   }
 }
 
-/** The {@link Shard} object of `id` when it runs in this thread (undefined in worker mode or before connect()). */
-export function localShard(cluster: Cluster, id: number): Shard | undefined {
-  try {
-    return cluster.shard(id).shard;
-  } catch {
-    return undefined;
-  }
-}
-
 // ---- prom-client ---------------------------------------------------------------------------------------------
 
 type PromClient = typeof import('prom-client');
@@ -222,12 +212,12 @@ export async function attachMetrics(cluster: Cluster, options: MetricsOptions = 
   const endpoints = new Set<HttpEndpoint>();
 
   // One snapshot of status() per scrape (every collect() of one scrape runs in the same tick).
-  let snap: { status: ShardStatus[]; identify: IdentifyStatus; shards: (Shard | undefined)[]; at: number } | null = null;
+  let snap: { status: ShardStatus[]; identify: IdentifyStatus; at: number } | null = null;
   const snapshot = () => {
     const now = performance.now();
     if (snap && now - snap.at < 50) return snap;
     const status = cluster.status();
-    snap = { status, identify: cluster.identifyStatus(), shards: status.map((s) => localShard(cluster, s.id)), at: now };
+    snap = { status, identify: cluster.identifyStatus(), at: now };
     return snap;
   };
   const register = <T extends object>(m: T): T => {
@@ -261,10 +251,10 @@ export async function attachMetrics(cluster: Cluster, options: MetricsOptions = 
         },
       }),
     );
-  const perShard = (pick: (s: ShardStatus, shard: Shard | undefined) => number | null | undefined) => (set: (l: { shard: number }, v: number) => void) => {
-    const { status, shards } = snapshot();
-    status.forEach((s, i) => {
-      const v = pick(s, shards[i]);
+  const perShard = (pick: (s: ShardStatus) => number | null | undefined) => (set: (l: { shard: number }, v: number) => void) => {
+    const { status } = snapshot();
+    status.forEach((s) => {
+      const v = pick(s);
       if (v !== null && v !== undefined) set({ shard: s.id }, v);
     });
   };
@@ -276,12 +266,12 @@ export async function attachMetrics(cluster: Cluster, options: MetricsOptions = 
   counter('shard_dispatches_total', 'Dispatches delivered, by shard.', ['shard'], (set) => {
     tracker.byShard.forEach((n, shard) => set({ shard }, n));
   });
-  counter('events_filtered_total', 'Dispatches skipped unparsed by the `events` filter, by shard (shards in this thread).', ['shard'], (set) =>
-    perShard((_, sh) => sh?.counters.filtered)(set),
+  counter('events_filtered_total', 'Dispatches skipped unparsed by the `events` filter, by shard.', ['shard'], (set) =>
+    perShard((s) => s.io?.filtered)(set),
   );
-  counter('payloads_sent_total', 'Payloads written to the gateway by op, over all shards in this thread (heartbeats, IDENTIFY, RESUME, commands).', ['op', 'name'], (set) => {
+  counter('payloads_sent_total', 'Payloads written to the gateway by op, over all shards (heartbeats, IDENTIFY, RESUME, commands).', ['op', 'name'], (set) => {
     const byOp = new Map<number, number>();
-    for (const sh of snapshot().shards) if (sh) for (const [op, n] of sh.payloadsSent) byOp.set(op, (byOp.get(op) ?? 0) + n);
+    for (const st of snapshot().status) for (const [op, n] of Object.entries(st.io?.payloadsSent ?? {})) byOp.set(Number(op), (byOp.get(Number(op)) ?? 0) + n);
     for (const [op, n] of byOp) set({ op, name: OP_NAMES[op] ?? 'other' }, n);
   });
 
@@ -302,8 +292,8 @@ export async function attachMetrics(cluster: Cluster, options: MetricsOptions = 
   gauge('shard_last_close_code', 'Last close code each shard received from the gateway (absent before the first close).', ['shard'], (set) =>
     perShard((s) => s.lastCloseCode)(set),
   );
-  gauge('shard_commands_queued', 'Commands waiting for the rate limit or a reconnect, by shard (shards in this thread).', ['shard'], (set) =>
-    perShard((_, sh) => sh?.queuedCommands)(set),
+  gauge('shard_commands_queued', 'Commands waiting for the rate limit or a reconnect, by shard.', ['shard'], (set) =>
+    perShard((s) => s.io?.queuedCommands)(set),
   );
   counter('shard_reconnects_total', 'Connections lost and re-established, by shard.', ['shard'], (set) => perShard((s) => s.reconnects)(set));
   counter('shard_resumes_total', 'RESUMEs sent, by shard.', ['shard'], (set) => perShard((s) => s.resumes)(set));
@@ -317,22 +307,22 @@ export async function attachMetrics(cluster: Cluster, options: MetricsOptions = 
     },
   );
 
-  // -- heartbeat latency histogram: each new sample of the shards in this thread, observed at scrape time
+  // -- heartbeat latency histogram: each new sample of every shard, observed at scrape time
   const seenAcks = new Map<number, number>();
   register(
     new prom.Histogram({
       name: p + 'heartbeat_latency_seconds',
-      help: 'Heartbeat round trips (beat to ACK) of every shard in this thread, seconds.',
+      help: 'Heartbeat round trips (beat to ACK) of every shard, seconds.',
       buckets: options.latencyBuckets ?? [0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 2, 5],
       registers: [registry],
       collect(this: Histogram) {
-        for (const sh of snapshot().shards) {
-          if (!sh) continue;
-          const acks = sh.heartbeatAcks;
-          const fresh = acks - (seenAcks.get(sh.id) ?? 0);
+        for (const st of snapshot().status) {
+          if (!st.io) continue;
+          const acks = st.io.heartbeatAcks;
+          const fresh = acks - (seenAcks.get(st.id) ?? 0);
           if (fresh <= 0) continue;
-          seenAcks.set(sh.id, acks);
-          const recent = sh.latency.recent;
+          seenAcks.set(st.id, acks);
+          const recent = st.io.recentLatency;
           for (const ms of recent.slice(-Math.min(fresh, recent.length))) this.observe(ms / 1000);
         }
       },
@@ -365,12 +355,12 @@ export async function attachMetrics(cluster: Cluster, options: MetricsOptions = 
   cluster.on('identifyTurn', onTurn);
 
   // -- transport decompression
-  counter('inflate_bytes_in_total', 'Compressed bytes received, by shard (shards in this thread).', ['shard'], (set) => perShard((_, sh) => sh?.inflateStats.bytesIn)(set));
-  counter('inflate_bytes_out_total', 'Decompressed bytes produced, by shard (shards in this thread).', ['shard'], (set) =>
-    perShard((_, sh) => sh?.inflateStats.bytesOut)(set),
+  counter('inflate_bytes_in_total', 'Compressed bytes received, by shard.', ['shard'], (set) => perShard((s) => s.io?.inflate.bytesIn)(set));
+  counter('inflate_bytes_out_total', 'Decompressed bytes produced, by shard.', ['shard'], (set) =>
+    perShard((s) => s.io?.inflate.bytesOut)(set),
   );
-  gauge('inflate_buffer_bytes', 'Compressed bytes held for an incomplete message, by shard (shards in this thread).', ['shard'], (set) =>
-    perShard((_, sh) => sh?.inflateStats.bufferSize)(set),
+  gauge('inflate_buffer_bytes', 'Compressed bytes held for an incomplete message, by shard.', ['shard'], (set) =>
+    perShard((s) => s.io?.inflate.bufferSize)(set),
   );
 
   if (options.defaultMetrics) {

@@ -104,7 +104,7 @@ const group = new ShardGroup(
 function statusRow(id: number): StatusRow | null {
   if (!spec.shardOptions[id]) return null;
   const s = group.status(id);
-  return [s.id, s.state, s.latency, s.sessionId, s.sequence, s.reconnects, s.identifies, s.resumes, s.lastCloseCode, s.guilds ?? null, s.error ?? null];
+  return [s.id, s.state, s.latency, s.sessionId, s.sequence, s.reconnects, s.identifies, s.resumes, s.lastCloseCode, s.guilds ?? null, s.error ?? null, s.io ?? null];
 }
 
 const refresh = setInterval(() => {

@@ -219,10 +219,11 @@ export class WorkerHost implements ShardBackend {
   }
 
   private applyStatus(row: StatusRow): void {
-    const [id, state, latency, sessionId, sequence, reconnects, identifies, resumes, lastCloseCode, guilds, error] = row;
+    const [id, state, latency, sessionId, sequence, reconnects, identifies, resumes, lastCloseCode, guilds, error, io] = row;
     const s: ShardStatus = { id, state, latency, sessionId, sequence, reconnects, identifies, resumes, lastCloseCode, worker: this.index };
     if (guilds !== null) s.guilds = guilds;
     if (error !== null) s.error = error;
+    if (io !== null) s.io = io;
     this.mirror.set(id, s);
   }
 

@@ -11,6 +11,7 @@ import type { DebugEvent, DisconnectedEvent, DispatchEvent, ReadyData, StateChan
 import type { Session } from '../session.js';
 import type { ShardOptions } from '../shard.js';
 import type { ShardState } from '../state.js';
+import type { ShardIo } from '../cluster-status.js';
 
 /** `workerData` of a shard worker. */
 export interface WorkerSpec {
@@ -32,7 +33,7 @@ export interface WireError {
 }
 
 /** Status row: id, state, latency, sessionId, sequence, reconnects, identifies, resumes, lastCloseCode, guilds, error. */
-export type StatusRow = [number, ShardState, number | null, string | null, number, number, number, number, number | null, number | null, string | null];
+export type StatusRow = [number, ShardState, number | null, string | null, number, number, number, number, number | null, number | null, string | null, ShardIo | null];
 
 /** One batched item. */
 export type BatchItem =
