@@ -295,34 +295,44 @@ const zlibSyncEngine: EngineFactory = (max) => {
 // zlib: fflate (pure JS)
 // ---------------------------------------------------------------------------------------------------------
 
-const fflateEngine: EngineFactory = (max) => {
-  let parts: Uint8Array[] = [];
-  let total = 0;
-  const unzlib = new Unzlib((data) => {
-    total += data.length;
-    if (total > max) throw tooLarge('inflated message', max);
-    if (data.length > 0) parts.push(data);
-  });
-  return {
-    run(input) {
-      parts = [];
-      total = 0;
-      try {
-        unzlib.push(input, false);
-      } catch (err) {
-        if (err instanceof InflateError) throw err;
-        throw corrupt('fflate', err);
-      }
-      const got = parts;
-      parts = [];
-      if (got.length === 1) return Buffer.from(got[0]!.buffer, got[0]!.byteOffset, got[0]!.length);
-      return Buffer.concat(got, total);
-    },
-    free() {
-      parts = [];
-    },
+/** A pure-JS streaming decoder (fflate's `Unzlib`, fzstd's `Decompress`): output arrives through a callback. */
+interface StreamingDecoder {
+  push(chunk: Uint8Array, final?: boolean): void;
+}
+
+/** An engine around a pure-JS streaming decoder: collect what one push produces, bounded by `max`. */
+function streamingEngine(name: string, what: string, make: (ondata: (data: Uint8Array) => void) => StreamingDecoder): EngineFactory {
+  return (max) => {
+    let parts: Uint8Array[] = [];
+    let total = 0;
+    const decoder = make((data) => {
+      total += data.length;
+      if (total > max) throw tooLarge(what, max);
+      if (data.length > 0) parts.push(data);
+    });
+    return {
+      run(input) {
+        parts = [];
+        total = 0;
+        try {
+          decoder.push(input, false);
+        } catch (err) {
+          if (err instanceof InflateError) throw err;
+          throw corrupt(name, err);
+        }
+        const got = parts;
+        parts = [];
+        if (got.length === 1) return Buffer.from(got[0]!.buffer, got[0]!.byteOffset, got[0]!.length);
+        return Buffer.concat(got, total);
+      },
+      free() {
+        parts = [];
+      },
+    };
   };
-};
+}
+
+const fflateEngine: EngineFactory = streamingEngine('fflate', 'inflated message', (ondata) => new Unzlib(ondata));
 
 // ---------------------------------------------------------------------------------------------------------
 // zstd: zstd-napi low-level binding
@@ -390,34 +400,7 @@ const zstdNapiEngine: EngineFactory = (max) => {
 // zstd: fzstd (pure JS)
 // ---------------------------------------------------------------------------------------------------------
 
-const fzstdEngine: EngineFactory = (max) => {
-  let parts: Uint8Array[] = [];
-  let total = 0;
-  const dec = new FzstdDecompress((data) => {
-    total += data.length;
-    if (total > max) throw tooLarge('decompressed message', max);
-    if (data.length > 0) parts.push(data);
-  });
-  return {
-    run(input) {
-      parts = [];
-      total = 0;
-      try {
-        dec.push(input, false);
-      } catch (err) {
-        if (err instanceof InflateError) throw err;
-        throw corrupt('fzstd', err);
-      }
-      const got = parts;
-      parts = [];
-      if (got.length === 1) return Buffer.from(got[0]!.buffer, got[0]!.byteOffset, got[0]!.length);
-      return Buffer.concat(got, total);
-    },
-    free() {
-      parts = [];
-    },
-  };
-};
+const fzstdEngine: EngineFactory = streamingEngine('fzstd', 'decompressed message', (ondata) => new FzstdDecompress(ondata));
 
 // ---------------------------------------------------------------------------------------------------------
 // Backend registry

@@ -1,16 +1,11 @@
-import { describe, it, after } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { formatReport, runSoak } from '../bench/soak.js';
 import { ChaosMonkey, DEFAULT_FAULT_WEIGHTS, DeliveryLedger, garbage, type FaultKind } from '../src/simulator/chaos.js';
 import { GatewaySimulator } from '../src/simulator/index.js';
+import { failOnUnhandledRejections } from './helpers/setup.js';
 
-const unhandled: unknown[] = [];
-const onUnhandled = (reason: unknown) => unhandled.push(reason);
-process.on('unhandledRejection', onUnhandled);
-after(() => {
-  process.off('unhandledRejection', onUnhandled);
-  assert.deepEqual(unhandled, [], 'no unhandled rejections');
-});
+failOnUnhandledRejections();
 
 /** Seed of the CI run; a failing seed from `npm run soak` can be pasted here to replay it. */
 const CI_SEED = 20_250_608;

@@ -1,4 +1,4 @@
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { scaledClock, type Clock } from '../src/clock.js';
 import { Cluster, ClusterConnectError, CLUSTER_IDENTIFY_WINDOW, type ClusterOptions } from '../src/cluster.js';
@@ -7,15 +7,9 @@ import { GatewayError, ShardlineError } from '../src/errors.js';
 import type { DispatchEvent } from '../src/events.js';
 import { GatewaySimulator, generateGuildIds, shardForGuild } from '../src/simulator/index.js';
 import type { GatewaySimulatorOptions } from '../src/simulator/types.js';
-import { TOKEN, SCALE, until, delay } from './helpers/setup.js';
+import { TOKEN, SCALE, until, delay, failOnUnhandledRejections } from './helpers/setup.js';
 
-const unhandled: unknown[] = [];
-const onUnhandled = (reason: unknown) => unhandled.push(reason);
-process.on('unhandledRejection', onUnhandled);
-after(() => {
-  process.off('unhandledRejection', onUnhandled);
-  assert.deepEqual(unhandled, [], 'no unhandled rejections');
-});
+failOnUnhandledRejections();
 
 /** Guilds | GuildMessages | DirectMessages: MSG() is a DM, so its content is not stripped. */
 const INTENTS = 1 | 512 | 4096;

@@ -4,7 +4,7 @@
  * streams sharing the process-wide output buffers, the size bound, a zip bomb), and a real Shard fed garbage
  * over a socket by the simulator. Complements the properties in decode.test.ts and inflate.test.ts.
  */
-import { describe, it, after } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import zlib from 'node:zlib';
@@ -16,17 +16,11 @@ import type { TransportCompression } from '../src/inflate.js';
 import { DeliveryLedger } from '../src/simulator/chaos.js';
 import { CONTROL_FIXTURES, DISPATCH_FIXTURES } from '../src/simulator/fixtures-data.js';
 import { zstdAvailable } from '../src/simulator/index.js';
-import { delay, harness, until, waitState, type Harness } from './helpers/setup.js';
+import { delay, harness, until, waitState, type Harness, failOnUnhandledRejections } from './helpers/setup.js';
 
 const require = createRequire(import.meta.url);
 
-const unhandled: unknown[] = [];
-const onUnhandled = (reason: unknown) => unhandled.push(reason);
-process.on('unhandledRejection', onUnhandled);
-after(() => {
-  process.off('unhandledRejection', onUnhandled);
-  assert.deepEqual(unhandled, [], 'no unhandled rejections');
-});
+failOnUnhandledRejections();
 
 /** Fixed seed so a failure is reproducible; fast-check prints the seed and path of any counterexample. */
 const FC = { seed: 8_2025, verbose: 1 } as const;

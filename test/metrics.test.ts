@@ -1,4 +1,4 @@
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { Writable } from 'node:stream';
@@ -11,15 +11,9 @@ import { routeLogs } from '../src/logging.js';
 import { attachMetrics, disconnectCause } from '../src/metrics.js';
 import { GatewaySimulator } from '../src/simulator/index.js';
 import { statusHandler } from '../src/status-page/server.js';
-import { TOKEN, SCALE, until, delay } from './helpers/setup.js';
+import { TOKEN, SCALE, until, delay, failOnUnhandledRejections } from './helpers/setup.js';
 
-const unhandled: unknown[] = [];
-const onUnhandled = (reason: unknown) => unhandled.push(reason);
-process.on('unhandledRejection', onUnhandled);
-after(() => {
-  process.off('unhandledRejection', onUnhandled);
-  assert.deepEqual(unhandled, [], 'no unhandled rejections');
-});
+failOnUnhandledRejections();
 
 /** Guilds | GuildMessages | DirectMessages. */
 const INTENTS = 1 | 512 | 4096;

@@ -5,7 +5,9 @@ import { GatewayError, SendError } from '../src/errors.js';
 import { Intents } from '../src/intents.js';
 import { CLOSE_CODES } from '../src/session.js';
 import type { DispatchEvent, ReadyData } from '../src/events.js';
-import { TOKEN, delay, harness, next, until, waitState, type Harness } from './helpers/setup.js';
+import { TOKEN, delay, failOnUnhandledRejections, harness, next, until, waitState, type Harness } from './helpers/setup.js';
+
+failOnUnhandledRejections();
 
 /** A guild MESSAGE_CREATE in the bot's first guild (DM-context events would need DirectMessages). */
 const MSG = (n: number, h: Harness) => ({ id: String(1000 + n), channel_id: '1', content: `m${n}`, author: { id: '2' }, guild_id: h.sim.guildIds[0] });

@@ -1,4 +1,6 @@
+import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { after } from 'node:test';
 import { scaledClock, type Clock } from '../../src/clock.js';
 import { Shard, type ShardOptions } from '../../src/shard.js';
 import { GatewaySimulator } from '../../src/simulator/index.js';
@@ -71,4 +73,15 @@ export const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Resolve with the arguments of the next `event` (unlike events.once, an 'error' event does not reject it). */
 export function next(emitter: { once(event: string, l: (...args: any[]) => void): unknown }, event: string): Promise<unknown[]> {
   return new Promise((resolve) => emitter.once(event, (...args: unknown[]) => resolve(args)));
+}
+
+/** Collect unhandled rejections during this test file and fail it (in an `after` hook) if there were any. */
+export function failOnUnhandledRejections(): void {
+  const unhandled: unknown[] = [];
+  const onUnhandled = (reason: unknown) => unhandled.push(reason);
+  process.on('unhandledRejection', onUnhandled);
+  after(() => {
+    process.off('unhandledRejection', onUnhandled);
+    assert.deepEqual(unhandled, [], 'no unhandled rejections');
+  });
 }
