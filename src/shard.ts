@@ -80,6 +80,12 @@ export interface ShardOptions {
   rateLimit?: { limit?: number; window?: number };
   /** ms to wait for all GUILD_MEMBERS_CHUNKs of a request. Default 30 000. */
   memberRequestTimeout?: number;
+  /**
+   * Hand wanted dispatches over unparsed: called with the raw JSON text of the whole payload instead of parsing it
+   * and emitting `dispatch` (READY, RESUMED, GUILD_CREATE, GUILD_DELETE and member chunks are still parsed and
+   * emitted). For forwarding events to another thread or process that parses them once. Default: none.
+   */
+  forwardRaw?: (type: string, sequence: number, json: string) => void;
 }
 
 interface Connection {
@@ -546,6 +552,13 @@ export class Shard extends TypedEmitter<ShardEventMap> {
     if (!wanted && type !== 'READY' && type !== 'RESUMED' && !(type === 'GUILD_MEMBERS_CHUNK' && this.memberRequests.size > 0)) {
       if (s !== null) this.seq = s;
       this.counters.filtered++;
+      return;
+    }
+    const forward = this.opts.forwardRaw;
+    if (forward !== undefined && type !== 'READY' && type !== 'RESUMED' && type !== 'GUILD_CREATE' && type !== 'GUILD_DELETE' && type !== 'GUILD_MEMBERS_CHUNK') {
+      if (s !== null) this.seq = s;
+      this.counters.dispatches++;
+      forward(type, s ?? this.seq, message.toString('utf8'));
       return;
     }
     let payload: ReturnType<typeof parsePayload>;

@@ -664,3 +664,31 @@ for (const compression of ['zlib-stream', 'zstd-stream'] as const) {
     }
   });
 }
+
+test('forwardRaw hands wanted dispatches over unparsed; READY and GUILD_CREATE are still parsed and emitted', async () => {
+  const h = await harness({ guilds: 2 });
+  const realParse = JSON.parse;
+  let messageParses = 0;
+  JSON.parse = function (text: string, reviver?: (this: unknown, key: string, value: unknown) => unknown) {
+    if (typeof text === 'string' && text.includes('"t":"MESSAGE_CREATE"')) messageParses++;
+    return realParse(text, reviver);
+  } as typeof JSON.parse;
+  try {
+    const raw: [string, number, string][] = [];
+    const shard = h.shard({ forwardRaw: (type, seq, json) => raw.push([type, seq, json]) });
+    const emitted = collect(shard);
+    await shard.connect();
+    for (let i = 0; i < 5; i++) h.sim.dispatch(0, 'MESSAGE_CREATE', MSG(i, h));
+    await until(() => raw.length === 5, 'forwarded');
+    assert.equal(messageParses, 0, 'the shard did not parse forwarded dispatches');
+    assert.deepEqual(raw.map(([t]) => t), Array(5).fill('MESSAGE_CREATE'));
+    for (let i = 1; i < raw.length; i++) assert.equal(raw[i]![1], raw[i - 1]![1] + 1);
+    assert.deepEqual(raw.map(([, , json]) => (realParse(json) as { d: { content: string } }).d.content), ['m0', 'm1', 'm2', 'm3', 'm4']);
+    assert.ok(emitted.some((e) => e.type === 'GUILD_CREATE'));
+    assert.ok(!emitted.some((e) => e.type === 'MESSAGE_CREATE'));
+    assert.equal(shard.session!.sequence, raw.at(-1)![1]);
+  } finally {
+    JSON.parse = realParse;
+    await h.stop();
+  }
+});

@@ -11,7 +11,8 @@ import { ShardGroup } from '../cluster-group.js';
 import type { ShardSink } from '../cluster-status.js';
 import type { IdentifyQueue } from '../queue.js';
 import type { ShardOptions } from '../shard.js';
-import { fromWire, toWire, type BatchItem, type FromWorker, type StatusRow, type ToWorker, type WorkerSpec } from './protocol.js';
+import type { DispatchEvent } from '../events.js';
+import { fromWire, toWire, ITEM_LINE, RAW_LINE, type BatchItem, type FromWorker, type StatusRow, type ToWorker, type WorkerSpec } from './protocol.js';
 
 /** Real ms between status refreshes of every shard (latency and sequence change without events). */
 const STATUS_EVERY = 1000;
@@ -23,14 +24,42 @@ const clock = scaledClock(spec.clockScale);
 
 // ---- batching -------------------------------------------------------------------------------------------
 
-let batch: BatchItem[] = [];
+/** A batch is flushed at the end of the event-loop turn, or earlier when it reaches this many lines or chars. */
+const BATCH_LINES = 512;
+const BATCH_CHARS = 1 << 20;
+
+/** Batches posted and not yet processed by the main thread, and the most that may be. */
+let inFlight = 0;
+const MAX_IN_FLIGHT = 16;
+let flowPaused = false;
+let mainPaused = false;
+
+let lines: string[] = [];
+let chars = 0;
 let scheduled: NodeJS.Immediate | null = null;
 const dirty = new Set<number>();
 
-function push(item: BatchItem, shardId: number): void {
-  batch.push(item);
+function add(line: string, shardId: number): void {
+  lines.push(line);
+  chars += line.length;
   dirty.add(shardId);
-  scheduled ??= setImmediate(flush);
+  if (lines.length >= BATCH_LINES || chars >= BATCH_CHARS) flush();
+  else scheduled ??= setImmediate(flush);
+}
+
+function push(item: BatchItem, shardId: number): void {
+  add(ITEM_LINE + JSON.stringify(item), shardId);
+}
+
+/** A wanted dispatch, forwarded unparsed: the main thread parses it, once. */
+function pushRaw(shardId: number, type: string, sequence: number, json: string): void {
+  if (json.includes('\n')) {
+    // Compact JSON never has a raw newline; if a server sends pretty-printed JSON, fall back to an item line.
+    const env = JSON.parse(json) as { d: unknown };
+    push(['d', { shardId, type, sequence, data: env.d } as DispatchEvent], shardId);
+    return;
+  }
+  add(`${RAW_LINE}${shardId}\t${sequence}\t${type}\t${json}`, shardId);
 }
 
 function flush(): void {
@@ -38,13 +67,19 @@ function flush(): void {
   scheduled = null;
   for (const id of dirty) {
     const row = statusRow(id);
-    if (row) batch.push(['s', row]);
+    if (row) lines.push(ITEM_LINE + JSON.stringify(['s', row]));
   }
   dirty.clear();
-  if (batch.length === 0) return;
-  const data = JSON.stringify(batch);
-  batch = [];
+  if (lines.length === 0) return;
+  const data = lines.join('\n');
+  lines = [];
+  chars = 0;
   port.postMessage({ t: 'batch', data } satisfies FromWorker);
+  // Bounded: when the main thread falls this many batches behind, stop reading the sockets until it catches up.
+  if (++inFlight >= MAX_IN_FLIGHT && !flowPaused) {
+    flowPaused = true;
+    group.setPaused(true);
+  }
 }
 
 /** Send a message after everything the shards reported before it. */
@@ -97,7 +132,12 @@ const sink: ShardSink = {
 
 const group = new ShardGroup(
   spec.ids,
-  (id) => ({ ...(spec.shardOptions[id] as ShardOptions), clock, identifyQueue: remoteQueue }),
+  (id) => ({
+    ...(spec.shardOptions[id] as ShardOptions),
+    clock,
+    identifyQueue: remoteQueue,
+    forwardRaw: (type: string, sequence: number, json: string) => pushRaw(id, type, sequence, json),
+  }),
   sink,
 );
 
@@ -155,7 +195,15 @@ port.on('message', (msg: ToWorker) => {
       acquires.delete(msg.id);
       return;
     case 'pause':
-      group.setPaused(msg.paused);
+      mainPaused = msg.paused;
+      group.setPaused(mainPaused || flowPaused);
+      return;
+    case 'ack':
+      inFlight--;
+      if (flowPaused && inFlight <= MAX_IN_FLIGHT / 2) {
+        flowPaused = false;
+        group.setPaused(mainPaused);
+      }
       return;
     case 'debug':
       group.setDebug(msg.enabled);

@@ -5,12 +5,13 @@
  * @packageDocumentation
  */
 import { Worker } from 'node:worker_threads';
-import { GatewayError, ShardlineError } from '../errors.js';
+import { DecodeError, GatewayError, ShardlineError } from '../errors.js';
+import type { DispatchEvent } from '../events.js';
 import type { IdentifyQueue } from '../queue.js';
 import type { Session } from '../session.js';
 import type { Shard, ShardOptions } from '../shard.js';
 import type { GatewayCommand, ShardBackend, ShardSink, ShardStatus } from '../cluster-status.js';
-import { fromWire, toWire, type BatchItem, type CallMethod, type FromWorker, type StatusRow, type ToWorker, type WorkerSpec } from './protocol.js';
+import { fromWire, toWire, RAW_LINE, type BatchItem, type CallMethod, type FromWorker, type StatusRow, type ToWorker, type WorkerSpec } from './protocol.js';
 
 /** How long `close()` waits for a worker to close its shards before terminating it, real ms. */
 const CLOSE_TIMEOUT = 10_000;
@@ -149,7 +150,8 @@ export class WorkerHost implements ShardBackend {
   private onMessage(msg: FromWorker): void {
     switch (msg.t) {
       case 'batch':
-        this.onBatch(JSON.parse(msg.data) as BatchItem[]);
+        this.onBatch(msg.data);
+        this.post({ t: 'ack' });
         return;
       case 'result': {
         const p = this.calls.get(msg.id);
@@ -180,41 +182,71 @@ export class WorkerHost implements ShardBackend {
     }
   }
 
-  private onBatch(items: BatchItem[]): void {
+  private onBatch(data: string): void {
     const sink = this.sink;
-    for (const item of items) {
-      switch (item[0]) {
-        case 'd': {
-          const m = this.mirror.get(item[1].shardId);
-          if (m && item[1].sequence > m.sequence) m.sequence = item[1].sequence;
-          sink.dispatch(item[1]);
-          break;
-        }
-        case 'r':
-          sink.ready(item[1], item[2]);
-          break;
-        case 'R':
-          sink.resumed(item[1], item[2]);
-          break;
-        case 'c': {
-          const m = this.mirror.get(item[1].shardId);
-          if (m) m.state = item[1].to;
-          sink.stateChange(item[1]);
-          break;
-        }
-        case 'x':
-          sink.disconnected(item[1]);
-          break;
-        case 'e':
-          sink.error(fromWire(item[2]), item[1]);
-          break;
-        case 'g':
-          sink.debug(item[1]);
-          break;
-        case 's':
-          this.applyStatus(item[1]);
-          break;
+    let start = 0;
+    while (start < data.length) {
+      let end = data.indexOf('\n', start);
+      if (end === -1) end = data.length;
+      const kind = data[start];
+      if (kind === RAW_LINE) this.onRaw(data, start + 1, end);
+      else this.onItem(JSON.parse(data.slice(start + 1, end)) as BatchItem, sink);
+      start = end + 1;
+    }
+  }
+
+  /** A dispatch forwarded unparsed: `shardId \t sequence \t type \t payload`. */
+  private onRaw(data: string, from: number, to: number): void {
+    const t1 = data.indexOf('\t', from);
+    const t2 = data.indexOf('\t', t1 + 1);
+    const t3 = data.indexOf('\t', t2 + 1);
+    const shardId = Number(data.slice(from, t1));
+    const sequence = Number(data.slice(t1 + 1, t2));
+    const type = data.slice(t2 + 1, t3);
+    let payload: { d: unknown };
+    try {
+      payload = JSON.parse(data.slice(t3 + 1, to)) as { d: unknown };
+    } catch (err) {
+      this.sink.error(new DecodeError(`shard ${shardId}: dispatch ${type} seq ${sequence} is not valid JSON; dropped`, { cause: err }), shardId);
+      return;
+    }
+    const m = this.mirror.get(shardId);
+    if (m && sequence > m.sequence) m.sequence = sequence;
+    this.sink.dispatch({ shardId, type, sequence, data: payload.d } as DispatchEvent);
+  }
+
+  private onItem(item: BatchItem, sink: ShardSink): void {
+    switch (item[0]) {
+      case 'd': {
+        const m = this.mirror.get(item[1].shardId);
+        if (m && item[1].sequence > m.sequence) m.sequence = item[1].sequence;
+        sink.dispatch(item[1]);
+        break;
       }
+      case 'r':
+        sink.ready(item[1], item[2]);
+        break;
+      case 'R':
+        sink.resumed(item[1], item[2]);
+        break;
+      case 'c': {
+        const m = this.mirror.get(item[1].shardId);
+        if (m) m.state = item[1].to;
+        sink.stateChange(item[1]);
+        break;
+      }
+      case 'x':
+        sink.disconnected(item[1]);
+        break;
+      case 'e':
+        sink.error(fromWire(item[2]), item[1]);
+        break;
+      case 'g':
+        sink.debug(item[1]);
+        break;
+      case 's':
+        this.applyStatus(item[1]);
+        break;
     }
   }
 

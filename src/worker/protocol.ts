@@ -35,6 +35,14 @@ export interface WireError {
 /** Status row: id, state, latency, sessionId, sequence, reconnects, identifies, resumes, lastCloseCode, guilds, error. */
 export type StatusRow = [number, ShardState, number | null, string | null, number, number, number, number, number | null, number | null, string | null, ShardIo | null];
 
+/**
+ * A batch is newline-separated lines. `ITEM_LINE` + JSON of a {@link BatchItem}; or `RAW_LINE` +
+ * `shardId \t sequence \t type \t rawPayloadJson` for a dispatch the worker did not parse (the main thread parses
+ * it once, instead of the worker parsing it and the main thread parsing it again from a re-serialised batch).
+ */
+export const ITEM_LINE = 'j';
+export const RAW_LINE = 'r';
+
 /** One batched item. */
 export type BatchItem =
   | ['d', DispatchEvent]
@@ -54,6 +62,8 @@ export type ToWorker =
   | { t: 'grant'; id: number }
   | { t: 'deny'; id: number; error: WireError }
   | { t: 'pause'; paused: boolean }
+  /** The main thread has processed a batch (flow control: the worker stops reading its sockets when too many wait). */
+  | { t: 'ack' }
   | { t: 'debug'; enabled: boolean };
 
 /** worker → main. */
