@@ -9,7 +9,8 @@
  * @module
  */
 import { readFileSync } from 'node:fs';
-import { resolve as resolvePath } from 'node:path';
+import { join, resolve as resolvePath } from 'node:path';
+import { fork, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
 import zlib from 'node:zlib';
 
@@ -511,3 +512,77 @@ export function floorZstd(): FloorDecoder {
 /** Intents the fixtures need (GUILDS | GUILD_MEMBERS | GUILD_VOICE_STATES | GUILD_PRESENCES | GUILD_MESSAGES | reactions | typing | MESSAGE_CONTENT). */
 export const BENCH_INTENTS = 36739;
 export const BENCH_TOKEN = 'bench-token';
+
+// ---------------------------------------------------------------------------------------------------------
+// Child processes of the orchestrators (run.ts, workers.ts)
+// ---------------------------------------------------------------------------------------------------------
+
+/** The child processes an orchestrator started from the transpiled bench files, so all can be killed on exit. */
+export class ChildPool {
+  private readonly children = new Set<ChildProcess>();
+
+  constructor(
+    private readonly outDir: string,
+    private readonly cwd: string,
+  ) {}
+
+  /** Fork `outDir/file`; execArgv is explicit so children never inherit `--import tsx` from the orchestrator. */
+  start(file: string, args: string[], execArgv: string[]): ChildProcess {
+    const child = fork(join(this.outDir, file), args, { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], cwd: this.cwd });
+    this.children.add(child);
+    child.once('exit', () => this.children.delete(child));
+    return child;
+  }
+
+  /** End a child: give it `graceMs` to exit by itself (clients exit after reporting), then SIGTERM, then SIGKILL. */
+  stop(child: ChildProcess, graceMs = 1500): Promise<void> {
+    if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+    return new Promise((res) => {
+      const term = setTimeout(() => child.kill('SIGTERM'), graceMs);
+      const kill = setTimeout(() => child.kill('SIGKILL'), graceMs + 2000);
+      child.once('exit', () => {
+        clearTimeout(term);
+        clearTimeout(kill);
+        res();
+      });
+    });
+  }
+
+  killAll(): void {
+    for (const c of this.children) c.kill('SIGKILL');
+  }
+}
+
+/** Next IPC message of `child` accepted by `pick`; rejects on an error report, exit or timeout. */
+export function nextMessage<M extends { type: string }, R>(child: ChildProcess, what: string, timeoutMs: number, pick: (m: M) => R | undefined): Promise<R> {
+  return new Promise<R>((res, rej) => {
+    const cleanup = (): void => {
+      clearTimeout(timer);
+      child.off('message', onMessage);
+      child.off('exit', onExit);
+    };
+    const onMessage = (raw: unknown): void => {
+      const m = raw as M;
+      if (m.type === 'error') {
+        cleanup();
+        rej(new Error(`${what}: ${(m as unknown as { message: string }).message}`));
+        return;
+      }
+      const r = pick(m);
+      if (r !== undefined) {
+        cleanup();
+        res(r);
+      }
+    };
+    const onExit = (code: number | null, signal: string | null): void => {
+      cleanup();
+      rej(new Error(`${what}: process exited (code ${code}, signal ${signal})`));
+    };
+    const timer = setTimeout(() => {
+      cleanup();
+      rej(new Error(`${what}: timed out after ${timeoutMs} ms`));
+    }, timeoutMs);
+    child.on('message', onMessage);
+    child.once('exit', onExit);
+  });
+}

@@ -18,7 +18,7 @@
  *
  * @module
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -27,6 +27,8 @@ import ts from 'typescript';
 import { CONTROL_FIXTURES, DISPATCH_FIXTURES, SUGGESTED_MIX } from '../src/simulator/fixtures-data.js';
 import {
   CLIENTS,
+  ChildPool,
+  nextMessage,
   fixturesPath,
   type ClientJob,
   type ClientName,
@@ -146,33 +148,10 @@ function workloadSelected(opts: Options, name: string): boolean {
 // Processes
 // ---------------------------------------------------------------------------------------------------------
 
-const children = new Set<ChildProcess>();
-
-function start(file: string, execArgv: string[]): ChildProcess {
-  // execArgv is explicit so the children never inherit `--import tsx` from this process.
-  const child = fork(join(OUT, file), [], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], cwd: ROOT });
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  return child;
-}
-
-/** End a child: give it `graceMs` to exit by itself (clients exit after reporting), then SIGTERM, then SIGKILL. */
-function stop(child: ChildProcess, graceMs = 1500): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((res) => {
-    const term = setTimeout(() => child.kill('SIGTERM'), graceMs);
-    const kill = setTimeout(() => child.kill('SIGKILL'), graceMs + 2000);
-    child.once('exit', () => {
-      clearTimeout(term);
-      clearTimeout(kill);
-      res();
-    });
-  });
-}
-
-function killAll(): void {
-  for (const c of children) c.kill('SIGKILL');
-}
+const pool = new ChildPool(OUT, ROOT);
+const start = (file: string, execArgv: string[]): ChildProcess => pool.start(file, [], execArgv);
+const stop = (child: ChildProcess, graceMs?: number): Promise<void> => pool.stop(child, graceMs);
+const killAll = (): void => pool.killAll();
 process.on('exit', killAll);
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   process.on(sig, () => {
@@ -181,39 +160,6 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
-/** Next IPC message of `child` accepted by `pick`; rejects on an error report, exit or timeout. */
-function next<M extends { type: string }, R>(child: ChildProcess, what: string, timeoutMs: number, pick: (m: M) => R | undefined): Promise<R> {
-  return new Promise<R>((res, rej) => {
-    const cleanup = (): void => {
-      clearTimeout(timer);
-      child.off('message', onMessage);
-      child.off('exit', onExit);
-    };
-    const onMessage = (raw: unknown): void => {
-      const m = raw as M;
-      if (m.type === 'error') {
-        cleanup();
-        rej(new Error(`${what}: ${(m as unknown as { message: string }).message}`));
-        return;
-      }
-      const r = pick(m);
-      if (r !== undefined) {
-        cleanup();
-        res(r);
-      }
-    };
-    const onExit = (code: number | null, signal: string | null): void => {
-      cleanup();
-      rej(new Error(`${what}: process exited (code ${code}, signal ${signal})`));
-    };
-    const timer = setTimeout(() => {
-      cleanup();
-      rej(new Error(`${what}: timed out after ${timeoutMs} ms`));
-    }, timeoutMs);
-    child.on('message', onMessage);
-    child.once('exit', onExit);
-  });
-}
 
 class Server {
   private constructor(
@@ -224,14 +170,14 @@ class Server {
 
   static async start(): Promise<Server> {
     const child = start('server.js', []);
-    const { port, zstd } = await next<ServerReport, { port: number; zstd: boolean }>(child, 'bench server', 15_000, (m) =>
+    const { port, zstd } = await nextMessage<ServerReport, { port: number; zstd: boolean }>(child, 'bench server', 15_000, (m) =>
       m.type === 'listening' ? { port: m.port, zstd: m.zstd } : undefined,
     );
     return new Server(child, port, zstd);
   }
 
   request<T extends ServerReport['type']>(cmd: ServerCommand, type: T, timeoutMs = 120_000): Promise<Extract<ServerReport, { type: T }>> {
-    const p = next<ServerReport, Extract<ServerReport, { type: T }>>(this.child, `bench server ${cmd.cmd}`, timeoutMs, (m) =>
+    const p = nextMessage<ServerReport, Extract<ServerReport, { type: T }>>(this.child, `bench server ${cmd.cmd}`, timeoutMs, (m) =>
       m.type === type ? (m as Extract<ServerReport, { type: T }>) : undefined,
     );
     this.child.send(cmd);
@@ -279,10 +225,10 @@ async function runStream(server: Server, w: StreamWorkload, info: WorkloadInfo, 
   const child = start('client.js', ['--expose-gc', ...prof]);
   try {
     const what = `${client} on ${w.name}`;
-    const ready = next<ClientReport, true>(child, what, 30_000, (m) => (m.type === 'ready' ? true : undefined));
+    const ready = nextMessage<ClientReport, true>(child, what, 30_000, (m) => (m.type === 'ready' ? true : undefined));
     child.send(job);
     await ready;
-    const result = next<ClientReport, StreamResult>(child, what, opts.quick ? 30_000 : 180_000, (m) => (m.type === 'stream-result' ? m : undefined));
+    const result = nextMessage<ClientReport, StreamResult>(child, what, opts.quick ? 30_000 : 180_000, (m) => (m.type === 'stream-result' ? m : undefined));
     await server.request({ cmd: 'start' }, 'started');
     const r = await result;
     const problems: string[] = [];
@@ -316,7 +262,7 @@ async function runIdle(server: Server, client: ClientName, opts: Options, warmBy
   const child = start('client.js', ['--expose-gc']);
   try {
     const job: ClientJob = { kind: 'idle', client, port: server.port, shards: opts.shards, settleMs: opts.settleMs, warmDispatches, root: ROOT };
-    const p = next<ClientReport, IdleResult>(child, `${client} idle x${opts.shards}`, 300_000, (m) => (m.type === 'idle-result' ? m : undefined));
+    const p = nextMessage<ClientReport, IdleResult>(child, `${client} idle x${opts.shards}`, 300_000, (m) => (m.type === 'idle-result' ? m : undefined));
     child.send(job);
     const r = await p;
     const stats = await server.request({ cmd: 'stats' }, 'stats');

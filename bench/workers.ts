@@ -36,13 +36,13 @@
  *
  * @module
  */
-import { execFileSync, fork, type ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type * as Shardline from '../src/index.js';
-import { BENCH_INTENTS, BENCH_TOKEN, buildWorkload, fixturesPath, type MixName, type ServerCommand, type ServerReport, type WorkloadInfo } from './common.js';
+import { BENCH_INTENTS, BENCH_TOKEN, ChildPool, buildWorkload, fixturesPath, nextMessage, type MixName, type ServerCommand, type ServerReport, type WorkloadInfo } from './common.js';
 
 // ---------------------------------------------------------------------------------------------------------
 // IPC between the orchestrator and a measured client
@@ -392,69 +392,13 @@ function parseArgs(argv: string[]): Options {
   return o;
 }
 
-const children = new Set<ChildProcess>();
-
-function start(file: string, args: string[], execArgv: string[]): ChildProcess {
-  // execArgv is explicit so the children never inherit `--import tsx` from this process.
-  const child = fork(join(OUT, file), args, { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], cwd: ROOT });
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  return child;
-}
-
-function stop(child: ChildProcess, graceMs = 1500): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((res) => {
-    const term = setTimeout(() => child.kill('SIGTERM'), graceMs);
-    const kill = setTimeout(() => child.kill('SIGKILL'), graceMs + 2000);
-    child.once('exit', () => {
-      clearTimeout(term);
-      clearTimeout(kill);
-      res();
-    });
-  });
-}
-
-function killAll(): void {
-  for (const c of children) c.kill('SIGKILL');
-}
-
-/** Next IPC message of `child` accepted by `pick`; rejects on an error report, exit or timeout. */
-function next<M extends { type: string }, R>(child: ChildProcess, what: string, timeoutMs: number, pick: (m: M) => R | undefined): Promise<R> {
-  return new Promise<R>((res, rej) => {
-    const cleanup = (): void => {
-      clearTimeout(timer);
-      child.off('message', onMessage);
-      child.off('exit', onExit);
-    };
-    const onMessage = (raw: unknown): void => {
-      const m = raw as M;
-      if (m.type === 'error') {
-        cleanup();
-        rej(new Error(`${what}: ${(m as unknown as { message: string }).message}`));
-        return;
-      }
-      const r = pick(m);
-      if (r !== undefined) {
-        cleanup();
-        res(r);
-      }
-    };
-    const onExit = (code: number | null, signal: string | null): void => {
-      cleanup();
-      rej(new Error(`${what}: process exited (code ${code}, signal ${signal})`));
-    };
-    const timer = setTimeout(() => {
-      cleanup();
-      rej(new Error(`${what}: timed out after ${timeoutMs} ms`));
-    }, timeoutMs);
-    child.on('message', onMessage);
-    child.once('exit', onExit);
-  });
-}
+const pool = new ChildPool(OUT, ROOT);
+const start = (file: string, args: string[], execArgv: string[]): ChildProcess => pool.start(file, args, execArgv);
+const stop = (child: ChildProcess, graceMs?: number): Promise<void> => pool.stop(child, graceMs);
+const killAll = (): void => pool.killAll();
 
 function serverRequest<T extends ServerReport['type']>(server: ChildProcess, cmd: ServerCommand, type: T, timeoutMs = 120_000): Promise<Extract<ServerReport, { type: T }>> {
-  const p = next<ServerReport, Extract<ServerReport, { type: T }>>(server, `bench server ${cmd.cmd}`, timeoutMs, (m) =>
+  const p = nextMessage<ServerReport, Extract<ServerReport, { type: T }>>(server, `bench server ${cmd.cmd}`, timeoutMs, (m) =>
     m.type === type ? (m as Extract<ServerReport, { type: T }>) : undefined,
   );
   server.send(cmd);
@@ -505,19 +449,19 @@ async function runOne(server: ChildProcess, port: number, w: Workload, wanted: n
   try {
     await Promise.all(
       kids.map(({ job, child }) => {
-        const ready = next<ClientMsg, true>(child, what, 60_000, (m) => (m.type === 'ready' ? true : undefined));
+        const ready = nextMessage<ClientMsg, true>(child, what, 60_000, (m) => (m.type === 'ready' ? true : undefined));
         child.send({ cmd: 'job', job } satisfies OrchestratorMsg);
         return ready;
       }),
     );
     await Promise.all(
       kids.map(({ child }) => {
-        const armed = next<ClientMsg, true>(child, what, 10_000, (m) => (m.type === 'armed' ? true : undefined));
+        const armed = nextMessage<ClientMsg, true>(child, what, 10_000, (m) => (m.type === 'armed' ? true : undefined));
         child.send({ cmd: 'arm' } satisfies OrchestratorMsg);
         return armed;
       }),
     );
-    const results = Promise.all(kids.map(({ child }) => next<ClientMsg, RunResult>(child, what, 180_000, (m) => (m.type === 'result' ? m : undefined))));
+    const results = Promise.all(kids.map(({ child }) => nextMessage<ClientMsg, RunResult>(child, what, 180_000, (m) => (m.type === 'result' ? m : undefined))));
     const s0 = processCpuUs(server.pid);
     const started = await serverRequest(server, { cmd: 'start' }, 'started');
     if (started.connections !== opts.shards) throw new Error(`${what}: the server replays to ${started.connections} connections, expected ${opts.shards}`);
@@ -668,7 +612,7 @@ async function orchestrate(): Promise<void> {
   console.log(`machine load at start: ${upStart}\n`);
 
   const server = start('server.js', [], []);
-  const { port } = await next<ServerReport, { port: number }>(server, 'bench server', 15_000, (m) => (m.type === 'listening' ? { port: m.port } : undefined));
+  const { port } = await nextMessage<ServerReport, { port: number }>(server, 'bench server', 15_000, (m) => (m.type === 'listening' ? { port: m.port } : undefined));
   const records: Record_[] = [];
   const infos: Record<string, WorkloadInfo> = {};
   const failures: string[] = [];
