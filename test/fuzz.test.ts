@@ -6,8 +6,6 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
-import zlib from 'node:zlib';
 import fc from 'fast-check';
 import { parsePayload, scanHeader } from '../src/decode.js';
 import { DecodeError, InflateError } from '../src/errors.js';
@@ -17,8 +15,8 @@ import { DeliveryLedger } from '../src/simulator/chaos.js';
 import { CONTROL_FIXTURES, DISPATCH_FIXTURES } from '../src/simulator/fixtures-data.js';
 import { zstdAvailable } from '../src/simulator/index.js';
 import { delay, harness, until, waitState, type Harness, failOnUnhandledRejections } from './helpers/setup.js';
+import { deflateStream, zstdBinding, zstdStream } from './helpers/streams.js';
 
-const require = createRequire(import.meta.url);
 
 failOnUnhandledRejections();
 
@@ -156,48 +154,8 @@ describe('decoder fuzz: regressions', () => {
 
 // ------------------------------------------------------------------------------------------------ inflater
 
-interface ZstdBinding {
-  CCtx: new () => { compressStream2(dst: Uint8Array, src: Uint8Array, end: number): [number, number, number] };
-  EndDirective: { flush: number };
-}
-let zstdBinding: ZstdBinding | null = null;
-try {
-  zstdBinding = require('zstd-napi/binding') as ZstdBinding;
-} catch {
-  zstdBinding = null;
-}
 
-/** One deflate context, Z_SYNC_FLUSH after each message (like the gateway). */
-async function deflateStream(messages: Buffer[]): Promise<Buffer[]> {
-  const deflate = zlib.createDeflate();
-  const parts: Buffer[] = [];
-  deflate.on('data', (c: Buffer) => parts.push(c));
-  const frames: Buffer[] = [];
-  for (const m of messages) {
-    deflate.write(m);
-    await new Promise<void>((resolve) => deflate.flush(zlib.constants.Z_SYNC_FLUSH, () => resolve()));
-    frames.push(Buffer.concat(parts.splice(0)));
-  }
-  deflate.close();
-  return frames;
-}
 
-function zstdStream(messages: Buffer[]): Buffer[] {
-  const b = zstdBinding!;
-  const cctx = new b.CCtx();
-  const buf = Buffer.allocUnsafe(1 << 20);
-  return messages.map((m) => {
-    const pieces: Buffer[] = [];
-    let src: Buffer = m;
-    for (;;) {
-      const [remaining, produced, consumed] = cctx.compressStream2(buf, src, b.EndDirective.flush);
-      pieces.push(Buffer.from(buf.subarray(0, produced)));
-      src = src.subarray(consumed);
-      if (remaining === 0 && src.length === 0) break;
-    }
-    return Buffer.concat(pieces);
-  });
-}
 
 function bigMessage(bytes: number, seed: number): Buffer {
   const parts: string[] = [];

@@ -1,13 +1,11 @@
 import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
-import zlib from 'node:zlib';
 import fc from 'fast-check';
 import { createInflater, inflateBackends, type Inflater } from '../src/inflate.js';
 import { InflateError } from '../src/errors.js';
 import { CONTROL_FIXTURES, DISPATCH_FIXTURES } from '../src/simulator/fixtures-data.js';
+import { deflateStream, zstdBinding, zstdStream } from './helpers/streams.js';
 
-const require = createRequire(import.meta.url);
 
 /** Serialise like Discord: keys t, s, op, d. */
 function discordJson(p: { op: number; s?: number | null; t?: string | null; d: unknown }): Buffer {
@@ -25,50 +23,9 @@ function bigGuildCreate(bytes: number, seq = 2): Buffer {
   return discordJson({ op: 0, s: seq, t: 'GUILD_CREATE', d: { id: '552067714252931072', member_count: members.length, members } });
 }
 
-/** Compress messages through one deflate stream with a Z_SYNC_FLUSH after each, like the gateway. */
-async function deflateStream(messages: Buffer[]): Promise<Buffer[]> {
-  const deflate = zlib.createDeflate();
-  const parts: Buffer[] = [];
-  deflate.on('data', (c: Buffer) => parts.push(c));
-  const frames: Buffer[] = [];
-  for (const m of messages) {
-    deflate.write(m);
-    await new Promise<void>((resolve) => deflate.flush(zlib.constants.Z_SYNC_FLUSH, () => resolve()));
-    frames.push(Buffer.concat(parts.splice(0)));
-  }
-  deflate.close();
-  return frames;
-}
 
-interface ZstdBinding {
-  CCtx: new () => { compressStream2(dst: Uint8Array, src: Uint8Array, end: number): [number, number, number] };
-  EndDirective: { flush: number };
-}
-let zstdBinding: ZstdBinding | null = null;
-try {
-  zstdBinding = require('zstd-napi/binding') as ZstdBinding;
-} catch {
-  zstdBinding = null;
-}
 const ZSTD_SKIP = zstdBinding === null ? 'zstd-napi cannot be loaded here, so no zstd stream can be produced (npm install --save-optional zstd-napi)' : false;
 
-/** Compress messages through one zstd context with ZSTD_e_flush after each (frame never closed), like the gateway. */
-function zstdStream(messages: Buffer[]): Buffer[] {
-  const b = zstdBinding!;
-  const cctx = new b.CCtx();
-  const out = Buffer.allocUnsafe(1 << 20);
-  return messages.map((m) => {
-    const pieces: Buffer[] = [];
-    let src: Buffer = m;
-    for (;;) {
-      const [remaining, produced, consumed] = cctx.compressStream2(out, src, b.EndDirective.flush);
-      pieces.push(Buffer.from(out.subarray(0, produced)));
-      src = src.subarray(consumed);
-      if (remaining === 0 && src.length === 0) break;
-    }
-    return Buffer.concat(pieces);
-  });
-}
 
 const fixtureMessages: Buffer[] = [
   ...Object.values(CONTROL_FIXTURES).map(discordJson),
