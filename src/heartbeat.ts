@@ -66,8 +66,12 @@ export class Heartbeater {
     this.paused = paused;
   }
 
+  /** Heartbeat ACKs received so far (each adds a latency sample), for telling new samples from seen ones. */
+  acks = 0;
+
   /** Heartbeat ACK (op 11) received. */
   ack(): void {
+    this.acks++;
     this.acked = true;
     this.lateBeats = 0;
     if (this.sentAt !== null) {

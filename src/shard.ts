@@ -107,15 +107,6 @@ interface Deferred {
 
 let connectionIds = 0;
 
-/** A Heartbeater that counts ACKs, so metrics can tell new latency samples from ones already observed. */
-class CountingHeartbeater extends Heartbeater {
-  acks = 0;
-  override ack(): void {
-    this.acks++;
-    super.ack();
-  }
-}
-
 /**
  * One websocket session with Discord's gateway: identifies (or resumes), heartbeats, detects zombie
  * connections, reconnects by the protocol's rules, inflates `zlib-stream`, rate-limits what it sends and
@@ -146,7 +137,7 @@ export class Shard extends TypedEmitter<ShardEventMap> {
   private readonly compression: TransportCompression | false;
   private readonly wanted: Set<string> | null;
   private readonly identifyQueue: IdentifyQueue;
-  private readonly heartbeater: CountingHeartbeater;
+  private readonly heartbeater: Heartbeater;
   private readonly limiter: SendLimiter;
   private readonly backoff: Backoff;
   private readonly opts: ShardOptions;
@@ -174,7 +165,6 @@ export class Shard extends TypedEmitter<ShardEventMap> {
   readonly payloadsSent = new Map<number, number>();
   /** Inflate totals of the connections already closed (the current one is added by {@link Shard.inflateStats}). */
   private readonly inflatePast = { bytesIn: 0, bytesOut: 0, messages: 0 };
-  private readonly retiredInflaters = new WeakSet<Inflater>();
 
   constructor(options: ShardOptions) {
     super();
@@ -215,7 +205,7 @@ export class Shard extends TypedEmitter<ShardEventMap> {
       limit: options.rateLimit?.limit,
       window: options.rateLimit?.window,
     });
-    this.heartbeater = new CountingHeartbeater({
+    this.heartbeater = new Heartbeater({
       clock: this.clock,
       random: this.random,
       send: () => this.sendHeartbeat(),
@@ -257,7 +247,7 @@ export class Shard extends TypedEmitter<ShardEventMap> {
    */
   get inflateStats(): { bytesIn: number; bytesOut: number; messages: number; bufferSize: number; backend: string | null } {
     const live = this.conn?.inflater;
-    const cur = live && !this.retiredInflaters.has(live) ? live.stats : null;
+    const cur = live?.stats ?? null;
     const past = this.inflatePast;
     return {
       bytesIn: past.bytesIn + (cur?.bytesIn ?? 0),
@@ -758,8 +748,8 @@ export class Shard extends TypedEmitter<ShardEventMap> {
     conn.identifyAbort?.abort(new ShardlineError('ABORTED', 'connection closed'));
     this.heartbeater.stop();
     this.limiter.open(null);
-    if (conn.inflater && !this.retiredInflaters.has(conn.inflater)) {
-      this.retiredInflaters.add(conn.inflater);
+    // Called once per connection: every caller passes the current one, and this.conn is cleared above.
+    if (conn.inflater) {
       const st = conn.inflater.stats;
       this.inflatePast.bytesIn += st.bytesIn;
       this.inflatePast.bytesOut += st.bytesOut;

@@ -66,6 +66,7 @@ test('latency from beat to ACK; op 1 beats at once without moving the timer', ()
   clock.advance(850);
   assert.equal(sent.length, 3, 'interval timer unchanged by op 1');
   assert.deepEqual(hb.latency.recent, [30, 20]);
+  assert.equal(hb.acks, 2);
 });
 
 test('paused consumer suspends zombie detection', () => {
