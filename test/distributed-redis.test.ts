@@ -12,7 +12,7 @@ import { GatewayError, ShardlineError } from '../src/errors.js';
 import { scaledClock } from '../src/clock.js';
 import { GatewaySimulator } from '../src/simulator/index.js';
 import { RedisIdentifyQueue, RedisSessionStore, type RedisUnavailableEvent } from '../src/distributed/index.js';
-import { startRedis, type ServerProcess } from './helpers/servers.js';
+import { collectJsonLines, startRedis, type ServerProcess } from './helpers/servers.js';
 import { delay, until } from './helpers/setup.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -22,21 +22,8 @@ const src = (p: string) => pathToFileURL(join(root, 'src', p)).href;
 function child(code: string, env: Record<string, string>): { proc: ChildProcess; lines: Record<string, unknown>[]; exited: Promise<number | null>; stderr: () => string } {
   const proc = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const lines: Record<string, unknown>[] = [];
-  let buf = '';
   let err = '';
-  proc.stdout!.on('data', (d: Buffer) => {
-    buf += d.toString();
-    let i: number;
-    while ((i = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, i);
-      buf = buf.slice(i + 1);
-      try {
-        lines.push(JSON.parse(line) as Record<string, unknown>);
-      } catch {
-        // not ours
-      }
-    }
-  });
+  collectJsonLines(proc, lines); // other output is not ours
   proc.stderr!.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (c) => resolve(c)));
   return { proc, lines, exited, stderr: () => err };

@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { scaledClock } from '../../src/index.js';
 import { GatewaySimulator } from '../../src/simulator/index.js';
-import { startNats, startRedis } from './servers.js';
+import { collectJsonLines, startNats, startRedis } from './servers.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
@@ -45,22 +45,15 @@ function start(name: string, script: string, env: Record<string, string>): Child
   children.add(proc);
   const lines: Record<string, unknown>[] = [];
   const watchers = new Set<() => void>();
-  let buf = '';
   let stderr = '';
-  proc.stdout!.on('data', (d: Buffer) => {
-    buf += d.toString();
-    let i: number;
-    while ((i = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, i);
-      buf = buf.slice(i + 1);
-      try {
-        lines.push(JSON.parse(line) as Record<string, unknown>);
-      } catch {
-        log(`${name}: ${line}`);
-      }
-    }
-    for (const w of watchers) w();
-  });
+  collectJsonLines(
+    proc,
+    lines,
+    (line) => log(`${name}: ${line}`),
+    () => {
+      for (const w of watchers) w();
+    },
+  );
   proc.stderr!.on('data', (d: Buffer) => {
     stderr = (stderr + d.toString()).slice(-4000);
   });

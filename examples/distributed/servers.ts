@@ -175,3 +175,30 @@ export function startRedis(options: { port?: number; dir?: string } = {}): Promi
 export function startNats(options: { port?: number; dir?: string } = {}): Promise<ServerProcess> {
   return startServer('nats', options);
 }
+
+/**
+ * Read a child's stdout as JSON lines: each parsed line is pushed to `lines`, anything else goes to `other`;
+ * `onData` runs after every chunk (e.g. to wake waiters).
+ */
+export function collectJsonLines(
+  proc: ChildProcess,
+  lines: Record<string, unknown>[],
+  other: (line: string) => void = () => {},
+  onData: () => void = () => {},
+): void {
+  let buf = '';
+  proc.stdout!.on('data', (d: Buffer) => {
+    buf += d.toString();
+    let i: number;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, i);
+      buf = buf.slice(i + 1);
+      try {
+        lines.push(JSON.parse(line) as Record<string, unknown>);
+      } catch {
+        other(line);
+      }
+    }
+    onData();
+  });
+}
