@@ -8,7 +8,6 @@
  *
  * @module
  */
-import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -19,6 +18,7 @@ import {
   BENCH_TOKEN,
   CLIENTS,
   floorNodeZlib,
+  peakRss,
   floorZlibSync,
   floorZstd,
   type ClientJob,
@@ -56,19 +56,6 @@ function memory(): MemorySample {
   return { rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers };
 }
 
-/**
- * Peak RSS of this process. `/proc/self/status` VmHWM belongs to this process's address space; getrusage's
- * maxRSS is not usable here because Linux carries it over from the parent across fork + exec.
- */
-function peakRss(): number {
-  try {
-    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
-    if (m) return Number(m[1]) * 1024;
-  } catch {
-    /* not Linux */
-  }
-  return process.resourceUsage().maxRSS * 1024;
-}
 
 /** Counts dispatches and takes the CPU/memory figures of the measured window. */
 class Sink {

@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve as resolvePath } from 'node:path';
 import { fork, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
@@ -585,4 +585,36 @@ export function nextMessage<M extends { type: string }, R>(child: ChildProcess, 
     child.on('message', onMessage);
     child.once('exit', onExit);
   });
+}
+
+/**
+ * Peak RSS of this process. `/proc/self/status` VmHWM belongs to this process's address space; getrusage's
+ * maxRSS is not usable on Linux because it carries over from the parent across fork + exec.
+ */
+export function peakRss(): number {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
+    if (m) return Number(m[1]) * 1024;
+  } catch {
+    /* not Linux */
+  }
+  return process.resourceUsage().maxRSS * 1024;
+}
+
+/**
+ * Transpile the bench sources that run in child processes to `outDir` as plain ESM (no type check here;
+ * `npm run typecheck` does that), so the measured processes never load tsx.
+ */
+export async function transpileBench(benchDir: string, outDir: string, files: string[]): Promise<void> {
+  const ts = (await import('typescript')).default;
+  mkdirSync(outDir, { recursive: true });
+  for (const f of files) {
+    const src = readFileSync(join(benchDir, f), 'utf8');
+    const out = ts.transpileModule(src, {
+      compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, verbatimModuleSyntax: false, sourceMap: false },
+      fileName: f,
+    });
+    writeFileSync(join(outDir, f.replace(/\.ts$/, '.js')), out.outputText);
+  }
+  writeFileSync(join(outDir, 'package.json'), '{ "type": "module", "private": true }\n');
 }

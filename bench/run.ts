@@ -23,11 +23,11 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import ts from 'typescript';
 import { CONTROL_FIXTURES, DISPATCH_FIXTURES, SUGGESTED_MIX } from '../src/simulator/fixtures-data.js';
 import {
   CLIENTS,
   ChildPool,
+  transpileBench,
   nextMessage,
   fixturesPath,
   type ClientJob,
@@ -407,19 +407,6 @@ function targets(records: StreamRecord[], idle: IdleRecord[]): string {
 // Main
 // ---------------------------------------------------------------------------------------------------------
 
-/** Transpile the bench sources that run in child processes (no type check here; `npm run typecheck` does that). */
-function transpile(): void {
-  mkdirSync(OUT, { recursive: true });
-  for (const f of ['common.ts', 'server.ts', 'client.ts']) {
-    const src = readFileSync(join(BENCH_DIR, f), 'utf8');
-    const out = ts.transpileModule(src, {
-      compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, verbatimModuleSyntax: false, sourceMap: false },
-      fileName: f,
-    });
-    writeFileSync(join(OUT, f.replace(/\.ts$/, '.js')), out.outputText);
-  }
-  writeFileSync(join(OUT, 'package.json'), '{ "type": "module", "private": true }\n');
-}
 
 /** Use the shared fixture file beside the repository, or else the same data as packaged with the simulator. */
 function ensureFixtures(): void {
@@ -432,7 +419,7 @@ function ensureFixtures(): void {
 async function main(): Promise<void> {
   const opts = parseArgs(process.argv.slice(2));
   if (!existsSync(join(ROOT, 'dist', 'index.js'))) throw new Error('dist/ is missing: run `npm run build` first (npm run bench does)');
-  transpile();
+  await transpileBench(BENCH_DIR, OUT, ['common.ts', 'server.ts', 'client.ts']);
   ensureFixtures();
   const t0 = Date.now();
   const cpu = cpus()[0]?.model ?? 'unknown CPU';

@@ -42,7 +42,7 @@ import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type * as Shardline from '../src/index.js';
-import { BENCH_INTENTS, BENCH_TOKEN, ChildPool, buildWorkload, fixturesPath, nextMessage, type MixName, type ServerCommand, type ServerReport, type WorkloadInfo } from './common.js';
+import { BENCH_INTENTS, BENCH_TOKEN, ChildPool, peakRss, transpileBench, buildWorkload, fixturesPath, nextMessage, type MixName, type ServerCommand, type ServerReport, type WorkloadInfo } from './common.js';
 
 // ---------------------------------------------------------------------------------------------------------
 // IPC between the orchestrator and a measured client
@@ -130,15 +130,6 @@ function mainThreadCpuUs(): number | null {
   }
 }
 
-function peakRss(): number {
-  try {
-    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
-    if (m) return Number(m[1]) * 1024;
-  } catch {
-    /* not Linux */
-  }
-  return process.resourceUsage().maxRSS * 1024;
-}
 
 interface Mark {
   t: number;
@@ -567,19 +558,6 @@ function table(records: Record_[], w: Workload, info: WorkloadInfo, wanted: numb
   return lines.join('\n');
 }
 
-async function transpile(): Promise<void> {
-  const ts = (await import('typescript')).default;
-  mkdirSync(OUT, { recursive: true });
-  for (const f of ['common.ts', 'server.ts', 'workers.ts']) {
-    const src = readFileSync(join(BENCH_DIR, f), 'utf8');
-    const out = ts.transpileModule(src, {
-      compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, verbatimModuleSyntax: false, sourceMap: false },
-      fileName: f,
-    });
-    writeFileSync(join(OUT, f.replace(/\.ts$/, '.js')), out.outputText);
-  }
-  writeFileSync(join(OUT, 'package.json'), '{ "type": "module", "private": true }\n');
-}
 
 /** The shared fixture file beside the repository, or else the same data as packaged with the simulator. */
 async function ensureFixtures(): Promise<void> {
@@ -600,7 +578,7 @@ async function orchestrate(): Promise<void> {
       process.exit(130);
     });
   }
-  await transpile();
+  await transpileBench(BENCH_DIR, OUT, ['common.ts', 'server.ts', 'workers.ts']);
   await ensureFixtures();
   const t0 = Date.now();
   console.log(`# shardline worker-threads bench${opts.quick ? ' (--quick: harness check only, figures meaningless)' : ''}`);
