@@ -20,7 +20,7 @@
  *   --quiet                     no progress lines
  * Exit code 1 when any invariant was violated.
  *
- * `test/chaos.test.ts` runs the same engine in-process with a fixed seed for ~30 s.
+ * `test/serial/soak.test.ts` runs the same engine in-process with a fixed seed for ~30 s.
  * @module
  */
 import { writeFileSync } from 'node:fs';

@@ -24,6 +24,8 @@ export interface HeartbeaterOptions {
  */
 export class Heartbeater {
   private timer: TimerHandle | undefined;
+  private immediate: ReturnType<typeof setImmediate> | undefined;
+  private dueAt = 0;
   private interval = 0;
   private sentAt: number | null = null;
   private acked = true;
@@ -51,6 +53,8 @@ export class Heartbeater {
   stop(): void {
     this.opts.clock.clearTimeout(this.timer);
     this.timer = undefined;
+    if (this.immediate !== undefined) clearImmediate(this.immediate);
+    this.immediate = undefined;
   }
 
   /** Note that a message arrived (any op). Cheap: called for every frame. */
@@ -99,11 +103,25 @@ export class Heartbeater {
   }
 
   private schedule(ms: number): void {
-    this.timer = this.opts.clock.setTimeout(() => this.tick(), ms);
+    this.dueAt = this.opts.clock.now() + ms;
+    this.timer = this.opts.clock.setTimeout(() => this.onTimer(), ms);
+  }
+
+  private onTimer(): void {
+    this.timer = undefined;
+    // Node runs timers before it reads sockets. After a stalled event loop (GC, a blocking handler, a busy
+    // host) the ACK may be sitting unread in the socket, so judge the connection only after the next I/O poll.
+    if (!this.acked && !this.paused && this.opts.clock.now() > this.dueAt) {
+      this.immediate = setImmediate(() => {
+        this.immediate = undefined;
+        this.tick();
+      });
+      return;
+    }
+    this.tick();
   }
 
   private tick(): void {
-    this.timer = undefined;
     if (!this.acked && !this.paused) {
       if (!this.inbound || this.lateBeats >= this.opts.lateAckTolerance) {
         this.opts.onZombie();

@@ -75,3 +75,30 @@ test('bench --quick: every client receives every dispatch, every idle shard gets
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('bench:startup --quick: every shard identifies once, no op 9, lanes 5 s apart', { timeout: 30_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'shardline-bench-'));
+  try {
+    const jsonPath = join(dir, 'startup.json');
+    const { code, output } = await new Promise<{ code: number | null; output: string }>((res, rej) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', 'bench/startup.ts', '--quick', '--json', jsonPath], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+      child.on('error', rej);
+      child.on('exit', (c) => res({ code: c, output: out }));
+    });
+    assert.equal(code, 0, `bench:startup --quick failed:\n${output}`);
+    const rows = JSON.parse(readFileSync(jsonPath, 'utf8')) as Array<{ shards: number; maxConcurrency: number; scale: number; identifies: number; invalidSessions: number; minLaneGap: number; readyMs: number; idealSpan: number }>;
+    assert.ok(rows.length >= 2);
+    for (const r of rows) {
+      assert.equal(r.identifies, r.shards);
+      assert.equal(r.invalidSessions, 0);
+      assert.ok(r.minLaneGap >= 5000 - 5 / r.scale, `lane gap ${r.minLaneGap} (5 s, give or take 5 real ms of reporting delay)`);
+      assert.ok(r.readyMs >= r.idealSpan, 'never faster than the protocol allows');
+    }
+    assert.match(output, /\| 16 \| 4 \|/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -115,11 +115,16 @@ async function startup(n: number, mc: number, scale: number, t: { diagnostic(msg
         `ceil(N/mc) × 5 s = ${bound / 1000} s; identify span ${(span / 1000).toFixed(2)} s vs ideal ${idealSpan / 1000} s (+${(((span - idealSpan) / Math.max(1, idealSpan)) * 100).toFixed(2)} %); ` +
         `min lane gap: turns ${gaps.turn.toFixed(0)} ms, sent ${gaps.sent.toFixed(0)} ms, read by the simulator ${gaps.read.toFixed(0)} ms (scale ${scale})`,
     );
-    // bounded from below by the protocol, from above by ceil(N/mc) windows (+3 %)
+    // Bounded from below by the protocol, from above by ceil(N/mc) windows. Each of a lane's k - 1 waits is a
+    // timer that a busy host fires late by some real ms, magnified 1/scale times here (at scale 0.1 a 20 ms late
+    // timer is 200 virtual ms), so the upper bounds allow JITTER_MS real ms per turn on top of the percentage.
+    // This catches a queue that serialises lanes or doubles a window; the precise figure on a quiet machine is
+    // `npm run bench:startup` (BENCHMARKS.md).
+    const lateness = (k - 1) * (JITTER_MS / scale);
     assert.ok(span >= idealSpan, `identify span ${span} >= ${idealSpan}`);
-    assert.ok(span <= idealSpan * 1.04 + 500, `identify span ${span.toFixed(0)} within 4 % of ${idealSpan}`);
+    assert.ok(span <= idealSpan * 1.04 + 500 + lateness, `identify span ${span.toFixed(0)} within 4 % of ${idealSpan} (+ ${lateness} for timer lateness)`);
     assert.ok(elapsed >= idealSpan, `start-up ${elapsed} >= ${idealSpan}`);
-    assert.ok(elapsed <= bound * 1.03, `start-up ${elapsed.toFixed(0)} within 3 % of ceil(N/mc) windows (${bound})`);
+    assert.ok(elapsed <= bound * 1.03 + lateness, `start-up ${elapsed.toFixed(0)} within 3 % of ceil(N/mc) windows (${bound}) (+ ${lateness} for timer lateness)`);
     await cluster.close();
   } finally {
     await r.stop();
@@ -232,7 +237,8 @@ test('one stream for every shard: per-shard order kept, bounded with back-pressu
       r.sim.dispatch(0, 'MESSAGE_CREATE', MSG(i, 'busy'));
       if (i % 100 === 0) r.sim.dispatch(1, 'MESSAGE_CREATE', MSG(i / 100, 'quiet'));
     }
-    await delay(100); // the consumer is late: the stream fills up and the shards must stop reading
+    // the consumer is late: the stream fills up and the shards must stop reading
+    await until(() => debug.some((l) => l.includes('pausing every shard')), 'back-pressure reaching the shards');
     const got: DispatchEvent[] = [];
     for await (const e of it) {
       got.push(e);
@@ -251,7 +257,6 @@ test('one stream for every shard: per-shard order kept, bounded with back-pressu
       const limit = Math.min(1499, j * 100 + 64 + SOCKET_SLACK);
       assert.ok(pos.get(`1:quiet${j}`)! < pos.get(`0:busy${limit}`)!, `quiet${j} not starved`);
     }
-    assert.ok(debug.some((l) => l.includes('pausing every shard')), 'back-pressure reached the shards');
     assert.ok(debug.some((l) => l.includes('resuming every shard')));
     assert.ok(cluster.status().every((s) => s.state === 'ready'), 'pausing did not cost a connection');
   } finally {

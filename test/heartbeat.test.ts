@@ -78,3 +78,38 @@ test('paused consumer suspends zombie detection', () => {
   assert.equal(zombies(), 0);
   hb.stop();
 });
+
+test('a stalled event loop is not a zombie and not a missed heartbeat (timers run before socket reads)', async (t) => {
+  const { harness, waitState } = await import('./helpers/setup.js');
+  const h = await harness();
+  t.after(() => h.stop());
+  const shard = h.shard({ compression: false });
+  await shard.connect();
+  const disconnects: string[] = [];
+  shard.on('disconnected', (e) => disconnects.push(e.cause));
+  // Wait for a beat and its ACK, then block the loop past both the client's next beat (412 real ms)
+  // and the gateway's deadline (1.5 × interval + slack ≈ 629 real ms). Both timers then fire in one timers
+  // phase, before the heartbeat and the ACK that arrived in time have been read.
+  const acks = () => shard.latency.recent.length;
+  const before = acks();
+  while (acks() === before) await new Promise((r) => setTimeout(r, 2));
+  for (let round = 0; round < 2; round++) {
+    await new Promise((r) => setTimeout(r, 300));
+    const end = Date.now() + 900;
+    while (Date.now() < end) { /* stall */ }
+  }
+  // Now stall right after the gateway answered a heartbeat: the ACK is on the wire but unread when the
+  // client's next beat is due, which a naive heartbeater reads as a zombie connection.
+  let stalls = 0;
+  h.sim.on('heartbeat', () => {
+    if (stalls++ >= 2) return;
+    const end = Date.now() + 700;
+    while (Date.now() < end) { /* stall */ }
+  });
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.ok(stalls >= 2, 'stalled after two heartbeats');
+  assert.deepEqual(disconnects, []);
+  assert.equal(shard.state, 'ready');
+  assert.ok(acks() > before + 1, 'heartbeats kept flowing');
+  await waitState(shard, 'ready');
+});

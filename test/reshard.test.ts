@@ -34,6 +34,8 @@ async function rig(simOpts: GatewaySimulatorOptions, clusterOpts: Partial<Cluste
     clock,
     cluster,
     async stop() {
+      for (const stop of flows) stop(); // a failed assertion must not leave traffic running (it would keep the file alive)
+      flows.clear();
       await cluster.close().catch(() => undefined);
       await sim.stop();
     },
@@ -53,6 +55,8 @@ interface Delivery {
  * Sends a guild message to each guild in turn (and a DM every 5th tick, to shard 0 of every set) with a unique
  * marker `<guild index>:<n>` / `dm:<n>`, every real ms, until stopped; records every MESSAGE_CREATE the cluster delivers.
  */
+const flows = new Set<() => void>();
+
 function traffic(sim: GatewaySimulator, cluster: Cluster, guilds: readonly string[]) {
   const sent: string[] = [];
   const got: Delivery[] = [];
@@ -85,10 +89,15 @@ function traffic(sim: GatewaySimulator, cluster: Cluster, guilds: readonly strin
     send();
     send();
   }, 1);
+  const stop = () => {
+    clearInterval(timer);
+    flows.delete(stop);
+  };
+  flows.add(stop);
   return {
     sent,
     got,
-    stop: () => clearInterval(timer),
+    stop,
     /** Every marker delivered exactly once, each key's markers in order. */
     check() {
       const counts = new Map<string, number>();
@@ -113,8 +122,9 @@ async function reshardWithTraffic(
   mc: number,
   t: { diagnostic(m: string): void },
   clusterOpts: Partial<ClusterOptions> = {},
-  // generous: under CPU contention (tests in parallel) one real ms of event-loop lag is 100 virtual ms
-  reshardOpts: ReshardOptions = { catchUpTimeout: 1_000_000 },
+  // generous: under CPU contention (tests in parallel) one real ms of event-loop lag is 100 virtual ms, so the
+  // default timeout (80 s virtual for 4 shards) is under a second of real time here
+  reshardOpts: ReshardOptions = { timeout: 1_000_000, catchUpTimeout: 1_000_000 },
 ) {
   const guilds = generateGuildIds(4 * to, to);
   const r = await rig({ shards: from, maxConcurrency: mc, guilds }, clusterOpts);

@@ -342,14 +342,29 @@ export class SimConnection implements SessionSink {
     this.heartbeatTimer = undefined;
     if (this.heartbeatInterval <= 0 || !this.open) return;
     const deadline = this.heartbeatInterval * 1.5 + opts.heartbeatSlack;
-    this.heartbeatTimer = clock.setTimeout(() => {
+    const expire = (): void => {
       this.heartbeatTimer = undefined;
       const code = this.host.opts.missedHeartbeatClose;
-      if (code !== false) {
+      if (code !== false && this.open) {
         this.keepSessionOnClose = true;
         this.close(code, 'Session timed out (missed heartbeats).');
       }
-    }, deadline);
+    };
+    // The deadline counts only time this process was awake to read heartbeats: a timer that fires late
+    // (this process stalled; timers also run before socket reads) grants the client the time it was late,
+    // once, so a heartbeat that arrived or was due during the stall is read first. A silent client still
+    // times out, a little later.
+    const arm = (ms: number, graced: boolean): void => {
+      const due = clock.now() + ms;
+      const timer = clock.setTimeout(() => {
+        if (this.heartbeatTimer !== timer) return;
+        const late = clock.now() - due;
+        if (!graced && late > 0) arm(Math.min(late, deadline), true);
+        else expire();
+      }, ms);
+      this.heartbeatTimer = timer;
+    };
+    arm(deadline, false);
   }
 
   /** Run `fn` after `ms` virtual ms unless the connection closed. */
