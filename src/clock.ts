@@ -43,6 +43,25 @@ export function scaledClock(scale: number): Clock {
 /** Real time. */
 export const systemClock: Clock = scaledClock(1);
 
+/**
+ * A timeout for judging a peer (handshake, heartbeat ACK): `fn` runs after `ms`, but when the timer fires late
+ * (the event loop was stalled by GC, a blocking handler or a busy host) only after the next I/O poll, because
+ * Node runs timers before it reads sockets and the awaited message may be sitting unread. `stillDue` is checked
+ * just before `fn` runs; return false there when the awaited message arrived meanwhile.
+ */
+export function setDeadline(clock: Clock, ms: number, stillDue: () => boolean, fn: () => void): TimerHandle {
+  const due = clock.now() + ms;
+  return clock.setTimeout(() => {
+    if (clock.now() <= due) {
+      if (stillDue()) fn();
+      return;
+    }
+    setImmediate(() => {
+      if (stillDue()) fn();
+    });
+  }, ms);
+}
+
 /** Sleep on a clock; rejects with the signal's reason when aborted. */
 export function sleep(clock: Clock, ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {

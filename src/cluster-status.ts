@@ -98,6 +98,32 @@ export interface IdentifyStatus {
   resetIn: number | null;
 }
 
+/**
+ * Payload of the cluster's `workerExit` event: a worker thread (`workers: n`) ended without being asked to.
+ * With `workerRestart` on (the default) a new worker with the same shards is started after `delay` virtual ms and
+ * each shard resumes its session; `restarting: false` means the shards stopped for good (`fatal`,
+ * `WORKER_EXITED`): restarts are off (`workerRestart: false`) or the worker kept crashing. Exits while the cluster
+ * closes are not reported.
+ */
+export interface WorkerExitEvent {
+  /** Index of the worker thread (as in `ShardStatus.worker`). */
+  worker: number;
+  /** Exit code of the thread (1 for an uncaught exception or `worker.terminate()`). */
+  code: number;
+  /** Why, e.g. `worker 0 exited (code 1): <message of the uncaught error>`. Never contains the token. */
+  reason: string;
+  /** Whether a new worker will be started for its shards. */
+  restarting: boolean;
+  /** Respawns of this worker so far, the one being scheduled included. */
+  restarts: number;
+  /** Unexpected exits of this worker within `workerRestart.windowMs`, this one included (compared with `maxRestarts`). */
+  recentExits: number;
+  /** Virtual ms until the respawn (null when not restarting). */
+  delay: number | null;
+  /** Restarting: the shards the new worker reconnects (resume, or identify without a session). Otherwise: the shards stopped. */
+  shards: number[];
+}
+
 /** A command for one shard: `{ op, d }`. */
 export interface GatewayCommand {
   op: number;
@@ -126,6 +152,8 @@ export interface ClusterEventMap {
   error: [error: Error];
   /** A reshard started, switched to the new set, was aborted, or (policy) was skipped. */
   reshard: [event: ReshardEvent];
+  /** A worker thread exited on its own (worker mode): it is respawned (`restarting`) or its shards stop. */
+  workerExit: [event: WorkerExitEvent];
 }
 
 /** One shard of a cluster, wherever it runs. */

@@ -11,6 +11,7 @@ import type {
   ShardBackend,
   ShardSink,
   ShardStatus,
+  WorkerExitEvent,
 } from './cluster-status.js';
 import { TypedEmitter } from './emitter.js';
 import { GatewayError, ShardlineError, redact } from './errors.js';
@@ -21,7 +22,7 @@ import { LocalIdentifyQueue, type ApiSessionStartLimit, type IdentifyBudgetEvent
 import { isSession, type Session } from './session.js';
 import { API_VERSION, type Shard, type ShardOptions } from './shard.js';
 import type { ShardState } from './state.js';
-import { WorkerHost, cloneableShardOptions } from './worker/host.js';
+import { WorkerHost, cloneableShardOptions, type WorkerRestartPolicy } from './worker/host.js';
 import {
   ReshardPolicy,
   Resharder,
@@ -44,6 +45,21 @@ export const CLUSTER_IDENTIFY_WINDOW = 5100;
 const RESUME_CONCURRENCY = 32;
 /** Virtual ms after a shard's identify turn at which the next shard of its lane starts connecting. */
 const START_STAGGER = 2500;
+
+/**
+ * How worker threads that exit on their own are restarted (`ClusterOptions.workerRestart`). Durations are virtual
+ * ms of the cluster's clock.
+ */
+export interface WorkerRestartOptions {
+  /** Respawns allowed within `windowMs`; the next exit stops the worker's shards (`fatal`, `WORKER_EXITED`). Default 5. */
+  maxRestarts?: number;
+  /** Window over which exits are counted. Default 300 000 (5 min). */
+  windowMs?: number;
+  /** Back-off before the first respawn; doubled for each further exit within the window. Default 1000. */
+  initialDelay?: number;
+  /** Upper bound of the back-off. Default 30 000. */
+  maxDelay?: number;
+}
 
 /** Options of a {@link Cluster}. Only `token` and `intents` are required. */
 export interface ClusterOptions {
@@ -73,6 +89,25 @@ export interface ClusterOptions {
   shardOptions?: (id: number) => Partial<ShardOptions>;
   /** 0 (default): every shard in this thread; n: shards spread over n worker threads (round robin by id). */
   workers?: number;
+  /**
+   * Worker mode: what happens when a worker thread exits without being asked to (an uncaught exception, out of
+   * memory, `process.exit()` in a worker, ...). Default on: after a back-off (1 s, doubling, at most 30 s) a new
+   * worker starts with the same shards, and each shard that was running RESUMEs its session from the last dispatch
+   * the main thread delivered — what the dead worker had read but not passed on is replayed by the gateway, what
+   * the replay repeats is dropped, so no event is lost or delivered twice (a shard without a session identifies).
+   * Shards that were `fatal` or `closed` stay so. More than `maxRestarts` exits within `windowMs` (default 5 in
+   * 5 min), or `false`, and the worker's shards stop instead: state `fatal`, a `GatewayError` `WORKER_EXITED` on
+   * `error` / `shardError`. Every exit is reported as a `workerExit` event (and a debug line).
+   *
+   * @example
+   * ```ts
+   * const cluster = new Cluster({ token, intents, workers: 4, workerRestart: { maxRestarts: 3, windowMs: 600_000 } });
+   * cluster.on('workerExit', (e) =>
+   *   console.warn(`${e.reason}: ${e.restarting ? `respawning in ${e.delay} ms (restart ${e.restarts})` : 'its shards stopped'}`),
+   * );
+   * ```
+   */
+  workerRestart?: false | WorkerRestartOptions;
   /** Dispatch types to deliver (others are never parsed). Default: all. */
   events?: Iterable<string>;
   /** Transport compression of every shard. Default `'zlib-stream'`. */
@@ -174,6 +209,8 @@ export class Cluster extends TypedEmitter<ClusterEventMap> {
   private policy: ReshardPolicy | null = null;
   /** Last presence given to updatePresence(): a resharded set identifies with it. */
   private presence: PresenceData | undefined;
+  /** Respawn policy of the worker threads (null: a worker that exits stops its shards). */
+  private readonly workerRestart: WorkerRestartPolicy | null;
 
   constructor(options: ClusterOptions) {
     super();
@@ -186,6 +223,7 @@ export class Cluster extends TypedEmitter<ClusterEventMap> {
     }
     const workers = options.workers ?? 0;
     if (!Number.isInteger(workers) || workers < 0) throw new ShardlineError('INVALID_OPTION', `workers must be an integer >= 0, got ${String(workers)}`);
+    this.workerRestart = restartPolicy(options.workerRestart);
     this.#token = options.token.trim().replace(/^Bot\s+/i, '');
     this.options = options;
     setMaxListeners(0, this.abort.signal); // one listener per pending start-up wait
@@ -558,7 +596,12 @@ export class Cluster extends TypedEmitter<ClusterEventMap> {
         const mine = ids.filter((_, k) => k % workers === w);
         const shardOptions: Record<number, Partial<ShardOptions>> = {};
         for (const id of mine) shardOptions[id] = cloneableShardOptions(this.shardOptions(id, total, fresh));
-        const host = new WorkerHost({ index: w, ids: mine, shardOptions, clockScale: this.clock.scale }, sink, queue);
+        const host = new WorkerHost({ index: w, ids: mine, shardOptions, clockScale: this.clock.scale }, sink, queue, {
+          clock: this.clock,
+          restart: this.workerRestart,
+          onExit: (e) => this.onWorkerExit(e),
+          debug: (m) => this.debugLine(m),
+        });
         backends.push(host);
         for (const id of mine) owners.set(id, host);
       }
@@ -814,16 +857,58 @@ export class Cluster extends TypedEmitter<ClusterEventMap> {
     this.debugLine(line, this.listenerCount('identifyBudget') === 0);
   }
 
+  private onWorkerExit(e: WorkerExitEvent): void {
+    this.guard(() => this.emit('workerExit', e));
+    const line = e.restarting
+      ? `${e.reason}; respawning it in ${e.delay} ms (restart ${e.restarts}, ${e.recentExits} exit(s) in the window); ${e.shards.length} shard(s) will reconnect`
+      : e.reason;
+    this.debugLine(line, this.listenerCount('workerExit') === 0, 'SHARDLINE_WORKER_EXIT');
+  }
+
   private syncDebug(): void {
     const enabled = this.listenerCount('debug') > 0;
     for (const b of this.backends) b.setDebug(enabled);
   }
 
-  /** A cluster-level debug line (shardId -1). `always` also prints a warning when nobody listens to debug. */
-  private debugLine(message: string, always = false): void {
+  /** A cluster-level debug line (shardId -1). `always` also prints a warning (`code`) when nobody listens to debug. */
+  private debugLine(message: string, always = false, code = 'SHARDLINE_IDENTIFY_BUDGET'): void {
     if (this.listenerCount('debug') > 0) this.guard(() => this.emit('debug', { shardId: -1, message: redact(message, this.#token) }));
-    else if (always) process.emitWarning(`shardline cluster: ${message}`, { code: 'SHARDLINE_IDENTIFY_BUDGET' });
+    else if (always) process.emitWarning(`shardline cluster: ${redact(message, this.#token)}`, { code });
   }
+}
+
+/** The worker restart policy from `ClusterOptions.workerRestart` (validated; null when off). */
+function restartPolicy(option: ClusterOptions['workerRestart']): WorkerRestartPolicy | null {
+  if (option === false) return null;
+  if (option !== undefined && (option === null || typeof option !== 'object')) {
+    throw new ShardlineError('INVALID_OPTION', `workerRestart must be false or { maxRestarts, windowMs, initialDelay, maxDelay }, got ${String(option)}`);
+  }
+  const o = option ?? {};
+  const policy: WorkerRestartPolicy = {
+    maxRestarts: o.maxRestarts ?? 5,
+    windowMs: o.windowMs ?? 300_000,
+    initialDelay: o.initialDelay ?? 1000,
+    maxDelay: o.maxDelay ?? 30_000,
+  };
+  if (!Number.isInteger(policy.maxRestarts) || policy.maxRestarts < 0) {
+    throw new ShardlineError('INVALID_OPTION', `workerRestart.maxRestarts must be an integer >= 0, got ${String(policy.maxRestarts)}`);
+  }
+  for (const k of ['windowMs', 'initialDelay', 'maxDelay'] as const) {
+    if (typeof policy[k] !== 'number' || !(policy[k] >= 0) || !Number.isFinite(policy[k])) {
+      throw new ShardlineError('INVALID_OPTION', `workerRestart.${k} must be a finite number >= 0, got ${String(policy[k])}`);
+    }
+  }
+  policy.maxDelay = Math.max(policy.maxDelay, policy.initialDelay);
+  return policy;
+}
+
+/**
+ * The worker hosts of a cluster in worker mode (its running set). For tests and failure drills, e.g.
+ * `await workerHosts(cluster)[0]!.terminate()` to crash a worker thread; not part of the package's exports.
+ * @internal
+ */
+export function workerHosts(cluster: Cluster): WorkerHost[] {
+  return cluster['backends'].filter((b): b is WorkerHost => b instanceof WorkerHost);
 }
 
 function range(n: number): number[] {

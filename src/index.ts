@@ -33,10 +33,10 @@ export type {
   ShardEventMap,
   PresenceData,
 } from './events.js';
-export { Cluster, ClusterConnectError, CLUSTER_IDENTIFY_WINDOW, DEFAULT_API_URL, type ClusterOptions } from './cluster.js';
+export { Cluster, ClusterConnectError, CLUSTER_IDENTIFY_WINDOW, DEFAULT_API_URL, type ClusterOptions, type WorkerRestartOptions } from './cluster.js';
 export type { ShardStatus, ClusterProgress, ClusterReadyEvent, ClusterEventMap, ClusterShard, GatewayCommand } from './cluster-status.js';
 export type { SessionStartBudget, ApiSessionStartLimit, IdentifyBudgetEvent } from './queue.js';
-export type { IdentifyStatus, IdentifyTurnEvent } from './cluster-status.js';
+export type { IdentifyStatus, IdentifyTurnEvent, WorkerExitEvent } from './cluster-status.js';
 export { attachMetrics, disconnectCause, type MetricsOptions, type ClusterMetrics } from './metrics.js';
 export {
   serveStatus,

@@ -14,7 +14,7 @@
  * @packageDocumentation
  */
 import { Cluster } from './cluster.js';
-import type { ClusterReadyEvent } from './cluster-status.js';
+import type { ClusterReadyEvent, WorkerExitEvent } from './cluster-status.js';
 import { redact } from './errors.js';
 import type { DebugEvent, DisconnectedEvent, StateChange } from './events.js';
 import type { IdentifyBudgetEvent } from './queue.js';
@@ -107,6 +107,12 @@ export function routeLogs(target: Cluster | Shard, logger: Logger, options: Rout
     const onReady = (e: ClusterReadyEvent) => emit('info', { shards: e.shards, elapsed: e.elapsed }, `all ${e.shards} shards ready`);
     const onBudget = (e: IdentifyBudgetEvent) =>
       emit(e.kind === 'exhausted' ? 'warn' : 'info', { remaining: e.remaining, total: e.total, resetIn: e.resetIn, policy: e.policy }, `identify budget ${e.kind}`);
+    const onWorkerExit = (e: WorkerExitEvent) =>
+      emit(
+        e.restarting ? 'warn' : 'error',
+        { worker: e.worker, code: e.code, restarting: e.restarting, restarts: e.restarts, delay: e.delay, shards: e.shards },
+        e.restarting ? `${e.reason}; respawning in ${e.delay} ms` : `${e.reason}; not respawned`,
+      );
     if (min <= RANK.debug) {
       c.on('debug', onDebug);
       off.push(() => c.off('debug', onDebug));
@@ -117,6 +123,7 @@ export function routeLogs(target: Cluster | Shard, logger: Logger, options: Rout
     c.on('error', onError);
     c.on('ready', onReady);
     c.on('identifyBudget', onBudget);
+    c.on('workerExit', onWorkerExit);
     off.push(() => {
       c.off('shardStateChange', onState);
       c.off('shardDisconnected', onDisconnect);
@@ -124,6 +131,7 @@ export function routeLogs(target: Cluster | Shard, logger: Logger, options: Rout
       c.off('error', onError);
       c.off('ready', onReady);
       c.off('identifyBudget', onBudget);
+      c.off('workerExit', onWorkerExit);
     });
   } else {
     const s = target;

@@ -30,7 +30,10 @@ import { listenHttp, pathOf, type HttpEndpoint, type ListenOptions, type Request
 
 // ---- what the cluster does, observed from the main thread (shared by metrics and the status page) ------------
 
-/** A disconnect cause as a short, bounded label: `close_4000`, `zombie`, `op7`, `op9`, `op9_resumable`, ... */
+/**
+ * A disconnect cause as a short, bounded label: `close_4000`, `zombie`, `op7`, `op9`, `op9_resumable`, ...;
+ * `worker_exit` when a worker thread died with the connection (worker mode).
+ */
 export function disconnectCause(event: Pick<DisconnectedEvent, 'code' | 'cause'>): string {
   if (event.code !== null) {
     const c = event.code;
@@ -43,6 +46,7 @@ export function disconnectCause(event: Pick<DisconnectedEvent, 'code' | 'cause'>
   if (text.startsWith('no HELLO')) return 'hello_timeout';
   if (text.startsWith('no READY')) return 'ready_timeout';
   if (text.startsWith('malformed')) return 'malformed';
+  if (text.startsWith('worker ')) return 'worker_exit';
   return 'other';
 }
 
@@ -300,7 +304,7 @@ export async function attachMetrics(cluster: Cluster, options: MetricsOptions = 
   counter('shard_identifies_total', 'IDENTIFYs sent, by shard.', ['shard'], (set) => perShard((s) => s.identifies)(set));
   counter(
     'disconnects_total',
-    'Connections lost, by cause (close_<code>, zombie, op7, op9, op9_resumable, hello_timeout, ready_timeout, malformed) and what the shard did next (resume, identify, fatal).',
+    'Connections lost, by cause (close_<code>, zombie, op7, op9, op9_resumable, hello_timeout, ready_timeout, malformed, worker_exit) and what the shard did next (resume, identify, fatal).',
     ['cause', 'action'],
     (set) => {
       for (const row of tracker.disconnects.values()) set({ cause: row.cause, action: row.action }, row.count);

@@ -6,7 +6,7 @@ import type {
 } from 'discord-api-types/v10';
 import { Backoff, type BackoffOptions } from './backoff.js';
 import { EventChannel } from './channel.js';
-import { systemClock, type Clock, type TimerHandle } from './clock.js';
+import { setDeadline, systemClock, type Clock, type TimerHandle } from './clock.js';
 import { scanHeader, parsePayload } from './decode.js';
 import { TypedEmitter } from './emitter.js';
 import { GatewayError, SendError, ShardlineError, redact } from './errors.js';
@@ -444,7 +444,10 @@ export class Shard extends TypedEmitter<ShardEventMap> {
       helloSeen: false,
     };
     this.conn = conn;
-    conn.helloTimer = this.clock.setTimeout(() => this.drop({ kind: 'hello-timeout' }), this.opts.helloTimeout ?? 20_000);
+    const helloTimer = setDeadline(this.clock, this.opts.helloTimeout ?? 20_000, () => conn.helloTimer === helloTimer && this.conn === conn, () =>
+      this.drop({ kind: 'hello-timeout' }),
+    );
+    conn.helloTimer = helloTimer;
     ws.on('open', () => this.debug(`connection ${conn.id} open`));
     ws.on('message', (data: Buffer, isBinary: boolean) => {
       if (this.conn === conn) this.onMessage(conn, data, isBinary);
@@ -654,11 +657,15 @@ export class Shard extends TypedEmitter<ShardEventMap> {
 
   private armReadyTimer(conn: Connection): void {
     this.clock.clearTimeout(conn.readyTimer);
-    conn.readyTimer = this.clock.setTimeout(() => this.drop({ kind: 'ready-timeout' }), this.opts.readyTimeout ?? 120_000);
+    const readyTimer = setDeadline(this.clock, this.opts.readyTimeout ?? 120_000, () => conn.readyTimer === readyTimer && this.conn === conn, () =>
+      this.drop({ kind: 'ready-timeout' }),
+    );
+    conn.readyTimer = readyTimer;
   }
 
   private onReady(conn: Connection, d: GatewayReadyDispatchData): void {
     this.clock.clearTimeout(conn.readyTimer);
+    conn.readyTimer = undefined;
     this.sessionId = d.session_id;
     this.resumeUrl = d.resume_gateway_url;
     this.resumeAttempts = 0;
@@ -674,6 +681,7 @@ export class Shard extends TypedEmitter<ShardEventMap> {
 
   private onResumed(conn: Connection): void {
     this.clock.clearTimeout(conn.readyTimer);
+    conn.readyTimer = undefined;
     this.resumeAttempts = 0;
     this.badSeq = null;
     this.backoff.reset();
@@ -745,6 +753,7 @@ export class Shard extends TypedEmitter<ShardEventMap> {
     if (this.conn === conn) this.conn = null;
     this.clock.clearTimeout(conn.helloTimer);
     this.clock.clearTimeout(conn.readyTimer);
+    conn.helloTimer = conn.readyTimer = undefined;
     conn.identifyAbort?.abort(new ShardlineError('ABORTED', 'connection closed'));
     this.heartbeater.stop();
     this.limiter.open(null);

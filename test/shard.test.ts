@@ -692,3 +692,25 @@ test('forwardRaw hands wanted dispatches over unparsed; READY and GUILD_CREATE a
     await h.stop();
   }
 });
+
+test('a stalled event loop does not turn a READY that arrived in time into a handshake timeout', async (t) => {
+  const h = await harness();
+  t.after(() => h.stop());
+  // READY is on the wire when the simulator reports it; then the loop blocks well past the ready timeout
+  // (10 s virtual = 100 real ms). The late timer must look at the socket before it gives up on the handshake.
+  let stalled = 0;
+  h.sim.on('ready', () => {
+    if (stalled++ > 0) return;
+    const end = Date.now() + 400;
+    while (Date.now() < end) { /* stall */ }
+  });
+  const shard = h.shard({ compression: false, readyTimeout: 10_000 });
+  const disconnects: string[] = [];
+  shard.on('disconnected', (e) => disconnects.push(e.cause));
+  await shard.connect();
+  await delay(50);
+  assert.deepEqual(disconnects, []);
+  assert.equal(h.sim.stats.identifies, 1);
+  assert.equal(stalled, 1);
+  assert.equal(shard.state, 'ready');
+});

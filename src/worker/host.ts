@@ -2,15 +2,21 @@
  * Main-thread side of one shard worker: spawns it, turns its event batches back into cluster events, answers
  * its identify-queue requests from the cluster's single queue (lanes are global), routes commands to it and
  * mirrors its shards' status so `cluster.status()` stays synchronous.
+ *
+ * It is also the worker's supervisor: when the thread exits without being asked to, a new one is started with
+ * the same shards after a back-off, and each shard resumes the session the main thread knows, from the last
+ * dispatch the main thread was given (what the dead worker had read but not posted is replayed by the gateway;
+ * what the replay repeats is dropped here). Too many exits within the policy's window stop the shards instead.
  * @packageDocumentation
  */
 import { Worker } from 'node:worker_threads';
-import { DecodeError, GatewayError, ShardlineError } from '../errors.js';
+import { scaledClock, type Clock, type TimerHandle } from '../clock.js';
+import { DecodeError, GatewayError, SendError, ShardlineError, redact } from '../errors.js';
 import type { DispatchEvent } from '../events.js';
 import type { IdentifyQueue } from '../queue.js';
 import type { Session } from '../session.js';
 import type { Shard, ShardOptions } from '../shard.js';
-import type { GatewayCommand, ShardBackend, ShardSink, ShardStatus } from '../cluster-status.js';
+import type { GatewayCommand, ShardBackend, ShardSink, ShardStatus, WorkerExitEvent } from '../cluster-status.js';
 import { fromWire, toWire, RAW_LINE, type BatchItem, type CallMethod, type FromWorker, type StatusRow, type ToWorker, type WorkerSpec } from './protocol.js';
 
 /** How long `close()` waits for a worker to close its shards before terminating it, real ms. */
@@ -41,38 +47,118 @@ function spawnWorker(spec: WorkerSpec): Worker {
   return new Worker(boot, { eval: true, workerData: spec, name });
 }
 
+/** When and how often a worker that exited on its own is started again (see `ClusterOptions.workerRestart`). */
+export interface WorkerRestartPolicy {
+  /** Respawns allowed within `windowMs`; the exit after that many stops the worker's shards. */
+  maxRestarts: number;
+  /** Virtual ms over which exits are counted. */
+  windowMs: number;
+  /** Virtual ms before the first respawn; doubled for every further exit within the window. */
+  initialDelay: number;
+  /** Upper bound of the back-off, virtual ms. */
+  maxDelay: number;
+}
+
+/** How a {@link WorkerHost} reports to its cluster and supervises its thread. */
+export interface WorkerHostOptions {
+  /** The cluster's clock: the respawn back-off and the exit window run on it. Default `scaledClock(spec.clockScale)`. */
+  clock?: Clock;
+  /** null (default): an unexpected exit stops the worker's shards (`fatal`, `WORKER_EXITED`). */
+  restart?: WorkerRestartPolicy | null;
+  /** Told about every exit the host did not ask for, once its shards' states say what happens to them. */
+  onExit?: (event: WorkerExitEvent) => void;
+  /** A cluster-level debug line. */
+  debug?: (message: string) => void;
+}
+
 interface Pending {
+  method: CallMethod;
+  args: unknown[];
   resolve: (v: unknown) => void;
   reject: (e: Error) => void;
 }
 
+/** The session of a shard as the main thread knows it: from READY / RESUMED and the dispatches it was given. */
+interface Delivered {
+  sessionId: string;
+  resumeUrl: string;
+  /** Sequence of the last dispatch of this session delivered to the main thread. */
+  sequence: number;
+}
+
+/** Counters of a shard's previous worker threads, added to the new thread's status rows so they never go back. */
+interface Carried {
+  reconnects: number;
+  identifies: number;
+  resumes: number;
+  filtered: number;
+  payloadsSent: Record<number, number>;
+  heartbeatAcks: number;
+  bytesIn: number;
+  bytesOut: number;
+}
+
+const isStart = (m: CallMethod) => m === 'connect' || m === 'restart';
+
 /** One worker thread running some of the cluster's shards. Implements the cluster's {@link ShardBackend}. */
 export class WorkerHost implements ShardBackend {
   readonly index: number;
-  private readonly worker: Worker;
+  private spec: WorkerSpec;
+  private worker: Worker;
   private readonly mirror = new Map<number, ShardStatus>();
   private readonly calls = new Map<number, Pending>();
   private readonly acquires = new Map<number, AbortController>();
   private nextCall = 1;
+  /** The current thread is not running (it exited, and was not respawned yet or will not be). */
   private exited = false;
   private closing = false;
   private crash: string | null = null;
+  private readonly clock: Clock;
+  private readonly policy: WorkerRestartPolicy | null;
+  private readonly reportExit: (event: WorkerExitEvent) => void;
+  private readonly debugLine: (message: string) => void;
+  private readonly tokens: string[];
+  private readonly delivered = new Map<number, Delivered | null>();
+  private readonly carried = new Map<number, Carried>();
+  /** While the thread is down and a respawn is scheduled: calls waiting for the new thread. */
+  private readonly backlog: Pending[] = [];
+  /** Commands in `backlog`, by shard (bounded like a shard's own queue: `maxQueuedCommands`). */
+  private readonly heldSends = new Map<number, number>();
+  /** Shards the new thread connects: they were running, or a connect / restart waits for them. */
+  private readonly relaunch = new Set<number>();
+  /** Shards that were fatal or closed when their thread died: the new thread's idle rows do not replace them. */
+  private readonly frozen = new Set<number>();
+  /** Relaunched shards whose first state change from the new thread says `idle` where the cluster saw another state. */
+  private readonly respawned = new Set<number>();
+  private respawnTimer: TimerHandle | undefined;
+  /** `clock.now()` of the unexpected exits within the policy's window. */
+  private readonly exits: number[] = [];
+  private restarts = 0;
+  private paused = false;
+  private debugging = false;
 
   constructor(
     spec: WorkerSpec,
     private readonly sink: ShardSink,
     private readonly queue: IdentifyQueue,
+    options: WorkerHostOptions = {},
   ) {
     this.index = spec.index;
+    this.spec = spec;
+    this.clock = options.clock ?? scaledClock(spec.clockScale);
+    this.policy = options.restart ?? null;
+    this.reportExit = options.onExit ?? (() => undefined);
+    this.debugLine = options.debug ?? (() => undefined);
+    const tokens = new Set<string>();
     for (const id of spec.ids) {
+      const o = spec.shardOptions[id];
+      if (typeof o?.token === 'string') tokens.add(o.token);
+      const s = o?.session;
+      this.delivered.set(id, s ? { sessionId: s.sessionId, resumeUrl: s.resumeUrl, sequence: s.sequence } : null);
       this.mirror.set(id, { id, state: 'idle', latency: null, sessionId: null, sequence: 0, reconnects: 0, identifies: 0, resumes: 0, lastCloseCode: null, worker: spec.index });
     }
-    this.worker = spawnWorker(spec);
-    this.worker.on('message', (msg: FromWorker) => this.onMessage(msg));
-    this.worker.on('error', (err: Error) => {
-      this.crash = err.message;
-    });
-    this.worker.on('exit', (code: number) => this.onExit(code));
+    this.tokens = [...tokens];
+    this.worker = this.spawn(spec);
   }
 
   local(): Shard | undefined {
@@ -84,6 +170,10 @@ export class WorkerHost implements ShardBackend {
   }
 
   send(shardId: number, payload: GatewayCommand): Promise<void> {
+    if (this.frozen.has(shardId)) {
+      const state = this.mirror.get(shardId)?.state ?? 'closed';
+      return Promise.reject(new SendError('SHARD_CLOSED', `shard ${shardId} is ${state}; connect() it again before sending`));
+    }
     return this.call('send', [shardId, { op: payload.op, d: payload.d }]).then(() => undefined);
   }
 
@@ -103,6 +193,13 @@ export class WorkerHost implements ShardBackend {
 
   async close(resumable: boolean): Promise<Record<number, Session>> {
     this.closing = true;
+    const down = this.respawnTimer !== undefined;
+    this.clock.clearTimeout(this.respawnTimer);
+    this.respawnTimer = undefined;
+    for (const p of this.takeBacklog()) {
+      const why = `shard ${p.args[0] as number} was closed before its worker ${this.index} was respawned`;
+      p.reject(p.method === 'send' ? new SendError('SHARD_CLOSED', why) : new GatewayError('SHARD_CLOSED', why));
+    }
     let sessions: Record<number, Session> = {};
     if (!this.exited) {
       let timer: NodeJS.Timeout | undefined;
@@ -116,6 +213,19 @@ export class WorkerHost implements ShardBackend {
       } finally {
         clearTimeout(timer);
       }
+    } else if (down) {
+      // Closed during the back-off: the sessions worth resuming are the ones the main thread was given.
+      for (const id of this.relaunch) {
+        const d = this.delivered.get(id);
+        if (resumable && d) sessions[id] = { sessionId: d.sessionId, sequence: d.sequence, resumeUrl: d.resumeUrl };
+      }
+      this.relaunch.clear();
+      for (const m of this.mirror.values()) {
+        if (m.state === 'closed' || m.state === 'fatal') continue;
+        const from = m.state;
+        m.state = 'closed';
+        this.sink.stateChange({ shardId: m.id, from, to: 'closed', reason: resumable ? 'closed by user (resumable)' : 'closed by user' });
+      }
     }
     for (const ac of this.acquires.values()) ac.abort(new ShardlineError('ABORTED', 'cluster closed'));
     this.acquires.clear();
@@ -125,26 +235,93 @@ export class WorkerHost implements ShardBackend {
   }
 
   setPaused(paused: boolean): void {
+    this.paused = paused;
     this.post({ t: 'pause', paused });
   }
 
   setDebug(enabled: boolean): void {
+    this.debugging = enabled;
     this.post({ t: 'debug', enabled });
   }
 
-  private call(method: CallMethod, args: unknown[]): Promise<unknown> {
-    if (this.exited) {
-      return Promise.reject(new GatewayError('WORKER_EXITED', `worker ${this.index} is not running${this.crash ? ` (${this.crash})` : ''}`));
-    }
-    const id = this.nextCall++;
-    return new Promise((resolve, reject) => {
-      this.calls.set(id, { resolve, reject });
-      this.post({ t: 'call', id, method, args });
+  /**
+   * End the worker thread abruptly, as a crash would: its sockets die with it, and the exit is handled as an
+   * unexpected one (respawn, or stop the shards, per the restart policy). For tests and failure drills.
+   * @internal
+   */
+  async terminate(): Promise<void> {
+    if (this.exited || this.closing) return;
+    await this.worker.terminate();
+  }
+
+  private spawn(spec: WorkerSpec): Worker {
+    const worker = spawnWorker(spec);
+    worker.on('message', (msg: FromWorker) => {
+      if (this.worker === worker) this.onMessage(msg);
     });
+    worker.on('error', (err: Error) => {
+      if (this.worker === worker) this.crash = this.redact(err.message);
+    });
+    worker.on('exit', (code: number) => {
+      if (this.worker === worker) this.onExit(code);
+    });
+    return worker;
+  }
+
+  private call(method: CallMethod, args: unknown[]): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      const p: Pending = { method, args, resolve, reject };
+      if (!this.exited) {
+        if (isStart(method)) this.frozen.delete(args[0] as number);
+        const id = this.nextCall++;
+        this.calls.set(id, p);
+        this.post({ t: 'call', id, method, args });
+      } else if (this.respawnTimer !== undefined && !this.closing) {
+        this.hold(p);
+      } else {
+        reject(new GatewayError('WORKER_EXITED', `worker ${this.index} is not running${this.crash ? ` (${this.crash})` : ''}`));
+      }
+    });
+  }
+
+  /** A call made (or in flight) while the thread is down and will be respawned. */
+  private hold(p: Pending): void {
+    const shardId = p.args[0] as number;
+    if (isStart(p.method)) {
+      // Settled by the new thread's connect of this shard.
+      this.relaunch.add(shardId);
+      this.frozen.delete(shardId);
+      if (p.method === 'restart' && p.args[1] === false) this.delivered.set(shardId, null);
+      this.backlog.push(p);
+    } else if (p.method === 'barrier') {
+      p.reject(new ShardlineError('NOT_READY', `shard ${shardId} is reconnecting (worker ${this.index} is being respawned)`));
+    } else if (p.method === 'send' && this.frozen.has(shardId)) {
+      p.reject(new SendError('SHARD_CLOSED', `shard ${shardId} is ${this.mirror.get(shardId)?.state ?? 'closed'}; connect() it again before sending`));
+    } else {
+      // A command waits while its shard reconnects, as it does within a thread, and as boundedly.
+      const held = this.heldSends.get(shardId) ?? 0;
+      const limit = this.spec.shardOptions[shardId]?.maxQueuedCommands ?? 1000;
+      if (held >= limit) {
+        p.reject(new SendError('QUEUE_FULL', `${held} commands are already waiting for shard ${shardId} (its worker is being respawned); slow down or raise maxQueuedCommands`));
+        return;
+      }
+      this.heldSends.set(shardId, held + 1);
+      this.backlog.push(p);
+    }
+  }
+
+  private takeBacklog(): Pending[] {
+    this.heldSends.clear();
+    return this.backlog.splice(0);
   }
 
   private post(msg: ToWorker): void {
     if (!this.exited) this.worker.postMessage(msg);
+  }
+
+  private redact(text: string): string {
+    for (const t of this.tokens) text = redact(text, t);
+    return text;
   }
 
   private onMessage(msg: FromWorker): void {
@@ -163,12 +340,14 @@ export class WorkerHost implements ShardBackend {
       case 'acquire': {
         const ac = new AbortController();
         this.acquires.set(msg.id, ac);
+        // Request ids restart at 1 in a respawned thread: only settle the request this controller belongs to.
+        const mine = () => this.acquires.get(msg.id) === ac && this.acquires.delete(msg.id);
         this.queue.acquire(msg.shardId, ac.signal).then(
           () => {
-            if (this.acquires.delete(msg.id)) this.post({ t: 'grant', id: msg.id });
+            if (mine()) this.post({ t: 'grant', id: msg.id });
           },
           (err: unknown) => {
-            if (this.acquires.delete(msg.id)) this.post({ t: 'deny', id: msg.id, error: toWire(err) });
+            if (mine()) this.post({ t: 'deny', id: msg.id, error: toWire(err) });
           },
         );
         return;
@@ -195,6 +374,18 @@ export class WorkerHost implements ShardBackend {
     }
   }
 
+  /**
+   * Whether a dispatch is new to the main thread, and if so record it as the last one delivered of its session.
+   * A respawned thread resumes from the last delivered sequence; whatever its replay repeats is dropped here.
+   */
+  private fresh(shardId: number, sequence: number): boolean {
+    const d = this.delivered.get(shardId);
+    if (!d) return true;
+    if (sequence <= d.sequence) return false;
+    d.sequence = sequence;
+    return true;
+  }
+
   /** A dispatch forwarded unparsed: `shardId \t sequence \t type \t payload`. */
   private onRaw(data: string, from: number, to: number): void {
     const t1 = data.indexOf('\t', from);
@@ -202,6 +393,7 @@ export class WorkerHost implements ShardBackend {
     const t3 = data.indexOf('\t', t2 + 1);
     const shardId = Number(data.slice(from, t1));
     const sequence = Number(data.slice(t1 + 1, t2));
+    if (!this.fresh(shardId, sequence)) return;
     const type = data.slice(t2 + 1, t3);
     let payload: { d: unknown };
     try {
@@ -218,21 +410,36 @@ export class WorkerHost implements ShardBackend {
   private onItem(item: BatchItem, sink: ShardSink): void {
     switch (item[0]) {
       case 'd': {
-        const m = this.mirror.get(item[1].shardId);
-        if (m && item[1].sequence > m.sequence) m.sequence = item[1].sequence;
-        sink.dispatch(item[1]);
+        const e = item[1];
+        if (!this.fresh(e.shardId, e.sequence)) break;
+        const m = this.mirror.get(e.shardId);
+        if (m && e.sequence > m.sequence) m.sequence = e.sequence;
+        sink.dispatch(e);
         break;
       }
-      case 'r':
-        sink.ready(item[1], item[2]);
+      case 'r': {
+        const d = item[2];
+        // A new session: its dispatches (READY itself first) start again from sequence 1.
+        this.delivered.set(item[1], { sessionId: d.session_id, resumeUrl: d.resume_gateway_url, sequence: 0 });
+        sink.ready(item[1], d);
         break;
-      case 'R':
-        sink.resumed(item[1], item[2]);
+      }
+      case 'R': {
+        const s = item[2];
+        const d = this.delivered.get(item[1]);
+        if (!d || d.sessionId !== s.sessionId) this.delivered.set(item[1], { sessionId: s.sessionId, resumeUrl: s.resumeUrl, sequence: s.sequence });
+        sink.resumed(item[1], s);
         break;
+      }
       case 'c': {
-        const m = this.mirror.get(item[1].shardId);
-        if (m) m.state = item[1].to;
-        sink.stateChange(item[1]);
+        let change = item[1];
+        const m = this.mirror.get(change.shardId);
+        // The cluster saw the shard go `reconnecting` when its thread died; the new thread's shard starts from idle.
+        if (this.respawned.delete(change.shardId) && m && change.from === 'idle' && m.state !== 'idle') change = { ...change, from: m.state };
+        // IDENTIFY starts a new session (sequences restart); a fatal shard has none left.
+        if (change.to === 'identifying' || change.to === 'fatal') this.delivered.set(change.shardId, null);
+        if (m) m.state = change.to;
+        sink.stateChange(change);
         break;
       }
       case 'x':
@@ -252,29 +459,152 @@ export class WorkerHost implements ShardBackend {
 
   private applyStatus(row: StatusRow): void {
     const [id, state, latency, sessionId, sequence, reconnects, identifies, resumes, lastCloseCode, guilds, error, io] = row;
+    if (this.frozen.has(id)) return;
     const s: ShardStatus = { id, state, latency, sessionId, sequence, reconnects, identifies, resumes, lastCloseCode, worker: this.index };
     if (guilds !== null) s.guilds = guilds;
     if (error !== null) s.error = error;
     if (io !== null) s.io = io;
+    const c = this.carried.get(id);
+    if (c) {
+      s.reconnects += c.reconnects;
+      s.identifies += c.identifies;
+      s.resumes += c.resumes;
+      if (s.io) {
+        const sent = { ...s.io.payloadsSent };
+        for (const [op, n] of Object.entries(c.payloadsSent)) sent[Number(op)] = (sent[Number(op)] ?? 0) + n;
+        s.io = {
+          ...s.io,
+          filtered: s.io.filtered + c.filtered,
+          payloadsSent: sent,
+          heartbeatAcks: s.io.heartbeatAcks + c.heartbeatAcks,
+          inflate: { ...s.io.inflate, bytesIn: s.io.inflate.bytesIn + c.bytesIn, bytesOut: s.io.inflate.bytesOut + c.bytesOut },
+        };
+      }
+    }
     this.mirror.set(id, s);
+  }
+
+  /** Remember a shard's counters so far: the next thread's rows start from zero. */
+  private carry(m: ShardStatus): void {
+    const io = m.io;
+    this.carried.set(m.id, {
+      reconnects: m.reconnects,
+      identifies: m.identifies,
+      resumes: m.resumes,
+      filtered: io?.filtered ?? 0,
+      payloadsSent: { ...(io?.payloadsSent ?? {}) },
+      heartbeatAcks: io?.heartbeatAcks ?? 0,
+      bytesIn: io?.inflate.bytesIn ?? 0,
+      bytesOut: io?.inflate.bytesOut ?? 0,
+    });
   }
 
   private onExit(code: number): void {
     this.exited = true;
+    this.worker.removeAllListeners();
     const why = `worker ${this.index} exited (code ${code})${this.crash ? `: ${this.crash}` : ''}`;
-    for (const p of this.calls.values()) p.reject(new GatewayError('WORKER_EXITED', why));
-    this.calls.clear();
     for (const ac of this.acquires.values()) ac.abort(new ShardlineError('ABORTED', why));
     this.acquires.clear();
+    const inFlight = [...this.calls.values()];
+    this.calls.clear();
+    const policy = this.closing ? null : this.policy;
+    if (policy) {
+      const now = this.clock.now();
+      this.exits.push(now);
+      while (this.exits.length > 0 && this.exits[0]! <= now - policy.windowMs) this.exits.shift();
+    }
+    const restarting = policy !== null && this.exits.length <= policy.maxRestarts;
+    for (const p of inFlight) {
+      if (restarting && isStart(p.method)) this.hold(p);
+      else p.reject(new GatewayError('WORKER_EXITED', p.method === 'send' ? `${why}; the command may not have been sent` : why));
+    }
     if (this.closing) return;
-    // The worker died on its own: its shards are gone. Report each one as stopped.
+    if (!restarting) {
+      this.stop(why, code);
+      return;
+    }
+    this.restarts++;
+    const delay = Math.min(policy.maxDelay, policy.initialDelay * 2 ** (this.exits.length - 1));
+    for (const m of this.mirror.values()) {
+      if (this.relaunch.has(m.id) || m.state === 'idle') continue;
+      if (m.state === 'fatal' || m.state === 'closed') this.frozen.add(m.id);
+      else this.relaunch.add(m.id);
+    }
+    const shards = [...this.relaunch].sort((a, b) => a - b);
+    for (const id of shards) {
+      const m = this.mirror.get(id)!;
+      const action = this.delivered.get(id) ? 'resume' : 'identify';
+      if (m.state !== 'idle' && m.state !== 'fatal' && m.state !== 'closed') {
+        // The connection died with the thread: one more reconnect, reported like any other lost connection.
+        m.reconnects++;
+        this.sink.disconnected({ shardId: id, code: null, cause: why, action });
+        if (m.state !== 'reconnecting') {
+          const from = m.state;
+          m.state = 'reconnecting';
+          this.sink.stateChange({ shardId: id, from, to: 'reconnecting', reason: `${why}; ${action} in a new worker in ${delay} ms` });
+        }
+      }
+    }
+    for (const m of this.mirror.values()) this.carry(m);
+    this.respawnTimer = this.clock.setTimeout(() => this.respawn(), delay);
+    this.reportExit({ worker: this.index, code, reason: why, restarting: true, restarts: this.restarts, recentExits: this.exits.length, delay, shards });
+  }
+
+  /** Start a new thread with the same shards; the ones that were running resume what the main thread was given. */
+  private respawn(): void {
+    this.respawnTimer = undefined;
+    if (this.closing) return;
+    const shardOptions: Record<number, Partial<ShardOptions>> = {};
+    for (const id of this.spec.ids) {
+      const d = this.delivered.get(id);
+      shardOptions[id] = { ...this.spec.shardOptions[id], session: d ? { sessionId: d.sessionId, sequence: d.sequence, resumeUrl: d.resumeUrl } : null };
+    }
+    this.spec = { ...this.spec, shardOptions };
+    this.exited = false;
+    this.crash = null;
+    this.worker = this.spawn(this.spec);
+    if (this.paused) this.post({ t: 'pause', paused: true });
+    if (this.debugging) this.post({ t: 'debug', enabled: true });
+    const ids = [...this.relaunch].sort((a, b) => a - b);
+    this.relaunch.clear();
+    const waiting = this.takeBacklog();
+    for (const id of ids) {
+      this.respawned.add(id);
+      const chained = waiting.filter((p) => isStart(p.method) && p.args[0] === id);
+      this.call('connect', [id]).then(
+        () => {
+          for (const p of chained) p.resolve(undefined);
+        },
+        (err: Error) => {
+          // The shard reports its own failure (state `fatal`, `shardError`); a caller waiting for it is told too.
+          for (const p of chained) p.reject(err);
+        },
+      );
+    }
+    for (const p of waiting) if (!isStart(p.method)) this.call(p.method, p.args).then(p.resolve, p.reject);
+    const resuming = ids.filter((id) => this.delivered.get(id)).length;
+    this.debugLine(`worker ${this.index} respawned (restart ${this.restarts}): ${ids.length} shards reconnecting, ${resuming} of them resuming`);
+  }
+
+  /** The thread is gone for good (restarts off, or too many exits): its shards stop, as fatal. */
+  private stop(why: string, code: number): void {
+    const policy = this.policy;
+    const reason = policy
+      ? `${why}; worker ${this.index} kept crashing (${this.exits.length} exits within ${policy.windowMs / 1000} s, more than workerRestart.maxRestarts = ${policy.maxRestarts}): its shards are stopped`
+      : why;
+    for (const p of this.takeBacklog()) p.reject(new GatewayError('WORKER_EXITED', reason));
+    this.relaunch.clear();
+    const stopped: number[] = [];
     for (const m of this.mirror.values()) {
       if (m.state === 'closed' || m.state === 'fatal') continue;
       const from = m.state;
       m.state = 'fatal';
-      m.error = why;
-      this.sink.stateChange({ shardId: m.id, from, to: 'fatal', reason: why });
-      this.sink.error(new GatewayError('WORKER_EXITED', `shard ${m.id}: ${why}`, { shardId: m.id }), m.id);
+      m.error = reason;
+      if (from !== 'idle') this.sink.disconnected({ shardId: m.id, code: null, cause: why, action: 'fatal' });
+      this.sink.stateChange({ shardId: m.id, from, to: 'fatal', reason });
+      this.sink.error(new GatewayError('WORKER_EXITED', `shard ${m.id}: ${reason}`, { shardId: m.id }), m.id);
+      stopped.push(m.id);
     }
+    this.reportExit({ worker: this.index, code, reason, restarting: false, restarts: this.restarts, recentExits: this.exits.length, delay: null, shards: stopped });
   }
 }
