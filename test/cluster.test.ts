@@ -98,7 +98,9 @@ async function startup(n: number, mc: number, scale: number, t: { diagnostic(msg
       }
     }
     if (k > 1) {
-      assert.ok(gaps.turn >= 5000, `no two identify turns of one lane within 5 s (min ${gaps.turn.toFixed(0)})`);
+      // turns are timed by the cluster's debug line, a promise hop after the queue's grant: the same tolerance
+      // (the queue itself spaces grants 5.1 s apart, and the simulator's op 9 count above is the hard check)
+      assert.ok(gaps.turn >= 5000 - jitter, `no two identify turns of one lane within 5 s, give or take ${JITTER_MS} real ms (min ${gaps.turn.toFixed(0)})`);
       assert.ok(gaps.sent >= 5000 - jitter, `IDENTIFYs of one lane sent >= 5 s apart, give or take ${JITTER_MS} real ms (min ${gaps.sent.toFixed(0)})`);
       assert.ok(gaps.read >= 5000 - jitter, `and read so by the simulator (min ${gaps.read.toFixed(0)})`);
     }
@@ -117,10 +119,10 @@ async function startup(n: number, mc: number, scale: number, t: { diagnostic(msg
     );
     // Bounded from below by the protocol, from above by ceil(N/mc) windows. Each of a lane's k - 1 waits is a
     // timer that a busy host fires late by some real ms, magnified 1/scale times here (at scale 0.1 a 20 ms late
-    // timer is 200 virtual ms), so the upper bounds allow JITTER_MS real ms per turn on top of the percentage.
+    // timer is 200 virtual ms), so the upper bounds allow 2 × JITTER_MS real ms per turn on top of the percentage.
     // This catches a queue that serialises lanes or doubles a window; the precise figure on a quiet machine is
     // `npm run bench:startup` (BENCHMARKS.md).
-    const lateness = (k - 1) * (JITTER_MS / scale);
+    const lateness = (k - 1) * ((2 * JITTER_MS) / scale);
     assert.ok(span >= idealSpan, `identify span ${span} >= ${idealSpan}`);
     assert.ok(span <= idealSpan * 1.04 + 500 + lateness, `identify span ${span.toFixed(0)} within 4 % of ${idealSpan} (+ ${lateness} for timer lateness)`);
     assert.ok(elapsed >= idealSpan, `start-up ${elapsed} >= ${idealSpan}`);
