@@ -526,9 +526,13 @@ export class ChildPool {
     private readonly cwd: string,
   ) {}
 
-  /** Fork `outDir/file`; execArgv is explicit so children never inherit `--import tsx` from the orchestrator. */
-  start(file: string, args: string[], execArgv: string[]): ChildProcess {
-    const child = fork(join(this.outDir, file), args, { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], cwd: this.cwd });
+  /**
+   * Fork `outDir/file`; execArgv is explicit so children never inherit `--import tsx` from the orchestrator.
+   * `wrapper` runs the child under another program (e.g. valgrind): `wrapper[0] ...wrapper[1..] node ...execArgv file`.
+   */
+  start(file: string, args: string[], execArgv: string[], wrapper: string[] = []): ChildProcess {
+    const [execPath, ...pre] = wrapper.length ? [...wrapper, process.execPath] : [process.execPath];
+    const child = fork(join(this.outDir, file), args, { execPath, execArgv: [...pre, ...execArgv], stdio: ['ignore', 'inherit', 'inherit', 'ipc'], cwd: this.cwd });
     this.children.add(child);
     child.once('exit', () => this.children.delete(child));
     return child;

@@ -12,13 +12,18 @@
  *   --shards N         idle shards in the memory benchmark (default 1000)
  *   --json PATH        also write every raw result as JSON
  *   --cpu-prof DIR     run every stream client under `node --cpu-prof` and keep the profiles in DIR
+ *   --callgrind        count instructions instead of CPU time: every stream client runs under
+ *                      `valgrind --tool=callgrind` (about 50x slower), once on the stream and once on its first
+ *                      quarter; (Ir of the full run − Ir of the short one) / (the dispatches between) is the
+ *                      instructions per dispatch, with start-up and warm-up cancelled out. Repeatable to a
+ *                      fraction of a percent whatever else the machine runs. Default --messages 40 000, --reps 1.
  *
  * This file runs under tsx; the measured processes don't: the bench sources are transpiled to `bench/.out/`
  * and started with plain `node`, and shardline is loaded from `dist/`.
  *
  * @module
  */
-import type { ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -59,10 +64,12 @@ interface Options {
   json: string | null;
   /** Directory for `node --cpu-prof` profiles of the client processes, or null. */
   cpuProf: string | null;
+  /** Count instructions under callgrind (see the flags above). */
+  callgrind: boolean;
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { quick: false, only: null, messages: 100_000, reps: 5, shards: 1000, settleMs: 3000, json: null, cpuProf: null };
+  const o: Options = { quick: false, only: null, messages: 100_000, reps: 5, shards: 1000, settleMs: 3000, json: null, cpuProf: null, callgrind: false };
   let messagesSet = false;
   let repsSet = false;
   let shardsSet = false;
@@ -85,8 +92,9 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--shards') (o.shards = int()), (shardsSet = true);
     else if (a === '--json') o.json = resolve(val());
     else if (a === '--cpu-prof') o.cpuProf = resolve(val());
+    else if (a === '--callgrind') o.callgrind = true;
     else if (a === '--help' || a === '-h') {
-      console.log(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 17).join('\n'));
+      console.log(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 22).join('\n'));
       process.exit(0);
     } else throw new Error(`unknown flag ${a}`);
   }
@@ -95,6 +103,10 @@ function parseArgs(argv: string[]): Options {
     if (!repsSet) o.reps = 1;
     if (!shardsSet) o.shards = 20;
     o.settleMs = 200;
+  }
+  if (o.callgrind) {
+    if (!messagesSet && !o.quick) o.messages = 40_000;
+    if (!repsSet) o.reps = 1;
   }
   if (o.messages < 8) throw new Error('--messages must be at least 8');
   return o;
@@ -149,7 +161,7 @@ function workloadSelected(opts: Options, name: string): boolean {
 // ---------------------------------------------------------------------------------------------------------
 
 const pool = new ChildPool(OUT, ROOT);
-const start = (file: string, execArgv: string[]): ChildProcess => pool.start(file, [], execArgv);
+const start = (file: string, execArgv: string[], wrapper?: string[]): ChildProcess => pool.start(file, [], execArgv, wrapper);
 const stop = (child: ChildProcess, graceMs?: number): Promise<void> => pool.stop(child, graceMs);
 const killAll = (): void => pool.killAll();
 process.on('exit', killAll);
@@ -198,6 +210,30 @@ interface StreamRecord extends StreamResult {
   expectedWindow: number;
   ok: boolean;
   problem: string | null;
+  /** Instructions executed by the whole client process (`--callgrind`), else null. */
+  ir: number | null;
+  /** Of those, instructions in V8's optimizing compiler (`--callgrind`), else null. */
+  irCompiler: number | null;
+  /** Dispatches in the stream the client was given (all of them, warm-up included). */
+  streamDispatches: number;
+}
+
+/**
+ * Total instructions (`summary:` of a callgrind output file) and those spent in V8's optimizing compiler
+ * (functions in `v8::internal::compiler::`, from `callgrind_annotate`). Compiling is one-off work whose timing
+ * differs between two runs of one client (V8 (re)optimizes when it sees fit), so the table shows the figure with
+ * and without it.
+ */
+function callgrindTotals(file: string): { ir: number; compiler: number } {
+  const m = /^summary:\s*(\d+)/m.exec(readFileSync(file, 'utf8'));
+  if (!m) throw new Error(`no summary line in ${file}`);
+  const listing = execFileSync('callgrind_annotate', ['--threshold=100', file], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  let compiler = 0;
+  for (const line of listing.split('\n')) {
+    const f = /^\s*([\d,]+)\s+\([^)]*\)\s+(.*)$/.exec(line);
+    if (f && f[2]!.includes('v8::internal::compiler::')) compiler += Number(f[1]!.replace(/,/g, ''));
+  }
+  return { ir: Number(m[1]), compiler };
 }
 
 function expectedCounts(info: WorkloadInfo, events: string[] | null): { total: number; window: number } {
@@ -222,22 +258,42 @@ async function runStream(server: Server, w: StreamWorkload, info: WorkloadInfo, 
     root: ROOT,
   };
   const prof = opts.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProf}`, `--cpu-prof-name=${w.name}.${client}.${rep}.cpuprofile`, '--cpu-prof-interval=100'] : [];
-  const child = start('client.js', ['--expose-gc', ...prof]);
+  // V8 writes code at run time: --smc-check makes valgrind see it (else it may run stale translations).
+  const cgOut = opts.callgrind ? join(OUT, `callgrind.${w.name}.${client}.${info.lastSeq}.out`) : null;
+  const wrapper = cgOut ? ['valgrind', '-q', '--tool=callgrind', '--smc-check=all-non-file', `--callgrind-out-file=${cgOut}`] : undefined;
+  const slow = opts.callgrind ? 20 : 1;
+  const child = start('client.js', ['--expose-gc', ...prof], wrapper);
+  let r: StreamResult;
   try {
     const what = `${client} on ${w.name}`;
-    const ready = nextMessage<ClientReport, true>(child, what, 30_000, (m) => (m.type === 'ready' ? true : undefined));
+    const ready = nextMessage<ClientReport, true>(child, what, 30_000 * slow, (m) => (m.type === 'ready' ? true : undefined));
     child.send(job);
     await ready;
-    const result = nextMessage<ClientReport, StreamResult>(child, what, opts.quick ? 30_000 : 180_000, (m) => (m.type === 'stream-result' ? m : undefined));
-    await server.request({ cmd: 'start' }, 'started');
-    const r = await result;
+    const result = nextMessage<ClientReport, StreamResult>(child, what, (opts.quick ? 30_000 : 180_000) * slow, (m) => (m.type === 'stream-result' ? m : undefined));
+    await server.request({ cmd: 'start' }, 'started', 120_000 * slow);
+    r = await result;
+  } finally {
+    await stop(child, 1500 * slow);
+  }
+  {
     const problems: string[] = [];
     if (r.received !== exp.total) problems.push(`received ${r.received} of ${exp.total} dispatches`);
     if (r.receivedWindow !== exp.window) problems.push(`received ${r.receivedWindow} of ${exp.window} in the window`);
     if (r.inversions > 0) problems.push(`${r.inversions} out-of-order dispatches`);
-    return { ...r, workload: w.name, load: loadavg()[0]!, rep, expectedTotal: exp.total, expectedWindow: exp.window, ok: problems.length === 0, problem: problems.join('; ') || null };
-  } finally {
-    await stop(child);
+    const cg = cgOut ? callgrindTotals(cgOut) : null;
+    return {
+      ...r,
+      workload: w.name,
+      load: loadavg()[0]!,
+      rep,
+      expectedTotal: exp.total,
+      expectedWindow: exp.window,
+      ok: problems.length === 0,
+      problem: problems.join('; ') || null,
+      ir: cg?.ir ?? null,
+      irCompiler: cg?.compiler ?? null,
+      streamDispatches: info.lastSeq - 1,
+    };
   }
 }
 
@@ -350,6 +406,45 @@ function streamTable(records: StreamRecord[], w: StreamWorkload, info: WorkloadI
   return lines.join('\n');
 }
 
+/**
+ * `--callgrind`: instructions per dispatch of each client, from its two runs (the stream's first quarter and the
+ * whole stream): the difference of their totals over the difference of their dispatches. Process start-up, module
+ * loading, connecting and the JIT's warm-up are in both runs and cancel out.
+ */
+function instructionTable(records: StreamRecord[], w: StreamWorkload): string {
+  const by = new Map<string, StreamRecord[]>();
+  for (const r of records) if (r.workload === w.name && r.ir !== null && r.ok) (by.get(r.client) ?? by.set(r.client, []).get(r.client)!).push(r);
+  /** Per client: [all instructions, instructions outside the optimizing compiler] per dispatch. */
+  const per = new Map<string, [number, number]>();
+  for (const [client, rs] of by) {
+    const short = rs.filter((r) => r.streamDispatches === Math.min(...rs.map((x) => x.streamDispatches)));
+    const long = rs.filter((r) => r.streamDispatches === Math.max(...rs.map((x) => x.streamDispatches)));
+    if (!short.length || !long.length || short[0]!.streamDispatches === long[0]!.streamDispatches) continue;
+    const n = long[0]!.streamDispatches - short[0]!.streamDispatches;
+    const all = (xs: StreamRecord[]): number => median(xs.map((x) => x.ir!));
+    const net = (xs: StreamRecord[]): number => median(xs.map((x) => x.ir! - x.irCompiler!));
+    per.set(client, [(all(long) - all(short)) / n, (net(long) - net(short)) / n]);
+  }
+  const floor = per.get('floor-zlib');
+  const x = (v: number, base: number | undefined): string => (base ? `${(v / base).toFixed(3)}x` : '–');
+  const lines = [
+    `### ${w.name}${w.events ? ` (shardline asks only for ${w.events.join(', ')}; floor and peers parse everything)` : ''}: instructions per dispatch (callgrind)`,
+    '',
+    '| client | transport | instructions / dispatch | × floor-zlib | without the optimizing compiler | × floor-zlib |',
+    '|---|---|---:|---:|---:|---:|',
+  ];
+  for (const [client, [all, net]] of per) {
+    lines.push(`| ${client} | ${CLIENTS[client as ClientName]} | ${Math.round(all)} | ${x(all, floor?.[0])} | ${Math.round(net)} | ${x(net, floor?.[1])} |`);
+  }
+  const s = per.get('shardline-zlib');
+  const d = per.get('djs-zlib-sync');
+  const pair = (a: [number, number], b: [number, number]): string => `${(a[0] / b[0]).toFixed(3)}x (${(a[1] / b[1]).toFixed(3)}x without the compiler)`;
+  if (s && floor) lines.push('', `shardline-zlib / floor-zlib = ${pair(s, floor)}`);
+  if (s && floor && w.events) lines.push(`floor-zlib / shardline-zlib = ${pair(floor, s)} cheaper`);
+  if (s && d) lines.push(`djs-zlib-sync / shardline-zlib = ${pair(d, s)}`);
+  return lines.join('\n');
+}
+
 function idleTable(records: IdleRecord[], shards: number): string {
   const lines = [
     `### memory per idle connected shard (${shards} shards, zlib-stream, all READY, idle then GC; warm: after ~64 KiB of GUILD_CREATE each)`,
@@ -437,26 +532,32 @@ async function main(): Promise<void> {
       if (!workloadSelected(opts, w.name)) continue;
       const clients = w.clients.filter((c) => selected(opts, c) && (server.zstd || CLIENTS[c] !== 'zstd-stream'));
       if (clients.length === 0) continue;
-      const warmup = Math.max(2, Math.floor(opts.messages / 4));
-      const { info } = await server.request({ cmd: 'prepare', spec: { mix: w.mix, messages: opts.messages, warmup, seed: 42 } }, 'prepared');
-      infos.set(w.name, info);
-      for (let rep = 1; rep <= opts.reps; rep++) {
-        for (const c of clients) {
-          try {
-            const r = await runStream(server, w, info, c, rep, opts);
-            streamRecords.push(r);
-            const tag = r.ok ? 'ok' : `PROBLEM: ${r.problem}`;
-            console.error(`  ${w.name} rep ${rep} ${c}: ${(r.cpuUs / r.windowDispatches).toFixed(2)} µs/dispatch, RSS ${mb(r.rss)} MB (${tag})`);
-            if (!r.ok) failures.push(`${w.name}/${c}: ${r.problem}`);
-          } catch (err) {
-            failures.push(`${w.name}/${c}: ${(err as Error).message}`);
-            console.error(`  ${w.name} rep ${rep} ${c}: FAILED ${(err as Error).message}`);
+      // --callgrind: first the stream's first quarter, then the whole stream (see instructionTable)
+      const lengths = opts.callgrind ? [Math.max(8, Math.floor(opts.messages / 4)), opts.messages] : [opts.messages];
+      let info!: WorkloadInfo;
+      for (const messages of lengths) {
+        const warmup = Math.max(2, Math.floor(messages / 4));
+        ({ info } = await server.request({ cmd: 'prepare', spec: { mix: w.mix, messages, warmup, seed: 42 } }, 'prepared'));
+        infos.set(w.name, info);
+        for (let rep = 1; rep <= opts.reps; rep++) {
+          for (const c of clients) {
+            try {
+              const r = await runStream(server, w, info, c, rep, opts);
+              streamRecords.push(r);
+              const tag = r.ok ? 'ok' : `PROBLEM: ${r.problem}`;
+              const ir = r.ir !== null ? `, ${r.ir} instructions for ${r.streamDispatches} dispatches` : '';
+              console.error(`  ${w.name} rep ${rep} ${c}: ${(r.cpuUs / r.windowDispatches).toFixed(2)} µs/dispatch, RSS ${mb(r.rss)} MB${ir} (${tag})`);
+              if (!r.ok) failures.push(`${w.name}/${c}: ${r.problem}`);
+            } catch (err) {
+              failures.push(`${w.name}/${c}: ${(err as Error).message}`);
+              console.error(`  ${w.name} rep ${rep} ${c}: FAILED ${(err as Error).message}`);
+            }
           }
         }
       }
-      console.log(streamTable(streamRecords, w, info) + '\n');
+      console.log((opts.callgrind ? instructionTable(streamRecords, w) : streamTable(streamRecords, w, info)) + '\n');
     }
-    if (workloadSelected(opts, 'memory')) {
+    if (workloadSelected(opts, 'memory') && !opts.callgrind) {
       const clients = MEMORY_CLIENTS.filter((c) => selected(opts, c));
       for (const v of clients.length ? MEMORY_VARIANTS : []) {
         const { info } = await server.request({ cmd: 'idle', warmBytes: v.warmBytes }, 'prepared');
@@ -475,7 +576,7 @@ async function main(): Promise<void> {
       }
       if (idleRecords.length) console.log(idleTable(idleRecords, opts.shards) + '\n');
     }
-    console.log(targets(streamRecords, idleRecords) + '\n');
+    if (!opts.callgrind) console.log(targets(streamRecords, idleRecords) + '\n');
   } finally {
     await stop(server.child, 0);
   }
