@@ -1,4 +1,4 @@
-import type { Clock, TimerHandle } from './clock.js';
+import { setDeadline, type Clock, type TimerHandle } from './clock.js';
 
 /** Options of a {@link Heartbeater}. */
 export interface HeartbeaterOptions {
@@ -24,8 +24,6 @@ export interface HeartbeaterOptions {
  */
 export class Heartbeater {
   private timer: TimerHandle | undefined;
-  private immediate: ReturnType<typeof setImmediate> | undefined;
-  private dueAt = 0;
   private interval = 0;
   private sentAt: number | null = null;
   private acked = true;
@@ -53,8 +51,6 @@ export class Heartbeater {
   stop(): void {
     this.opts.clock.clearTimeout(this.timer);
     this.timer = undefined;
-    if (this.immediate !== undefined) clearImmediate(this.immediate);
-    this.immediate = undefined;
   }
 
   /** Note that a message arrived (any op). Cheap: called for every frame. */
@@ -103,22 +99,12 @@ export class Heartbeater {
   }
 
   private schedule(ms: number): void {
-    this.dueAt = this.opts.clock.now() + ms;
-    this.timer = this.opts.clock.setTimeout(() => this.onTimer(), ms);
-  }
-
-  private onTimer(): void {
-    this.timer = undefined;
-    // Node runs timers before it reads sockets. After a stalled event loop (GC, a blocking handler, a busy
-    // host) the ACK may be sitting unread in the socket, so judge the connection only after the next I/O poll.
-    if (!this.acked && !this.paused && this.opts.clock.now() > this.dueAt) {
-      this.immediate = setImmediate(() => {
-        this.immediate = undefined;
-        this.tick();
-      });
-      return;
-    }
-    this.tick();
+    // A late tick (stalled event loop) runs after the next I/O poll: the ACK may be sitting unread in the socket.
+    const timer = setDeadline(this.opts.clock, ms, () => this.timer === timer, () => {
+      this.timer = undefined;
+      this.tick();
+    });
+    this.timer = timer;
   }
 
   private tick(): void {
