@@ -63,6 +63,9 @@ export class Heartbeater {
    * says nothing about the connection.
    */
   setPaused(paused: boolean): void {
+    // After a pause the ACKs wait behind everything that piled up in our own socket meanwhile: the late-ACK
+    // tolerance starts afresh (a connection that delivers nothing at all is still a zombie at the next beat).
+    if (this.paused && !paused) this.lateBeats = 0;
     this.paused = paused;
   }
 

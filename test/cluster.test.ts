@@ -53,7 +53,7 @@ async function rig(simOpts: GatewaySimulatorOptions = {}, scale = SCALE): Promis
  * the IDENTIFYs' send and read times get a tolerance of a few real ms, and the simulator's own bucket too.
  * Each configuration uses the fastest clock at which that real jitter stays small against a 5 s window.
  */
-const JITTER_MS = 30; // real ms
+const JITTER_MS = 60; // real ms (a busy 2-core CI host delays a socket read by that much)
 
 async function startup(n: number, mc: number, scale: number, t: { diagnostic(msg: string): void }) {
   const jitter = JITTER_MS / scale;
@@ -73,11 +73,14 @@ async function startup(n: number, mc: number, scale: number, t: { diagnostic(msg
     let readyEvent: { shards: number; elapsed: number } | null = null;
     cluster.on('ready', (e) => (readyEvent = e));
     const t0 = r.clock.now();
+    const disconnects: string[] = [];
+    cluster.on('shardDisconnected', (e) => disconnects.push(`shard ${e.shardId}: ${e.cause} → ${e.action}`));
     await cluster.connect({ onProgress: (p) => progress.push(p) });
     const elapsed = r.clock.now() - t0;
 
     assert.equal(cluster.total, n);
     assert.equal(cluster.maxConcurrency, mc);
+    assert.deepEqual(disconnects, [], 'no shard lost its connection during start-up');
     assert.ok(cluster.status().every((s) => s.state === 'ready' && s.identifies === 1 && s.sessionId));
     assert.equal(r.sim.stats.identifies, n, 'one IDENTIFY per shard');
     assert.equal(r.sim.stats.invalidSessions, 0, 'no op 9 (no identify bucket violated)');
@@ -119,10 +122,10 @@ async function startup(n: number, mc: number, scale: number, t: { diagnostic(msg
     );
     // Bounded from below by the protocol, from above by ceil(N/mc) windows. Each of a lane's k - 1 waits is a
     // timer that a busy host fires late by some real ms, magnified 1/scale times here (at scale 0.1 a 20 ms late
-    // timer is 200 virtual ms), so the upper bounds allow 2 × JITTER_MS real ms per turn on top of the percentage.
+    // timer is 200 virtual ms), so the upper bounds allow JITTER_MS real ms per turn on top of the percentage.
     // This catches a queue that serialises lanes or doubles a window; the precise figure on a quiet machine is
     // `npm run bench:startup` (BENCHMARKS.md).
-    const lateness = (k - 1) * ((2 * JITTER_MS) / scale);
+    const lateness = (k - 1) * (JITTER_MS / scale);
     assert.ok(span >= idealSpan, `identify span ${span} >= ${idealSpan}`);
     assert.ok(span <= idealSpan * 1.04 + 500 + lateness, `identify span ${span.toFixed(0)} within 4 % of ${idealSpan} (+ ${lateness} for timer lateness)`);
     assert.ok(elapsed >= idealSpan, `start-up ${elapsed} >= ${idealSpan}`);
@@ -233,6 +236,8 @@ test('one stream for every shard: per-shard order kept, bounded with back-pressu
     const cluster = r.cluster({ eventBufferSize: 64, events: ['MESSAGE_CREATE'] });
     const debug: string[] = [];
     cluster.on('debug', (e) => debug.push(e.message));
+    const disconnects: string[] = [];
+    cluster.on('shardDisconnected', (e) => disconnects.push(`shard ${e.shardId}: ${e.cause} → ${e.action}`));
     const it = cluster.events();
     await cluster.connect();
     for (let i = 0; i < 1500; i++) {
@@ -260,7 +265,8 @@ test('one stream for every shard: per-shard order kept, bounded with back-pressu
       assert.ok(pos.get(`1:quiet${j}`)! < pos.get(`0:busy${limit}`)!, `quiet${j} not starved`);
     }
     assert.ok(debug.some((l) => l.includes('resuming every shard')));
-    assert.ok(cluster.status().every((s) => s.state === 'ready'), 'pausing did not cost a connection');
+    assert.deepEqual(disconnects, [], 'pausing did not cost a connection');
+    assert.ok(cluster.status().every((s) => s.state === 'ready'), `every shard ready: ${cluster.status().map((s) => s.state).join(', ')}`);
   } finally {
     await r.stop();
   }

@@ -51,6 +51,25 @@ test('late ACK behind traffic is tolerated twice, then zombie', () => {
   assert.equal(zombies(), 1);
 });
 
+test('a consumer that pauses and resumes often restarts the late-ACK tolerance, but silence is still a zombie', () => {
+  // The shard pauses its socket whenever the event buffer fills: the ACKs then wait behind its own backlog.
+  const { clock, hb, zombies } = setup(0);
+  hb.start(1000);
+  clock.advance(0);
+  for (let i = 0; i < 5; i++) {
+    hb.setPaused(true);
+    hb.noteInbound();
+    hb.setPaused(false);
+    hb.noteInbound();
+    clock.advance(1000);
+  }
+  assert.equal(zombies(), 0, 'traffic kept arriving between pauses');
+  hb.setPaused(true);
+  hb.setPaused(false);
+  clock.advance(1000); // nothing arrived since the last beat
+  assert.equal(zombies(), 1);
+});
+
 test('latency from beat to ACK; op 1 beats at once without moving the timer', () => {
   const { clock, sent, hb } = setup(0);
   hb.start(1000);
