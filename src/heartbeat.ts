@@ -63,9 +63,14 @@ export class Heartbeater {
    * says nothing about the connection.
    */
   setPaused(paused: boolean): void {
-    // After a pause the ACKs wait behind everything that piled up in our own socket meanwhile: the late-ACK
-    // tolerance starts afresh (a connection that delivers nothing at all is still a zombie at the next beat).
-    if (this.paused && !paused) this.lateBeats = 0;
+    // After a pause the ACKs wait behind everything that piled up in our own socket meanwhile, and the socket is
+    // read again only from the next I/O poll on: the resumed connection gets one full interval to deliver (counted
+    // as inbound traffic) and the late-ACK tolerance starts afresh. A connection that then delivers nothing at all
+    // is a zombie one beat later.
+    if (this.paused && !paused) {
+      this.lateBeats = 0;
+      this.inbound = true;
+    }
     this.paused = paused;
   }
 
