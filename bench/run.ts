@@ -28,13 +28,11 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CONTROL_FIXTURES, DISPATCH_FIXTURES, SUGGESTED_MIX } from '../src/simulator/fixtures-data.js';
 import {
   CLIENTS,
   ChildPool,
   transpileBench,
   nextMessage,
-  fixturesPath,
   type ClientJob,
   type ClientName,
   type ClientReport,
@@ -45,6 +43,7 @@ import {
   type StreamResult,
   type WorkloadInfo,
 } from './common.js';
+import { ensureFixtures } from './fixtures.js';
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(BENCH_DIR, '..');
@@ -503,19 +502,12 @@ function targets(records: StreamRecord[], idle: IdleRecord[]): string {
 // ---------------------------------------------------------------------------------------------------------
 
 
-/** Use the shared fixture file beside the repository, or else the same data as packaged with the simulator. */
-function ensureFixtures(): void {
-  if (existsSync(fixturesPath())) return;
-  const copy = join(OUT, 'fixtures.json');
-  writeFileSync(copy, JSON.stringify({ control: CONTROL_FIXTURES, dispatch: DISPATCH_FIXTURES, suggested_mix: SUGGESTED_MIX }));
-  process.env.SHARDLINE_FIXTURES = copy; // inherited by the server and client processes
-}
 
 async function main(): Promise<void> {
   const opts = parseArgs(process.argv.slice(2));
   if (!existsSync(join(ROOT, 'dist', 'index.js'))) throw new Error('dist/ is missing: run `npm run build` first (npm run bench does)');
   await transpileBench(BENCH_DIR, OUT, ['common.ts', 'server.ts', 'client.ts']);
-  ensureFixtures();
+  ensureFixtures(OUT);
   const t0 = Date.now();
   const cpu = cpus()[0]?.model ?? 'unknown CPU';
   console.log(`# shardline bench${opts.quick ? ' (--quick: harness check only, figures meaningless)' : ''}`);

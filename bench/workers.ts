@@ -42,7 +42,7 @@ import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type * as Shardline from '../src/index.js';
-import { BENCH_INTENTS, BENCH_TOKEN, ChildPool, peakRss, transpileBench, buildWorkload, fixturesPath, nextMessage, type MixName, type ServerCommand, type ServerReport, type WorkloadInfo } from './common.js';
+import { BENCH_INTENTS, BENCH_TOKEN, ChildPool, peakRss, transpileBench, buildWorkload, nextMessage, type MixName, type ServerCommand, type ServerReport, type WorkloadInfo } from './common.js';
 
 // ---------------------------------------------------------------------------------------------------------
 // IPC between the orchestrator and a measured client
@@ -559,14 +559,6 @@ function table(records: Record_[], w: Workload, info: WorkloadInfo, wanted: numb
 }
 
 
-/** The shared fixture file beside the repository, or else the same data as packaged with the simulator. */
-async function ensureFixtures(): Promise<void> {
-  if (existsSync(fixturesPath())) return;
-  const { CONTROL_FIXTURES, DISPATCH_FIXTURES, SUGGESTED_MIX } = await import('../src/simulator/fixtures-data.js');
-  const copy = join(OUT, 'fixtures.json');
-  writeFileSync(copy, JSON.stringify({ control: CONTROL_FIXTURES, dispatch: DISPATCH_FIXTURES, suggested_mix: SUGGESTED_MIX }));
-  process.env.SHARDLINE_FIXTURES = copy; // inherited by the server and client processes
-}
 
 async function orchestrate(): Promise<void> {
   const opts = parseArgs(process.argv.slice(2));
@@ -579,7 +571,8 @@ async function orchestrate(): Promise<void> {
     });
   }
   await transpileBench(BENCH_DIR, OUT, ['common.ts', 'server.ts', 'workers.ts']);
-  await ensureFixtures();
+  // loaded dynamically: this file also runs as a transpiled client, which must not import src/
+  (await import('./fixtures.js')).ensureFixtures(OUT);
   const t0 = Date.now();
   console.log(`# shardline worker-threads bench${opts.quick ? ' (--quick: harness check only, figures meaningless)' : ''}`);
   console.log(
