@@ -16,8 +16,21 @@ export class TypedEmitter<M extends { [K in keyof M]: unknown[] }> extends Event
   override off<K extends keyof M & string>(event: K, listener: Listener<M[K]>): this {
     return super.off(event, listener as (...args: unknown[]) => void);
   }
+  /**
+   * Add `listener` for `event`; returns the function that removes it again.
+   * @example
+   * ```ts
+   * const stop = shard.listen('dispatch', (e) => console.log(e.type));
+   * stop();
+   * ```
+   */
+  listen<K extends keyof M & string>(event: K, listener: Listener<M[K]>): () => void {
+    this.on(event, listener);
+    return () => void this.off(event, listener);
+  }
   override emit<K extends keyof M & string>(event: K, ...args: M[K]): boolean {
     if (event === 'error' && this.listenerCount('error') === 0) return false;
     return super.emit(event, ...args);
   }
 }
+

@@ -113,40 +113,20 @@ export function routeLogs(target: Cluster | Shard, logger: Logger, options: Rout
         { worker: e.worker, code: e.code, restarting: e.restarting, restarts: e.restarts, delay: e.delay, shards: e.shards },
         e.restarting ? `${e.reason}; respawning in ${e.delay} ms` : `${e.reason}; not respawned`,
       );
-    if (min <= RANK.debug) {
-      c.on('debug', onDebug);
-      off.push(() => c.off('debug', onDebug));
-    }
-    c.on('shardStateChange', onState);
-    c.on('shardDisconnected', onDisconnect);
-    c.on('shardError', onShardError);
-    c.on('error', onError);
-    c.on('ready', onReady);
-    c.on('identifyBudget', onBudget);
-    c.on('workerExit', onWorkerExit);
-    off.push(() => {
-      c.off('shardStateChange', onState);
-      c.off('shardDisconnected', onDisconnect);
-      c.off('shardError', onShardError);
-      c.off('error', onError);
-      c.off('ready', onReady);
-      c.off('identifyBudget', onBudget);
-      c.off('workerExit', onWorkerExit);
-    });
+    if (min <= RANK.debug) off.push(c.listen('debug', onDebug));
+    off.push(
+      c.listen('shardStateChange', onState),
+      c.listen('shardDisconnected', onDisconnect),
+      c.listen('shardError', onShardError),
+      c.listen('error', onError),
+      c.listen('ready', onReady),
+      c.listen('identifyBudget', onBudget),
+      c.listen('workerExit', onWorkerExit),
+    );
   } else {
     const s = target;
-    if (min <= RANK.debug) {
-      s.on('debug', onDebug);
-      off.push(() => s.off('debug', onDebug));
-    }
-    s.on('stateChange', onState);
-    s.on('disconnected', onDisconnect);
-    s.on('error', onShardError);
-    off.push(() => {
-      s.off('stateChange', onState);
-      s.off('disconnected', onDisconnect);
-      s.off('error', onShardError);
-    });
+    if (min <= RANK.debug) off.push(s.listen('debug', onDebug));
+    off.push(s.listen('stateChange', onState), s.listen('disconnected', onDisconnect), s.listen('error', onShardError));
   }
   let stopped = false;
   return () => {

@@ -193,6 +193,16 @@ test('metrics scraped over HTTP after traffic and faults on the simulator; the t
     // detach removes the series from the registry
     await metrics.detach();
     assert.equal(registry.getMetricsAsArray().length, 0);
+
+    // and the log routing leaves no listener behind
+    const events = ['debug', 'shardStateChange', 'shardDisconnected', 'shardError', 'error', 'ready', 'identifyBudget', 'workerExit'] as const;
+    const before = events.map((e) => cluster.listenerCount(e));
+    stopLogs();
+    assert.deepEqual(
+      events.map((e, i) => before[i]! - cluster.listenerCount(e)),
+      events.map(() => 1),
+      'routeLogs added exactly one listener per event and stopLogs removed it',
+    );
   } finally {
     stopLogs();
     await page.close();
