@@ -49,6 +49,8 @@ export interface StateChange {
   from: ShardState;
   to: ShardState;
   reason: string;
+  /** The same cause, structured. */
+  cause: StateCause;
 }
 
 /** Payload of the `disconnected` event. */
@@ -58,12 +60,16 @@ export interface DisconnectedEvent {
   code: number | null;
   /** Human readable cause, e.g. `close 4000 Unknown error` or `zombie connection`. */
   cause: string;
+  /** Bounded label of the cause, for metrics and logs. */
+  kind: DisconnectKind;
   /** What the shard does next. */
   action: 'resume' | 'identify' | 'fatal' | 'closed';
 }
 
 /** Map of the shard's events to their listener arguments. */
 export interface ShardEventMap {
+  /** Everything the shard reports, as one typed stream (see {@link ShardEvent}). */
+  event: [event: ShardEvent];
   dispatch: [event: DispatchEvent];
   ready: [data: ReadyData, shardId: number];
   resumed: [session: Session, shardId: number];
@@ -75,3 +81,69 @@ export interface ShardEventMap {
 
 /** Presence for IDENTIFY and op 3; `status` accepts the plain strings (`'online'`, `'idle'`, `'dnd'`, `'invisible'`). */
 export type PresenceData = Omit<GatewayPresenceUpdateData, 'status'> & { status: PresenceUpdateStatus | `${PresenceUpdateStatus}` };
+
+/**
+ * Why a shard changed state: structured, so observers (metrics, logs, the status page, workers, the resharder)
+ * never parse prose. `reason` is the same cause as one line of text for people.
+ */
+export interface StateCause {
+  /**
+   * What happened: `connect` (user called connect), `hello` (HELLO received), `identify-slot` (waiting for
+   * / granted an identify turn), `ready`, `resumed`, `disconnect` (the connection ended; see `disconnect`),
+   * `close` (user closed the shard), `fatal` (stopped for good), `worker-exit` (the thread running it died).
+   */
+  kind: 'connect' | 'hello' | 'identify-slot' | 'ready' | 'resumed' | 'disconnect' | 'close' | 'fatal' | 'worker-exit';
+  /** Close code received, when the connection ended with one. */
+  code?: number | null;
+  /** Whether the session survives this change (it can be resumed). */
+  resumable?: boolean;
+  /** One line for people, never containing the token. */
+  reason: string;
+}
+
+/** A bounded, machine-readable label of why a connection ended. */
+export type DisconnectKind =
+  | 'close'
+  | 'reconnect-request'
+  | 'invalid-session'
+  | 'zombie'
+  | 'hello-timeout'
+  | 'ready-timeout'
+  | 'malformed'
+  | 'connect-failed'
+  | 'worker-exit';
+
+/**
+ * Everything one shard reports, as one typed stream (`shard.on('event', …)`): state changes with a structured
+ * cause, dispatches, heartbeats, disconnects, errors and debug lines. Every observer of a shard (cluster, metrics,
+ * logs, status page, worker host, resharder, distributed adapters) consumes this one stream; none mirrors state.
+ *
+ * @example
+ * ```ts
+ * shard.on('event', (e) => {
+ *   if (e.kind === 'state') console.log(`shard ${e.shardId}: ${e.from} → ${e.to} (${e.cause.kind})`);
+ *   else if (e.kind === 'disconnected') console.log(e.code, e.cause, e.action);
+ * });
+ * ```
+ */
+export type ShardEvent =
+  | { kind: 'state'; shardId: number; from: ShardState; to: ShardState; cause: StateCause }
+  | { kind: 'dispatch'; shardId: number; event: DispatchEvent }
+  | { kind: 'ready'; shardId: number; data: ReadyData; session: Session }
+  | { kind: 'resumed'; shardId: number; session: Session }
+  | {
+      kind: 'disconnected';
+      shardId: number;
+      /** Close code received (1006 for an abrupt loss), or null when the shard ended the socket itself. */
+      code: number | null;
+      /** Bounded label of the cause. */
+      cause: DisconnectKind;
+      /** The cause as text, e.g. `close 4000 Unknown error`. */
+      label: string;
+      /** What the shard does next. */
+      action: 'resume' | 'identify' | 'fatal' | 'closed';
+    }
+  | { kind: 'heartbeat'; shardId: number; sequence: number | null; requested: boolean }
+  | { kind: 'heartbeatAck'; shardId: number; latency: number | null }
+  | { kind: 'error'; shardId: number; error: Error }
+  | { kind: 'debug'; shardId: number; message: string };

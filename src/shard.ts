@@ -728,7 +728,7 @@ export class Shard extends TypedEmitter<ShardEventMap> {
       this.debug(`${this.resumeAttempts} resume attempts failed; identifying anew`);
       action = 'identify';
     }
-    this.emit('disconnected', { shardId: this.id, code: receivedCode, cause: decision.label, action });
+    this.emit('disconnected', { shardId: this.id, code: receivedCode, cause: decision.label, kind: cause.kind, action });
     if (action === 'fatal') {
       const code = cause.kind === 'close' ? cause.code : null;
       const name = code !== null ? CLOSE_CODES[code]?.name ?? '' : '';
@@ -851,7 +851,7 @@ export class Shard extends TypedEmitter<ShardEventMap> {
     this._state = to;
     const safe = redact(reason, this.#token);
     this.debug(`${from} → ${to}: ${safe}`);
-    this.emit('stateChange', { shardId: this.id, from, to, reason: safe });
+    this.emit('stateChange', { shardId: this.id, from, to, reason: safe, cause: { kind: 'connect', reason: safe } });
   }
 
   private warnUncoveredEvents(): void {

@@ -224,7 +224,8 @@ export class WorkerHost implements ShardBackend {
         if (m.state === 'closed' || m.state === 'fatal') continue;
         const from = m.state;
         m.state = 'closed';
-        this.sink.stateChange({ shardId: m.id, from, to: 'closed', reason: resumable ? 'closed by user (resumable)' : 'closed by user' });
+        const reason = resumable ? 'closed by user (resumable)' : 'closed by user';
+        this.sink.stateChange({ shardId: m.id, from, to: 'closed', reason, cause: { kind: 'close', resumable, reason } });
       }
     }
     for (const ac of this.acquires.values()) ac.abort(new ShardlineError('ABORTED', 'cluster closed'));
@@ -537,11 +538,12 @@ export class WorkerHost implements ShardBackend {
       if (m.state !== 'idle' && m.state !== 'fatal' && m.state !== 'closed') {
         // The connection died with the thread: one more reconnect, reported like any other lost connection.
         m.reconnects++;
-        this.sink.disconnected({ shardId: id, code: null, cause: why, action });
+        this.sink.disconnected({ shardId: id, code: null, cause: why, kind: 'worker-exit', action });
         if (m.state !== 'reconnecting') {
           const from = m.state;
           m.state = 'reconnecting';
-          this.sink.stateChange({ shardId: id, from, to: 'reconnecting', reason: `${why}; ${action} in a new worker in ${delay} ms` });
+          const reason = `${why}; ${action} in a new worker in ${delay} ms`;
+          this.sink.stateChange({ shardId: id, from, to: 'reconnecting', reason, cause: { kind: 'worker-exit', resumable: action === 'resume', reason } });
         }
       }
     }
@@ -600,8 +602,8 @@ export class WorkerHost implements ShardBackend {
       const from = m.state;
       m.state = 'fatal';
       m.error = reason;
-      if (from !== 'idle') this.sink.disconnected({ shardId: m.id, code: null, cause: why, action: 'fatal' });
-      this.sink.stateChange({ shardId: m.id, from, to: 'fatal', reason });
+      if (from !== 'idle') this.sink.disconnected({ shardId: m.id, code: null, cause: why, kind: 'worker-exit', action: 'fatal' });
+      this.sink.stateChange({ shardId: m.id, from, to: 'fatal', reason, cause: { kind: 'worker-exit', resumable: false, reason } });
       this.sink.error(new GatewayError('WORKER_EXITED', `shard ${m.id}: ${reason}`, { shardId: m.id }), m.id);
       stopped.push(m.id);
     }
