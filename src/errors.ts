@@ -32,9 +32,12 @@ export class GatewayError extends ShardlineError {
 
 /** Malformed input from the server: bad JSON, a frame without an envelope, or an unknown op. */
 export class DecodeError extends ShardlineError {
-  constructor(message: string, options?: { cause?: unknown }) {
+  /** The payload's text (at most 64 KiB) when a dispatch was skipped because it failed to parse twice. */
+  readonly raw: string | undefined;
+  constructor(message: string, options?: { cause?: unknown; raw?: string }) {
     super('DECODE_ERROR', message, options);
     this.name = 'DecodeError';
+    this.raw = options?.raw;
   }
 }
 

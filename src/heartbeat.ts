@@ -1,72 +1,105 @@
-import { setDeadline, type Clock, type TimerHandle } from './clock.js';
-
-/** Options of a {@link Heartbeater}. */
-export interface HeartbeaterOptions {
-  clock: Clock;
-  /** Send one heartbeat now (op 1 with the last sequence). */
-  send: () => void;
-  /** The connection is a zombie: no ACK and no inbound traffic since the last beat. */
-  onZombie: () => void;
-  /** Random source in [0, 1) for the first-beat jitter. */
-  random?: () => number;
-  /**
-   * Beats tolerated without an ACK while other traffic still arrives (ACKs can queue behind an event flood
-   * on a busy shard). Default 2; after that the connection is a zombie even with traffic.
-   */
+/**
+ * Heartbeats of one connection, as pure state: no timers, no socket. The shard core asks when the next beat is
+ * due ({@link Heartbeat.dueAt}), and on that tick asks {@link Heartbeat.tick} whether to beat or to call the
+ * connection a zombie. Time is always passed in.
+ *
+ * Rules:
+ * - first beat at `interval × random[0,1)` after HELLO, then every `interval`;
+ * - a regular beat whose predecessor got no ACK and saw no inbound traffic means a zombie; with traffic (ACKs can
+ *   queue behind an event flood) `lateAckTolerance` beats are tolerated;
+ * - a beat the server asked for (op 1) is sent at once and does not touch the zombie bookkeeping, so its ACK
+ *   arriving after the next regular beat can never look like a dead connection;
+ * - while the shard itself stops reading (consumer back-pressure) a missing ACK says nothing: zombie detection is
+ *   suspended, and after the pause the connection gets one interval and a fresh tolerance.
+ */
+export interface HeartbeatOptions {
+  /** Beats tolerated without an ACK while other traffic still arrives. Default 2. */
   lateAckTolerance?: number;
-  /** How many latency samples to keep. Default 10. */
+  /** Latency samples kept. Default 10. */
   samples?: number;
 }
 
-/**
- * Heartbeats for one connection: the first beat after `interval × random[0,1)`, then every `interval`;
- * zombie detection; latency from beat to ACK.
- */
-export class Heartbeater {
-  private timer: TimerHandle | undefined;
-  private interval = 0;
+/** What a tick decided. */
+export type TickResult = 'beat' | 'zombie';
+
+export class Heartbeat {
+  /** ms between beats, from HELLO; 0 before HELLO. */
+  interval = 0;
+  /** Virtual time the next regular beat is due, or null when not beating. */
+  dueAt: number | null = null;
+  /** ACKs received (each adds a latency sample). */
+  acks = 0;
   private sentAt: number | null = null;
   private acked = true;
   private inbound = false;
   private lateBeats = 0;
   private paused = false;
-  private readonly recentRtt: number[] = [];
-  private readonly opts: Required<Omit<HeartbeaterOptions, 'random'>> & { random: () => number };
+  private readonly recent: number[] = [];
+  private readonly tolerance: number;
+  private readonly samples: number;
 
-  constructor(opts: HeartbeaterOptions) {
-    this.opts = { lateAckTolerance: 2, samples: 10, random: Math.random, ...opts };
+  constructor(opts: HeartbeatOptions = {}) {
+    this.tolerance = opts.lateAckTolerance ?? 2;
+    this.samples = opts.samples ?? 10;
   }
 
-  /** Start beating at `interval` ms (from HELLO). */
-  start(interval: number): void {
-    this.stop();
+  /** HELLO: start beating; the first beat is due after `interval × jitter` (jitter in [0, 1)). */
+  start(interval: number, now: number, jitter: number): void {
     this.interval = interval;
     this.acked = true;
+    this.inbound = false;
     this.sentAt = null;
     this.lateBeats = 0;
-    this.schedule(interval * this.opts.random());
+    this.dueAt = now + Math.floor(interval * jitter);
   }
 
-  /** Stop beating (connection closed). Latency samples are kept. */
+  /** The connection ended: no more beats. Latency samples are kept. */
   stop(): void {
-    this.opts.clock.clearTimeout(this.timer);
-    this.timer = undefined;
+    this.dueAt = null;
+    this.sentAt = null;
   }
 
-  /** Note that a message arrived (any op). Cheap: called for every frame. */
+  /** Any message arrived. */
   noteInbound(): void {
     this.inbound = true;
   }
 
-  /**
-   * Suspend zombie detection while the shard itself stops reading (consumer back-pressure): a missing ACK then
-   * says nothing about the connection.
-   */
+  /** The regular beat is due: beat (and schedule the next one), or the connection is a zombie. */
+  tick(now: number): TickResult {
+    if (!this.acked && !this.paused) {
+      if (!this.inbound || this.lateBeats >= this.tolerance) {
+        this.dueAt = null;
+        return 'zombie';
+      }
+      this.lateBeats++;
+    }
+    this.inbound = false;
+    this.acked = false;
+    if (this.sentAt === null) this.sentAt = now;
+    this.dueAt = now + this.interval;
+    return 'beat';
+  }
+
+  /** The server asked for a beat (op 1) and one is sent now: only the latency clock starts, if idle. */
+  requested(now: number): void {
+    if (this.sentAt === null) this.sentAt = now;
+  }
+
+  /** Heartbeat ACK (op 11). Returns the round trip in ms of the beat it answers, or null. */
+  ack(now: number): number | null {
+    this.acks++;
+    this.acked = true;
+    this.lateBeats = 0;
+    if (this.sentAt === null) return null;
+    const rtt = Math.round(now - this.sentAt);
+    this.sentAt = null;
+    this.recent.push(rtt);
+    if (this.recent.length > this.samples) this.recent.shift();
+    return rtt;
+  }
+
+  /** Suspend (true) or restore (false) zombie detection while the shard does not read its socket. */
   setPaused(paused: boolean): void {
-    // After a pause the ACKs wait behind everything that piled up in our own socket meanwhile, and the socket is
-    // read again only from the next I/O poll on: the resumed connection gets one full interval to deliver (counted
-    // as inbound traffic) and the late-ACK tolerance starts afresh. A connection that then delivers nothing at all
-    // is a zombie one beat later.
     if (this.paused && !paused) {
       this.lateBeats = 0;
       this.inbound = true;
@@ -74,63 +107,10 @@ export class Heartbeater {
     this.paused = paused;
   }
 
-  /** Heartbeat ACKs received so far (each adds a latency sample), for telling new samples from seen ones. */
-  acks = 0;
-
-  /** Heartbeat ACK (op 11) received. */
-  ack(): void {
-    this.acks++;
-    this.acked = true;
-    this.lateBeats = 0;
-    if (this.sentAt !== null) {
-      this.recentRtt.push(Math.round(this.opts.clock.now() - this.sentAt));
-      if (this.recentRtt.length > this.opts.samples) this.recentRtt.shift();
-      this.sentAt = null;
-    }
-  }
-
-  /** The server asked for a heartbeat (op 1): beat now, keep the interval timer as it is. */
-  beatNow(): void {
-    this.sendBeat();
-  }
-
-  /** Round trips of recent heartbeats (ms, oldest first) and their average. */
+  /** Recent round trips (ms, oldest first) and their average. */
   get latency(): { recent: number[]; average: number | null } {
-    const recent = this.recentRtt.slice();
+    const recent = this.recent.slice();
     const average = recent.length ? Math.round(recent.reduce((a, b) => a + b, 0) / recent.length) : null;
     return { recent, average };
-  }
-
-  /** The interval from HELLO, 0 before the first HELLO. */
-  get heartbeatInterval(): number {
-    return this.interval;
-  }
-
-  private schedule(ms: number): void {
-    // A late tick (stalled event loop) runs after the next I/O poll: the ACK may be sitting unread in the socket.
-    const timer = setDeadline(this.opts.clock, ms, () => this.timer === timer, () => {
-      this.timer = undefined;
-      this.tick();
-    });
-    this.timer = timer;
-  }
-
-  private tick(): void {
-    if (!this.acked && !this.paused) {
-      if (!this.inbound || this.lateBeats >= this.opts.lateAckTolerance) {
-        this.opts.onZombie();
-        return;
-      }
-      this.lateBeats++;
-    }
-    this.sendBeat();
-    this.schedule(this.interval);
-  }
-
-  private sendBeat(): void {
-    this.inbound = false;
-    this.acked = false;
-    if (this.sentAt === null) this.sentAt = this.opts.clock.now();
-    this.opts.send();
   }
 }

@@ -1,35 +1,28 @@
+import type { EventEmitter } from 'node:events';
+import { inspect } from 'node:util';
 import WebSocket from 'ws';
-import type {
-  GatewayReadyDispatchData,
-  GatewayRequestGuildMembersData,
-  GatewayVoiceStateUpdateData,
-} from 'discord-api-types/v10';
-import { Backoff, type BackoffOptions } from './backoff.js';
+import type { GatewayRequestGuildMembersData, GatewayVoiceStateUpdateData } from 'discord-api-types/v10';
+import type { BackoffOptions } from './backoff.js';
 import { EventChannel } from './channel.js';
-import { setDeadline, systemClock, type Clock, type TimerHandle } from './clock.js';
-import { scanHeader, parsePayload } from './decode.js';
+import { systemClock, type Clock, type TimerHandle } from './clock.js';
 import { TypedEmitter } from './emitter.js';
 import { GatewayError, SendError, ShardlineError, redact } from './errors.js';
-import type { DispatchEvent, GuildMembersChunk, PresenceData, ShardEventMap } from './events.js';
-import { Heartbeater } from './heartbeat.js';
+import type { DispatchEvent, PresenceData, ShardEvent, ShardEventMap } from './events.js';
 import { createInflater, type Inflater, type TransportCompression } from './inflate.js';
-import { AllIntents, intentNames, intentsForEvent } from './intents.js';
+import { AllIntents } from './intents.js';
 import { MemberRequest } from './members.js';
 import { LocalIdentifyQueue, type IdentifyQueue } from './queue.js';
-import { SendLimiter } from './ratelimit.js';
-import { CLOSE_CODES, decide, isSession, RESUMABLE_CLOSE_CODE, type DisconnectCause, type Session } from './session.js';
-import { canTransition, type ShardState } from './state.js';
+import { isSession, type Session } from './session.js';
+import { API_VERSION, MAX_PAYLOAD_BYTES, ShardCore, type Effect, type ShardCounters, type TimerName } from './shard-core.js';
+import type { ShardState } from './state.js';
 
-/** Gateway API version spoken by shardline. */
-export const API_VERSION = 10;
+export { API_VERSION, MAX_PAYLOAD_BYTES };
 /** Default gateway URL (only used when you connect to Discord for real). */
 export const DEFAULT_GATEWAY_URL = 'wss://gateway.discord.gg';
-/** Largest payload the gateway accepts from a client, in bytes. */
-export const MAX_PAYLOAD_BYTES = 4096;
 
 /** Options of a {@link Shard}. Only `token` and `intents` are required. */
 export interface ShardOptions {
-  /** Bot token (with or without the `Bot ` prefix). Never logged. */
+  /** Bot token (with or without the `Bot ` prefix). Never logged, never shown by `util.inspect` or `JSON.stringify`. */
   token: string;
   /** Gateway intents, e.g. `Intents.Guilds | Intents.GuildMessages`. */
   intents: number;
@@ -64,7 +57,7 @@ export interface ShardOptions {
   helloTimeout?: number;
   /** ms to wait for READY / RESUMED after IDENTIFY / RESUME. Default 120 000. */
   readyTimeout?: number;
-  /** Resume attempts in a row that may fail before the shard identifies anew. Default 3. */
+  /** RESUMEs in a row that may go unanswered (no RESUMED) before the shard identifies anew. Default 3. */
   maxResumeAttempts?: number;
   /** Reconnect back-off. Default 1 s doubling to 60 s, with jitter; the first retry is immediate. */
   backoff?: BackoffOptions;
@@ -82,21 +75,16 @@ export interface ShardOptions {
   memberRequestTimeout?: number;
   /**
    * Hand wanted dispatches over unparsed: called with the raw JSON text of the whole payload instead of parsing it
-   * and emitting `dispatch` (READY, RESUMED, GUILD_CREATE, GUILD_DELETE and member chunks are still parsed and
-   * emitted). For forwarding events to another thread or process that parses them once. Default: none.
+   * and emitting `dispatch` (READY, RESUMED and member chunks are still parsed). For forwarding events to another
+   * thread or process that parses them once. Default: none.
    */
   forwardRaw?: (type: string, sequence: number, json: string) => void;
 }
 
-interface Connection {
-  readonly id: number;
+interface Socket {
   readonly ws: WebSocket;
   readonly inflater: Inflater | null;
-  readonly resuming: boolean;
-  helloTimer: TimerHandle | undefined;
-  readyTimer: TimerHandle | undefined;
-  identifyAbort: AbortController | null;
-  helloSeen: boolean;
+  readonly identifyAbort: AbortController;
 }
 
 interface Deferred {
@@ -105,12 +93,18 @@ interface Deferred {
   reject: (e: Error) => void;
 }
 
-let connectionIds = 0;
+interface Armed {
+  at: number;
+  handle: TimerHandle;
+}
 
 /**
  * One websocket session with Discord's gateway: identifies (or resumes), heartbeats, detects zombie
  * connections, reconnects by the protocol's rules, inflates `zlib-stream`, rate-limits what it sends and
  * delivers typed dispatches.
+ *
+ * The protocol itself is a sans-IO state machine (`ShardCore`); this class is its driver: it owns the socket,
+ * the timers and the token, and turns the core's effects into I/O and events.
  *
  * @example
  * ```ts
@@ -131,44 +125,30 @@ export class Shard extends TypedEmitter<ShardEventMap> {
   readonly intents: number;
 
   readonly #token: string;
-  private readonly clock: Clock;
-  private readonly random: () => number;
-  private readonly gatewayUrl: string;
-  private readonly compression: TransportCompression | false;
-  private readonly wanted: Set<string> | null;
-  private readonly identifyQueue: IdentifyQueue;
-  private readonly heartbeater: Heartbeater;
-  private readonly limiter: SendLimiter;
-  private readonly backoff: Backoff;
-  private readonly opts: ShardOptions;
-
-  private _state: ShardState = 'idle';
-  private conn: Connection | null = null;
-  private sessionId: string | null = null;
-  private resumeUrl: string | null = null;
-  private seq = 0;
-  private resumeAttempts = 0;
-  private reconnectTimer: TimerHandle | undefined;
-  private connecting: Deferred | null = null;
-  private readonly channels = new Set<EventChannel<DispatchEvent>>();
-  private pressure = 0;
-  private userPaused = false;
-  private presence: PresenceData | undefined;
-  private readonly memberRequests = new Map<string, MemberRequest>();
-  private nonceCounter = 0;
-  private badSeq: { seq: number; count: number } | null = null;
-  /** Times each reconnect cause happened, for status and metrics. */
-  readonly counters = { reconnects: 0, resumes: 0, identifies: 0, zombies: 0, filtered: 0, dispatches: 0, decodeErrors: 0 };
-  /** Last close code received from the gateway. */
-  lastCloseCode: number | null = null;
-  /** Payloads written to the socket, by op (heartbeats, IDENTIFY, RESUME and commands). Read by metrics. */
-  readonly payloadsSent = new Map<number, number>();
-  /** Inflate totals of the connections already closed (the current one is added by {@link Shard.inflateStats}). */
-  private readonly inflatePast = { bytesIn: 0, bytesOut: 0, messages: 0 };
+  readonly #core: ShardCore;
+  readonly #clock: Clock;
+  readonly #queue: IdentifyQueue;
+  readonly #compression: TransportCompression | false;
+  readonly #maxMessageSize: number;
+  readonly #eventBufferSize: number;
+  readonly #memberRequestTimeout: number;
+  readonly #forwardRaw: ShardOptions['forwardRaw'];
+  readonly #sockets = new Map<number, Socket>();
+  readonly #closing = new Set<Promise<void>>();
+  readonly #timers = new Map<TimerName, Armed>();
+  readonly #commands = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
+  readonly #channels = new Set<EventChannel<DispatchEvent>>();
+  readonly #memberRequests = new Map<string, MemberRequest>();
+  readonly #inflatePast = { bytesIn: 0, bytesOut: 0, messages: 0 };
+  #draining = false;
+  #commandIds = 0;
+  #nonces = 0;
+  #connecting: Deferred | null = null;
+  #pressure = 0;
+  #userPaused = false;
 
   constructor(options: ShardOptions) {
     super();
-    this.opts = options;
     if (typeof options.token !== 'string' || options.token.trim() === '') {
       throw new ShardlineError('INVALID_TOKEN', 'no token given: pass the bot token from the Developer Portal (e.g. process.env.DISCORD_TOKEN)');
     }
@@ -190,55 +170,98 @@ export class Shard extends TypedEmitter<ShardEventMap> {
     if (options.session != null && !isSession(options.session)) {
       throw new ShardlineError('INVALID_SESSION', 'session must be { sessionId: string, sequence: integer >= 0, resumeUrl: string }');
     }
-    this.clock = options.clock ?? systemClock;
-    this.random = options.random ?? Math.random;
-    this.gatewayUrl = options.gatewayUrl ?? DEFAULT_GATEWAY_URL;
-    this.compression = options.compression === undefined ? 'zlib-stream' : options.compression;
-    this.wanted = options.events ? new Set(options.events) : null;
-    this.identifyQueue = options.identifyQueue ?? new LocalIdentifyQueue({ clock: this.clock });
-    this.backoff = new Backoff({ random: this.random, ...options.backoff });
-    if (options.session) this.adoptSession(options.session);
-    this.presence = options.presence;
-    this.limiter = new SendLimiter({
-      clock: this.clock,
-      maxQueued: options.maxQueuedCommands,
-      limit: options.rateLimit?.limit,
-      window: options.rateLimit?.window,
+    const gatewayUrl = options.gatewayUrl ?? DEFAULT_GATEWAY_URL;
+    if (!URL.canParse(gatewayUrl) || !/^wss?:$/.test(new URL(gatewayUrl).protocol)) {
+      throw new ShardlineError('INVALID_OPTION', `gatewayUrl must be a ws:// or wss:// URL, got ${JSON.stringify(gatewayUrl)}`);
+    }
+    this.#clock = options.clock ?? systemClock;
+    this.#queue = options.identifyQueue ?? new LocalIdentifyQueue({ clock: this.#clock });
+    this.#compression = options.compression === undefined ? 'zlib-stream' : options.compression;
+    this.#maxMessageSize = options.maxMessageSize ?? 64 * 1024 * 1024;
+    this.#eventBufferSize = options.eventBufferSize ?? 10_000;
+    this.#memberRequestTimeout = options.memberRequestTimeout ?? 30_000;
+    this.#forwardRaw = options.forwardRaw;
+    const props = options.properties ?? {};
+    const clock = this.#clock;
+    this.#core = new ShardCore({
+      id: this.id,
+      total: this.total,
+      intents,
+      gatewayUrl,
+      compression: this.#compression,
+      events: options.events ? new Set(options.events) : null,
+      raw: options.forwardRaw !== undefined,
+      session: options.session ?? null,
+      presence: options.presence,
+      largeThreshold: lt ?? 50,
+      properties: { os: props.os ?? process.platform, browser: props.browser ?? 'shardline', device: props.device ?? 'shardline' },
+      tokenLength: Buffer.byteLength(this.#token),
+      now: () => clock.now(),
+      random: options.random ?? Math.random,
+      helloTimeout: options.helloTimeout ?? 20_000,
+      readyTimeout: options.readyTimeout ?? 120_000,
+      maxResumeAttempts: options.maxResumeAttempts ?? 3,
+      backoff: options.backoff ?? {},
+      maxQueuedCommands: options.maxQueuedCommands ?? 1000,
+      resumeOnSessionTimeout: options.resumeOnSessionTimeout ?? false,
+      rateLimit: options.rateLimit ?? {},
     });
-    this.heartbeater = new Heartbeater({
-      clock: this.clock,
-      random: this.random,
-      send: () => this.sendHeartbeat(),
-      onZombie: () => {
-        this.counters.zombies++;
-        this.drop({ kind: 'zombie' });
-      },
+    if (options.presence !== undefined && this.#core.identifySize(options.presence) > MAX_PAYLOAD_BYTES) {
+      throw new ShardlineError('INVALID_OPTION', `presence makes IDENTIFY larger than ${MAX_PAYLOAD_BYTES} bytes: shorten it`);
+    }
+    // Debug lines cost string building on busy shards: the core produces them only while someone listens.
+    const emitter = this as unknown as EventEmitter;
+    emitter.on('newListener', (event: string) => {
+      if (event === 'debug') this.#core.debugging = true;
+    });
+    emitter.on('removeListener', (event: string) => {
+      if (event === 'debug') this.#core.debugging = this.listenerCount('debug') > 0;
     });
   }
 
   /** Current lifecycle state. */
   get state(): ShardState {
-    return this._state;
+    return this.#core.state;
   }
 
   /** The session to resume (sequence is the last one received), or null before READY / after a non-resumable close. */
   get session(): Session | null {
-    return this.sessionId && this.resumeUrl ? { sessionId: this.sessionId, sequence: this.seq, resumeUrl: this.resumeUrl } : null;
+    return this.#core.session;
   }
 
   /** Heartbeat round trips in ms (most recent last) and their average. */
   get latency(): { recent: number[]; average: number | null } {
-    return this.heartbeater.latency;
+    return this.#core.heartbeat.latency;
   }
 
   /** Commands waiting to be sent. */
   get queuedCommands(): number {
-    return this.limiter.queued;
+    return this.#core.queued;
   }
 
   /** Heartbeat ACKs received so far; each one adds a sample to `latency.recent` (kept: the last 10). For metrics. */
   get heartbeatAcks(): number {
-    return this.heartbeater.acks;
+    return this.#core.heartbeat.acks;
+  }
+
+  /** What happened so far: reconnects, resumes, identifies, zombies, filtered / delivered / skipped dispatches, ... */
+  get counters(): Readonly<ShardCounters> {
+    return this.#core.counters;
+  }
+
+  /** Last close code received from the gateway. */
+  get lastCloseCode(): number | null {
+    return this.#core.lastCloseCode;
+  }
+
+  /** Payloads written to the socket, by op (heartbeats, IDENTIFY, RESUME and commands). Read by metrics. */
+  get payloadsSent(): ReadonlyMap<number, number> {
+    return this.#core.sent;
+  }
+
+  /** True while the socket is not being read (by `pause()` or a full `events()` buffer). */
+  get paused(): boolean {
+    return this.#pressure > 0;
   }
 
   /**
@@ -246,9 +269,10 @@ export class Shard extends TypedEmitter<ShardEventMap> {
    * messages), the compressed bytes the current connection holds for an incomplete message, and its backend.
    */
   get inflateStats(): { bytesIn: number; bytesOut: number; messages: number; bufferSize: number; backend: string | null } {
-    const live = this.conn?.inflater;
+    const conn = this.#core.connection;
+    const live = conn === null ? undefined : this.#sockets.get(conn)?.inflater;
     const cur = live?.stats ?? null;
-    const past = this.inflatePast;
+    const past = this.#inflatePast;
     return {
       bytesIn: past.bytesIn + (cur?.bytesIn ?? 0),
       bytesOut: past.bytesOut + (cur?.bytesOut ?? 0),
@@ -261,20 +285,23 @@ export class Shard extends TypedEmitter<ShardEventMap> {
   /**
    * Connect, then IDENTIFY (or RESUME a given session). Resolves on READY or RESUMED; rejects with a
    * {@link GatewayError} when the gateway ends the session for good (bad token, disallowed intents, ...)
-   * or when {@link Shard.close} is called first. Reconnects afterwards are automatic.
+   * or when {@link Shard.close} is called first. Reconnects afterwards are automatic; calling it during a
+   * reconnect's back-off reconnects at once (never a second socket).
    */
   connect(): Promise<void> {
-    if (this._state === 'ready') return Promise.resolve();
-    if (this.connecting) return this.connecting.promise;
+    if (this.#core.state === 'ready') return Promise.resolve();
+    if (this.#connecting) {
+      this.#step(() => this.#core.connect());
+      return this.#connecting.promise;
+    }
     let resolve!: () => void;
     let reject!: (e: Error) => void;
     const promise = new Promise<void>((res, rej) => {
       resolve = res;
       reject = rej;
     });
-    this.connecting = { promise, resolve, reject };
-    this.backoff.reset();
-    this.openSocket('connect() called');
+    this.#connecting = { promise, resolve, reject };
+    this.#step(() => this.#core.connect());
     return promise;
   }
 
@@ -286,17 +313,18 @@ export class Shard extends TypedEmitter<ShardEventMap> {
   events(): AsyncIterableIterator<DispatchEvent> {
     let full = false;
     const channel: EventChannel<DispatchEvent> = new EventChannel<DispatchEvent>(
-      this.opts.eventBufferSize ?? 10_000,
+      this.#eventBufferSize,
       (isFull) => {
         if (isFull !== full) {
           full = isFull;
-          this.setPressure(isFull ? 1 : -1);
+          this.#setPressure(isFull ? 1 : -1);
         }
       },
-      () => this.channels.delete(channel),
+      () => this.#channels.delete(channel),
     );
-    if (this._state === 'closed' || this._state === 'fatal') channel.end();
-    else this.channels.add(channel);
+    const s = this.#core.state;
+    if (s === 'closed' || s === 'fatal') channel.end();
+    else this.#channels.add(channel);
     const it = channel[Symbol.asyncIterator]();
     return Object.assign(it, { [Symbol.asyncIterator]: () => it }) as AsyncIterableIterator<DispatchEvent>;
   }
@@ -307,31 +335,18 @@ export class Shard extends TypedEmitter<ShardEventMap> {
    * shard is closed.
    */
   send(payload: { op: number; d: unknown }): Promise<void> {
-    if (this._state === 'closed' || this._state === 'fatal') {
-      return Promise.reject(new SendError('SHARD_CLOSED', `shard ${this.id} is ${this._state}; connect() it again before sending`));
-    }
-    const data = JSON.stringify({ op: payload.op, d: payload.d });
-    const bytes = Buffer.byteLength(data);
-    if (bytes > MAX_PAYLOAD_BYTES) {
-      return Promise.reject(
-        new SendError('PAYLOAD_TOO_LARGE', `op ${payload.op} payload is ${bytes} bytes; the gateway accepts at most ${MAX_PAYLOAD_BYTES}`),
-      );
-    }
-    const sent = this.limiter.enqueue(data, payload.op);
-    sent.then(() => this.countSent(payload.op), () => undefined);
-    return sent;
-  }
-
-  private countSent(op: number): void {
-    this.payloadsSent.set(op, (this.payloadsSent.get(op) ?? 0) + 1);
+    const id = ++this.#commandIds;
+    const promise = new Promise<void>((resolve, reject) => this.#commands.set(id, { resolve, reject }));
+    this.#step(() => this.#core.command(id, payload.op, payload.d));
+    return promise;
   }
 
   /**
-   * Update the bot's presence (op 3; at most 5 per 20 s, queued beyond that). The presence is also remembered
-   * and sent with any later IDENTIFY, so a re-identified shard keeps it.
+   * Update the bot's presence (op 3; at most 5 per 20 s, queued beyond that). Once accepted, the presence is
+   * also sent with any later IDENTIFY, so a re-identified shard keeps it; a presence too large to IDENTIFY with
+   * is rejected and not remembered.
    */
   updatePresence(presence: PresenceData): Promise<void> {
-    this.presence = presence;
     return this.send({ op: 3, d: presence });
   }
 
@@ -340,21 +355,16 @@ export class Shard extends TypedEmitter<ShardEventMap> {
    * going and zombie detection is suspended meanwhile; a reconnect completes its handshake and then pauses.
    */
   pause(): void {
-    if (this.userPaused) return;
-    this.userPaused = true;
-    this.setPressure(1);
+    if (this.#userPaused) return;
+    this.#userPaused = true;
+    this.#setPressure(1);
   }
 
   /** Resume reading after {@link Shard.pause}. */
   resume(): void {
-    if (!this.userPaused) return;
-    this.userPaused = false;
-    this.setPressure(-1);
-  }
-
-  /** True while the socket is not being read (by `pause()` or a full `events()` buffer). */
-  get paused(): boolean {
-    return this.pressure > 0;
+    if (!this.#userPaused) return;
+    this.#userPaused = false;
+    this.#setPressure(-1);
   }
 
   /** Join, move or leave a voice channel (op 4). */
@@ -378,13 +388,13 @@ export class Shard extends TypedEmitter<ShardEventMap> {
    * ```
    */
   requestGuildMembers(request: GatewayRequestGuildMembersData): MemberRequest {
-    const nonce = request.nonce ?? `sl${this.id.toString(36)}-${(this.nonceCounter++).toString(36)}-${Date.now().toString(36)}`;
-    const req = new MemberRequest(nonce, this.clock, this.opts.memberRequestTimeout ?? 30_000, () => this.memberRequests.delete(nonce));
+    const nonce = request.nonce ?? `sl${this.id.toString(36)}-${(this.#nonces++).toString(36)}-${Date.now().toString(36)}`;
+    const req = new MemberRequest(nonce, this.#clock, this.#memberRequestTimeout, () => this.#memberRequests.delete(nonce));
     if (Buffer.byteLength(nonce) > 32) {
       req.fail(new SendError('PAYLOAD_TOO_LARGE', 'nonce must be at most 32 bytes'));
       return req;
     }
-    this.memberRequests.set(nonce, req);
+    this.#memberRequests.set(nonce, req);
     this.send({ op: 8, d: { ...request, nonce } }).catch((err: Error) => req.fail(err));
     return req;
   }
@@ -395,388 +405,269 @@ export class Shard extends TypedEmitter<ShardEventMap> {
    * Pending commands are rejected, iterators end, every timer and socket is released.
    */
   async close(options: { resumable?: boolean; code?: number } = {}): Promise<Session | null> {
-    const resumable = options.resumable ?? false;
-    const session = resumable ? this.session : null;
-    this.clock.clearTimeout(this.reconnectTimer);
-    this.reconnectTimer = undefined;
-    const conn = this.conn;
-    const closed = conn ? this.teardown(conn, options.code ?? (resumable ? RESUMABLE_CLOSE_CODE : 1000), false) : Promise.resolve();
-    if (!resumable) this.clearSession();
-    if (this._state !== 'closed') this.transition('closed', resumable ? 'closed by user (resumable)' : 'closed by user');
-    const err = new SendError('SHARD_CLOSED', `shard ${this.id} was closed`);
-    this.finish(err, undefined);
-    await closed;
+    let session: Session | null = null;
+    this.#step(() => {
+      session = this.#core.close(options.resumable ?? false, options.code);
+    });
+    this.#finish(new SendError('SHARD_CLOSED', `shard ${this.id} was closed`), undefined);
+    await Promise.all([...this.#closing]);
     return session;
   }
 
-  // ---- connection lifecycle ---------------------------------------------------------------------------
+  /** A summary without secrets, for `console.log(shard)` and `util.inspect`. */
+  [inspect.custom](): string {
+    return `Shard ${inspect({ id: this.id, total: this.total, state: this.state, session: this.session?.sessionId ?? null })}`;
+  }
 
-  private openSocket(reason: string): void {
-    this.reconnectTimer = undefined;
-    const resuming = this.sessionId !== null && this.resumeUrl !== null;
-    const base = resuming ? this.resumeUrl! : this.gatewayUrl;
-    const url = new URL(base);
-    url.searchParams.set('v', String(API_VERSION));
-    url.searchParams.set('encoding', 'json');
-    if (this.compression) url.searchParams.set('compress', this.compression);
-    else url.searchParams.delete('compress');
-    this.transition('connecting', `${reason}; ${resuming ? 'resume' : 'identify'} via ${url.host}`);
-    if (resuming) this.resumeAttempts++;
+  /** A summary without secrets, for `JSON.stringify(shard)` (and loggers that serialise it). */
+  toJSON(): { id: number; total: number; intents: number; state: ShardState; sessionId: string | null; sequence: number } {
+    const session = this.session;
+    return { id: this.id, total: this.total, intents: this.intents, state: this.state, sessionId: session?.sessionId ?? null, sequence: session?.sequence ?? 0 };
+  }
 
+  // ---- the driver: feed the core, apply its effects ----------------------------------------------------
+
+  /** Run one input on the core, then apply its effects in order (inputs made by listeners meanwhile queue up). */
+  #step(input: () => void): void {
+    input();
+    if (this.#draining) return;
+    this.#draining = true;
+    const effects = this.#core.effects;
+    let i = 0;
+    try {
+      while (i < effects.length) this.#apply(effects[i++]!);
+    } finally {
+      effects.splice(0, i);
+      this.#draining = false;
+    }
+  }
+
+  #apply(e: Effect): void {
+    switch (e.type) {
+      case 'dispatch':
+        this.#deliver(e.event);
+        return;
+      case 'send': {
+        const ws = this.#sockets.get(e.conn)?.ws;
+        if (ws?.readyState === WebSocket.OPEN) ws.send(e.data);
+        return;
+      }
+      case 'raw':
+        this.#forwardRaw?.(e.t, e.s, Buffer.from(e.bytes.buffer, e.bytes.byteOffset, e.bytes.byteLength).toString('utf8'));
+        return;
+      case 'event':
+        this.#event(e.event);
+        return;
+      case 'timer':
+        this.#arm(e.timer, e.at);
+        return;
+      case 'auth': {
+        const ws = this.#sockets.get(e.conn)?.ws;
+        if (ws?.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ op: e.op, d: { token: this.#token, ...e.d } }));
+        return;
+      }
+      case 'command': {
+        const c = this.#commands.get(e.id);
+        if (!c) return;
+        this.#commands.delete(e.id);
+        if (e.error) c.reject(e.error);
+        else c.resolve();
+        return;
+      }
+      case 'open':
+        this.#open(e.conn, e.url);
+        return;
+      case 'close':
+        this.#teardown(e.conn, e.code);
+        return;
+      case 'identify':
+        this.#acquire(e.conn);
+        return;
+      case 'cancelIdentify':
+        this.#sockets.get(e.conn)?.identifyAbort.abort(new ShardlineError('ABORTED', 'connection closed'));
+        return;
+      case 'read': {
+        const conn = this.#core.connection;
+        const ws = conn === null ? undefined : this.#sockets.get(conn)?.ws;
+        if (e.paused) ws?.pause();
+        else ws?.resume();
+        return;
+      }
+      case 'chunk': {
+        const nonce = e.data.nonce;
+        if (nonce) this.#memberRequests.get(nonce)?.push(e.data);
+        return;
+      }
+      case 'fatal':
+        this.#finish(new SendError('SHARD_CLOSED', `shard ${this.id} stopped: ${e.error.message}`), e.error);
+        return;
+    }
+  }
+
+  #deliver(event: DispatchEvent): void {
+    if (this.listenerCount('dispatch') !== 0) {
+      try {
+        this.emit('dispatch', event);
+      } catch (err) {
+        this.#report(new ShardlineError('LISTENER_ERROR', `a dispatch listener threw: ${(err as Error)?.message ?? String(err)}`, { cause: err }));
+      }
+    }
+    if (this.#channels.size !== 0) for (const ch of this.#channels) ch.push(event);
+    if (this.listenerCount('event') !== 0) this.#emitEvent({ kind: 'dispatch', shardId: this.id, event });
+  }
+
+  /** One event from the core: redacted, on the one stream, and on the named events. */
+  #event(e: ShardEvent): void {
+    switch (e.kind) {
+      case 'state':
+        if (e.cause.reason.includes(this.#token)) e.cause.reason = redact(e.cause.reason, this.#token);
+        this.#emitEvent(e);
+        this.#safeEmit('stateChange', { shardId: e.shardId, from: e.from, to: e.to, reason: e.cause.reason, cause: e.cause });
+        return;
+      case 'ready':
+        this.#emitEvent(e);
+        this.#safeEmit('ready', e.data, e.shardId);
+        this.#settleConnect();
+        return;
+      case 'resumed':
+        this.#emitEvent(e);
+        this.#safeEmit('resumed', e.session, e.shardId);
+        this.#settleConnect();
+        return;
+      case 'disconnected':
+        this.#emitEvent(e);
+        this.#safeEmit('disconnected', { shardId: e.shardId, code: e.code, cause: e.label, kind: e.cause, action: e.action });
+        return;
+      case 'error':
+        this.#report(e.error);
+        return;
+      case 'debug':
+        this.#debug(e.message);
+        return;
+      default:
+        this.#emitEvent(e);
+    }
+  }
+
+  #emitEvent(e: ShardEvent): void {
+    if (this.listenerCount('event') === 0) return;
+    try {
+      this.emit('event', e);
+    } catch (err) {
+      if (e.kind !== 'error') this.#report(new ShardlineError('LISTENER_ERROR', `an event listener threw: ${(err as Error)?.message ?? String(err)}`, { cause: err }));
+    }
+  }
+
+  /** Emit a named event; a listener that throws is reported, never breaks the protocol. */
+  #safeEmit<K extends 'stateChange' | 'ready' | 'resumed' | 'disconnected'>(name: K, ...args: ShardEventMap[K]): void {
+    try {
+      this.emit(name, ...args);
+    } catch (err) {
+      this.#report(new ShardlineError('LISTENER_ERROR', `a ${name} listener threw: ${(err as Error)?.message ?? String(err)}`, { cause: err }));
+    }
+  }
+
+  #report(err: Error): void {
+    if (err.message.includes(this.#token)) err.message = redact(err.message, this.#token);
+    if (this.#core.debugging) this.#debug(`error: ${err.message}`);
+    this.#emitEvent({ kind: 'error', shardId: this.id, error: err });
+    try {
+      this.emit('error', err, this.id);
+    } catch {
+      // an error listener that throws has nowhere left to report to
+    }
+  }
+
+  #debug(message: string): void {
+    const safe = redact(message, this.#token);
+    this.#emitEvent({ kind: 'debug', shardId: this.id, message: safe });
+    if (this.listenerCount('debug') === 0) return;
+    try {
+      this.emit('debug', { shardId: this.id, message: safe });
+    } catch {
+      // a debug listener that throws is ignored
+    }
+  }
+
+  #open(conn: number, url: string): void {
     let inflater: Inflater | null = null;
     let ws: WebSocket;
     try {
-      inflater = this.compression ? createInflater(this.compression, { maxMessageSize: this.opts.maxMessageSize }) : null;
-      ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: this.opts.maxMessageSize ?? 64 * 1024 * 1024 });
+      inflater = this.#compression ? createInflater(this.#compression, { maxMessageSize: this.#maxMessageSize }) : null;
+      ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: this.#maxMessageSize });
     } catch (err) {
       inflater?.close();
-      this.fail(new GatewayError('CONNECT_FAILED', `shard ${this.id}: cannot open ${url.host}: ${(err as Error).message}`, { shardId: this.id, cause: err }));
+      const error = new GatewayError('CONNECT_FAILED', `shard ${this.id}: cannot open ${new URL(url).host}: ${(err as Error).message}`, { shardId: this.id, cause: err });
+      queueMicrotask(() => this.#step(() => this.#core.openFailed(conn, error)));
       return;
     }
-    const conn: Connection = {
-      id: ++connectionIds,
-      ws,
-      inflater,
-      resuming,
-      helloTimer: undefined,
-      readyTimer: undefined,
-      identifyAbort: null,
-      helloSeen: false,
-    };
-    this.conn = conn;
-    const helloTimer = setDeadline(this.clock, this.opts.helloTimeout ?? 20_000, () => conn.helloTimer === helloTimer && this.conn === conn, () =>
-      this.drop({ kind: 'hello-timeout' }),
-    );
-    conn.helloTimer = helloTimer;
-    ws.on('open', () => this.debug(`connection ${conn.id} open`));
-    ws.on('message', (data: Buffer, isBinary: boolean) => {
-      if (this.conn === conn) this.onMessage(conn, data, isBinary);
-    });
+    this.#sockets.set(conn, { ws, inflater, identifyAbort: new AbortController() });
+    ws.on('open', () => this.#step(() => this.#core.opened(conn)));
+    ws.on('message', (data: Buffer, isBinary: boolean) => this.#message(conn, inflater, data, isBinary));
     ws.on('error', (err: Error) => {
-      if (this.conn === conn) this.debug(`connection ${conn.id} socket error: ${err.message}`);
+      if (this.#core.debugging) this.#debug(`connection ${conn} socket error: ${err.message}`);
     });
-    ws.on('close', (code: number, reason: Buffer) => {
-      if (this.conn !== conn) return;
-      this.lastCloseCode = code;
-      this.drop({ kind: 'close', code, reason: reason.toString('utf8').slice(0, 200) }, code);
-    });
+    ws.on('close', (code: number, reason: Buffer) => this.#step(() => this.#core.closed(conn, code, reason.toString('utf8'))));
   }
 
   /** Hot path: one websocket message. */
-  private onMessage(conn: Connection, data: Buffer, isBinary: boolean): void {
+  #message(conn: number, inflater: Inflater | null, data: Buffer, isBinary: boolean): void {
     let message: Buffer = data;
-    if (conn.inflater && isBinary) {
+    if (inflater !== null && isBinary) {
       let out: Buffer | null;
       try {
-        // Transient output (a process-wide scratch buffer, overwritten by the next transient push): every use
-        // of `message` below (scan, parse) finishes in this call and nothing keeps a reference to the bytes.
-        out = conn.inflater.push(data, true);
+        // Transient output (a process-wide scratch buffer, overwritten by the next transient push): the core
+        // and every effect it produces consume it before this call returns.
+        out = inflater.push(data, true);
       } catch (err) {
-        this.reportError(err as Error);
-        this.drop({ kind: 'malformed' });
+        this.#step(() => this.#core.malformed(conn, err as Error));
         return;
       }
       if (out === null) return;
       message = out;
     }
-    this.heartbeater.noteInbound();
-    let header: ReturnType<typeof scanHeader>;
-    try {
-      header = scanHeader(message);
-    } catch {
-      header = null; // the scan must never throw; if it ever does, treat the frame as malformed
-    }
-    if (header === null) {
-      this.counters.decodeErrors++;
-      this.reportError(new GatewayError('DECODE_ERROR', `shard ${this.id}: gateway sent a message that is not a gateway payload (${message.length} bytes)`, { shardId: this.id }));
-      this.drop({ kind: 'malformed' });
-      return;
-    }
-    switch (header.op) {
-      case 0:
-        this.onDispatch(conn, message, header.t, header.s);
-        return;
-      case 11:
-        this.heartbeater.ack();
-        return;
-      case 1:
-        this.debug('gateway requested a heartbeat');
-        this.heartbeater.beatNow();
-        return;
-      case 10:
-        this.onHello(conn, message);
-        return;
-      case 7:
-        this.debug('gateway asked to reconnect (op 7)');
-        this.drop({ kind: 'reconnect-request' });
-        return;
-      case 9: {
-        const payload = this.parse(message);
-        if (payload) this.drop({ kind: 'invalid-session', resumable: payload.d === true });
-        return;
-      }
-      default:
-        this.reportError(new GatewayError('UNKNOWN_OP', `shard ${this.id}: gateway sent unknown op ${header.op}; ignored`, { shardId: this.id }));
-    }
+    this.#step(() => this.#core.message(conn, message));
   }
 
-  private parse(message: Buffer): ReturnType<typeof parsePayload> | null {
-    try {
-      return parsePayload(message);
-    } catch (err) {
-      this.counters.decodeErrors++;
-      this.reportError(err as Error);
-      this.drop({ kind: 'malformed' });
-      return null;
-    }
-  }
-
-  private onDispatch(conn: Connection, message: Buffer, t: string | null, s: number | null): void {
-    if (s !== null) {
-      if (s <= this.seq && this.sessionId !== null && t !== 'READY') {
-        this.debug(`dropped duplicate dispatch ${t} seq ${s} (last ${this.seq})`);
-        return;
-      }
-    }
-    const type = t ?? '';
-    const wanted = this.wanted === null || this.wanted.has(type);
-    // Parsed even when not wanted: READY / RESUMED (compared directly: cheaper than a Set lookup)
-    // and member chunks while a member request waits for them.
-    if (!wanted && type !== 'READY' && type !== 'RESUMED' && !(type === 'GUILD_MEMBERS_CHUNK' && this.memberRequests.size > 0)) {
-      if (s !== null) this.seq = s;
-      this.counters.filtered++;
-      return;
-    }
-    const forward = this.opts.forwardRaw;
-    if (forward !== undefined && type !== 'READY' && type !== 'RESUMED' && type !== 'GUILD_CREATE' && type !== 'GUILD_DELETE' && type !== 'GUILD_MEMBERS_CHUNK') {
-      if (s !== null) this.seq = s;
-      this.counters.dispatches++;
-      forward(type, s ?? this.seq, message.toString('utf8'));
-      return;
-    }
-    let payload: ReturnType<typeof parsePayload>;
-    try {
-      payload = parsePayload(message);
-    } catch (err) {
-      this.counters.decodeErrors++;
-      this.reportError(err as Error);
-      if (s !== null) {
-        // Resume from the last good sequence so the gateway replays this event; skip it if it fails twice.
-        if (this.badSeq?.seq === s && ++this.badSeq.count >= 2) {
-          this.seq = s;
-          this.badSeq = null;
-          return;
-        }
-        if (this.badSeq?.seq !== s) this.badSeq = { seq: s, count: 1 };
-      }
-      this.drop({ kind: 'malformed' });
-      return;
-    }
-    if (s !== null) this.seq = s;
-    if (type === 'READY') this.onReady(conn, payload.d as GatewayReadyDispatchData);
-    else if (type === 'RESUMED') this.onResumed(conn);
-    else if (type === 'GUILD_MEMBERS_CHUNK') {
-      const chunk = payload.d as GuildMembersChunk;
-      if (chunk.nonce) this.memberRequests.get(chunk.nonce)?.push(chunk);
-    }
-    if (!wanted) return;
-    this.counters.dispatches++;
-    const event = { shardId: this.id, type, sequence: s ?? this.seq, data: payload.d } as DispatchEvent;
-    if (this.listenerCount('dispatch') > 0) {
-      try {
-        this.emit('dispatch', event);
-      } catch (err) {
-        this.reportError(new ShardlineError('LISTENER_ERROR', `a dispatch listener threw: ${(err as Error)?.message ?? String(err)}`, { cause: err }));
-      }
-    }
-    if (this.channels.size !== 0) for (const ch of this.channels) ch.push(event);
-  }
-
-  private onHello(conn: Connection, message: Buffer): void {
-    const payload = this.parse(message);
-    if (!payload) return;
-    const interval = (payload.d as { heartbeat_interval?: unknown } | null)?.heartbeat_interval;
-    if (typeof interval !== 'number' || !(interval > 0)) {
-      this.reportError(new GatewayError('DECODE_ERROR', `shard ${this.id}: HELLO without a valid heartbeat_interval`, { shardId: this.id }));
-      this.drop({ kind: 'malformed' });
-      return;
-    }
-    if (conn.helloSeen) {
-      this.reportError(new GatewayError('UNEXPECTED_HELLO', `shard ${this.id}: gateway sent a second HELLO on one connection; ignored`, { shardId: this.id }));
-      return;
-    }
-    conn.helloSeen = true;
-    this.clock.clearTimeout(conn.helloTimer);
-    conn.helloTimer = undefined;
-    this.debug(`HELLO: heartbeat every ${interval} ms`);
-    this.limiter.reset(interval);
-    this.heartbeater.start(interval);
-    if (conn.resuming && this.sessionId) this.sendResume(conn);
-    else void this.identify(conn);
-  }
-
-  private sendResume(conn: Connection): void {
-    this.transition('resuming', `resuming session at seq ${this.seq} (attempt ${this.resumeAttempts})`);
-    this.counters.resumes++;
-    this.write(conn, JSON.stringify({ op: 6, d: { token: this.#token, session_id: this.sessionId, seq: this.seq } }));
-    this.countSent(6);
-    this.armReadyTimer(conn);
-  }
-
-  private async identify(conn: Connection): Promise<void> {
-    this.transition('identifying', 'waiting for the identify queue');
-    const abort = new AbortController();
-    conn.identifyAbort = abort;
-    try {
-      await this.identifyQueue.acquire(this.id, abort.signal);
-    } catch (err) {
-      if (abort.signal.aborted || this.conn !== conn) return;
-      // A queue that fails (e.g. the identify budget is spent) stops the shard with its error.
-      this.fail(err instanceof GatewayError ? err : new GatewayError('IDENTIFY_QUEUE', `shard ${this.id}: identify queue failed: ${redact((err as Error).message, this.#token)}`, { shardId: this.id, cause: err }));
-      return;
-    }
-    conn.identifyAbort = null;
-    if (this.conn !== conn || conn.ws.readyState !== WebSocket.OPEN) return;
-    this.counters.identifies++;
-    this.clearSession(); // a new session: no old session id may survive next to a reset sequence
-    const props = this.opts.properties ?? {};
-    const d: Record<string, unknown> = {
-      token: this.#token,
-      intents: this.intents,
-      shard: [this.id, this.total],
-      properties: { os: props.os ?? process.platform, browser: props.browser ?? 'shardline', device: props.device ?? 'shardline' },
-      large_threshold: this.opts.largeThreshold ?? 50,
-      compress: false,
-    };
-    if (this.presence) d.presence = this.presence;
-    this.debug(`IDENTIFY shard [${this.id}, ${this.total}] intents ${intentNames(this.intents).join('|') || 0}`);
-    this.write(conn, JSON.stringify({ op: 2, d }));
-    this.countSent(2);
-    this.armReadyTimer(conn);
-  }
-
-  private armReadyTimer(conn: Connection): void {
-    this.clock.clearTimeout(conn.readyTimer);
-    const readyTimer = setDeadline(this.clock, this.opts.readyTimeout ?? 120_000, () => conn.readyTimer === readyTimer && this.conn === conn, () =>
-      this.drop({ kind: 'ready-timeout' }),
+  #acquire(conn: number): void {
+    const socket = this.#sockets.get(conn);
+    if (!socket) return;
+    const signal = socket.identifyAbort.signal;
+    this.#queue.acquire(this.id, signal).then(
+      () => {
+        if (!signal.aborted) this.#step(() => this.#core.identifyGranted(conn));
+      },
+      (err: unknown) => {
+        if (signal.aborted) return;
+        const error = err instanceof Error ? err : new Error(String(err));
+        if (error.message.includes(this.#token)) error.message = redact(error.message, this.#token);
+        this.#step(() => this.#core.identifyFailed(conn, error));
+      },
     );
-    conn.readyTimer = readyTimer;
   }
 
-  private onReady(conn: Connection, d: GatewayReadyDispatchData): void {
-    this.clock.clearTimeout(conn.readyTimer);
-    conn.readyTimer = undefined;
-    this.sessionId = d.session_id;
-    this.resumeUrl = d.resume_gateway_url;
-    this.resumeAttempts = 0;
-    this.badSeq = null;
-    this.backoff.reset();
-    this.transition('ready', `READY: session ${d.session_id.slice(0, 8)}…, ${d.guilds?.length ?? 0} guilds`);
-    this.warnUncoveredEvents();
-    this.limiter.open((data) => this.write(conn, data));
-    if (this.pressure > 0) conn.ws.pause();
-    this.emit('ready', d, this.id);
-    this.settleConnect();
-  }
-
-  private onResumed(conn: Connection): void {
-    this.clock.clearTimeout(conn.readyTimer);
-    conn.readyTimer = undefined;
-    this.resumeAttempts = 0;
-    this.badSeq = null;
-    this.backoff.reset();
-    this.transition('ready', `RESUMED at seq ${this.seq}`);
-    this.limiter.open((data) => this.write(conn, data));
-    if (this.pressure > 0) conn.ws.pause();
-    this.emit('resumed', this.session!, this.id);
-    this.settleConnect();
-  }
-
-  private settleConnect(): void {
-    const c = this.connecting;
-    this.connecting = null;
-    c?.resolve();
-  }
-
-  private write(conn: Connection, data: string): void {
-    if (conn.ws.readyState !== WebSocket.OPEN) throw new SendError('NOT_CONNECTED', `shard ${this.id} socket is not open`);
-    conn.ws.send(data);
-    this.limiter.record();
-  }
-
-  private sendHeartbeat(): void {
-    const conn = this.conn;
-    if (!conn || conn.ws.readyState !== WebSocket.OPEN) return;
-    conn.ws.send(`{"op":1,"d":${this.seq > 0 ? this.seq : 'null'}}`);
-    this.limiter.record();
-    this.countSent(1);
-  }
-
-  /**
-   * The current connection ended (or must end) for `cause`. Tear it down and act on the decision table:
-   * resume, identify anew, or stop for good.
-   */
-  private drop(cause: DisconnectCause, receivedCode: number | null = null): void {
-    const conn = this.conn;
-    if (!conn) return;
-    // A dead socket gets no close handshake (it would hang): terminate a zombie at once.
-    void this.teardown(conn, cause.kind === 'zombie' ? null : RESUMABLE_CLOSE_CODE, true);
-    const decision = decide(cause, { resumeOnSessionTimeout: this.opts.resumeOnSessionTimeout });
-    let action = decision.action;
-    if (action === 'resume' && (!this.sessionId || !this.resumeUrl)) action = 'identify';
-    if (action === 'resume' && this.resumeAttempts >= (this.opts.maxResumeAttempts ?? 3)) {
-      this.debug(`${this.resumeAttempts} resume attempts failed; identifying anew`);
-      action = 'identify';
+  /** Release one connection: inflater, listeners, socket. Its close completes in the background (close() awaits it). */
+  #teardown(conn: number, code: number | null): void {
+    const socket = this.#sockets.get(conn);
+    if (!socket) return;
+    this.#sockets.delete(conn);
+    socket.identifyAbort.abort(new ShardlineError('ABORTED', 'connection closed'));
+    if (socket.inflater) {
+      const st = socket.inflater.stats;
+      this.#inflatePast.bytesIn += st.bytesIn;
+      this.#inflatePast.bytesOut += st.bytesOut;
+      this.#inflatePast.messages += st.messages;
+      socket.inflater.close();
     }
-    this.emit('disconnected', { shardId: this.id, code: receivedCode, cause: decision.label, kind: cause.kind, action });
-    if (action === 'fatal') {
-      const code = cause.kind === 'close' ? cause.code : null;
-      const name = code !== null ? CLOSE_CODES[code]?.name ?? '' : '';
-      this.fail(
-        new GatewayError(`CLOSE_${code}`, `shard ${this.id}: gateway closed the session with ${code} ${name}: ${decision.fix ?? 'not retried'}`, {
-          closeCode: code,
-          shardId: this.id,
-        }),
-      );
-      return;
-    }
-    if (action === 'identify') this.clearSession();
-    this.counters.reconnects++;
-    let delay = this.backoff.next();
-    if (decision.identifyDelay) delay = Math.max(delay, 1000 + Math.floor(this.random() * 4000));
-    this.transition('reconnecting', `${decision.label}; ${action} in ${delay} ms`);
-    this.reconnectTimer = this.clock.setTimeout(() => this.openSocket(`reconnect after ${decision.label}`), delay);
-  }
-
-  /** Release one connection: timers, inflater, listeners, socket. Resolves when the socket is closed. */
-  private teardown(conn: Connection, code: number | null, keepHandshakeShort: boolean): Promise<void> {
-    if (this.conn === conn) this.conn = null;
-    this.clock.clearTimeout(conn.helloTimer);
-    this.clock.clearTimeout(conn.readyTimer);
-    conn.helloTimer = conn.readyTimer = undefined;
-    conn.identifyAbort?.abort(new ShardlineError('ABORTED', 'connection closed'));
-    this.heartbeater.stop();
-    this.limiter.open(null);
-    // Called once per connection: every caller passes the current one, and this.conn is cleared above.
-    if (conn.inflater) {
-      const st = conn.inflater.stats;
-      this.inflatePast.bytesIn += st.bytesIn;
-      this.inflatePast.bytesOut += st.bytesOut;
-      this.inflatePast.messages += st.messages;
-    }
-    conn.inflater?.close();
-    const ws = conn.ws;
-    ws.removeAllListeners('message');
-    ws.removeAllListeners('open');
-    ws.removeAllListeners('close');
-    ws.removeAllListeners('error');
+    const ws = socket.ws;
+    ws.removeAllListeners();
     ws.on('error', () => {}); // late socket errors of a discarded connection must not crash the process
-    if (ws.readyState === WebSocket.CLOSED) return Promise.resolve();
-    return new Promise<void>((resolve) => {
+    if (ws.readyState === WebSocket.CLOSED) return;
+    const closed = new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
         ws.terminate();
         resolve();
-      }, keepHandshakeShort ? 1000 : 2000);
+      }, 1000);
       timer.unref();
       ws.once('close', () => {
         clearTimeout(timer);
@@ -785,93 +676,69 @@ export class Shard extends TypedEmitter<ShardEventMap> {
       if (code === null || ws.readyState === WebSocket.CONNECTING) ws.terminate();
       else ws.close(code);
     });
+    this.#closing.add(closed);
+    void closed.then(() => this.#closing.delete(closed));
   }
 
-  /** Stop for good with `err`: state fatal, connect() rejects, iterators throw, commands are rejected. */
-  private fail(err: GatewayError): void {
-    this.clock.clearTimeout(this.reconnectTimer);
-    this.reconnectTimer = undefined;
-    if (this.conn) void this.teardown(this.conn, 1000, true);
-    this.transition('fatal', err.message);
-    this.reportError(err);
-    this.finish(new SendError('SHARD_CLOSED', `shard ${this.id} stopped: ${err.message}`), err);
+  /**
+   * Arm (or clear) a timer. A timer that fires late (the event loop was stalled by GC, a blocking handler or a busy
+   * host) hands its input to the core only after the next I/O poll: Node runs timers before it reads sockets, and
+   * the message that makes the deadline moot (an ACK, HELLO, READY) may be sitting unread.
+   */
+  #arm(name: TimerName, at: number | null): void {
+    const clock = this.#clock;
+    const prev = this.#timers.get(name);
+    if (prev) clock.clearTimeout(prev.handle);
+    if (at === null) {
+      this.#timers.delete(name);
+      return;
+    }
+    const armed: Armed = { at, handle: undefined as unknown as TimerHandle };
+    const fire = () => {
+      if (this.#timers.get(name) !== armed) return;
+      this.#timers.delete(name);
+      this.#step(() => this.#core.timer(name));
+    };
+    armed.handle = clock.setTimeout(() => {
+      if (this.#timers.get(name) !== armed) return;
+      if (clock.now() <= at + 1) fire();
+      else setImmediate(fire);
+    }, Math.max(0, at - clock.now()));
+    this.#timers.set(name, armed);
+  }
+
+  #settleConnect(): void {
+    const c = this.#connecting;
+    this.#connecting = null;
+    c?.resolve();
   }
 
   /** End everything that waits on this shard. */
-  private finish(sendError: Error, fatal: GatewayError | undefined): void {
-    this.limiter.rejectAll(sendError);
-    for (const ch of this.channels) ch.end(fatal);
-    this.channels.clear();
-    this.pressure = 0;
-    this.userPaused = false;
-    this.heartbeater.setPaused(false);
-    for (const req of this.memberRequests.values()) req.fail(sendError);
-    this.memberRequests.clear();
-    const c = this.connecting;
-    this.connecting = null;
+  #finish(sendError: Error, fatal: GatewayError | undefined): void {
+    for (const [id, c] of this.#commands) {
+      this.#commands.delete(id);
+      c.reject(sendError);
+    }
+    for (const ch of this.#channels) ch.end(fatal);
+    this.#channels.clear();
+    if (this.#pressure !== 0) {
+      this.#pressure = 0;
+      this.#userPaused = false;
+      this.#step(() => this.#core.pause(false));
+    }
+    for (const req of this.#memberRequests.values()) req.fail(sendError);
+    this.#memberRequests.clear();
+    for (const t of this.#timers.values()) this.#clock.clearTimeout(t.handle);
+    this.#timers.clear();
+    const c = this.#connecting;
+    this.#connecting = null;
     c?.reject(fatal ?? new GatewayError('SHARD_CLOSED', `shard ${this.id} was closed before it was ready`, { shardId: this.id }));
   }
 
-  private adoptSession(session: Session): void {
-    this.sessionId = session.sessionId;
-    this.seq = session.sequence;
-    this.resumeUrl = session.resumeUrl;
-  }
-
-  private clearSession(): void {
-    this.sessionId = null;
-    this.resumeUrl = null;
-    this.seq = 0;
-    this.resumeAttempts = 0;
-  }
-
-  private setPressure(delta: number): void {
-    const before = this.pressure > 0;
-    this.pressure = Math.max(0, this.pressure + delta);
-    const after = this.pressure > 0;
-    if (before === after) return;
-    this.heartbeater.setPaused(after);
-    const ws = this.conn?.ws;
-    if (after) {
-      this.debug('event consumer is behind: pausing the socket');
-      ws?.pause();
-    } else {
-      this.debug('event consumer caught up: resuming the socket');
-      ws?.resume();
-    }
-  }
-
-  private transition(to: ShardState, reason: string): void {
-    const from = this._state;
-    if (from === to && to !== 'reconnecting') return;
-    if (from !== to && !canTransition(from, to)) {
-      this.debug(`ignored transition ${from} → ${to} (${reason})`);
-      return;
-    }
-    this._state = to;
-    const safe = redact(reason, this.#token);
-    this.debug(`${from} → ${to}: ${safe}`);
-    this.emit('stateChange', { shardId: this.id, from, to, reason: safe, cause: { kind: 'connect', reason: safe } });
-  }
-
-  private warnUncoveredEvents(): void {
-    if (!this.wanted || this.listenerCount('debug') === 0) return;
-    for (const t of this.wanted) {
-      const need = intentsForEvent(t);
-      if (need !== 0 && (need & this.intents) === 0) {
-        this.debug(`events includes ${t} but intents lack ${intentNames(need).join(' or ')}: it will never arrive`);
-      }
-    }
-  }
-
-  private debug(message: string): void {
-    if (this.listenerCount('debug') === 0) return;
-    this.emit('debug', { shardId: this.id, message: redact(message, this.#token) });
-  }
-
-  private reportError(err: Error): void {
-    if (err.message.includes(this.#token)) err.message = redact(err.message, this.#token);
-    this.debug(`error: ${err.message}`);
-    this.emit('error', err, this.id);
+  #setPressure(delta: number): void {
+    const before = this.#pressure > 0;
+    this.#pressure = Math.max(0, this.#pressure + delta);
+    const after = this.#pressure > 0;
+    if (before !== after) this.#step(() => this.#core.pause(after));
   }
 }

@@ -1,6 +1,6 @@
 /**
  * The shard's lifecycle as an explicit state machine. Every transition is checked against
- * {@link TRANSITIONS} and reported as a `stateChange` and a `debug` event.
+ * {@link TRANSITIONS} (an illegal one is a bug and throws) and reported as a `state` event.
  *
  * ```
  * idle ─connect→ connecting ─HELLO→ identifying ─READY→ ready
@@ -13,13 +13,13 @@ export type ShardState = 'idle' | 'connecting' | 'identifying' | 'resuming' | 'r
 
 /** Allowed transitions. */
 export const TRANSITIONS: Readonly<Record<ShardState, readonly ShardState[]>> = {
-  idle: ['connecting', 'closed'],
+  idle: ['connecting', 'closed', 'fatal'],
   connecting: ['identifying', 'resuming', 'reconnecting', 'closed', 'fatal'],
   identifying: ['ready', 'reconnecting', 'closed', 'fatal'],
   resuming: ['ready', 'reconnecting', 'closed', 'fatal'],
   ready: ['reconnecting', 'closed', 'fatal'],
   reconnecting: ['connecting', 'closed', 'fatal'],
-  closed: ['connecting'],
+  closed: ['connecting', 'fatal'],
   fatal: ['connecting', 'closed'],
 };
 
