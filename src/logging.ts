@@ -50,8 +50,8 @@ const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 4
  * | event | level | fields |
  * |---|---|---|
  * | debug lines | debug | `shardId` |
- * | state changes | info (`fatal`: error) | `shardId, from, to, reason` |
- * | disconnects | warn | `shardId, code, cause, action` |
+ * | state changes | info (`fatal`: error) | `shardId, from, to, cause` (kind), `code`, `resumable`, `reason` |
+ * | disconnects | warn | `shardId, code, kind, cause, action` |
  * | shard errors (recovered; a stopped shard is logged by its state change) | warn | `shardId, err: { name, code, message }` |
  * | cluster errors not tied to a stopped shard | error | `err` |
  * | all shards ready, identify budget | info / warn | `shards, elapsed` / `remaining, total, resetIn` |
@@ -79,9 +79,21 @@ export function routeLogs(target: Cluster | Shard, logger: Logger, options: Rout
 
   const onDebug = (e: DebugEvent) => emit('debug', shardFields(e.shardId), e.message);
   const onState = (c: StateChange) =>
-    emit(c.to === 'fatal' ? 'error' : 'info', { shardId: c.shardId, from: c.from, to: c.to, reason: c.reason }, `shard ${c.shardId}: ${c.from} → ${c.to}`);
+    emit(
+      c.to === 'fatal' ? 'error' : 'info',
+      {
+        shardId: c.shardId,
+        from: c.from,
+        to: c.to,
+        cause: c.cause.kind,
+        ...(c.cause.code != null ? { code: c.cause.code } : {}),
+        ...(c.cause.resumable !== undefined ? { resumable: c.cause.resumable } : {}),
+        reason: c.reason,
+      },
+      `shard ${c.shardId}: ${c.from} → ${c.to}`,
+    );
   const onDisconnect = (d: DisconnectedEvent) =>
-    emit('warn', { shardId: d.shardId, code: d.code, cause: d.cause, action: d.action }, `shard ${d.shardId} disconnected: ${d.cause}; ${d.action}`);
+    emit('warn', { shardId: d.shardId, code: d.code, kind: d.kind, cause: d.cause, action: d.action }, `shard ${d.shardId} disconnected: ${d.cause}; ${d.action}`);
   /** State of a shard of the target (a fatal shard's error is already logged by its state change). */
   const stateOf = (shardId: number): string | undefined => {
     try {

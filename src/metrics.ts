@@ -32,22 +32,32 @@ import { listenHttp, pathOf, type HttpEndpoint, type ListenOptions, type Request
 
 /**
  * A disconnect cause as a short, bounded label: `close_4000`, `zombie`, `op7`, `op9`, `op9_resumable`, ...;
- * `worker_exit` when a worker thread died with the connection (worker mode).
+ * `worker_exit` when a worker thread died with the connection (worker mode). Read from the event's structured
+ * `kind` (never parsed out of its text).
  */
-export function disconnectCause(event: Pick<DisconnectedEvent, 'code' | 'cause'>): string {
-  if (event.code !== null) {
-    const c = event.code;
-    return CLOSE_CODES[c] || (c >= 1000 && c <= 1015) ? `close_${c}` : 'close_other';
+export function disconnectCause(event: Pick<DisconnectedEvent, 'code' | 'kind' | 'action'>): string {
+  switch (event.kind) {
+    case 'close':
+    case 'connect-failed': {
+      const c = event.code;
+      if (c === null) return 'close_other';
+      return CLOSE_CODES[c] || (c >= 1000 && c <= 1015) ? `close_${c}` : 'close_other';
+    }
+    case 'reconnect-request':
+      return 'op7';
+    case 'invalid-session':
+      return event.action === 'resume' ? 'op9_resumable' : 'op9';
+    case 'zombie':
+      return 'zombie';
+    case 'hello-timeout':
+      return 'hello_timeout';
+    case 'ready-timeout':
+      return 'ready_timeout';
+    case 'malformed':
+      return 'malformed';
+    case 'worker-exit':
+      return 'worker_exit';
   }
-  const text = event.cause;
-  if (text.startsWith('op 7')) return 'op7';
-  if (text.startsWith('op 9')) return text.includes('not resumable') ? 'op9' : 'op9_resumable';
-  if (text.startsWith('zombie')) return 'zombie';
-  if (text.startsWith('no HELLO')) return 'hello_timeout';
-  if (text.startsWith('no READY')) return 'ready_timeout';
-  if (text.startsWith('malformed')) return 'malformed';
-  if (text.startsWith('worker ')) return 'worker_exit';
-  return 'other';
 }
 
 /** The last disconnect of one shard. */

@@ -38,14 +38,16 @@ function get(metrics: Map<string, number>, key: string): number {
 }
 
 test('disconnect causes become short bounded labels', () => {
-  assert.equal(disconnectCause({ code: 4014, cause: 'close 4014 Disallowed intent(s)' }), 'close_4014');
-  assert.equal(disconnectCause({ code: 1006, cause: 'close 1006' }), 'close_1006');
-  assert.equal(disconnectCause({ code: 4999, cause: 'close 4999' }), 'close_other');
-  assert.equal(disconnectCause({ code: null, cause: 'op 7 reconnect' }), 'op7');
-  assert.equal(disconnectCause({ code: null, cause: 'op 9 invalid session (not resumable)' }), 'op9');
-  assert.equal(disconnectCause({ code: null, cause: 'op 9 invalid session (resumable)' }), 'op9_resumable');
-  assert.equal(disconnectCause({ code: null, cause: 'zombie connection (no heartbeat ACK)' }), 'zombie');
-  assert.equal(disconnectCause({ code: null, cause: 'no HELLO in time' }), 'hello_timeout');
+  assert.equal(disconnectCause({ code: 4014, kind: 'close', action: 'fatal' }), 'close_4014');
+  assert.equal(disconnectCause({ code: 1006, kind: 'close', action: 'resume' }), 'close_1006');
+  assert.equal(disconnectCause({ code: 1006, kind: 'connect-failed', action: 'resume' }), 'close_1006');
+  assert.equal(disconnectCause({ code: 4999, kind: 'close', action: 'resume' }), 'close_other');
+  assert.equal(disconnectCause({ code: null, kind: 'reconnect-request', action: 'resume' }), 'op7');
+  assert.equal(disconnectCause({ code: null, kind: 'invalid-session', action: 'identify' }), 'op9');
+  assert.equal(disconnectCause({ code: null, kind: 'invalid-session', action: 'resume' }), 'op9_resumable');
+  assert.equal(disconnectCause({ code: null, kind: 'zombie', action: 'resume' }), 'zombie');
+  assert.equal(disconnectCause({ code: null, kind: 'hello-timeout', action: 'resume' }), 'hello_timeout');
+  assert.equal(disconnectCause({ code: null, kind: 'worker-exit', action: 'resume' }), 'worker_exit');
 });
 
 test('metrics scraped over HTTP after traffic and faults on the simulator; the token is in no log, metric or status line', async () => {

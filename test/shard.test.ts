@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { inspect } from 'node:util';
 import { GatewayError, SendError } from '../src/errors.js';
 import { Intents } from '../src/intents.js';
 import { CLOSE_CODES } from '../src/session.js';
@@ -315,6 +316,50 @@ test('bad token stops the shard with a clear error and no retry; the token is ne
       assert.ok(!line.includes(TOKEN), `token leaked: ${line}`);
     }
     assert.ok(logs.length > 3, 'debug lines were produced');
+  } finally {
+    await h.stop();
+  }
+});
+
+test('regression: the token is not reachable through util.inspect, console.log or JSON.stringify of a shard (live or rejected)', async () => {
+  const h = await harness();
+  try {
+    const live = h.shard();
+    const events: unknown[] = [];
+    live.on('event', (e) => events.push(e));
+    await live.connect();
+    const secret = 'NOT-THE-RIGHT-TOKEN-0123456789.abcdef';
+    const rejected = h.shard({ token: `Bot ${secret}` });
+    const err = await rejected.connect().then(
+      () => assert.fail('connected with a bad token'),
+      (e: unknown) => e as GatewayError,
+    );
+    const printed: string[] = [];
+    const original = console.log;
+    console.log = (...args: unknown[]) => void printed.push(inspect(args[0], { depth: 20 }));
+    try {
+      console.log(live);
+      console.log(rejected);
+    } finally {
+      console.log = original;
+    }
+    for (const [shard, token] of [
+      [live, TOKEN],
+      [rejected, secret],
+    ] as const) {
+      const views = [
+        inspect(shard, { depth: 20, showHidden: true }),
+        inspect(shard, { depth: 20, showHidden: true, customInspect: false, getters: true }),
+        JSON.stringify(shard),
+        ...printed,
+        inspect(events, { depth: 20 }),
+        inspect(err, { depth: 20, showHidden: true }),
+        JSON.stringify(err),
+      ];
+      for (const view of views) assert.ok(!view.includes(token), `token reachable: ${view.slice(0, 300)}`);
+    }
+    assert.match(inspect(live), /Shard .*id: 0.*state: 'ready'/s, 'inspect still shows a useful summary');
+    assert.deepEqual(Object.keys(JSON.parse(JSON.stringify(live)) as object).sort(), ['id', 'intents', 'sequence', 'sessionId', 'state', 'total']);
   } finally {
     await h.stop();
   }
