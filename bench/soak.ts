@@ -252,7 +252,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     }
   });
   cluster.on('shardDisconnected', (e) => {
-    const key = e.cause.replace(/ \(.*\)$/, '').replace(/^close (\d+).*$/, 'close $1');
+    const key = e.kind === 'close' || e.kind === 'connect-failed' ? `close ${e.code}` : e.kind;
     disconnectsByCause[key] = (disconnectsByCause[key] ?? 0) + 1;
     note(e.shardId, `${clockNow()}s client: ${e.cause} → ${e.action}`);
     const f = inflight.get(e.shardId);

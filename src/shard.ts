@@ -291,7 +291,8 @@ export class Shard extends TypedEmitter<ShardEventMap> {
   connect(): Promise<void> {
     if (this.#core.state === 'ready') return Promise.resolve();
     if (this.#connecting) {
-      this.#step(() => this.#core.connect());
+      this.#core.connect();
+      this.#drain();
       return this.#connecting.promise;
     }
     let resolve!: () => void;
@@ -301,7 +302,8 @@ export class Shard extends TypedEmitter<ShardEventMap> {
       reject = rej;
     });
     this.#connecting = { promise, resolve, reject };
-    this.#step(() => this.#core.connect());
+    this.#core.connect();
+    this.#drain();
     return promise;
   }
 
@@ -337,7 +339,8 @@ export class Shard extends TypedEmitter<ShardEventMap> {
   send(payload: { op: number; d: unknown }): Promise<void> {
     const id = ++this.#commandIds;
     const promise = new Promise<void>((resolve, reject) => this.#commands.set(id, { resolve, reject }));
-    this.#step(() => this.#core.command(id, payload.op, payload.d));
+    this.#core.command(id, payload.op, payload.d);
+    this.#drain();
     return promise;
   }
 
@@ -405,10 +408,8 @@ export class Shard extends TypedEmitter<ShardEventMap> {
    * Pending commands are rejected, iterators end, every timer and socket is released.
    */
   async close(options: { resumable?: boolean; code?: number } = {}): Promise<Session | null> {
-    let session: Session | null = null;
-    this.#step(() => {
-      session = this.#core.close(options.resumable ?? false, options.code);
-    });
+    const session = this.#core.close(options.resumable ?? false, options.code);
+    this.#drain();
     this.#finish(new SendError('SHARD_CLOSED', `shard ${this.id} was closed`), undefined);
     await Promise.all([...this.#closing]);
     return session;
@@ -427,12 +428,11 @@ export class Shard extends TypedEmitter<ShardEventMap> {
 
   // ---- the driver: feed the core, apply its effects ----------------------------------------------------
 
-  /** Run one input on the core, then apply its effects in order (inputs made by listeners meanwhile queue up). */
-  #step(input: () => void): void {
-    input();
-    if (this.#draining) return;
-    this.#draining = true;
+  /** Apply the core's pending effects in order (effects of inputs made by listeners meanwhile are applied too). */
+  #drain(): void {
     const effects = this.#core.effects;
+    if (this.#draining || effects.length === 0) return;
+    this.#draining = true;
     let i = 0;
     try {
       while (i < effects.length) this.#apply(effects[i++]!);
@@ -598,16 +598,25 @@ export class Shard extends TypedEmitter<ShardEventMap> {
     } catch (err) {
       inflater?.close();
       const error = new GatewayError('CONNECT_FAILED', `shard ${this.id}: cannot open ${new URL(url).host}: ${(err as Error).message}`, { shardId: this.id, cause: err });
-      queueMicrotask(() => this.#step(() => this.#core.openFailed(conn, error)));
+      queueMicrotask(() => {
+        this.#core.openFailed(conn, error);
+        this.#drain();
+      });
       return;
     }
     this.#sockets.set(conn, { ws, inflater, identifyAbort: new AbortController() });
-    ws.on('open', () => this.#step(() => this.#core.opened(conn)));
+    ws.on('open', () => {
+      this.#core.opened(conn);
+      this.#drain();
+    });
     ws.on('message', (data: Buffer, isBinary: boolean) => this.#message(conn, inflater, data, isBinary));
     ws.on('error', (err: Error) => {
       if (this.#core.debugging) this.#debug(`connection ${conn} socket error: ${err.message}`);
     });
-    ws.on('close', (code: number, reason: Buffer) => this.#step(() => this.#core.closed(conn, code, reason.toString('utf8'))));
+    ws.on('close', (code: number, reason: Buffer) => {
+      this.#core.closed(conn, code, reason.toString('utf8'));
+      this.#drain();
+    });
   }
 
   /** Hot path: one websocket message. */
@@ -620,13 +629,15 @@ export class Shard extends TypedEmitter<ShardEventMap> {
         // and every effect it produces consume it before this call returns.
         out = inflater.push(data, true);
       } catch (err) {
-        this.#step(() => this.#core.malformed(conn, err as Error));
+        this.#core.malformed(conn, err as Error);
+        this.#drain();
         return;
       }
       if (out === null) return;
       message = out;
     }
-    this.#step(() => this.#core.message(conn, message));
+    this.#core.message(conn, message);
+    this.#drain();
   }
 
   #acquire(conn: number): void {
@@ -635,13 +646,16 @@ export class Shard extends TypedEmitter<ShardEventMap> {
     const signal = socket.identifyAbort.signal;
     this.#queue.acquire(this.id, signal).then(
       () => {
-        if (!signal.aborted) this.#step(() => this.#core.identifyGranted(conn));
+        if (signal.aborted) return;
+        this.#core.identifyGranted(conn);
+        this.#drain();
       },
       (err: unknown) => {
         if (signal.aborted) return;
         const error = err instanceof Error ? err : new Error(String(err));
         if (error.message.includes(this.#token)) error.message = redact(error.message, this.#token);
-        this.#step(() => this.#core.identifyFailed(conn, error));
+        this.#core.identifyFailed(conn, error);
+        this.#drain();
       },
     );
   }
@@ -697,7 +711,8 @@ export class Shard extends TypedEmitter<ShardEventMap> {
     const fire = () => {
       if (this.#timers.get(name) !== armed) return;
       this.#timers.delete(name);
-      this.#step(() => this.#core.timer(name));
+      this.#core.timer(name);
+      this.#drain();
     };
     armed.handle = clock.setTimeout(() => {
       if (this.#timers.get(name) !== armed) return;
@@ -724,7 +739,8 @@ export class Shard extends TypedEmitter<ShardEventMap> {
     if (this.#pressure !== 0) {
       this.#pressure = 0;
       this.#userPaused = false;
-      this.#step(() => this.#core.pause(false));
+      this.#core.pause(false);
+      this.#drain();
     }
     for (const req of this.#memberRequests.values()) req.fail(sendError);
     this.#memberRequests.clear();
@@ -739,6 +755,8 @@ export class Shard extends TypedEmitter<ShardEventMap> {
     const before = this.#pressure > 0;
     this.#pressure = Math.max(0, this.#pressure + delta);
     const after = this.#pressure > 0;
-    if (before !== after) this.#step(() => this.#core.pause(after));
+    if (before === after) return;
+    this.#core.pause(after);
+    this.#drain();
   }
 }
