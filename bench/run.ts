@@ -86,10 +86,16 @@ function parseArgs(argv: string[]): Options {
     };
     if (a === '--quick') o.quick = true;
     else if (a === '--only') o.only = val().split(',').map((s) => s.trim()).filter(Boolean);
-    else if (a === '--messages') (o.messages = int()), (messagesSet = true);
-    else if (a === '--reps') (o.reps = int()), (repsSet = true);
-    else if (a === '--shards') (o.shards = int()), (shardsSet = true);
-    else if (a === '--json') o.json = resolve(val());
+    else if (a === '--messages') {
+      o.messages = int();
+      messagesSet = true;
+    } else if (a === '--reps') {
+      o.reps = int();
+      repsSet = true;
+    } else if (a === '--shards') {
+      o.shards = int();
+      shardsSet = true;
+    } else if (a === '--json') o.json = resolve(val());
     else if (a === '--cpu-prof') o.cpuProf = resolve(val());
     else if (a === '--callgrind') o.callgrind = true;
     else if (a === '--help' || a === '-h') {

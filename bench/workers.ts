@@ -168,7 +168,6 @@ async function runClient(job: Job): Promise<void> {
 
   const perShard = job.wanted ? job.wanted.length : job.messages;
   const expected = ids.length * perShard;
-  const lastSeq = job.messages + 1;
   // s of the k-th wanted dispatch of a shard (every dispatch: s = k + 2)
   const wanted = job.wanted ? Int32Array.from(job.wanted) : null;
   const pos = new Int32Array(job.shards); // dispatches delivered per shard

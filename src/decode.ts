@@ -194,7 +194,7 @@ function internAscii(src: Uint8Array, a: number, b: number): string {
   const len = b - a;
   if (len === 0) return '';
   // Cheap hash of length and a few sampled bytes; the full compare below makes collisions harmless.
-  const h = Math.imul(len, 0x9e3779b1) ^ Math.imul(src[a]! ^ (src[b - 1]! << 8) ^ (src[a + (len >> 1)]! << 16) ^ (src[b - 2 >= a ? b - 2 : a]! << 24), 0x85ebca6b);
+  const h = Math.imul(len, 0x9e3779b1) ^ Math.imul(src[a]! ^ (src[b - 1]! << 8) ^ (src[a + (len >> 1)]! << 16) ^ (src[Math.max(b - 2, a)]! << 24), 0x85ebca6b);
   const slot = (h ^ (h >>> 15)) & (INTERN_SLOTS - 1);
   const hit = internTable[slot]!;
   if (hit.length === len) {

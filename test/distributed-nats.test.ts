@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { ShardlineError } from '../src/errors.js';
-import { Shard } from '../src/shard.js';
+import type { Shard } from '../src/shard.js';
 import { NatsBroker, type BrokerEvent, type PoisonEvent } from '../src/distributed/index.js';
 import { startNats, type ServerProcess } from './helpers/servers.js';
 import { TOKEN, delay, harness, until } from './helpers/setup.js';

@@ -60,7 +60,7 @@ describe('decoder fuzz', () => {
     );
     fc.assert(
       fc.property(fc.integer({ min: 0, max: fixtureFrames.length - 1 }), fc.array(mutation, { minLength: 1, maxLength: 4 }), (i, muts) => {
-        let bytes = [...fixtureFrames[i]!];
+        const bytes = [...fixtureFrames[i]!];
         for (const m of muts) {
           const at = m.at % (bytes.length + 1);
           if (m.kind === 'flip' && at < bytes.length) bytes[at] = m.byte;

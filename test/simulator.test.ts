@@ -9,7 +9,8 @@ import { GatewaySimulator, zstdAvailable, type GatewaySimulatorOptions } from '.
 
 interface Payload {
   op: number;
-  d: any; // eslint-disable-line @typescript-eslint/no-explicit-any -- test payloads are inspected freely
+  // biome-ignore lint/suspicious/noExplicitAny: test payloads are inspected freely
+  d: any;
   s: number | null;
   t: string | null;
 }

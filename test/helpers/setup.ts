@@ -71,6 +71,7 @@ export async function until(pred: () => boolean, what: string, timeoutMs = 5000)
 export const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Resolve with the arguments of the next `event` (unlike events.once, an 'error' event does not reject it). */
+// biome-ignore lint/suspicious/noExplicitAny: must accept every emitter's typed (generic) once()
 export function next(emitter: { once(event: string, l: (...args: any[]) => void): unknown }, event: string): Promise<unknown[]> {
   return new Promise((resolve) => emitter.once(event, (...args: unknown[]) => resolve(args)));
 }

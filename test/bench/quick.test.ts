@@ -1,7 +1,8 @@
 /**
- * The `npm run bench` harness, in `--quick` mode: every client process connects to the bench server, receives
- * every dispatch of every workload (or exactly the filtered ones), and the idle-shard memory run gets every
- * shard READY. No timing assertions: the figures of a quick run mean nothing.
+ * `npm run bench:check`, not part of `npm test` (it spawns the competitor clients): the `npm run bench` harness in
+ * `--quick` mode. Every client process connects to the bench server, receives every dispatch of every workload (or
+ * exactly the filtered ones), and the idle-shard memory run gets every shard READY. No timing assertions: the figures
+ * of a quick run mean nothing.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const ROOT = resolve(fileURLToPath(import.meta.url), '../..');
+const ROOT = resolve(fileURLToPath(import.meta.url), '../../..');
 
 interface QuickResults {
   stream: Array<{ workload: string; client: string; received: number; expectedTotal: number; receivedWindow: number; expectedWindow: number; inversions: number; ok: boolean; cpuUs: number }>;
