@@ -59,6 +59,7 @@ export class MemberRequest implements PromiseLike<GuildMembersChunk[]>, AsyncIte
     }
   }
 
+  // biome-ignore lint/suspicious/noThenProperty: a MemberRequest is deliberately awaitable (PromiseLike) and iterable
   then<A = GuildMembersChunk[], B = never>(
     onfulfilled?: ((value: GuildMembersChunk[]) => A | PromiseLike<A>) | null,
     onrejected?: ((reason: unknown) => B | PromiseLike<B>) | null,

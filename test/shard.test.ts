@@ -79,11 +79,11 @@ test('filtered dispatches are never parsed, but the sequence advances', async ()
   const realParse = JSON.parse;
   let typingParses = 0;
   let messageParses = 0;
-  JSON.parse = function (text: string, reviver?: (this: unknown, key: string, value: unknown) => unknown) {
+  JSON.parse = ((text: string, reviver?: (this: unknown, key: string, value: unknown) => unknown) => {
     if (typeof text === 'string' && text.includes('"t":"TYPING_START"')) typingParses++;
     if (typeof text === 'string' && text.includes('"t":"MESSAGE_CREATE"')) messageParses++;
     return realParse(text, reviver);
-  } as typeof JSON.parse;
+  }) as typeof JSON.parse;
   try {
     const shard = h.shard({ intents: Intents.Guilds | Intents.GuildMessages | Intents.GuildMessageTyping | Intents.MessageContent, events: ['MESSAGE_CREATE'] });
     const seen = collect(shard);
@@ -715,10 +715,10 @@ test('forwardRaw hands wanted dispatches (GUILD_CREATE too) over unparsed; READY
   const h = await harness({ guilds: 2 });
   const realParse = JSON.parse;
   let messageParses = 0;
-  JSON.parse = function (text: string, reviver?: (this: unknown, key: string, value: unknown) => unknown) {
+  JSON.parse = ((text: string, reviver?: (this: unknown, key: string, value: unknown) => unknown) => {
     if (typeof text === 'string' && text.includes('"t":"MESSAGE_CREATE"')) messageParses++;
     return realParse(text, reviver);
-  } as typeof JSON.parse;
+  }) as typeof JSON.parse;
   try {
     const raw: [string, number, string][] = [];
     const shard = h.shard({ forwardRaw: (type, seq, json) => raw.push([type, seq, json]) });
