@@ -1,4 +1,5 @@
 import { setMaxListeners, type EventEmitter } from 'node:events';
+import { inspect, type InspectOptionsStylized } from 'node:util';
 import { EventChannel } from './channel.js';
 import { sleep, systemClock, type Clock } from './clock.js';
 import { ShardGroup } from './cluster-group.js';
@@ -174,7 +175,8 @@ interface GatewayBot {
  */
 export class Cluster extends TypedEmitter<ClusterEventMap> {
   readonly #token: string;
-  private readonly options: ClusterOptions;
+  /** The options without the token (which lives in `#token` only). */
+  private readonly options: Omit<ClusterOptions, 'token'>;
   private readonly clock: Clock;
   private readonly abort = new AbortController();
   private readonly channels = new Set<EventChannel<DispatchEvent>>();
@@ -225,7 +227,8 @@ export class Cluster extends TypedEmitter<ClusterEventMap> {
     if (!Number.isInteger(workers) || workers < 0) throw new ShardlineError('INVALID_OPTION', `workers must be an integer >= 0, got ${String(workers)}`);
     this.workerRestart = restartPolicy(options.workerRestart);
     this.#token = options.token.trim().replace(/^Bot\s+/i, '');
-    this.options = options;
+    const { token: _token, ...rest } = options;
+    this.options = rest;
     setMaxListeners(0, this.abort.signal); // one listener per pending start-up wait
     this.clock = options.clock ?? systemClock;
     this.sessions = {};
@@ -299,8 +302,35 @@ export class Cluster extends TypedEmitter<ClusterEventMap> {
    */
   connect(options: { onProgress?: (progress: ClusterProgress) => void } = {}): Promise<void> {
     if (this.closing) return Promise.reject(new ShardlineError('CLUSTER_CLOSED', 'the cluster is closed; create a new one'));
-    this.connecting ??= this.doConnect(options.onProgress ?? null);
+    if (!this.connecting) {
+      // Calls made while an attempt is in flight share it; after a failure the next call tries again.
+      const attempt = this.doConnect(options.onProgress ?? null);
+      this.connecting = attempt;
+      attempt.catch(() => {
+        if (this.connecting === attempt && !this.closing) this.connecting = null;
+      });
+    }
     return this.connecting;
+  }
+
+  /** A redacted summary (never the token): ids, total, shard states. */
+  toJSON(): { ids: number[]; total: number | null; maxConcurrency: number; gatewayUrl: string | null; workers: number; states: Partial<Record<ShardState, number>>; closed: boolean } {
+    const states: Partial<Record<ShardState, number>> = {};
+    for (const s of this.status()) states[s.state] = (states[s.state] ?? 0) + 1;
+    return {
+      ids: [...this._ids],
+      total: this._total,
+      maxConcurrency: this._maxConcurrency,
+      gatewayUrl: this._gatewayUrl,
+      workers: this.options.workers ?? 0,
+      states,
+      closed: this.closing !== null,
+    };
+  }
+
+  [inspect.custom](depth: number, options: InspectOptionsStylized, show: typeof inspect): string {
+    if (depth < 0) return options.stylize('[Cluster]', 'special');
+    return `Cluster ${show(this.toJSON(), { ...options, depth: options.depth === null ? null : depth - 1 })}`;
   }
 
   /** The shard `id` (throws when it is not part of this cluster or the cluster has not started). */
@@ -491,7 +521,10 @@ export class Cluster extends TypedEmitter<ClusterEventMap> {
   private async doConnect(onProgress: ((p: ClusterProgress) => void) | null): Promise<void> {
     this.connectStartedAt = this.clock.now();
     this.allReadyReported = false;
-    await this.prepare();
+    // A retry after a ClusterConnectError starts the shards that failed; any other failure happened before
+    // the shards were created, and the retry starts from scratch.
+    const retry = this.backends.length > 0;
+    if (!retry) await this.prepare();
     if (this.abort.signal.aborted) throw this.abort.signal.reason;
     this.progress = onProgress;
     const failures: { shardId: number; error: Error }[] = [];
@@ -510,8 +543,9 @@ export class Cluster extends TypedEmitter<ClusterEventMap> {
       );
       return Promise.race([done, granted]).finally(() => this.grantWaiters.delete(id));
     };
-    const resumes = this._ids.filter((id) => this.sessions[id]);
-    const fresh = this._ids.filter((id) => !this.sessions[id]);
+    const ids = retry ? this._ids.filter((id) => this.states.get(id) === 'fatal' || this.states.get(id) === 'idle') : this._ids;
+    const resumes = ids.filter((id) => this.sessions[id]);
+    const fresh = ids.filter((id) => !this.sessions[id]);
     const ahead = Math.max(1, this.options.startAhead ?? 1) * this._maxConcurrency;
     this.debugLine(`starting ${this._ids.length} shards of ${this._total}: ${resumes.length} resume, ${fresh.length} identify over ${this._maxConcurrency} lane(s)`);
     await Promise.all([this.limited(resumes, RESUME_CONCURRENCY, start), this.limited(fresh, ahead, start)]);
