@@ -16,6 +16,7 @@ import type { DispatchEvent } from '../events.js';
 import type { IdentifyQueue } from '../queue.js';
 import type { Session } from '../session.js';
 import type { Shard, ShardOptions } from '../shard.js';
+import type { ShardState } from '../state.js';
 import type { GatewayCommand, ShardBackend, ShardSink, ShardStatus, WorkerExitEvent } from '../cluster-status.js';
 import { fromWire, toWire, RAW_LINE, type BatchItem, type CallMethod, type FromWorker, type StatusRow, type ToWorker, type WorkerSpec } from './protocol.js';
 
@@ -184,6 +185,10 @@ export class WorkerHost implements ShardBackend {
 
   barrier(shardId: number): Promise<void> {
     return this.call('barrier', [shardId]).then(() => undefined);
+  }
+
+  state(shardId: number): ShardState {
+    return this.mirror.get(shardId)?.state ?? 'idle';
   }
 
   status(shardId: number): ShardStatus {
