@@ -11,7 +11,7 @@
 import { sleep, type Clock, type TimerHandle } from './clock.js';
 import type { ShardSink } from './cluster-status.js';
 import { ShardlineError } from './errors.js';
-import type { DispatchEvent, StateChange } from './events.js';
+import type { StateChange } from './events.js';
 import type { DeliveryPipeline, PipelineInput } from './pipeline.js';
 import type { Placement } from './placement.js';
 import { abortable, type ApiSessionStartLimit, type IdentifyQueue } from './queue.js';
