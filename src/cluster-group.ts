@@ -8,6 +8,7 @@ import { ShardlineError } from './errors.js';
 import type { DebugEvent, DisconnectedEvent, DispatchEvent, ReadyData, StateChange } from './events.js';
 import type { Session } from './session.js';
 import { Shard, type ShardOptions } from './shard.js';
+import type { ShardState } from './state.js';
 import type { GatewayCommand, ShardBackend, ShardSink, ShardStatus } from './cluster-status.js';
 
 /** Real ms a {@link ShardGroup.barrier} waits for its heartbeat ACK. */
@@ -72,6 +73,10 @@ export class ShardGroup implements ShardBackend {
       if (Date.now() > deadline) throw new ShardlineError('TIMEOUT', `shard ${shardId}: no heartbeat ACK within ${BARRIER_TIMEOUT / 1000} s`);
       await new Promise<void>((resolve) => setTimeout(resolve, 2).unref());
     }
+  }
+
+  state(shardId: number): ShardState {
+    return this.entry(shardId).shard.state;
   }
 
   status(shardId: number): ShardStatus {

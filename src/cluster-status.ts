@@ -191,6 +191,8 @@ export interface ShardBackend {
    */
   barrier(shardId: number): Promise<void>;
   status(shardId: number): ShardStatus;
+  /** The shard's state (cheaper than `status()`: read on every state change by the cluster). */
+  state(shardId: number): ShardState;
   /** Close every shard; resolves with the sessions worth resuming (when `resumable`). */
   close(resumable: boolean): Promise<Record<number, Session>>;
   /** Stop / restart reading the shards' sockets (event back-pressure). */

@@ -1,156 +1,32 @@
+/**
+ * The {@link Cluster}: many shards, one event stream. It wires three parts together and holds no shard state of
+ * its own: where the shards run ({@link Placement}), how a set of shards is brought up through the identify lanes
+ * ({@link StartupScheduler}), and how their events reach the user ({@link DeliveryPipeline}). A reshard
+ * (`reshard.ts`) uses the same three: a second placement, the same scheduler, a dedupe stage in the pipeline.
+ * @packageDocumentation
+ */
 import { setMaxListeners, type EventEmitter } from 'node:events';
-import { EventChannel } from './channel.js';
-import { sleep, systemClock, type Clock } from './clock.js';
-import { ShardGroup } from './cluster-group.js';
-import type {
-  ClusterEventMap,
-  ClusterProgress,
-  ClusterShard,
-  IdentifyStatus,
-  GatewayCommand,
-  ShardBackend,
-  ShardSink,
-  ShardStatus,
-  WorkerExitEvent,
-} from './cluster-status.js';
+import { inspect, type InspectOptionsStylized } from 'node:util';
+import { systemClock, type Clock } from './clock.js';
+import type { ClusterEventMap, ClusterProgress, ClusterShard, IdentifyStatus, GatewayCommand, ShardSink, ShardStatus, WorkerExitEvent } from './cluster-status.js';
 import { TypedEmitter } from './emitter.js';
-import { GatewayError, ShardlineError, redact } from './errors.js';
+import { ShardlineError, redact } from './errors.js';
 import type { DispatchEvent, PresenceData } from './events.js';
-import type { TransportCompression } from './inflate.js';
 import { AllIntents } from './intents.js';
-import { LocalIdentifyQueue, type ApiSessionStartLimit, type IdentifyBudgetEvent, type IdentifyQueue } from './queue.js';
+import { DeliveryPipeline, type PipelineInput } from './pipeline.js';
+import { Placement } from './placement.js';
+import { LocalIdentifyQueue, type IdentifyBudgetEvent, type IdentifyQueue } from './queue.js';
 import { isSession, type Session } from './session.js';
-import { API_VERSION, type Shard, type ShardOptions } from './shard.js';
+import { CLUSTER_IDENTIFY_WINDOW, DEFAULT_API_URL, restartPolicy, type ClusterOptions } from './cluster-options.js';
+import { fetchGatewayBot, type GatewayBot } from './gateway-bot.js';
+import { ClusterConnectError, StartupScheduler, type StartGate } from './scheduler.js';
+import type { ShardOptions } from './shard.js';
 import type { ShardState } from './state.js';
-import { WorkerHost, cloneableShardOptions, type WorkerRestartPolicy } from './worker/host.js';
-import {
-  ReshardPolicy,
-  Resharder,
-  type AutoReshardOptions,
-  type GatewayBotInfo,
-  type ReshardHost,
-  type ReshardOptions,
-  type ReshardResult,
-  type ShardSet,
-} from './reshard.js';
+import type { WorkerHost, WorkerRestartPolicy } from './worker/host.js';
+import { ReshardPolicy, Resharder, type AutoReshardOptions, type GatewayBotInfo, type ReshardHost, type ReshardOptions, type ReshardResult } from './reshard.js';
 
-/** Default REST base used for `GET /gateway/bot`. */
-export const DEFAULT_API_URL = `https://discord.com/api/v${API_VERSION}`;
-/**
- * Spacing of the default identify queue's lane grid, ms: the gateway's 5000 plus 2 % for clock and network jitter,
- * so N shards start within ~2 % of ceil(N / max_concurrency) identify windows.
- */
-export const CLUSTER_IDENTIFY_WINDOW = 5100;
-/** Resumes started at once during `connect()` (they do not use the identify queue). */
-const RESUME_CONCURRENCY = 32;
-/** Virtual ms after a shard's identify turn at which the next shard of its lane starts connecting. */
-const START_STAGGER = 2500;
-
-/**
- * How worker threads that exit on their own are restarted (`ClusterOptions.workerRestart`). Durations are virtual
- * ms of the cluster's clock.
- */
-export interface WorkerRestartOptions {
-  /** Respawns allowed within `windowMs`; the next exit stops the worker's shards (`fatal`, `WORKER_EXITED`). Default 5. */
-  maxRestarts?: number;
-  /** Window over which exits are counted. Default 300 000 (5 min). */
-  windowMs?: number;
-  /** Back-off before the first respawn; doubled for each further exit within the window. Default 1000. */
-  initialDelay?: number;
-  /** Upper bound of the back-off. Default 30 000. */
-  maxDelay?: number;
-}
-
-/** Options of a {@link Cluster}. Only `token` and `intents` are required. */
-export interface ClusterOptions {
-  /** Bot token (with or without the `Bot ` prefix). Never logged. */
-  token: string;
-  /** Gateway intents of every shard (a shard may override them in `shardOptions`). */
-  intents: number;
-  /**
-   * Which shards to run: `'auto'` (default) uses the count recommended by `GET /gateway/bot`; a number runs
-   * shards `0..n-1` of `n`; `{ ids, total }` runs some shards of a larger bot (e.g. one machine of several).
-   */
-  shards?: 'auto' | number | { ids: number[]; total: number };
-  /** Gateway URL. Default: the `url` from `GET /gateway/bot`. */
-  gatewayUrl?: string;
-  /** REST base for `GET /gateway/bot`. Default `https://discord.com/api/v10`. */
-  apiUrl?: string;
-  /**
-   * Decides when each shard may IDENTIFY (share one between processes to share the rate). Default: a
-   * {@link LocalIdentifyQueue} built from `session_start_limit` (`max_concurrency` lanes, the daily budget).
-   */
-  identifyQueue?: IdentifyQueue;
-  /** With the default queue: what happens when the daily session start budget is spent. Default `'error'`. */
-  onIdentifyBudgetExhausted?: 'wait' | 'error';
-  /** Resume these shards (by id) instead of identifying, e.g. the result of a previous `close({ resumable: true })`. */
-  sessions?: Record<number, Session>;
-  /** Per-shard options (presence, large threshold, ...). In worker mode only plain data survives (no functions). */
-  shardOptions?: (id: number) => Partial<ShardOptions>;
-  /** 0 (default): every shard in this thread; n: shards spread over n worker threads (round robin by id). */
-  workers?: number;
-  /**
-   * Worker mode: what happens when a worker thread exits without being asked to (an uncaught exception, out of
-   * memory, `process.exit()` in a worker, ...). Default on: after a back-off (1 s, doubling, at most 30 s) a new
-   * worker starts with the same shards, and each shard that was running RESUMEs its session from the last dispatch
-   * the main thread delivered — what the dead worker had read but not passed on is replayed by the gateway, what
-   * the replay repeats is dropped, so no event is lost or delivered twice (a shard without a session identifies).
-   * Shards that were `fatal` or `closed` stay so. More than `maxRestarts` exits within `windowMs` (default 5 in
-   * 5 min), or `false`, and the worker's shards stop instead: state `fatal`, a `GatewayError` `WORKER_EXITED` on
-   * `error` / `shardError`. Every exit is reported as a `workerExit` event (and a debug line).
-   *
-   * @example
-   * ```ts
-   * const cluster = new Cluster({ token, intents, workers: 4, workerRestart: { maxRestarts: 3, windowMs: 600_000 } });
-   * cluster.on('workerExit', (e) =>
-   *   console.warn(`${e.reason}: ${e.restarting ? `respawning in ${e.delay} ms (restart ${e.restarts})` : 'its shards stopped'}`),
-   * );
-   * ```
-   */
-  workerRestart?: false | WorkerRestartOptions;
-  /** Dispatch types to deliver (others are never parsed). Default: all. */
-  events?: Iterable<string>;
-  /** Transport compression of every shard. Default `'zlib-stream'`. */
-  compression?: TransportCompression | false;
-  /** Time source. Default real time; tests pass `scaledClock(...)`. In worker mode only its `scale` is used. */
-  clock?: Clock;
-  /** Dispatches buffered per `events()` iterator before the shards stop reading their sockets. Default 10 000. */
-  eventBufferSize?: number;
-  /**
-   * Shards per identify lane connected at once during start-up. Default 1: the next shard of a lane connects half
-   * a window after the previous one's identify turn and waits ~2.5 s for its own, so no socket idles long unidentified.
-   */
-  startAhead?: number;
-  /**
-   * Reshard automatically (see {@link Cluster.autoReshard}) once `connect()` has settled: checks `GET /gateway/bot`
-   * every `interval` and reshards when the guilds per shard pass `guildsPerShard`. Default: off.
-   */
-  autoReshard?: AutoReshardOptions;
-}
-
-/** Why `connect()` failed: the shards that stopped for good (the others keep running). */
-export class ClusterConnectError extends ShardlineError {
-  readonly failures: { shardId: number; error: Error }[];
-  constructor(failures: { shardId: number; error: Error }[], total: number) {
-    const list = failures
-      .slice(0, 5)
-      .map((f) => `shard ${f.shardId}: ${f.error.message}`)
-      .join('; ');
-    const more = failures.length > 5 ? `; and ${failures.length - 5} more` : '';
-    super(
-      'SHARDS_FAILED',
-      `${failures.length} of ${total} shards failed to start (${list}${more}). The other shards keep running; fix the cause, then cluster.restartShard(id).`,
-    );
-    this.name = 'ClusterConnectError';
-    this.failures = failures;
-  }
-}
-
-interface GatewayBot {
-  url: string;
-  shards: number;
-  session_start_limit: ApiSessionStartLimit;
-}
+export { ClusterConnectError } from './scheduler.js';
+export { CLUSTER_IDENTIFY_WINDOW, DEFAULT_API_URL, type ClusterOptions, type WorkerRestartOptions } from './cluster-options.js';
 
 /**
  * Many shards, one event stream: fetches the recommended shard count and identify limits, starts every shard
@@ -174,35 +50,27 @@ interface GatewayBot {
  */
 export class Cluster extends TypedEmitter<ClusterEventMap> {
   readonly #token: string;
-  private readonly options: ClusterOptions;
+  /** The options without the token (which lives in `#token` only). */
+  private readonly options: Omit<ClusterOptions, 'token'>;
   private readonly clock: Clock;
   private readonly abort = new AbortController();
-  private readonly channels = new Set<EventChannel<DispatchEvent>>();
   private readonly sessions: Record<number, Session>;
-  private readonly states = new Map<number, ShardState>();
-  private readonly stateCounts = new Map<ShardState, number>();
-  private readonly owners = new Map<number, ShardBackend>();
-  private readonly backends: ShardBackend[] = [];
-  private readonly grantWaiters = new Map<number, () => void>();
+  private readonly pipeline: DeliveryPipeline;
+  /** The running shard set and its pipeline input (null until `connect()` created the shards). */
+  private running: { set: Placement; input: PipelineInput } | null = null;
   private readonly handles = new Map<number, ClusterShard>();
-  private pressure = 0;
   private _total: number | null = null;
   private _ids: number[] = [];
   private _gatewayUrl: string | null = null;
   private _maxConcurrency = 1;
-  private queue: IdentifyQueue | null = null;
-  /** Shards waiting for an identify turn now, and the queue / daily total behind them (for identifyStatus()). */
-  private identifyWaiting = 0;
+  /** Created once the identify limits are known; the running set identifies through `gate`. */
+  private scheduler: StartupScheduler | null = null;
+  private gate: StartGate | null = null;
+  /** The queue behind the scheduler and its daily total (for identifyStatus()). */
   private identifyInner: IdentifyQueue | null = null;
   private identifyTotal: number | null = null;
   private connecting: Promise<void> | null = null;
   private closing: Promise<Record<number, Session>> | null = null;
-  private connectStartedAt = 0;
-  private progress: ((p: ClusterProgress) => void) | null = null;
-  private allReadyReported = false;
-  private readonly sink: ShardSink;
-  /** Sink of the running shard set: a copy of `sink` whose methods a reshard swaps (see reshard.ts). */
-  private setSink: ShardSink;
   private settled = false;
   private resharder: Resharder | null = null;
   private reshardRun: Promise<void> | null = null;
@@ -225,7 +93,8 @@ export class Cluster extends TypedEmitter<ClusterEventMap> {
     if (!Number.isInteger(workers) || workers < 0) throw new ShardlineError('INVALID_OPTION', `workers must be an integer >= 0, got ${String(workers)}`);
     this.workerRestart = restartPolicy(options.workerRestart);
     this.#token = options.token.trim().replace(/^Bot\s+/i, '');
-    this.options = options;
+    const { token: _token, ...rest } = options;
+    this.options = rest;
     setMaxListeners(0, this.abort.signal); // one listener per pending start-up wait
     this.clock = options.clock ?? systemClock;
     this.sessions = {};
@@ -237,8 +106,10 @@ export class Cluster extends TypedEmitter<ClusterEventMap> {
     if (typeof shards === 'number') this.setShards(shards, range(shards));
     else if (typeof shards === 'object') this.setShards(shards.total, shards.ids);
     else if (shards !== 'auto') throw new ShardlineError('INVALID_SHARD', `shards must be 'auto', a count, or { ids, total }`);
-    this.sink = this.makeSink();
-    this.setSink = { ...this.sink };
+    this.pipeline = new DeliveryPipeline(
+      { clock: this.clock, emitter: this, running: () => this.running?.set ?? null, debug: (m) => this.debugLine(m) },
+      options.eventBufferSize ?? 10_000,
+    );
     // Shard debug lines cost a string per event: forward them only while someone listens.
     const self = this as unknown as EventEmitter;
     self.on('newListener', (event: string) => {
@@ -275,51 +146,64 @@ export class Cluster extends TypedEmitter<ClusterEventMap> {
    * catches up (quiet shards are never starved: all shards pause and resume together). Ends on `close()`.
    */
   events(): AsyncIterableIterator<DispatchEvent> {
-    let full = false;
-    const channel: EventChannel<DispatchEvent> = new EventChannel<DispatchEvent>(
-      this.options.eventBufferSize ?? 10_000,
-      (isFull) => {
-        if (isFull !== full) {
-          full = isFull;
-          this.setPressure(isFull ? 1 : -1);
-        }
-      },
-      () => this.channels.delete(channel),
-    );
-    if (this.closing) channel.end();
-    else this.channels.add(channel);
-    const it = channel[Symbol.asyncIterator]();
-    return Object.assign(it, { [Symbol.asyncIterator]: () => it }) as AsyncIterableIterator<DispatchEvent>;
+    return this.pipeline.events();
   }
 
   /**
    * Start every shard. Resolves when all are ready; rejects with a {@link ClusterConnectError} naming the shards
    * that failed for good (bad token, invalid shard, spent identify budget, ...) once the rest are ready — those
-   * keep running. `onProgress` is told about every state change during start-up.
+   * keep running. `onProgress` is told about every state change during start-up. Calls made while an attempt is
+   * in flight share it; after a failure the next call tries again (after a `ClusterConnectError`: the failed shards).
    */
   connect(options: { onProgress?: (progress: ClusterProgress) => void } = {}): Promise<void> {
     if (this.closing) return Promise.reject(new ShardlineError('CLUSTER_CLOSED', 'the cluster is closed; create a new one'));
-    this.connecting ??= this.doConnect(options.onProgress ?? null);
+    if (!this.connecting) {
+      const attempt = this.doConnect(options.onProgress ?? null);
+      this.connecting = attempt;
+      attempt.catch(() => {
+        if (this.connecting === attempt && !this.closing) this.connecting = null;
+      });
+    }
     return this.connecting;
+  }
+
+  /** A redacted summary (never the token): ids, total, shard states. */
+  toJSON(): { ids: number[]; total: number | null; maxConcurrency: number; gatewayUrl: string | null; workers: number; states: Partial<Record<ShardState, number>>; closed: boolean } {
+    const states: Partial<Record<ShardState, number>> = {};
+    for (const [state, n] of this.running?.set.countStates() ?? []) states[state] = n;
+    return {
+      ids: [...this._ids],
+      total: this._total,
+      maxConcurrency: this._maxConcurrency,
+      gatewayUrl: this._gatewayUrl,
+      workers: this.options.workers ?? 0,
+      states,
+      closed: this.closing !== null,
+    };
+  }
+
+  [inspect.custom](depth: number, options: InspectOptionsStylized, show: typeof inspect): string {
+    if (depth < 0) return options.stylize('[Cluster]', 'special');
+    return `Cluster ${show(this.toJSON(), { ...options, depth: options.depth === null ? null : depth - 1 })}`;
   }
 
   /** The shard `id` (throws when it is not part of this cluster or the cluster has not started). */
   shard(id: number): ClusterShard {
     const handle = this.handles.get(id);
     if (handle) return handle;
-    this.owner(id);
+    this.route(id);
     const cluster = this;
     const created: ClusterShard = {
       id,
       get state() {
-        return cluster.states.get(id) ?? 'idle';
+        return cluster.running?.set.state(id) ?? 'idle';
       },
-      status: () => this.owner(id).status(id),
+      status: () => this.route(id).status(id),
       send: (payload) => this.send(id, payload),
       updatePresence: (presence) => this.send(id, { op: 3, d: presence }),
       restart: (opts) => this.restartShard(id, opts),
       get shard() {
-        return cluster.owners.get(id)?.local(id);
+        return cluster.running?.set.local(id);
       },
     };
     this.handles.set(id, created);
@@ -342,7 +226,7 @@ export class Cluster extends TypedEmitter<ClusterEventMap> {
   /** Send a command on one shard (routed to the thread that owns it). */
   send(shardId: number, payload: GatewayCommand): Promise<void> {
     try {
-      return this.owner(shardId).send(shardId, payload);
+      return this.route(shardId).send(shardId, payload);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -351,7 +235,8 @@ export class Cluster extends TypedEmitter<ClusterEventMap> {
   /** Update the presence of every running shard. Rejects (after trying all) if some could not send it. */
   async updatePresence(presence: PresenceData): Promise<void> {
     this.presence = presence;
-    const ids = this._ids.filter((id) => this.states.get(id) !== 'fatal' && this.states.get(id) !== 'closed');
+    const set = this.running?.set;
+    const ids = this._ids.filter((id) => set && set.state(id) !== 'fatal' && set.state(id) !== 'closed');
     const results = await Promise.allSettled(ids.map((id) => this.send(id, { op: 3, d: presence })));
     const failed = results.flatMap((r, i) => (r.status === 'rejected' ? [{ id: ids[i]!, err: r.reason as Error }] : []));
     if (failed.length > 0) {
@@ -371,7 +256,7 @@ export class Cluster extends TypedEmitter<ClusterEventMap> {
     const resetAt = q?.resetAt ?? null;
     return {
       maxConcurrency: this._maxConcurrency,
-      waiting: this.identifyWaiting,
+      waiting: this.scheduler?.waiting ?? 0,
       remaining: remaining === Infinity ? null : remaining,
       total: remaining === null || remaining === Infinity ? null : this.identifyTotal,
       resetIn: resetAt === null ? null : Math.max(0, resetAt - this.clock.now()),
@@ -380,11 +265,10 @@ export class Cluster extends TypedEmitter<ClusterEventMap> {
 
   /** Health of every shard, by id. Synchronous; in worker mode refreshed with every event batch and once a second. */
   status(): ShardStatus[] {
-    return this._ids.map((id) => {
-      const owner = this.owners.get(id);
-      if (owner) return owner.status(id);
-      return { id, state: 'idle', latency: null, sessionId: null, sequence: 0, reconnects: 0, identifies: 0, resumes: 0, lastCloseCode: null };
-    });
+    const set = this.running?.set;
+    return this._ids.map((id) =>
+      set ? set.status(id) : { id, state: 'idle', latency: null, sessionId: null, sequence: 0, reconnects: 0, identifies: 0, resumes: 0, lastCloseCode: null },
+    );
   }
 
   /**
@@ -393,9 +277,9 @@ export class Cluster extends TypedEmitter<ClusterEventMap> {
    */
   async restartShard(id: number, options: { resume?: boolean } = {}): Promise<void> {
     if (this.closing) throw new ShardlineError('CLUSTER_CLOSED', 'the cluster is closed');
-    const owner = this.owner(id);
+    const set = this.route(id);
     this.debugLine(`restarting shard ${id} (${options.resume === false ? 'new session' : 'resume'})`);
-    await owner.restart(id, options.resume ?? true);
+    await set.restart(id, options.resume ?? true);
   }
 
   /**
@@ -445,7 +329,7 @@ export class Cluster extends TypedEmitter<ClusterEventMap> {
         fetchGatewayBot: () => this.refreshGatewayBot(),
         reshard: (total, opts) => this.startReshard(total, opts, 'policy'),
         debug: (m) => this.debugLine(m),
-        emit: (e) => this.guard(() => this.emit('reshard', e)),
+        emit: (e) => this.pipeline.guard(() => this.emit('reshard', e)),
       },
       options,
     );
@@ -475,64 +359,38 @@ export class Cluster extends TypedEmitter<ClusterEventMap> {
     this.policy = null;
     this.resharder?.dispose();
     await this.reshardRun;
-    for (const wake of this.grantWaiters.values()) wake();
-    this.grantWaiters.clear();
-    const parts = await Promise.all(this.backends.map((b) => b.close(resumable).catch(() => ({}) as Record<number, Session>)));
-    for (const ch of this.channels) ch.end();
-    this.channels.clear();
-    this.pressure = 0;
-    this.progress = null;
+    const sessions = (await this.running?.set.close(resumable)) ?? {};
+    this.pipeline.end();
     const self = this as unknown as EventEmitter;
     self.removeAllListeners('newListener');
     self.removeAllListeners('removeListener');
-    return Object.assign({}, ...parts) as Record<number, Session>;
+    return sessions;
   }
 
   private async doConnect(onProgress: ((p: ClusterProgress) => void) | null): Promise<void> {
-    this.connectStartedAt = this.clock.now();
-    this.allReadyReported = false;
-    await this.prepare();
+    const startedAt = this.clock.now();
+    this.pipeline.expectReady(startedAt);
+    // A retry after a ClusterConnectError starts the shards that failed; any other failure happened before the
+    // shards were created, and the retry starts from scratch.
+    const retry = this.running !== null;
+    if (!retry) await this.prepare();
     if (this.abort.signal.aborted) throw this.abort.signal.reason;
-    this.progress = onProgress;
-    const failures: { shardId: number; error: Error }[] = [];
-    const settled: Promise<void>[] = [];
-    const start = (id: number): Promise<void> => {
-      const done = this.owner(id)
-        .connect(id)
-        .catch((error: Error) => {
-          failures.push({ shardId: id, error });
-        });
-      settled.push(done);
-      // The start slot frees half a window after the shard's identify turn (or when it is ready, or failed): the
-      // next shard of the lane then connects mid-window, never while IDENTIFYs are on the wire, and waits ~2.5 s.
-      const granted = new Promise<void>((resolve) => this.grantWaiters.set(id, resolve)).then(() =>
-        sleep(this.clock, START_STAGGER, this.abort.signal).catch(() => undefined),
-      );
-      return Promise.race([done, granted]).finally(() => this.grantWaiters.delete(id));
-    };
-    const resumes = this._ids.filter((id) => this.sessions[id]);
-    const fresh = this._ids.filter((id) => !this.sessions[id]);
-    const ahead = Math.max(1, this.options.startAhead ?? 1) * this._maxConcurrency;
-    this.debugLine(`starting ${this._ids.length} shards of ${this._total}: ${resumes.length} resume, ${fresh.length} identify over ${this._maxConcurrency} lane(s)`);
-    await Promise.all([this.limited(resumes, RESUME_CONCURRENCY, start), this.limited(fresh, ahead, start)]);
-    await Promise.all(settled);
-    this.progress = null;
+    const set = this.running!.set;
+    const ids = retry ? this._ids.filter((id) => set.state(id) === 'fatal' || set.state(id) === 'idle') : this._ids;
+    const resume = retry ? [] : ids.filter((id) => this.sessions[id]);
+    const fresh = retry ? ids : ids.filter((id) => !this.sessions[id]);
+    this.debugLine(`starting ${ids.length} shards of ${this._total}: ${resume.length} resume, ${fresh.length} identify over ${this._maxConcurrency} lane(s)`);
+    const failures = await this.scheduler!.start(this.gate!, {
+      ids: fresh,
+      resume,
+      connect: (id) => set.connect(id),
+      signal: this.abort.signal,
+      progress: onProgress ? { report: onProgress, startedAt, total: this._ids.length, count: () => set.countStates() } : undefined,
+    });
     this.settled = true;
     if (this.options.autoReshard && !this.abort.signal.aborted && !this.policy) this.autoReshard(this.options.autoReshard);
     if (this.abort.signal.aborted) throw new ShardlineError('CLUSTER_CLOSED', 'the cluster was closed before every shard was ready');
-    if (failures.length > 0) {
-      failures.sort((a, b) => a.shardId - b.shardId);
-      throw new ClusterConnectError(failures, this._ids.length);
-    }
-  }
-
-  /** Run `fn` over `ids` in order, at most `limit` at a time (a slot is held until `fn`'s promise settles). */
-  private async limited(ids: number[], limit: number, fn: (id: number) => Promise<void>): Promise<void> {
-    let next = 0;
-    const lane = async (): Promise<void> => {
-      while (next < ids.length && !this.abort.signal.aborted) await fn(ids[next++]!);
-    };
-    await Promise.all(Array.from({ length: Math.min(limit, ids.length) }, lane));
+    if (failures.length > 0) throw new ClusterConnectError(failures, this._ids.length);
   }
 
   /** Learn the shard count, gateway URL and identify limits; create the shards (not yet connected). */
@@ -556,58 +414,54 @@ export class Cluster extends TypedEmitter<ClusterEventMap> {
       });
     this.identifyInner = inner;
     this.identifyTotal = o.identifyQueue ? null : (limit?.total ?? null);
-    this.queue = {
-      acquire: async (shardId, signal) => {
-        const since = this.clock.now();
-        this.identifyWaiting++;
-        try {
-          await inner.acquire(shardId, signal);
-        } finally {
-          this.identifyWaiting--;
-        }
-        const lane = shardId % this._maxConcurrency;
-        this.guard(() => this.emit('identifyTurn', { shardId, lane, waited: this.clock.now() - since }));
-        this.debugLine(`identify turn: shard ${shardId} (lane ${lane})`);
-        this.grantWaiters.get(shardId)?.();
+    this.scheduler = new StartupScheduler({
+      clock: this.clock,
+      inner,
+      maxConcurrency: this._maxConcurrency,
+      startAhead: o.startAhead ?? 1,
+      onTurn: (e) => {
+        this.pipeline.guard(() => this.emit('identifyTurn', e));
+        this.debugLine(`identify turn: shard ${e.shardId} (lane ${e.lane})`);
       },
-    };
-    for (const id of this._ids) this.setState(id, 'idle');
-    const set = this.createSet(this._ids, this._total!, this.setSink, this.queue, false);
-    for (const b of set.backends) this.backends.push(b);
-    for (const [id, b] of set.owners) this.owners.set(id, b);
+      observe: (fn) => this.pipeline.observe(fn),
+    });
+    this.gate = this.scheduler.gate();
+    const input = this.pipeline.input();
+    const set = this.place(this._ids, this._total!, input.sink, this.gate, false);
+    this.running = { set, input };
     this.syncDebug();
-    if (this.pressure > 0) for (const b of this.backends) b.setPaused(true);
+    if (this.pipeline.behind) set.setPaused(true);
   }
 
   /**
    * Create (not connect) the shards `ids` of `total`, in this thread or spread over the worker threads, all
    * reporting to `sink`. `fresh`: a resharded set (new sessions, the last presence given to updatePresence()).
    */
-  private createSet(ids: number[], total: number, sink: ShardSink, queue: IdentifyQueue, fresh: boolean): ShardSet {
-    const owners = new Map<number, ShardBackend>();
-    const backends: ShardBackend[] = [];
-    const workers = Math.min(this.options.workers ?? 0, ids.length);
-    if (workers === 0) {
-      const group = new ShardGroup(ids, (id) => ({ ...this.shardOptions(id, total, fresh), clock: this.clock, identifyQueue: queue }), sink);
-      backends.push(group);
-      for (const id of ids) owners.set(id, group);
-    } else {
-      for (let w = 0; w < workers; w++) {
-        const mine = ids.filter((_, k) => k % workers === w);
-        const shardOptions: Record<number, Partial<ShardOptions>> = {};
-        for (const id of mine) shardOptions[id] = cloneableShardOptions(this.shardOptions(id, total, fresh));
-        const host = new WorkerHost({ index: w, ids: mine, shardOptions, clockScale: this.clock.scale }, sink, queue, {
-          clock: this.clock,
-          restart: this.workerRestart,
-          onExit: (e) => this.onWorkerExit(e),
-          debug: (m) => this.debugLine(m),
-        });
-        backends.push(host);
-        for (const id of mine) owners.set(id, host);
-      }
-      this.debugLine(`${ids.length} shards spread over ${workers} worker threads`);
-    }
-    return { total, backends, owners, sink };
+  private place(ids: number[], total: number, sink: ShardSink, queue: IdentifyQueue, fresh: boolean): Placement {
+    return new Placement({
+      ids,
+      total,
+      workers: this.options.workers ?? 0,
+      shardOptions: (id) => this.shardOptions(id, total, fresh),
+      sink,
+      queue,
+      clock: this.clock,
+      restart: this.workerRestart,
+      onWorkerExit: (e) => this.onWorkerExit(e),
+      debug: (m) => this.debugLine(m),
+    });
+  }
+
+  /** The running set, when it runs shard `id` (throws otherwise). */
+  private route(id: number): Placement {
+    const set = this.running?.set;
+    if (set?.owner(id)) return set;
+    if (this._ids.includes(id)) throw new ShardlineError('NOT_STARTED', `shard ${id} has not been created yet: call connect() first`);
+    throw new ShardlineError('UNKNOWN_SHARD', `shard ${id} is not part of this cluster (ids ${describeIds(this._ids)})`);
+  }
+
+  private syncDebug(): void {
+    this.running?.set.setDebug(this.listenerCount('debug') > 0);
   }
 
   /** Full options of one shard (without clock / queue). */
@@ -665,81 +519,42 @@ export class Cluster extends TypedEmitter<ClusterEventMap> {
 
   /** The cluster internals a reshard uses (see reshard.ts). */
   private reshardHost(): ReshardHost {
-    const cluster = this;
     return {
       clock: this.clock,
       total: this._total!,
       maxConcurrency: this._maxConcurrency,
-      startAhead: this.options.startAhead ?? 1,
-      get setSink() {
-        return cluster.setSink;
-      },
-      mainSink: this.sink,
       signal: this.abort.signal,
-      isBehind: () => this.pressure > 0,
-      runningStates: () => this._ids.map((id) => this.states.get(id) ?? 'idle'),
-      barrier: async () => {
-        const ids = this._ids.filter((id) => this.states.get(id) === 'ready');
-        await Promise.all(ids.map((id) => this.owner(id).barrier(id)));
-      },
-      identifyQueue: () => this.queue!,
+      pipeline: this.pipeline,
+      scheduler: this.scheduler!,
+      running: () => this.running!,
       localBudget: () => {
         const q = this.identifyInner instanceof LocalIdentifyQueue ? this.identifyInner : null;
         return q && q.remaining !== Infinity ? q.remaining : null;
       },
       fetchGatewayBot: () => this.refreshGatewayBot(),
-      createSet: (total, sink, queue) => this.createSet(range(total), total, sink, queue, true),
-      adopt: (set, states) => this.adoptSet(set, states),
+      createSet: (total, sink, queue) => this.place(range(total), total, sink, queue, true),
+      adopt: (set, input) => this.adopt(set, input),
       debug: (m) => this.debugLine(m),
-      emit: (e) => this.guard(() => this.emit('reshard', e)),
+      emit: (e) => this.pipeline.guard(() => this.emit('reshard', e)),
     };
   }
 
-  /** The reshard's switch: `set` becomes the running set (synchronously). Returns the previous backends. */
-  private adoptSet(set: ShardSet, states: Map<number, ShardState>): ShardBackend[] {
-    const old = this.backends.splice(0, this.backends.length, ...set.backends);
-    this.owners.clear();
-    for (const [id, b] of set.owners) this.owners.set(id, b);
+  /** The reshard's switch: `set` (reporting to `input`) becomes the running set, synchronously. Returns the previous one. */
+  private adopt(set: Placement, input: PipelineInput): Placement {
+    const old = this.running!.set;
+    this.running = { set, input };
     this._total = set.total;
     this._ids = range(set.total);
-    this.states.clear();
-    this.stateCounts.clear();
-    for (const id of this._ids) this.setState(id, states.get(id) ?? 'idle');
     for (const id of this.handles.keys()) if (id >= set.total) this.handles.delete(id);
     for (const id of Object.keys(this.sessions)) delete this.sessions[Number(id)];
-    this.setSink = set.sink;
-    for (const b of set.backends) b.setPaused(this.pressure > 0);
-    const debug = this.listenerCount('debug') > 0;
-    for (const b of set.backends) b.setDebug(debug);
-    this.checkAllReady();
+    set.setPaused(this.pipeline.behind);
+    set.setDebug(this.listenerCount('debug') > 0);
+    this.pipeline.checkReady();
     return old;
   }
 
-  private async fetchGatewayBot(): Promise<GatewayBot> {
-    const base = (this.options.apiUrl ?? DEFAULT_API_URL).replace(/\/+$/, '');
-    const url = `${base}/gateway/bot`;
-    let res: Response;
-    try {
-      res = await fetch(url, {
-        headers: { Authorization: `Bot ${this.#token}`, 'User-Agent': 'DiscordBot (https://github.com/shardline/shardline, 0.1.0) shardline' },
-        signal: AbortSignal.any([this.abort.signal, AbortSignal.timeout(15_000)]),
-      });
-    } catch (err) {
-      if (this.abort.signal.aborted) throw this.abort.signal.reason;
-      throw new GatewayError('GATEWAY_BOT_FAILED', `GET ${url} failed: ${redact((err as Error).message, this.#token)}`, { cause: err });
-    }
-    const body = (await res.json().catch(() => null)) as Partial<GatewayBot> | null;
-    if (res.status === 401) {
-      throw new GatewayError('INVALID_TOKEN', `GET ${url} answered 401: the token was rejected; check DISCORD_TOKEN (Developer Portal → Bot)`);
-    }
-    const l = body?.session_start_limit;
-    if (!res.ok || !body || typeof body.url !== 'string' || !Number.isInteger(body.shards) || !l || !Number.isInteger(l.max_concurrency)) {
-      throw new GatewayError('GATEWAY_BOT_FAILED', `GET ${url} answered ${res.status} without { url, shards, session_start_limit }`);
-    }
-    this.debugLine(
-      `/gateway/bot: ${body.shards} shards recommended, max_concurrency ${l.max_concurrency}, ${l.remaining}/${l.total} session starts left (reset in ${Math.round(l.reset_after / 60000)} min)`,
-    );
-    return body as GatewayBot;
+  private fetchGatewayBot(): Promise<GatewayBot> {
+    return fetchGatewayBot(this.options.apiUrl ?? DEFAULT_API_URL, this.#token, this.abort.signal, (m) => this.debugLine(m));
   }
 
   private setShards(total: number, ids: number[]): void {
@@ -756,150 +571,29 @@ export class Cluster extends TypedEmitter<ClusterEventMap> {
     this._ids = [...ids].sort((a, b) => a - b);
   }
 
-  private owner(id: number): ShardBackend {
-    const owner = this.owners.get(id);
-    if (owner) return owner;
-    if (this._ids.includes(id)) throw new ShardlineError('NOT_STARTED', `shard ${id} has not been created yet: call connect() first`);
-    throw new ShardlineError('UNKNOWN_SHARD', `shard ${id} is not part of this cluster (ids ${describeIds(this._ids)})`);
-  }
-
-  private makeSink(): ShardSink {
-    return {
-      dispatch: (event) => {
-        for (const ch of this.channels) ch.push(event);
-        if (this.listenerCount('dispatch') === 0) return;
-        try {
-          this.emit('dispatch', event);
-        } catch (err) {
-          this.safeEmitShardError(new ShardlineError('LISTENER_ERROR', `a dispatch listener threw: ${(err as Error)?.message ?? String(err)}`, { cause: err }), event.shardId);
-        }
-      },
-      ready: (shardId, data) => {
-        this.guard(() => this.emit('shardReady', shardId, data));
-        this.checkAllReady();
-      },
-      resumed: (shardId, session) => {
-        this.guard(() => this.emit('shardResumed', shardId, session));
-        this.checkAllReady();
-      },
-      stateChange: (change) => {
-        this.setState(change.shardId, change.to);
-        this.guard(() => this.emit('shardStateChange', change));
-        if (this.progress) {
-          const c = (s: ShardState) => this.stateCounts.get(s) ?? 0;
-          const progress: ClusterProgress = {
-            total: this._ids.length,
-            ready: c('ready'),
-            failed: c('fatal'),
-            starting: c('connecting') + c('identifying') + c('resuming') + c('reconnecting'),
-            shardId: change.shardId,
-            state: change.to,
-            elapsed: this.clock.now() - this.connectStartedAt,
-          };
-          this.guard(() => this.progress?.(progress));
-        }
-      },
-      disconnected: (event) => this.guard(() => this.emit('shardDisconnected', event)),
-      error: (error, shardId) => {
-        this.safeEmitShardError(error, shardId);
-        if (this.states.get(shardId) === 'fatal') this.guard(() => this.emit('error', error));
-      },
-      debug: (event) => this.guard(() => this.emit('debug', event)),
-    };
-  }
-
-  private safeEmitShardError(error: Error, shardId: number): void {
-    try {
-      this.emit('shardError', error, shardId);
-    } catch {
-      // a throwing error listener must not break the shard that reported
-    }
-  }
-
-  /** Run a listener call; a throwing listener is reported, never thrown into a shard's socket handler. */
-  private guard(fn: () => void): void {
-    try {
-      fn();
-    } catch (err) {
-      this.safeEmitShardError(new ShardlineError('LISTENER_ERROR', `a cluster listener threw: ${(err as Error)?.message ?? String(err)}`, { cause: err }), -1);
-    }
-  }
-
-  private setState(id: number, to: ShardState): void {
-    const from = this.states.get(id);
-    if (from !== undefined) this.stateCounts.set(from, (this.stateCounts.get(from) ?? 1) - 1);
-    this.states.set(id, to);
-    this.stateCounts.set(to, (this.stateCounts.get(to) ?? 0) + 1);
-  }
-
-  private checkAllReady(): void {
-    if (this.allReadyReported || (this.stateCounts.get('ready') ?? 0) !== this._ids.length) return;
-    this.allReadyReported = true;
-    this.guard(() => this.emit('ready', { shards: this._ids.length, elapsed: this.clock.now() - this.connectStartedAt }));
-  }
-
-  private setPressure(delta: number): void {
-    const before = this.pressure > 0;
-    this.pressure = Math.max(0, this.pressure + delta);
-    const after = this.pressure > 0;
-    if (before === after) return;
-    this.debugLine(after ? 'event consumer is behind: pausing every shard' : 'event consumer caught up: resuming every shard');
-    for (const b of this.backends) b.setPaused(after);
-  }
-
   private onBudget(e: IdentifyBudgetEvent): void {
     const when = `${Math.round(e.resetIn / 60000)} min`;
     const line =
       e.kind === 'refilled'
         ? `identify budget refilled: ${e.remaining}/${e.total}`
         : `identify budget exhausted (0 of ${e.total} left, refills in ${when}): ${e.policy === 'wait' ? 'shards that must IDENTIFY wait for the refill' : 'shards that must IDENTIFY fail with IDENTIFY_BUDGET_EXHAUSTED'}`;
-    this.guard(() => this.emit('identifyBudget', e));
+    this.pipeline.guard(() => this.emit('identifyBudget', e));
     this.debugLine(line, this.listenerCount('identifyBudget') === 0);
   }
 
   private onWorkerExit(e: WorkerExitEvent): void {
-    this.guard(() => this.emit('workerExit', e));
+    this.pipeline.guard(() => this.emit('workerExit', e));
     const line = e.restarting
       ? `${e.reason}; respawning it in ${e.delay} ms (restart ${e.restarts}, ${e.recentExits} exit(s) in the window); ${e.shards.length} shard(s) will reconnect`
       : e.reason;
     this.debugLine(line, this.listenerCount('workerExit') === 0, 'SHARDLINE_WORKER_EXIT');
   }
 
-  private syncDebug(): void {
-    const enabled = this.listenerCount('debug') > 0;
-    for (const b of this.backends) b.setDebug(enabled);
-  }
-
   /** A cluster-level debug line (shardId -1). `always` also prints a warning (`code`) when nobody listens to debug. */
   private debugLine(message: string, always = false, code = 'SHARDLINE_IDENTIFY_BUDGET'): void {
-    if (this.listenerCount('debug') > 0) this.guard(() => this.emit('debug', { shardId: -1, message: redact(message, this.#token) }));
+    if (this.listenerCount('debug') > 0) this.pipeline.guard(() => this.emit('debug', { shardId: -1, message: redact(message, this.#token) }));
     else if (always) process.emitWarning(`shardline cluster: ${redact(message, this.#token)}`, { code });
   }
-}
-
-/** The worker restart policy from `ClusterOptions.workerRestart` (validated; null when off). */
-function restartPolicy(option: ClusterOptions['workerRestart']): WorkerRestartPolicy | null {
-  if (option === false) return null;
-  if (option !== undefined && (option === null || typeof option !== 'object')) {
-    throw new ShardlineError('INVALID_OPTION', `workerRestart must be false or { maxRestarts, windowMs, initialDelay, maxDelay }, got ${String(option)}`);
-  }
-  const o = option ?? {};
-  const policy: WorkerRestartPolicy = {
-    maxRestarts: o.maxRestarts ?? 5,
-    windowMs: o.windowMs ?? 300_000,
-    initialDelay: o.initialDelay ?? 1000,
-    maxDelay: o.maxDelay ?? 30_000,
-  };
-  if (!Number.isInteger(policy.maxRestarts) || policy.maxRestarts < 0) {
-    throw new ShardlineError('INVALID_OPTION', `workerRestart.maxRestarts must be an integer >= 0, got ${String(policy.maxRestarts)}`);
-  }
-  for (const k of ['windowMs', 'initialDelay', 'maxDelay'] as const) {
-    if (typeof policy[k] !== 'number' || !(policy[k] >= 0) || !Number.isFinite(policy[k])) {
-      throw new ShardlineError('INVALID_OPTION', `workerRestart.${k} must be a finite number >= 0, got ${String(policy[k])}`);
-    }
-  }
-  policy.maxDelay = Math.max(policy.maxDelay, policy.initialDelay);
-  return policy;
 }
 
 /**
@@ -908,7 +602,7 @@ function restartPolicy(option: ClusterOptions['workerRestart']): WorkerRestartPo
  * @internal
  */
 export function workerHosts(cluster: Cluster): WorkerHost[] {
-  return cluster['backends'].filter((b): b is WorkerHost => b instanceof WorkerHost);
+  return cluster['running']?.set.workerHosts() ?? [];
 }
 
 function range(n: number): number[] {

@@ -1,11 +1,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createServer, type AddressInfo } from 'node:net';
+import util from 'node:util';
+import { scaledClock } from '../src/clock.js';
+import { LocalIdentifyQueue } from '../src/queue.js';
+import { GatewaySimulator } from '../src/simulator/index.js';
 import { Cluster, ClusterConnectError, CLUSTER_IDENTIFY_WINDOW } from '../src/cluster.js';
 import { GatewayError, ShardlineError } from '../src/errors.js';
 import type { DispatchEvent } from '../src/events.js';
 import { generateGuildIds, shardForGuild } from '../src/simulator/index.js';
 import { INTENTS, rig } from './helpers/cluster-rig.js';
-import { TOKEN, until, delay, failOnUnhandledRejections } from './helpers/setup.js';
+import { TOKEN, SCALE, until, delay, failOnUnhandledRejections } from './helpers/setup.js';
 
 failOnUnhandledRejections();
 
@@ -335,6 +341,138 @@ test('options are validated; /gateway/bot errors are clear; close releases every
     const afterClose = process.getActiveResourcesInfo().filter((x) => x !== 'TTYWrap').length;
     assert.ok(afterClose <= before, `no timer or socket left behind (${before} → ${afterClose}: ${process.getActiveResourcesInfo().join(', ')})`);
     assert.ok(CLUSTER_IDENTIFY_WINDOW >= 5000);
+  } finally {
+    await r.stop();
+  }
+});
+
+// ---- regressions: connect() retry, token never reachable -----------------------------------------------
+
+/** A loopback port nobody listens on (reserved, then released). */
+async function closedPort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+  const port = (srv.address() as AddressInfo).port;
+  await new Promise<void>((resolve) => srv.close(() => resolve()));
+  return port;
+}
+
+/** Run a cluster whose connect() fails in a child process; resolves with its output once it exits by itself. */
+function failInChild(apiUrl: string): Promise<{ code: number | null; out: string; ms: number }> {
+  const script = `
+    import { Cluster } from ${JSON.stringify(new URL('../src/cluster.ts', import.meta.url).href)};
+    const c = new Cluster({ token: 'child-token-0000', intents: 1, apiUrl: ${JSON.stringify(apiUrl)} });
+    c.connect().then(() => console.log('connected'), (e) => console.log('failed', e.code));`;
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    let failedAt = 0;
+    child.stdout.on('data', (b: Buffer) => {
+      out += b.toString();
+      failedAt ||= Date.now();
+    });
+    const kill = setTimeout(() => {
+      child.kill();
+      reject(new Error(`the process did not exit after its failed connect() (output: ${out.trim()})`));
+    }, 20_000);
+    child.on('exit', (code) => {
+      clearTimeout(kill);
+      resolve({ code, out: out.trim(), ms: failedAt ? Date.now() - failedAt : -1 });
+    });
+  });
+}
+
+test('a failed connect() can be retried: /gateway/bot unreachable, then rejecting the token, then back', async () => {
+  const port = await closedPort();
+  const clock = scaledClock(SCALE);
+  const cluster = new Cluster({ token: TOKEN, intents: INTENTS, apiUrl: `http://127.0.0.1:${port}/api/v10`, clock });
+  let sim: GatewaySimulator | null = null;
+  try {
+    const first = cluster.connect();
+    assert.equal(cluster.connect(), first, 'concurrent calls share the attempt in flight');
+    await assert.rejects(first, (e: ShardlineError) => e.code === 'GATEWAY_BOT_FAILED');
+    assert.equal(cluster.total, null);
+    // the API comes back on that port, but rejects this token at first
+    sim = await GatewaySimulator.start({ port, tokens: ['somebody-else'], clock, shards: 2, maxConcurrency: 2, guilds: 2 });
+    const second = cluster.connect();
+    assert.notEqual(second, first, 'a new attempt after a failure');
+    await assert.rejects(second, (e: ShardlineError) => e.code === 'INVALID_TOKEN');
+    sim.setOptions({ tokens: [TOKEN] });
+    const third = cluster.connect();
+    assert.notEqual(third, second);
+    assert.equal(cluster.connect(), third);
+    await third;
+    assert.deepEqual(cluster.status().map((s) => s.state), ['ready', 'ready']);
+    assert.equal(cluster.connect(), third, 'after success the settled attempt is returned');
+  } finally {
+    await cluster.close();
+    await sim?.stop();
+  }
+});
+
+test('a failed connect() leaves no timer or socket behind: the process exits by itself', async () => {
+  const unreachable = await failInChild(`http://127.0.0.1:${await closedPort()}/api/v10`);
+  assert.equal(unreachable.out, 'failed GATEWAY_BOT_FAILED');
+  assert.equal(unreachable.code, 0);
+  assert.ok(unreachable.ms < 3000, `exited ${unreachable.ms} ms after the failure`);
+  const r = await rig({ shards: 1, guilds: 1 });
+  try {
+    const rejected = await failInChild(r.sim.apiUrl);
+    assert.equal(rejected.out, 'failed INVALID_TOKEN');
+    assert.equal(rejected.code, 0);
+    assert.ok(rejected.ms < 3000, `exited ${rejected.ms} ms after the failure`);
+  } finally {
+    await r.stop();
+  }
+});
+
+test('the token is not reachable from a cluster: inspect, JSON, worker mode, failed clusters and their errors', async () => {
+  const r = await rig({ shards: 2, maxConcurrency: 2, guilds: 2 });
+  const deep = { depth: 10, showHidden: true } as const;
+  const clean = (what: string, value: unknown, secret = TOKEN, opts: util.InspectOptions = deep) => {
+    const text = util.inspect(value, opts);
+    assert.ok(!text.includes(secret), `${what}: util.inspect shows the token`);
+    assert.ok(!(JSON.stringify(value) ?? '').includes(secret), `${what}: JSON.stringify shows the token`);
+    return text;
+  };
+  try {
+    const cluster = r.cluster({ token: `Bot ${TOKEN}` });
+    await cluster.connect();
+    const shown = clean('running cluster', cluster);
+    assert.match(shown, /Cluster/);
+    assert.match(shown, /ready/);
+    assert.deepEqual(JSON.parse(JSON.stringify(cluster)).ids, [0, 1]);
+    // TODO lead: clean('in-thread shard', cluster.shard(0).shard) once Shard keeps its options without the token.
+
+    // worker mode: no Shard lives in this thread, so the cluster's whole object graph can be walked
+    const workers = r.cluster({ workers: 1 });
+    await workers.connect();
+    clean('worker cluster', workers);
+    clean('worker cluster, raw object graph', workers, TOKEN, { ...deep, customInspect: false });
+
+    // rejected by the gateway (4004): no /gateway/bot call, so the token reaches IDENTIFY
+    const wrong = 'rejected-token-QQQQ.WWWW.secret';
+    const rejected = new Cluster({ token: wrong, intents: INTENTS, shards: 1, gatewayUrl: r.sim.url, identifyQueue: new LocalIdentifyQueue({ clock: r.clock }), clock: r.clock });
+    r.clusters.push(rejected);
+    const err = await rejected.connect().then(
+      () => assert.fail('connect() should fail'),
+      (e: unknown) => e as ClusterConnectError,
+    );
+    assert.ok(err instanceof ClusterConnectError);
+    assert.equal((err.failures[0]!.error as GatewayError).closeCode, 4004);
+    clean('cluster rejected with 4004', rejected, wrong);
+    clean('its ClusterConnectError', err, wrong);
+    clean('its status', rejected.status(), wrong);
+
+    // rejected by /gateway/bot (401)
+    const bad = r.cluster({ token: wrong });
+    const err401 = await bad.connect().then(
+      () => assert.fail('connect() should fail'),
+      (e: unknown) => e as GatewayError,
+    );
+    assert.equal(err401.code, 'INVALID_TOKEN');
+    clean('cluster rejected by /gateway/bot', bad, wrong);
+    clean('its error', err401, wrong);
   } finally {
     await r.stop();
   }

@@ -16,6 +16,7 @@ import type { DispatchEvent } from '../events.js';
 import type { IdentifyQueue } from '../queue.js';
 import type { Session } from '../session.js';
 import type { Shard, ShardOptions } from '../shard.js';
+import type { ShardState } from '../state.js';
 import type { GatewayCommand, ShardBackend, ShardSink, ShardStatus, WorkerExitEvent } from '../cluster-status.js';
 import { fromWire, toWire, RAW_LINE, type BatchItem, type CallMethod, type FromWorker, type StatusRow, type ToWorker, type WorkerSpec } from './protocol.js';
 
@@ -103,7 +104,8 @@ const isStart = (m: CallMethod) => m === 'connect' || m === 'restart';
 /** One worker thread running some of the cluster's shards. Implements the cluster's {@link ShardBackend}. */
 export class WorkerHost implements ShardBackend {
   readonly index: number;
-  private spec: WorkerSpec;
+  /** Holds the shards' options, token included: private, so it never shows in `util.inspect` / JSON. */
+  #spec: WorkerSpec;
   private worker: Worker;
   private readonly mirror = new Map<number, ShardStatus>();
   private readonly calls = new Map<number, Pending>();
@@ -117,7 +119,7 @@ export class WorkerHost implements ShardBackend {
   private readonly policy: WorkerRestartPolicy | null;
   private readonly reportExit: (event: WorkerExitEvent) => void;
   private readonly debugLine: (message: string) => void;
-  private readonly tokens: string[];
+  readonly #tokens: string[];
   private readonly delivered = new Map<number, Delivered | null>();
   private readonly carried = new Map<number, Carried>();
   /** While the thread is down and a respawn is scheduled: calls waiting for the new thread. */
@@ -144,7 +146,7 @@ export class WorkerHost implements ShardBackend {
     options: WorkerHostOptions = {},
   ) {
     this.index = spec.index;
-    this.spec = spec;
+    this.#spec = spec;
     this.clock = options.clock ?? scaledClock(spec.clockScale);
     this.policy = options.restart ?? null;
     this.reportExit = options.onExit ?? (() => undefined);
@@ -157,7 +159,7 @@ export class WorkerHost implements ShardBackend {
       this.delivered.set(id, s ? { sessionId: s.sessionId, resumeUrl: s.resumeUrl, sequence: s.sequence } : null);
       this.mirror.set(id, { id, state: 'idle', latency: null, sessionId: null, sequence: 0, reconnects: 0, identifies: 0, resumes: 0, lastCloseCode: null, worker: spec.index });
     }
-    this.tokens = [...tokens];
+    this.#tokens = [...tokens];
     this.worker = this.spawn(spec);
   }
 
@@ -183,6 +185,10 @@ export class WorkerHost implements ShardBackend {
 
   barrier(shardId: number): Promise<void> {
     return this.call('barrier', [shardId]).then(() => undefined);
+  }
+
+  state(shardId: number): ShardState {
+    return this.mirror.get(shardId)?.state ?? 'idle';
   }
 
   status(shardId: number): ShardStatus {
@@ -301,7 +307,7 @@ export class WorkerHost implements ShardBackend {
     } else {
       // A command waits while its shard reconnects, as it does within a thread, and as boundedly.
       const held = this.heldSends.get(shardId) ?? 0;
-      const limit = this.spec.shardOptions[shardId]?.maxQueuedCommands ?? 1000;
+      const limit = this.#spec.shardOptions[shardId]?.maxQueuedCommands ?? 1000;
       if (held >= limit) {
         p.reject(new SendError('QUEUE_FULL', `${held} commands are already waiting for shard ${shardId} (its worker is being respawned); slow down or raise maxQueuedCommands`));
         return;
@@ -321,7 +327,7 @@ export class WorkerHost implements ShardBackend {
   }
 
   private redact(text: string): string {
-    for (const t of this.tokens) text = redact(text, t);
+    for (const t of this.#tokens) text = redact(text, t);
     return text;
   }
 
@@ -557,14 +563,14 @@ export class WorkerHost implements ShardBackend {
     this.respawnTimer = undefined;
     if (this.closing) return;
     const shardOptions: Record<number, Partial<ShardOptions>> = {};
-    for (const id of this.spec.ids) {
+    for (const id of this.#spec.ids) {
       const d = this.delivered.get(id);
-      shardOptions[id] = { ...this.spec.shardOptions[id], session: d ? { sessionId: d.sessionId, sequence: d.sequence, resumeUrl: d.resumeUrl } : null };
+      shardOptions[id] = { ...this.#spec.shardOptions[id], session: d ? { sessionId: d.sessionId, sequence: d.sequence, resumeUrl: d.resumeUrl } : null };
     }
-    this.spec = { ...this.spec, shardOptions };
+    this.#spec = { ...this.#spec, shardOptions };
     this.exited = false;
     this.crash = null;
-    this.worker = this.spawn(this.spec);
+    this.worker = this.spawn(this.#spec);
     if (this.paused) this.post({ t: 'pause', paused: true });
     if (this.debugging) this.post({ t: 'debug', enabled: true });
     const ids = [...this.relaunch].sort((a, b) => a - b);

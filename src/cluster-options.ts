@@ -1,0 +1,127 @@
+/**
+ * Options of a {@link Cluster} (and their validation), and the cluster's constants.
+ * @packageDocumentation
+ */
+import type { Clock } from './clock.js';
+import { ShardlineError } from './errors.js';
+import type { TransportCompression } from './inflate.js';
+import type { IdentifyQueue, LocalIdentifyQueue } from './queue.js';
+import type { AutoReshardOptions } from './reshard.js';
+import type { Session } from './session.js';
+import { API_VERSION, type ShardOptions } from './shard.js';
+import type { WorkerRestartPolicy } from './worker/host.js';
+
+/** Default REST base used for `GET /gateway/bot`. */
+export const DEFAULT_API_URL = `https://discord.com/api/v${API_VERSION}`;
+/**
+ * Spacing of the default identify queue's lane grid, ms: the gateway's 5000 plus 2 % for clock and network jitter,
+ * so N shards start within ~2 % of ceil(N / max_concurrency) identify windows.
+ */
+export const CLUSTER_IDENTIFY_WINDOW = 5100;
+
+/**
+ * How worker threads that exit on their own are restarted (`ClusterOptions.workerRestart`). Durations are virtual
+ * ms of the cluster's clock.
+ */
+export interface WorkerRestartOptions {
+  /** Respawns allowed within `windowMs`; the next exit stops the worker's shards (`fatal`, `WORKER_EXITED`). Default 5. */
+  maxRestarts?: number;
+  /** Window over which exits are counted. Default 300 000 (5 min). */
+  windowMs?: number;
+  /** Back-off before the first respawn; doubled for each further exit within the window. Default 1000. */
+  initialDelay?: number;
+  /** Upper bound of the back-off. Default 30 000. */
+  maxDelay?: number;
+}
+
+/** Options of a {@link Cluster}. Only `token` and `intents` are required. */
+export interface ClusterOptions {
+  /** Bot token (with or without the `Bot ` prefix). Never logged. */
+  token: string;
+  /** Gateway intents of every shard (a shard may override them in `shardOptions`). */
+  intents: number;
+  /**
+   * Which shards to run: `'auto'` (default) uses the count recommended by `GET /gateway/bot`; a number runs
+   * shards `0..n-1` of `n`; `{ ids, total }` runs some shards of a larger bot (e.g. one machine of several).
+   */
+  shards?: 'auto' | number | { ids: number[]; total: number };
+  /** Gateway URL. Default: the `url` from `GET /gateway/bot`. */
+  gatewayUrl?: string;
+  /** REST base for `GET /gateway/bot`. Default `https://discord.com/api/v10`. */
+  apiUrl?: string;
+  /**
+   * Decides when each shard may IDENTIFY (share one between processes to share the rate). Default: a
+   * {@link LocalIdentifyQueue} built from `session_start_limit` (`max_concurrency` lanes, the daily budget).
+   */
+  identifyQueue?: IdentifyQueue;
+  /** With the default queue: what happens when the daily session start budget is spent. Default `'error'`. */
+  onIdentifyBudgetExhausted?: 'wait' | 'error';
+  /** Resume these shards (by id) instead of identifying, e.g. the result of a previous `close({ resumable: true })`. */
+  sessions?: Record<number, Session>;
+  /** Per-shard options (presence, large threshold, ...). In worker mode only plain data survives (no functions). */
+  shardOptions?: (id: number) => Partial<ShardOptions>;
+  /** 0 (default): every shard in this thread; n: shards spread over n worker threads (round robin by id). */
+  workers?: number;
+  /**
+   * Worker mode: what happens when a worker thread exits without being asked to (an uncaught exception, out of
+   * memory, `process.exit()` in a worker, ...). Default on: after a back-off (1 s, doubling, at most 30 s) a new
+   * worker starts with the same shards, and each shard that was running RESUMEs its session from the last dispatch
+   * the main thread delivered — what the dead worker had read but not passed on is replayed by the gateway, what
+   * the replay repeats is dropped, so no event is lost or delivered twice (a shard without a session identifies).
+   * Shards that were `fatal` or `closed` stay so. More than `maxRestarts` exits within `windowMs` (default 5 in
+   * 5 min), or `false`, and the worker's shards stop instead: state `fatal`, a `GatewayError` `WORKER_EXITED` on
+   * `error` / `shardError`. Every exit is reported as a `workerExit` event (and a debug line).
+   *
+   * @example
+   * ```ts
+   * const cluster = new Cluster({ token, intents, workers: 4, workerRestart: { maxRestarts: 3, windowMs: 600_000 } });
+   * cluster.on('workerExit', (e) =>
+   *   console.warn(`${e.reason}: ${e.restarting ? `respawning in ${e.delay} ms (restart ${e.restarts})` : 'its shards stopped'}`),
+   * );
+   * ```
+   */
+  workerRestart?: false | WorkerRestartOptions;
+  /** Dispatch types to deliver (others are never parsed). Default: all. */
+  events?: Iterable<string>;
+  /** Transport compression of every shard. Default `'zlib-stream'`. */
+  compression?: TransportCompression | false;
+  /** Time source. Default real time; tests pass `scaledClock(...)`. In worker mode only its `scale` is used. */
+  clock?: Clock;
+  /** Dispatches buffered per `events()` iterator before the shards stop reading their sockets. Default 10 000. */
+  eventBufferSize?: number;
+  /**
+   * Shards per identify lane connected at once during start-up. Default 1: the next shard of a lane connects half
+   * a window after the previous one's identify turn and waits ~2.5 s for its own, so no socket idles long unidentified.
+   */
+  startAhead?: number;
+  /**
+   * Reshard automatically (see {@link Cluster.autoReshard}) once `connect()` has settled: checks `GET /gateway/bot`
+   * every `interval` and reshards when the guilds per shard pass `guildsPerShard`. Default: off.
+   */
+  autoReshard?: AutoReshardOptions;
+}
+
+/** The worker restart policy from `ClusterOptions.workerRestart` (validated; null when off). */
+export function restartPolicy(option: ClusterOptions['workerRestart']): WorkerRestartPolicy | null {
+  if (option === false) return null;
+  if (option !== undefined && (option === null || typeof option !== 'object')) {
+    throw new ShardlineError('INVALID_OPTION', `workerRestart must be false or { maxRestarts, windowMs, initialDelay, maxDelay }, got ${String(option)}`);
+  }
+  const o = option ?? {};
+  const policy: WorkerRestartPolicy = {
+    maxRestarts: o.maxRestarts ?? 5,
+    windowMs: o.windowMs ?? 300_000,
+    initialDelay: o.initialDelay ?? 1000,
+    maxDelay: o.maxDelay ?? 30_000,
+  };
+  if (!Number.isInteger(policy.maxRestarts) || policy.maxRestarts < 0) {
+    throw new ShardlineError('INVALID_OPTION', `workerRestart.maxRestarts must be an integer >= 0, got ${String(policy.maxRestarts)}`);
+  }
+  for (const k of ['windowMs', 'initialDelay', 'maxDelay'] as const) {
+    if (typeof policy[k] !== 'number' || !(policy[k] >= 0) || !Number.isFinite(policy[k])) {
+      throw new ShardlineError('INVALID_OPTION', `workerRestart.${k} must be a finite number >= 0, got ${String(policy[k])}`);
+    }
+  }
+  policy.maxDelay = Math.max(policy.maxDelay, policy.initialDelay);
+  return policy;
+}

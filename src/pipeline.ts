@@ -1,0 +1,282 @@
+/**
+ * The path from shard events to the cluster's user: every shard set reports into a {@link PipelineInput}; the
+ * pipeline turns what the delivering sets report into cluster events (`dispatch`, `shardStateChange`, `ready`, ...),
+ * feeds the bounded `events()` channels and turns their back-pressure into `setPaused` on the running shards.
+ *
+ * A reshard does not rewrite any of this: it adds a second input whose events are diverted to it (the new set),
+ * inserts a {@link DeliveryStage} that sees every dispatch before it is delivered (the overlap de-duplication),
+ * and at its switch promotes the new input and retires the old one.
+ * @packageDocumentation
+ */
+import { EventChannel } from './channel.js';
+import type { Clock } from './clock.js';
+import type { ClusterEventMap, ShardSink } from './cluster-status.js';
+import type { TypedEmitter } from './emitter.js';
+import { ShardlineError } from './errors.js';
+import type { DispatchEvent, StateChange } from './events.js';
+import type { ShardState } from './state.js';
+
+/** The running shard set, as the pipeline sees it: where states are read and back-pressure is applied. */
+export interface RunningShards {
+  readonly ids: readonly number[];
+  state(shardId: number): ShardState;
+  setPaused(paused: boolean): void;
+}
+
+/** What the pipeline needs from the cluster. */
+export interface PipelineOutput {
+  readonly clock: Clock;
+  /** Where cluster events are emitted (the cluster itself). */
+  readonly emitter: TypedEmitter<ClusterEventMap>;
+  /** The running set (null before `connect()` created it). */
+  running(): RunningShards | null;
+  /** A cluster-level debug line. */
+  debug(message: string): void;
+}
+
+/** A stage inserted into the pipeline (a reshard's de-duplication). */
+export interface DeliveryStage {
+  /** A dispatch of a delivering set, before it is delivered: false drops it. */
+  admit(event: DispatchEvent): boolean;
+  /** A state change of a delivering set, after it was delivered. */
+  stateChanged?(change: StateChange): void;
+}
+
+type Mode = 'deliver' | 'divert' | 'retired';
+
+/** Where one shard set reports. `sink` is what its backends call; the pipeline decides where that goes. */
+export class PipelineInput {
+  readonly sink: ShardSink;
+  #mode: Mode;
+  #divert: ShardSink | null;
+  #onDropped: (() => void) | null = null;
+
+  constructor(pipeline: DeliveryPipeline, divert: ShardSink | null) {
+    this.#mode = divert ? 'divert' : 'deliver';
+    this.#divert = divert;
+    const p = pipeline;
+    this.sink = {
+      dispatch: (e) => {
+        if (this.#mode === 'deliver') p.dispatch(e);
+        else if (this.#mode === 'divert') this.#divert!.dispatch(e);
+        else this.#onDropped?.();
+      },
+      ready: (id, data) => {
+        if (this.#mode === 'deliver') p.ready(id, data);
+        else if (this.#mode === 'divert') this.#divert!.ready(id, data);
+      },
+      resumed: (id, session) => {
+        if (this.#mode === 'deliver') p.resumed(id, session);
+        else if (this.#mode === 'divert') this.#divert!.resumed(id, session);
+      },
+      stateChange: (c) => {
+        if (this.#mode === 'deliver') p.stateChange(c);
+        else if (this.#mode === 'divert') this.#divert!.stateChange(c);
+      },
+      disconnected: (e) => {
+        if (this.#mode === 'deliver') p.disconnected(e);
+        else if (this.#mode === 'divert') this.#divert!.disconnected(e);
+      },
+      error: (err, id) => {
+        if (this.#mode === 'deliver') p.error(err, id);
+        else if (this.#mode === 'divert') this.#divert!.error(err, id);
+      },
+      debug: (e) => {
+        if (this.#mode === 'deliver') p.debug(e);
+        else if (this.#mode === 'divert') this.#divert!.debug(e);
+      },
+    };
+  }
+
+  get mode(): Mode {
+    return this.#mode;
+  }
+
+  /** From now on this set's events are delivered. */
+  promote(): void {
+    this.#mode = 'deliver';
+    this.#divert = null;
+  }
+
+  /** From now on this set's events go nowhere (`onDropped` counts its dispatches). */
+  retire(onDropped?: () => void): void {
+    this.#mode = 'retired';
+    this.#divert = null;
+    this.#onDropped = onDropped ?? null;
+  }
+
+  /** Deliver this set's events again (an aborted reshard restores the running set's input). */
+  restore(): void {
+    this.promote();
+    this.#onDropped = null;
+  }
+}
+
+/** Shard events → cluster events and `events()` channels, with back-pressure. One per cluster. */
+export class DeliveryPipeline {
+  readonly #out: PipelineOutput;
+  readonly #bufferSize: number;
+  readonly #channels = new Set<EventChannel<DispatchEvent>>();
+  readonly #stages: DeliveryStage[] = [];
+  readonly #observers = new Set<(change: StateChange) => void>();
+  #pressure = 0;
+  #ended = false;
+  #readyReported = false;
+  #startedAt = 0;
+
+  constructor(out: PipelineOutput, bufferSize: number) {
+    this.#out = out;
+    this.#bufferSize = bufferSize;
+  }
+
+  /** The consumer is behind: the running shards do not read their sockets. */
+  get behind(): boolean {
+    return this.#pressure > 0;
+  }
+
+  /** A new `events()` iterator (see `Cluster.events()`). */
+  events(): AsyncIterableIterator<DispatchEvent> {
+    let full = false;
+    const channel: EventChannel<DispatchEvent> = new EventChannel<DispatchEvent>(
+      this.#bufferSize,
+      (isFull) => {
+        if (isFull !== full) {
+          full = isFull;
+          this.#setPressure(isFull ? 1 : -1);
+        }
+      },
+      () => this.#channels.delete(channel),
+    );
+    if (this.#ended) channel.end();
+    else this.#channels.add(channel);
+    const it = channel[Symbol.asyncIterator]();
+    return Object.assign(it, { [Symbol.asyncIterator]: () => it }) as AsyncIterableIterator<DispatchEvent>;
+  }
+
+  /** An input for one shard set: delivered, or (with `divert`) reported to `divert` until promoted. */
+  input(divert: ShardSink | null = null): PipelineInput {
+    return new PipelineInput(this, divert);
+  }
+
+  /** Insert a stage; returns its removal. */
+  insert(stage: DeliveryStage): () => void {
+    this.#stages.push(stage);
+    return () => {
+      const i = this.#stages.indexOf(stage);
+      if (i >= 0) this.#stages.splice(i, 1);
+    };
+  }
+
+  /** Be told about every delivered state change; returns the removal. */
+  observe(fn: (change: StateChange) => void): () => void {
+    this.#observers.add(fn);
+    return () => this.#observers.delete(fn);
+  }
+
+  /** A `connect()` starts: `ready` is emitted once every running shard is ready. */
+  expectReady(startedAt: number): void {
+    this.#startedAt = startedAt;
+    this.#readyReported = false;
+  }
+
+  /** Emit `ready` if every running shard is ready and it was not emitted for this `connect()` yet. */
+  checkReady(): void {
+    if (this.#readyReported) return;
+    const running = this.#out.running();
+    if (!running) return;
+    const ids = running.ids;
+    for (let i = ids.length - 1; i >= 0; i--) if (running.state(ids[i]!) !== 'ready') return;
+    this.#readyReported = true;
+    this.guard(() => this.#out.emitter.emit('ready', { shards: ids.length, elapsed: this.#out.clock.now() - this.#startedAt }));
+  }
+
+  /** Deliver one dispatch to the consumer (channels and `dispatch` listeners), past every stage. */
+  deliver(event: DispatchEvent): void {
+    for (const ch of this.#channels) ch.push(event);
+    if (this.#out.emitter.listenerCount('dispatch') === 0) return;
+    try {
+      this.#out.emitter.emit('dispatch', event);
+    } catch (err) {
+      this.shardError(new ShardlineError('LISTENER_ERROR', `a dispatch listener threw: ${(err as Error)?.message ?? String(err)}`, { cause: err }), event.shardId);
+    }
+  }
+
+  /** The cluster closes: channels end after their buffered events, nothing is paused any more. */
+  end(): void {
+    this.#ended = true;
+    for (const ch of this.#channels) ch.end();
+    this.#channels.clear();
+    this.#observers.clear();
+    this.#pressure = 0;
+  }
+
+  /** Run a listener call; a throwing listener is reported, never thrown into a shard's socket handler. */
+  guard(fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.shardError(new ShardlineError('LISTENER_ERROR', `a cluster listener threw: ${(err as Error)?.message ?? String(err)}`, { cause: err }), -1);
+    }
+  }
+
+  shardError(error: Error, shardId: number): void {
+    try {
+      this.#out.emitter.emit('shardError', error, shardId);
+    } catch {
+      // a throwing error listener must not break the shard that reported
+    }
+  }
+
+  // ---- what a delivering input reports (called by PipelineInput) ----------------------------------------
+
+  /** @internal */
+  dispatch(event: DispatchEvent): void {
+    const stages = this.#stages;
+    for (let i = 0; i < stages.length; i++) if (!stages[i]!.admit(event)) return;
+    this.deliver(event);
+  }
+
+  /** @internal */
+  ready(shardId: number, data: Parameters<ShardSink['ready']>[1]): void {
+    this.guard(() => this.#out.emitter.emit('shardReady', shardId, data));
+    this.checkReady();
+  }
+
+  /** @internal */
+  resumed(shardId: number, session: Parameters<ShardSink['resumed']>[1]): void {
+    this.guard(() => this.#out.emitter.emit('shardResumed', shardId, session));
+    this.checkReady();
+  }
+
+  /** @internal */
+  stateChange(change: StateChange): void {
+    this.guard(() => this.#out.emitter.emit('shardStateChange', change));
+    for (const fn of this.#observers) this.guard(() => fn(change));
+    for (const s of this.#stages) s.stateChanged?.(change);
+  }
+
+  /** @internal */
+  disconnected(event: Parameters<ShardSink['disconnected']>[0]): void {
+    this.guard(() => this.#out.emitter.emit('shardDisconnected', event));
+  }
+
+  /** @internal */
+  error(error: Error, shardId: number): void {
+    this.shardError(error, shardId);
+    if (this.#out.running()?.state(shardId) === 'fatal') this.guard(() => this.#out.emitter.emit('error', error));
+  }
+
+  /** @internal */
+  debug(event: Parameters<ShardSink['debug']>[0]): void {
+    this.guard(() => this.#out.emitter.emit('debug', event));
+  }
+
+  #setPressure(delta: number): void {
+    const before = this.#pressure > 0;
+    this.#pressure = Math.max(0, this.#pressure + delta);
+    const after = this.#pressure > 0;
+    if (before === after) return;
+    this.#out.debug(after ? 'event consumer is behind: pausing every shard' : 'event consumer caught up: resuming every shard');
+    this.#out.running()?.setPaused(after);
+  }
+}

@@ -1,0 +1,147 @@
+/**
+ * Where a cluster's shards run: all in this thread (one {@link ShardGroup}), or spread round robin over worker
+ * threads (one {@link WorkerHost} each). A {@link Placement} is one shard set (the running one, or a reshard's new
+ * one): it owns the backends and routes every per-shard call to the backend that runs the shard. It makes no
+ * protocol decision; shard states are read from the backends (no copy is kept here).
+ * @packageDocumentation
+ */
+import type { Clock } from './clock.js';
+import { ShardGroup } from './cluster-group.js';
+import type { GatewayCommand, ShardBackend, ShardSink, ShardStatus, WorkerExitEvent } from './cluster-status.js';
+import type { IdentifyQueue } from './queue.js';
+import type { Session } from './session.js';
+import type { Shard, ShardOptions } from './shard.js';
+import type { ShardState } from './state.js';
+import { WorkerHost, cloneableShardOptions, type WorkerRestartPolicy } from './worker/host.js';
+
+/** How to build one shard set. */
+export interface PlacementOptions {
+  ids: readonly number[];
+  total: number;
+  /** 0: every shard in this thread; n: spread over n worker threads (at most one per shard). */
+  workers: number;
+  /** Full options of one shard (token included: called while building, never stored). */
+  shardOptions: (id: number) => ShardOptions;
+  /** Where every backend of the set reports. */
+  sink: ShardSink;
+  /** The identify queue of the set's shards. */
+  queue: IdentifyQueue;
+  clock: Clock;
+  /** Worker mode: the respawn policy (null: a worker that exits stops its shards). */
+  restart: WorkerRestartPolicy | null;
+  onWorkerExit: (event: WorkerExitEvent) => void;
+  debug: (message: string) => void;
+}
+
+/** One shard set and where each of its shards runs. */
+export class Placement {
+  readonly ids: readonly number[];
+  readonly total: number;
+  readonly #backends: ShardBackend[] = [];
+  readonly #owners = new Map<number, ShardBackend>();
+
+  constructor(o: PlacementOptions) {
+    this.ids = [...o.ids];
+    this.total = o.total;
+    const ids = this.ids;
+    const workers = Math.min(o.workers, ids.length);
+    try {
+      if (workers === 0) {
+        this.#add(new ShardGroup(ids, (id) => ({ ...o.shardOptions(id), clock: o.clock, identifyQueue: o.queue }), o.sink), ids);
+      } else {
+        for (let w = 0; w < workers; w++) {
+          const mine = ids.filter((_, k) => k % workers === w);
+          const shardOptions: Record<number, Partial<ShardOptions>> = {};
+          for (const id of mine) shardOptions[id] = cloneableShardOptions(o.shardOptions(id));
+          const host = new WorkerHost({ index: w, ids: mine, shardOptions, clockScale: o.clock.scale }, o.sink, o.queue, {
+            clock: o.clock,
+            restart: o.restart,
+            onExit: o.onWorkerExit,
+            debug: o.debug,
+          });
+          this.#add(host, mine);
+        }
+        o.debug(`${ids.length} shards spread over ${workers} worker threads`);
+      }
+    } catch (err) {
+      // e.g. a throwing shardOptions(): the worker threads already started must not keep the process alive
+      void this.close(false);
+      throw err;
+    }
+  }
+
+  /** The backend running shard `id` (undefined when it is not part of this set). */
+  owner(id: number): ShardBackend | undefined {
+    return this.#owners.get(id);
+  }
+
+  /** The worker threads of this set (empty in this-thread mode). */
+  workerHosts(): WorkerHost[] {
+    return this.#backends.filter((b): b is WorkerHost => b instanceof WorkerHost);
+  }
+
+  get workers(): number {
+    return this.workerHosts().length;
+  }
+
+  state(id: number): ShardState {
+    return this.#owners.get(id)?.state(id) ?? 'idle';
+  }
+
+  status(id: number): ShardStatus {
+    const owner = this.#owners.get(id);
+    if (owner) return owner.status(id);
+    return { id, state: 'idle', latency: null, sessionId: null, sequence: 0, reconnects: 0, identifies: 0, resumes: 0, lastCloseCode: null };
+  }
+
+  /** Count the set's shards by state (read from the backends). */
+  countStates(): Map<ShardState, number> {
+    const counts = new Map<ShardState, number>();
+    for (const id of this.ids) {
+      const s = this.state(id);
+      counts.set(s, (counts.get(s) ?? 0) + 1);
+    }
+    return counts;
+  }
+
+  local(id: number): Shard | undefined {
+    return this.#owners.get(id)?.local(id);
+  }
+
+  connect(id: number): Promise<void> {
+    return this.#owners.get(id)!.connect(id);
+  }
+
+  send(id: number, payload: GatewayCommand): Promise<void> {
+    return this.#owners.get(id)!.send(id, payload);
+  }
+
+  restart(id: number, resume: boolean): Promise<void> {
+    return this.#owners.get(id)!.restart(id, resume);
+  }
+
+  /** `ShardBackend.barrier()` of every ready shard: each has delivered what the gateway sent it before now. */
+  async barrier(): Promise<void> {
+    const ready = this.ids.filter((id) => this.state(id) === 'ready');
+    await Promise.all(ready.map((id) => this.#owners.get(id)!.barrier(id)));
+  }
+
+  setPaused(paused: boolean): void {
+    for (const b of this.#backends) b.setPaused(paused);
+  }
+
+  setDebug(enabled: boolean): void {
+    for (const b of this.#backends) b.setDebug(enabled);
+  }
+
+  /** Close every shard; resolves with the sessions worth resuming (when `resumable`). */
+  async close(resumable: boolean): Promise<Record<number, Session>> {
+    const parts = await Promise.all(this.#backends.map((b) => b.close(resumable).catch(() => ({}) as Record<number, Session>)));
+    return Object.assign({}, ...parts) as Record<number, Session>;
+  }
+
+  #add(backend: ShardBackend, ids: readonly number[]): void {
+    this.#backends.push(backend);
+    for (const id of ids) this.#owners.set(id, backend);
+  }
+}

@@ -1,0 +1,134 @@
+/**
+ * The stage a reshard inserts into the cluster's {@link DeliveryPipeline}: while the new set comes up, every
+ * dispatch the running set delivers is recorded by the {@link OverlapDedupe}; the new set's dispatches are
+ * withheld (or dropped as duplicates), its READY / RESUMED and initial GUILD_CREATE burst suppressed. At the
+ * switch the withheld events are released, and new-set events are still checked against the old set's last
+ * deliveries until none is left (or `dedupeWindow` passes); then the stage removes itself.
+ * @packageDocumentation
+ */
+import type { Clock, TimerHandle } from './clock.js';
+import type { DispatchEvent, ReadyData } from './events.js';
+import type { DeliveryPipeline, DeliveryStage } from './pipeline.js';
+import { OverlapDedupe } from './reshard-dedupe.js';
+
+export interface OverlapStageOptions {
+  clock: Clock;
+  from: number;
+  to: number;
+  /** New-set events withheld at most before the new set stops reading its sockets. */
+  maxBufferedEvents: number;
+  /** How long after the switch new-set events are still checked against the old set's deliveries. */
+  dedupeWindow: number;
+  /** Stop / restart reading the new set's sockets. */
+  setNewPaused(paused: boolean): void;
+  debug(message: string): void;
+  /** Something the reshard waits for may have changed. */
+  kick(): void;
+}
+
+/** The reshard's de-duplication, as a pipeline stage. Inserted on creation. */
+export class OverlapStage implements DeliveryStage {
+  readonly dedupe: OverlapDedupe;
+  /** New-set READY / RESUMED and initial GUILD_CREATEs not delivered. */
+  suppressed = 0;
+  /** Old-set dispatches dropped after the switch. */
+  droppedOld = 0;
+  /** Withheld events released at the switch. */
+  replayed = 0;
+  readonly #o: OverlapStageOptions;
+  readonly #bursts = new Map<number, { guilds: Set<string>; readyAt: number }>();
+  #switched = false;
+  #newPaused = false;
+  #timer: TimerHandle | undefined;
+  #remove: (() => void) | null;
+
+  constructor(pipeline: DeliveryPipeline, o: OverlapStageOptions) {
+    this.#o = o;
+    this.dedupe = new OverlapDedupe(o.from, o.to);
+    this.#remove = pipeline.insert(this);
+  }
+
+  /** A dispatch about to be delivered: from the running set before the switch, from the new set after it. */
+  admit(e: DispatchEvent): boolean {
+    const dedupe = this.dedupe;
+    if (!this.#switched) {
+      dedupe.old(e, this.#o.clock.now());
+      this.#unpauseIfDrained();
+      this.#o.kick();
+      return true;
+    }
+    const pass = dedupe.pass(e);
+    if (dedupe.oldSize === 0) this.finish();
+    return pass;
+  }
+
+  stateChanged(): void {
+    if (!this.#switched) this.#o.kick();
+  }
+
+  /** A new-set dispatch before the switch: suppressed, dropped as a duplicate, or withheld. */
+  onNew(e: DispatchEvent): void {
+    const type = e.type as string;
+    if (type === 'READY' || type === 'RESUMED') {
+      this.suppressed++;
+      return;
+    }
+    if (type === 'GUILD_CREATE' || (type === 'GUILD_DELETE' && (e.data as { unavailable?: boolean }).unavailable === true)) {
+      const burst = this.#bursts.get(e.shardId);
+      if (burst?.guilds.delete((e.data as { id: string }).id)) {
+        this.suppressed++;
+        this.#o.kick();
+        return;
+      }
+    }
+    const dedupe = this.dedupe;
+    if (dedupe.withhold(e) && !this.#newPaused && dedupe.buffered >= this.#o.maxBufferedEvents) {
+      this.#newPaused = true;
+      this.#o.debug(`reshard: ${dedupe.buffered} new-set events withheld; the new set stops reading until the running set catches up`);
+      this.#o.setNewPaused(true);
+    }
+    this.#o.kick();
+  }
+
+  /** A new shard is READY: the guilds it lists arrive as its initial GUILD_CREATE burst. */
+  onNewReady(id: number, data: ReadyData): void {
+    this.#bursts.set(id, { guilds: new Set(data.guilds.map((g) => g.id)), readyAt: this.#o.clock.now() });
+  }
+
+  /** Some new shard's initial burst is still arriving (for at most `limit` ms after its READY). */
+  burstsPending(limit: number): boolean {
+    const now = this.#o.clock.now();
+    for (const b of this.#bursts.values()) if (b.guilds.size > 0 && now - b.readyAt < limit) return true;
+    return false;
+  }
+
+  /**
+   * The switch (called synchronously, after the pipeline's inputs were swapped): returns the withheld events the
+   * old set had not delivered, in arrival order, for the caller to deliver; from now on `admit` sees new-set events.
+   */
+  switchOver(): DispatchEvent[] {
+    this.#switched = true;
+    this.#newPaused = false;
+    const released = this.dedupe.release();
+    this.replayed = released.length;
+    if (this.dedupe.oldSize > 0) this.#timer = this.#o.clock.setTimeout(() => this.finish(), this.#o.dedupeWindow);
+    else this.finish();
+    return released;
+  }
+
+  /** Leave the pipeline and forget everything (post-switch window over, reshard aborted, or cluster closing). */
+  finish(): void {
+    this.#o.clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#remove?.();
+    this.#remove = null;
+    this.dedupe.clear();
+  }
+
+  #unpauseIfDrained(): void {
+    if (this.#newPaused && this.dedupe.buffered <= this.#o.maxBufferedEvents >> 1) {
+      this.#newPaused = false;
+      this.#o.setNewPaused(false);
+    }
+  }
+}
