@@ -442,7 +442,9 @@ test('the token is not reachable from a cluster: inspect, JSON, worker mode, fai
     assert.match(shown, /Cluster/);
     assert.match(shown, /ready/);
     assert.deepEqual(JSON.parse(JSON.stringify(cluster)).ids, [0, 1]);
-    // TODO lead: clean('in-thread shard', cluster.shard(0).shard) once Shard keeps its options without the token.
+    clean('in-thread shard', cluster.shard(0).shard);
+    clean('in-thread shard, raw object graph', cluster.shard(0).shard, TOKEN, { ...deep, customInspect: false });
+    clean('running cluster, raw object graph', cluster, TOKEN, { ...deep, customInspect: false });
 
     // worker mode: no Shard lives in this thread, so the cluster's whole object graph can be walked
     const workers = r.cluster({ workers: 1 });
