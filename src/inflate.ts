@@ -5,8 +5,10 @@
  * round trip is paid per message.
  *
  * Backends, in preference order:
- * - zlib: `node:zlib-sync` (the synchronous path inside `node:zlib`, capability-checked at load),
- *   `zlib-sync` (optional native addon), `fflate` (pure JS).
+ * - zlib: `node:zlib-sync` (the synchronous path inside `node:zlib`, through private members: only used when
+ *   {@link probeZlibInternals} passes, checked lazily once; `SHARDLINE_INFLATE_FALLBACK=1` turns it off),
+ *   `zlib-sync` (optional native addon), `node:zlib-public` (documented `node:zlib` calls only, native),
+ *   `fflate` (pure JS).
  * - zstd: `zstd-napi` (optional native addon, low-level `DCtx.decompressStream`), `fzstd` (pure JS).
  *
  * @module
@@ -52,7 +54,7 @@ export interface Inflater {
   close(): void;
   /** Live counters (the same object, updated in place). */
   readonly stats: Readonly<InflaterStats>;
-  /** Name of the backend in use: `node:zlib-sync`, `zlib-sync`, `fflate`, `zstd-napi` or `fzstd`. */
+  /** Name of the backend in use: `node:zlib-sync`, `zlib-sync`, `node:zlib-public`, `fflate`, `zstd-napi` or `fzstd`. */
   readonly backend: string;
 }
 
@@ -129,10 +131,19 @@ function scratchBuffer(): Buffer {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// zlib: node:zlib synchronous internal path
+// zlib: node:zlib synchronous internal path (only ever used behind probeZlibInternals)
 // ---------------------------------------------------------------------------------------------------------
 
-/** The undocumented parts of a `zlib.Inflate` this backend relies on. */
+/**
+ * The part of `node:zlib` the internal fast path is built on. {@link probeZlibInternals} takes one as a parameter
+ * so a test can hand it a Node without the internals; everywhere else it is `node:zlib` itself.
+ */
+export interface ZlibLike {
+  Inflate: new (opts?: zlib.ZlibOptions) => zlib.Inflate;
+  constants: { readonly Z_SYNC_FLUSH: number };
+}
+
+/** The undocumented parts of a `zlib.Inflate` this backend relies on (all checked by the probe). */
 interface NodeZlibInternals extends zlib.Inflate {
   _processChunk(chunk: Buffer, flushFlag: number): Buffer;
   _handle: { close(): void } | null;
@@ -141,25 +152,30 @@ interface NodeZlibInternals extends zlib.Inflate {
   _chunkSize: number;
 }
 
+const maxOutputLength = (max: number): number => Math.max(1, Math.min(Math.floor(max), 2 ** 31 - 1));
+
 /**
- * `zlib.Inflate#_processChunk(chunk, flag)` without a callback runs synchronously (it is what `inflateSync`
- * uses) but was written for one-shot use: it closes the native handle when done, adds an 'error' listener per
- * call, and writes into the stream's own output buffer `_outBuffer` from `_outOffset` (up to `_chunkSize`).
+ * `zlib.Inflate#_processChunk(chunk, flag)` without a callback runs synchronously (the same `processChunkSync`
+ * that `inflateSync` runs) but was written for one-shot use: it closes the native handle when done, adds an
+ * 'error' listener per call, and writes into the stream's own output buffer `_outBuffer` from `_outOffset` (up
+ * to `_chunkSize`).
  *
  * - The handle is kept open: its `close` is shadowed and `_handle` restored after every call.
  * - The instance gets its own `on` that swallows 'error' registrations, and one permanent 'error' listener is
  *   registered at construction, so there is no listener churn per message. Errors still throw synchronously:
  *   the handle's onerror stores the error on the stream (`kError`) before `writeSync` returns, and
  *   `processChunkSync` throws it; the deferred 'error' emit of `destroy()` reaches the permanent listener.
- *   (The capability probe checks both.)
  * - Output goes to the process-wide slab (or the transient scratch): `_outBuffer`/`_outOffset`/`_chunkSize`
  *   are pointed at it before each call and `_outBuffer` is dropped right after, so an idle instance holds no
  *   output buffer. `processChunkSync` never writes them back; a result that fits is one slice of the buffer
  *   we gave it, and a result that overflows it is a fresh concatenation (the tail we gave stays unused).
+ *
+ * Used for `node:zlib` only once {@link probeZlibInternals} has passed (the probe drives this same function
+ * with the `z` it checks). Returns the instance too, for the probe's listener check.
  */
-const nodeZlibEngine: EngineFactory = (max) => {
+function internalZlibEngine(z: ZlibLike, max: number): [Engine, zlib.Inflate] {
   // The smallest chunkSize (64 B, from the shared 8 KiB pool) so construction allocates no slab of its own.
-  const inst = new zlib.Inflate({ chunkSize: 64, maxOutputLength: Math.max(1, Math.min(Math.floor(max), 2 ** 31 - 1)) }) as NodeZlibInternals;
+  const inst = new z.Inflate({ chunkSize: 64, maxOutputLength: maxOutputLength(max) }) as NodeZlibInternals;
   inst._outBuffer = EMPTY;
   const handle = inst._handle!;
   const realClose = handle.close;
@@ -175,8 +191,8 @@ const nodeZlibEngine: EngineFactory = (max) => {
   inst.on = function (this: zlib.Inflate, event: string | symbol, listener: (...args: unknown[]) => void) {
     return event === 'error' ? this : ownOn.call(this, event, listener);
   } as typeof inst.on;
-  const SYNC = zlib.constants.Z_SYNC_FLUSH;
-  return {
+  const SYNC = z.constants.Z_SYNC_FLUSH;
+  const engine: Engine = {
     run(input, transient) {
       if (streamError !== null) throw corrupt('node:zlib-sync', streamError);
       const buf = transient ? scratchBuffer() : freeSlab();
@@ -206,52 +222,268 @@ const nodeZlibEngine: EngineFactory = (max) => {
       }
     },
   };
-};
+  return [engine, inst];
+}
+
+const nodeZlibEngine: EngineFactory = (max) => internalZlibEngine(zlib, max)[0];
+
+/** What {@link probeZlibInternals} found: usable, or why not. */
+export type ZlibProbe = { readonly ok: true } | { readonly ok: false; readonly reason: string };
+
+/** Set to `1` to make {@link probeZlibInternals} report "unavailable": every zlib-stream inflater then uses the fallback. */
+export const INFLATE_FALLBACK_ENV = 'SHARDLINE_INFLATE_FALLBACK';
+
+let zlibProbe: ZlibProbe | null = null;
+
+/**
+ * The one capability check in front of every use of `node:zlib` private members (the `node:zlib-sync`
+ * backend). It checks that each member the fast path touches exists with the expected type
+ * (`Inflate.prototype._processChunk`, and on an instance `_handle` with `close()`, `_outBuffer`, `_outOffset`,
+ * `_chunkSize`), then drives the real fast-path engine through a self-test: a known two-message zlib-stream
+ * sample and one compressed right now with public APIs (`deflateSync` + `deflateRawSync` with the first
+ * message as dictionary, both flushed with `Z_SYNC_FLUSH`; later messages back-reference earlier ones, so the
+ * context must survive between calls), owned and transient output (including a result larger than the
+ * scratch), corrupt data (must throw `INFLATE_CORRUPT` synchronously), the output bound (`INFLATE_TOO_LARGE`),
+ * and no 'error' listener added per call. Any failure means the fast path is never used and `'auto'` falls
+ * through to the next backend (`zlib-sync` if installed, else `node:zlib-public`, public APIs only).
+ *
+ * Without an argument: `node:zlib` itself, evaluated lazily once per process and cached; when the environment
+ * variable `SHARDLINE_INFLATE_FALLBACK` is set (to anything but empty or `0`) it reports unavailable without
+ * probing. With an argument (tests: a zlib whose internals are missing or changed): probes that object, uncached.
+ */
+export function probeZlibInternals(z?: ZlibLike): ZlibProbe {
+  if (z !== undefined) return runZlibProbe(z);
+  if (zlibProbe === null) {
+    const forced = process.env[INFLATE_FALLBACK_ENV];
+    zlibProbe = forced !== undefined && forced !== '' && forced !== '0' ? { ok: false, reason: `${INFLATE_FALLBACK_ENV}=${forced.slice(0, 20)} forces the fallback` } : runZlibProbe(zlib);
+  }
+  return zlibProbe;
+}
+
+function runZlibProbe(z: ZlibLike): ZlibProbe {
+  const no = (reason: string): ZlibProbe => ({ ok: false, reason });
+  try {
+    if (typeof z.Inflate !== 'function') return no('zlib.Inflate is not a constructor');
+    if (typeof z.constants?.Z_SYNC_FLUSH !== 'number') return no('zlib.constants.Z_SYNC_FLUSH is not a number');
+    const proto = z.Inflate.prototype as Partial<NodeZlibInternals>;
+    if (typeof proto._processChunk !== 'function') return no('zlib.Inflate.prototype._processChunk is not a function');
+    const inst = new z.Inflate() as Partial<NodeZlibInternals> & zlib.Inflate;
+    const handle: unknown = inst._handle;
+    const missing =
+      typeof handle !== 'object' || handle === null || typeof (handle as { close?: unknown }).close !== 'function'
+        ? '_handle (an object with close())'
+        : !Buffer.isBuffer(inst._outBuffer)
+          ? '_outBuffer (a Buffer)'
+          : typeof inst._outOffset !== 'number'
+            ? '_outOffset (a number)'
+            : typeof inst._chunkSize !== 'number'
+              ? '_chunkSize (a number)'
+              : null;
+    inst.on('error', noop);
+    inst.close();
+    if (missing !== null) return no(`a zlib.Inflate has no ${missing}`);
+    let listeners = -1;
+    const failed = selfTest('node:zlib-sync', (max) => {
+      const [engine, raw] = internalZlibEngine(z, max);
+      return {
+        run(input, transient) {
+          const out = engine.run(input, transient);
+          listeners = Math.max(listeners, raw.listenerCount('error'));
+          return out;
+        },
+        free: () => engine.free(),
+      };
+    });
+    if (failed !== null) return no(failed);
+    if (listeners !== 1) return no(`an inflate call left ${listeners} 'error' listeners (expected the 1 permanent one)`);
+    return { ok: true };
+  } catch (err) {
+    return no(`the probe threw: ${err instanceof Error ? err.message : String(err)}`.slice(0, 200));
+  }
+}
 
 /** Known two-message zlib stream (second message back-references the first). */
 const PROBE_IN = ['eJyqVipRslIKCPJ3clXSUSpWsjLUUcovULIy0FFKUbKqViooyk9KVbJSKs5ILErJycxLVaqtBQAAAP//', 'qkbXY0RYDwAAAP//'];
 const PROBE_OUT = ['{"t":"PROBE","s":1,"op":0,"d":{"probe":"shardline"}}', '{"t":"PROBE","s":2,"op":0,"d":{"probe":"shardline"}}'];
 
-function nodeZlibUsable(): boolean {
-  try {
-    const proto = zlib.Inflate.prototype as unknown as Partial<NodeZlibInternals>;
-    if (typeof proto._processChunk !== 'function') return false;
-    const probe = new zlib.Inflate() as NodeZlibInternals;
-    const ok =
-      probe._handle !== null &&
-      typeof probe._handle?.close === 'function' &&
-      Buffer.isBuffer(probe._outBuffer) &&
-      typeof probe._outOffset === 'number' &&
-      typeof probe._chunkSize === 'number';
-    probe.on('error', noop);
-    probe.close();
-    if (!ok) return false;
-    const engine = nodeZlibEngine(1024);
+/**
+ * A gateway-like zlib stream made right now with public APIs only: `deflateSync` (with `Z_SYNC_FLUSH`: zlib
+ * header, no final block, ends in 00 00 FF FF), then each later message with `deflateRawSync` and the output
+ * so far as dictionary, which is exactly how the continuation of one deflate context after a sync flush looks
+ * (byte-aligned fresh blocks whose back-references reach into the earlier messages). The third message is
+ * larger than the transient scratch.
+ */
+let probeStream: { frames: Buffer[]; messages: Buffer[] } | null = null;
+
+function freshProbeStream(): { frames: Buffer[]; messages: Buffer[] } {
+  if (probeStream !== null) return probeStream;
+  const SYNC = zlib.constants.Z_SYNC_FLUSH;
+  const member = '{"user":{"id":"552067714252931072","username":"shardline-probe"},"roles":[],"deaf":false},';
+  const messages = [
+    Buffer.from('{"t":"READY","s":1,"op":0,"d":{"v":10,"session_id":"shardline-probe","resume_gateway_url":"wss://gateway.invalid"}}'),
+    Buffer.from('{"t":"MESSAGE_CREATE","s":2,"op":0,"d":{"session_id":"shardline-probe","content":"resume_gateway_url"}}'),
+    Buffer.from(`{"t":"GUILD_CREATE","s":3,"op":0,"d":{"members":[${member.repeat(900)}{}],"session_id":"shardline-probe"}}`),
+  ];
+  const frames = [zlib.deflateSync(messages[0]!, { finishFlush: SYNC })];
+  for (let i = 1; i < messages.length; i++) frames.push(zlib.deflateRawSync(messages[i]!, { dictionary: Buffer.concat(messages.slice(0, i)), finishFlush: SYNC }));
+  return (probeStream = { frames, messages });
+}
+
+/**
+ * Drive an engine factory through the probe samples; null when everything came out right, else what failed.
+ * Shared by the internal-path probe and the public backend's check.
+ */
+function selfTest(name: string, make: EngineFactory): string | null {
+  const fresh = freshProbeStream();
+  const owned: Array<[Buffer, string]> = [];
+  const check = (engine: Engine, input: Buffer, want: Buffer | string, transient: boolean, what: string): string | null => {
+    let out: Buffer;
     try {
-      const outs = PROBE_IN.map((b64) => engine.run(Buffer.from(b64, 'base64'), false));
-      // Both outputs intact after the second call (context kept, first result not overwritten).
-      if (!outs.every((o, i) => o.toString('latin1') === PROBE_OUT[i])) return false;
-      // The transient path writes where it is told to (a fresh context: the stream starts with a header).
-      const engine2 = nodeZlibEngine(1024);
-      try {
-        const t = engine2.run(Buffer.from(PROBE_IN[0]!, 'base64'), true);
-        if (t.toString('latin1') !== PROBE_OUT[0] || outs[0]!.toString('latin1') !== PROBE_OUT[0]) return false;
-      } finally {
-        engine2.free();
-      }
-      // Errors still surface synchronously: a block of reserved type 3 must throw INFLATE_CORRUPT.
-      try {
-        engine.run(Buffer.from([0x06, 0x00, 0x00, 0xff, 0xff]), false);
-        return false;
-      } catch (err) {
-        return err instanceof InflateError && err.code === 'INFLATE_CORRUPT';
-      }
-    } finally {
-      engine.free();
+      out = engine.run(input, transient);
+    } catch (err) {
+      return `${name}: ${what} threw ${err instanceof Error ? err.message : String(err)}`.slice(0, 200);
     }
-  } catch {
-    return false;
+    const ok = typeof want === 'string' ? out.toString('latin1') === want : out.equals(want);
+    if (!ok) return `${name}: ${what} inflated to the wrong bytes`;
+    if (!transient) owned.push([out, out.toString('latin1')]);
+    return null;
+  };
+  const engines: Engine[] = [];
+  const open = (max: number): Engine => {
+    const e = make(max);
+    engines.push(e);
+    return e;
+  };
+  try {
+    // One context through both samples' streams, owned results, context kept between calls.
+    const a = open(1 << 20);
+    for (const [i, b64] of PROBE_IN.entries()) {
+      const failed = check(a, Buffer.from(b64, 'base64'), PROBE_OUT[i]!, false, `known sample message ${i + 1}`);
+      if (failed !== null) return failed;
+    }
+    const b = open(1 << 20);
+    for (const [i, frame] of fresh.frames.entries()) {
+      const failed = check(b, frame, fresh.messages[i]!, false, `fresh sample message ${i + 1}`);
+      if (failed !== null) return failed;
+    }
+    // Transient output (message 3 overflows the scratch) on a fresh context; owned results stay intact.
+    const t = open(1 << 20);
+    for (const [i, frame] of fresh.frames.entries()) {
+      const failed = check(t, frame, fresh.messages[i]!, true, `fresh sample message ${i + 1} (transient)`);
+      if (failed !== null) return failed;
+    }
+    if (!owned.every(([buf, text]) => buf.toString('latin1') === text)) return `${name}: an owned result was overwritten by a later call`;
+    // Errors surface synchronously: after a sync flush a block of reserved type 3 must throw INFLATE_CORRUPT.
+    const errCode = (engine: Engine, input: Buffer): string => {
+      try {
+        engine.run(input, false);
+        return 'no error';
+      } catch (err) {
+        return err instanceof InflateError ? err.code : `a non-InflateError (${String(err).slice(0, 80)})`;
+      }
+    };
+    const corruptGot = errCode(a, Buffer.from([0x06, 0x00, 0x00, 0xff, 0xff]));
+    if (corruptGot !== 'INFLATE_CORRUPT') return `${name}: corrupt data gave ${corruptGot} instead of INFLATE_CORRUPT`;
+    // The output bound holds.
+    const small = open(64);
+    const tooLargeGot = errCode(small, fresh.frames[0]!);
+    if (tooLargeGot !== 'INFLATE_TOO_LARGE') return `${name}: output over maxMessageSize gave ${tooLargeGot} instead of INFLATE_TOO_LARGE`;
+    return null;
+  } catch (err) {
+    return `${name}: self-test threw ${err instanceof Error ? err.message : String(err)}`.slice(0, 200);
+  } finally {
+    for (const e of engines) e.free();
   }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// zlib: node:zlib public API only (the fallback of the internal path)
+// ---------------------------------------------------------------------------------------------------------
+
+/** The deflate window: how far back a back-reference can reach. */
+const WINDOW = 32 * 1024;
+/** The public backend's window buffer: the window plus room to append before sliding (so a slide is rare). */
+const WINDOW_BUF = 48 * 1024;
+
+/** Why `b` does not start a zlib stream the gateway could send, or null. */
+function zlibHeaderProblem(b: Buffer): string | null {
+  if (b.length < 2) return 'shorter than the 2-byte zlib header';
+  const cmf = b[0]!;
+  const flg = b[1]!;
+  if ((cmf & 0x0f) !== 8 || cmf >> 4 > 7) return 'incorrect header (not a deflate zlib stream)';
+  if (((cmf << 8) | flg) % 31 !== 0) return 'incorrect header check';
+  if ((flg & 0x20) !== 0) return 'the stream asks for a preset dictionary';
+  return null;
+}
+
+/**
+ * zlib-stream through documented `node:zlib` calls only, still synchronous and native: every unit is inflated
+ * by `zlib.inflateRawSync(unit, { dictionary: last 32 KiB of output, finishFlush: Z_SYNC_FLUSH })`. That is
+ * exact, not an approximation: a sync flush ends the current block and byte-aligns the stream, so what follows
+ * is a fresh raw deflate sequence whose only link to the past is the 32 KiB window, which a preset dictionary
+ * restores. The 2-byte zlib header of the first unit is checked and stripped (the Adler-32 trailer only follows
+ * a final block, which the gateway never sends). Costs per message: a zlib context set up and the window copied
+ * in, a few microseconds; per connection a 48 KiB window buffer. Results are always owned (fresh buffers).
+ */
+const nodeZlibPublicEngine: EngineFactory = (max) => {
+  const SYNC = zlib.constants.Z_SYNC_FLUSH;
+  const limit = maxOutputLength(max);
+  let started = false;
+  let win: Buffer = EMPTY;
+  let winLen = 0;
+  return {
+    run(input) {
+      let raw = input;
+      if (!started) {
+        const problem = zlibHeaderProblem(input);
+        if (problem !== null) throw corrupt('node:zlib-public', new Error(problem));
+        raw = input.subarray(2);
+        started = true;
+      }
+      let out: Buffer;
+      try {
+        out = zlib.inflateRawSync(raw, {
+          finishFlush: SYNC,
+          maxOutputLength: limit,
+          // Gateway messages inflate ~10-30x: one output chunk for most, not a 16 KiB default for a 40-byte frame.
+          chunkSize: Math.min(64 * 1024, Math.max(4096, raw.length * 16)),
+          ...(winLen === 0 ? {} : { dictionary: win.subarray(winLen > WINDOW ? winLen - WINDOW : 0, winLen) }),
+        });
+      } catch (err) {
+        if ((err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') throw tooLarge('inflated message', max);
+        throw corrupt('node:zlib-public', err);
+      }
+      // Keep the last WINDOW bytes of output, contiguous, for the next unit's dictionary.
+      const n = out.length;
+      if (n > 0) {
+        if (win.length === 0) win = Buffer.allocUnsafe(WINDOW_BUF);
+        if (n >= WINDOW) {
+          out.copy(win, 0, n - WINDOW);
+          winLen = WINDOW;
+        } else {
+          if (winLen + n > WINDOW_BUF) {
+            const keep = Math.min(winLen, WINDOW - n);
+            win.copyWithin(0, winLen - keep, winLen);
+            winLen = keep;
+          }
+          out.copy(win, winLen);
+          winLen += n;
+        }
+      }
+      return out;
+    },
+    free() {
+      win = EMPTY;
+      winLen = 0;
+    },
+  };
+};
+
+/** The public backend's own check (lazy, once): the same self-test, in case a runtime lacks raw-inflate dictionaries. */
+let publicProblem: string | null | undefined;
+function nodeZlibPublicProblem(): string | null {
+  if (publicProblem === undefined) publicProblem = selfTest('node:zlib-public', nodeZlibPublicEngine);
+  return publicProblem;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -406,20 +638,36 @@ const fzstdEngine: EngineFactory = streamingEngine('fzstd', 'decompressed messag
 // Backend registry
 // ---------------------------------------------------------------------------------------------------------
 
-const ZLIB_BACKENDS: ReadonlyArray<readonly [string, EngineFactory, boolean]> = [
-  ['node:zlib-sync', nodeZlibEngine, nodeZlibUsable()],
-  ['zlib-sync', zlibSyncEngine, zlibSync !== null && typeof zlibSync.Inflate === 'function'],
-  ['fflate', fflateEngine, true],
+/** One backend: its name (the inflater's `backend`), its engine, and why it can't be used here (null: usable). */
+interface Backend {
+  readonly name: string;
+  readonly make: EngineFactory;
+  /** Evaluated lazily (a cached probe), not at import. */
+  readonly unavailable: () => string | null;
+}
+
+const ZLIB_BACKENDS: readonly Backend[] = [
+  {
+    name: 'node:zlib-sync',
+    make: nodeZlibEngine,
+    unavailable: () => {
+      const probe = probeZlibInternals();
+      return probe.ok ? null : `capability probe of the node:zlib internals: ${probe.reason}`;
+    },
+  },
+  { name: 'zlib-sync', make: zlibSyncEngine, unavailable: () => (zlibSync !== null && typeof zlibSync.Inflate === 'function' ? null : 'the optional zlib-sync addon is not installed') },
+  { name: 'node:zlib-public', make: nodeZlibPublicEngine, unavailable: nodeZlibPublicProblem },
+  { name: 'fflate', make: fflateEngine, unavailable: () => null },
 ];
 
-const ZSTD_BACKENDS: ReadonlyArray<readonly [string, EngineFactory, boolean]> = [
-  ['zstd-napi', zstdNapiEngine, zstdBinding !== null && typeof zstdBinding.DCtx === 'function'],
-  ['fzstd', fzstdEngine, true],
+const ZSTD_BACKENDS: readonly Backend[] = [
+  { name: 'zstd-napi', make: zstdNapiEngine, unavailable: () => (zstdBinding !== null && typeof zstdBinding.DCtx === 'function' ? null : 'the optional zstd-napi addon is not installed') },
+  { name: 'fzstd', make: fzstdEngine, unavailable: () => null },
 ];
 
 /** Backends usable in this process, in preference order (the first one is what `'auto'` picks). */
 export function inflateBackends(): { zlib: string[]; zstd: string[] } {
-  const names = (list: typeof ZLIB_BACKENDS): string[] => list.filter((b) => b[2]).map((b) => b[0]);
+  const names = (list: readonly Backend[]): string[] => list.filter((b) => b.unavailable() === null).map((b) => b.name);
   return { zlib: names(ZLIB_BACKENDS), zstd: names(ZSTD_BACKENDS) };
 }
 
@@ -536,15 +784,16 @@ class StreamInflater implements Inflater {
 export function createInflater(kind: TransportCompression, opts: InflaterOptions = {}): Inflater {
   const max = opts.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
   if (!(max > 0)) throw new RangeError('maxMessageSize must be a positive number');
-  let list: typeof ZLIB_BACKENDS;
+  let list: readonly Backend[];
   if (kind === 'zlib-stream') list = ZLIB_BACKENDS;
   else if (kind === 'zstd-stream') list = ZSTD_BACKENDS;
   else throw new InflateError('INFLATE_UNAVAILABLE', `unknown transport compression ${JSON.stringify(String(kind)).slice(0, 40)}`);
   const want = opts.backend ?? 'auto';
-  const entry = list.find((b) => b[2] && (want === 'auto' || b[0] === want));
+  const entry = list.find((b) => (want === 'auto' || b.name === want) && b.unavailable() === null);
   if (entry === undefined) {
-    const have = list.filter((b) => b[2]).map((b) => b[0]);
-    throw new InflateError('INFLATE_UNAVAILABLE', `${kind} backend ${JSON.stringify(want).slice(0, 40)} is not available here (available: ${have.join(', ')})`);
+    const have = list.filter((b) => b.unavailable() === null).map((b) => b.name);
+    const why = list.find((b) => b.name === want)?.unavailable();
+    throw new InflateError('INFLATE_UNAVAILABLE', `${kind} backend ${JSON.stringify(want).slice(0, 40)} is not available here${why ? ` (${why})` : ''} (available: ${have.join(', ')})`);
   }
-  return new StreamInflater(entry[0], entry[1](max), max, kind === 'zlib-stream');
+  return new StreamInflater(entry.name, entry.make(max), max, kind === 'zlib-stream');
 }

@@ -1,7 +1,14 @@
 import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import zlib from 'node:zlib';
 import fc from 'fast-check';
-import { createInflater, inflateBackends, type Inflater } from '../src/inflate.js';
+import { createInflater, inflateBackends, INFLATE_FALLBACK_ENV, probeZlibInternals, type Inflater, type ZlibLike } from '../src/inflate.js';
 import { InflateError } from '../src/errors.js';
 import { CONTROL_FIXTURES, DISPATCH_FIXTURES } from '../src/simulator/fixtures-data.js';
 import { deflateStream, zstdBinding, zstdStream } from './helpers/streams.js';
@@ -49,11 +56,15 @@ const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolv
 
 const backends = inflateBackends();
 
+/** CI runs this file twice: as is, and with SHARDLINE_INFLATE_FALLBACK=1 (the node:zlib internals turned off). */
+const FALLBACK_FORCED = ((v) => v !== undefined && v !== '' && v !== '0')(process.env[INFLATE_FALLBACK_ENV]);
+
 describe('inflateBackends', () => {
-  it('lists node:zlib-sync first and always has the pure-JS fallbacks', () => {
-    assert.equal(backends.zlib[0], 'node:zlib-sync', 'the synchronous node:zlib path passed its capability check');
+  it('always has the public node:zlib path and the pure-JS fallbacks', () => {
+    assert.ok(backends.zlib.includes('node:zlib-public'), 'documented node:zlib calls only: must work on every Node');
     assert.ok(backends.zlib.includes('fflate'));
     assert.ok(backends.zstd.includes('fzstd'));
+    assert.equal(backends.zlib[0], probeZlibInternals().ok ? 'node:zlib-sync' : backends.zlib.includes('zlib-sync') ? 'zlib-sync' : 'node:zlib-public');
   });
 
   it('auto picks the first backend; an unavailable forced backend is INFLATE_UNAVAILABLE', () => {
@@ -61,6 +72,134 @@ describe('inflateBackends', () => {
     assert.equal(createInflater('zstd-stream').backend, backends.zstd[0]);
     expectInflateError(() => createInflater('zlib-stream', { backend: 'fzstd' }), 'INFLATE_UNAVAILABLE');
     expectInflateError(() => createInflater('brotli' as 'zlib-stream'), 'INFLATE_UNAVAILABLE');
+  });
+});
+
+type InflateWithInternals = zlib.Inflate & { _processChunk(chunk: Buffer, flush: number): Buffer; _handle: { close(): void } | null };
+const InternalInflate = zlib.Inflate as unknown as new (opts?: zlib.ZlibOptions) => InflateWithInternals;
+
+describe('node:zlib internals capability check (probeZlibInternals)', () => {
+  it(`the fast path is chosen on this Node, unless ${INFLATE_FALLBACK_ENV}=1 forces the fallback`, () => {
+    const probe = probeZlibInternals();
+    const auto = createInflater('zlib-stream');
+    auto.close();
+    if (FALLBACK_FORCED) {
+      assert.equal(probe.ok, false);
+      assert.match(probe.ok ? '' : probe.reason, new RegExp(INFLATE_FALLBACK_ENV));
+      assert.ok(!backends.zlib.includes('node:zlib-sync'), 'forced fallback: the internal path is not offered');
+      // zlib-sync (optional addon) when it is installed, else the public node:zlib path.
+      assert.equal(auto.backend, backends.zlib.includes('zlib-sync') ? 'zlib-sync' : 'node:zlib-public');
+      const err = expectInflateError(() => createInflater('zlib-stream', { backend: 'node:zlib-sync' }), 'INFLATE_UNAVAILABLE');
+      assert.match(err.message, new RegExp(INFLATE_FALLBACK_ENV));
+    } else {
+      assert.ok(
+        probe.ok,
+        `The node:zlib internals capability probe FAILED on Node ${process.version}: ${probe.ok ? '' : probe.reason}. ` +
+          'Every zlib-stream connection silently lost the fast inflate path (it now uses a slower fallback). ' +
+          'Check probeZlibInternals() in src/inflate.ts against this Node release\'s lib/zlib.js (_processChunk, _handle, _outBuffer, ...).',
+      );
+      assert.equal(backends.zlib[0], 'node:zlib-sync');
+      assert.equal(auto.backend, 'node:zlib-sync', 'auto picks the fast path');
+    }
+  });
+
+  it('probing a zlib handed in explicitly ignores the environment: the real node:zlib passes', () => {
+    assert.deepEqual(probeZlibInternals(zlib), { ok: true });
+  });
+
+  it('a Node release without a private member (or with changed behaviour) is detected: the fast path is refused, with the reason', async () => {
+    // _processChunk removed.
+    class NoProcessChunk extends zlib.Inflate {}
+    Object.defineProperty(NoProcessChunk.prototype, '_processChunk', { value: undefined });
+    // _handle moved out of reach (e.g. into a #private field).
+    class HiddenHandle extends InternalInflate {
+      constructor(opts?: zlib.ZlibOptions) {
+        super(opts);
+        this._handle!.close();
+        delete (this as { _handle?: unknown })._handle;
+      }
+    }
+    // Every member there with the right type, but the synchronous call no longer keeps the stream context.
+    class ForgetfulProcessChunk extends InternalInflate {
+      override _processChunk(chunk: Buffer, flush: number): Buffer {
+        this.reset();
+        return super._processChunk(chunk, flush);
+      }
+    }
+    // The synchronous call now registers its throw-away 'error' listener with addListener (not the `on` we shadow).
+    class LeakyListeners extends InternalInflate {
+      override _processChunk(chunk: Buffer, flush: number): Buffer {
+        this.addListener('error', () => {});
+        return super._processChunk(chunk, flush);
+      }
+    }
+    const cases: Array<[string, ZlibLike, RegExp]> = [
+      ['no _processChunk', { Inflate: NoProcessChunk, constants: zlib.constants }, /_processChunk is not a function/],
+      ['no _handle', { Inflate: HiddenHandle, constants: zlib.constants }, /_handle/],
+      ['context lost between calls', { Inflate: ForgetfulProcessChunk, constants: zlib.constants }, /sample message 2/],
+      ['an error listener added per call', { Inflate: LeakyListeners, constants: zlib.constants }, /'error' listeners/],
+      ['no constants', { Inflate: zlib.Inflate } as unknown as ZlibLike, /Z_SYNC_FLUSH/],
+    ];
+    for (const [what, z, why] of cases) {
+      const probe = probeZlibInternals(z);
+      assert.equal(probe.ok, false, `${what}: the probe must refuse`);
+      assert.match(probe.ok ? '' : probe.reason, why, what);
+    }
+    await settle(); // no deferred 'error' event of the failed probes may go unhandled
+  });
+
+  it('a Node without zlib.Inflate#_processChunk (and without the zlib-sync addon): the public fallback is chosen and inflates a gateway stream exactly', async () => {
+    // A separate process, since the real probe runs once per process: there the private member is deleted from
+    // node:zlib before shardline is imported, and the optional addon made unloadable. Nothing of ours is mocked.
+    const messages = [...fixtureMessages, bigGuildCreate(200 * 1024, 90), ...fixtureMessages];
+    const frames = await deflateStream(messages);
+    // The websocket messages: the big message arrives in three pieces.
+    const big = fixtureMessages.length;
+    const f = frames[big]!;
+    const chunks = [...frames.slice(0, big), f.subarray(0, 1000), f.subarray(1000, f.length - 2), f.subarray(f.length - 2), ...frames.slice(big + 1)];
+    const dir = await mkdtemp(join(tmpdir(), 'shardline-inflate-'));
+    try {
+      const input = join(dir, 'chunks.json');
+      await writeFile(input, JSON.stringify(chunks.map((c) => c.toString('base64'))));
+      const src = new URL('../src/inflate.ts', import.meta.url).href;
+      const child = `
+        import zlib from 'node:zlib';
+        import Module from 'node:module';
+        import { readFileSync } from 'node:fs';
+        for (let p = zlib.Inflate.prototype; p !== null; p = Object.getPrototypeOf(p)) delete p._processChunk;
+        const load = Module._load;
+        Module._load = function (id, ...rest) {
+          if (id === 'zlib-sync') throw Object.assign(new Error("Cannot find module 'zlib-sync'"), { code: 'MODULE_NOT_FOUND' });
+          return load.call(this, id, ...rest);
+        };
+        const { createInflater, inflateBackends, probeZlibInternals } = await import(${JSON.stringify(src)});
+        const inf = createInflater('zlib-stream');
+        const outs = [];
+        for (const b64 of JSON.parse(readFileSync(${JSON.stringify(input)}, 'utf8'))) {
+          const out = inf.push(Buffer.from(b64, 'base64'));
+          if (out !== null) outs.push(out.toString('base64'));
+        }
+        process.stdout.write(JSON.stringify({ probe: probeZlibInternals(), backends: inflateBackends().zlib, backend: inf.backend, stats: inf.stats, outs }));
+      `;
+      const env = { ...process.env };
+      delete env[INFLATE_FALLBACK_ENV];
+      const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', child], {
+        cwd: fileURLToPath(new URL('..', import.meta.url)),
+        env,
+        maxBuffer: 64 * 1024 * 1024,
+      });
+      const r = JSON.parse(stdout) as { probe: { ok: boolean; reason?: string }; backends: string[]; backend: string; stats: { messages: number; bufferSize: number }; outs: string[] };
+      assert.equal(r.probe.ok, false);
+      assert.match(r.probe.reason!, /_processChunk/);
+      assert.deepEqual(r.backends, ['node:zlib-public', 'fflate']);
+      assert.equal(r.backend, 'node:zlib-public');
+      assert.equal(r.outs.length, messages.length);
+      r.outs.forEach((o, i) => assert.ok(Buffer.from(o, 'base64').equals(messages[i]!), `message ${i} differs`));
+      assert.equal(r.stats.messages, messages.length);
+      assert.equal(r.stats.bufferSize, 0);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 
@@ -265,6 +404,48 @@ describe('zlib-stream backends agree', () => {
       outs.forEach((o, i) => assert.ok(o.equals(messages[i]!), `${backends.zlib[b]} message ${i} (${messages[i]!.length} bytes) differs`));
     }
   });
+
+  it('every backend follows back-references 16-32 KiB into earlier messages, across many window slides', async () => {
+    // Incompressible hex with copies of stream content from 20-32 KiB earlier: deflate encodes those as matches at
+    // nearly the full window distance, often reaching into earlier messages (the public backend's dictionary).
+    let x = 0x2545f491;
+    const rnd = (): number => {
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      return (x >>> 0) / 2 ** 32;
+    };
+    const hex = (n: number): string => Array.from({ length: n }, () => '0123456789abcdef'[Math.floor(rnd() * 16)]).join('');
+    let text = '';
+    const messages: Buffer[] = [];
+    for (let i = 0; i < 90; i++) {
+      const back = 20_000 + Math.floor(rnd() * 12_000);
+      const start = Math.max(0, text.length - back);
+      const copy = text.slice(start, start + 200 + Math.floor(rnd() * 800));
+      const msg = `{"t":"X","s":${i + 1},"op":0,"d":"${copy}${hex(i % 15 === 7 ? 40_000 : 300 + Math.floor(rnd() * 6000))}"}`;
+      text += msg;
+      messages.push(Buffer.from(msg));
+    }
+    const frames = await deflateStream(messages);
+    // The stream really needs more than 16 KiB of history: some message fails to inflate with only that much.
+    const SYNC = zlib.constants.Z_SYNC_FLUSH;
+    let history = messages[0]!;
+    let needsFar = 0;
+    for (let i = 1; i < messages.length; i++) {
+      try {
+        if (!zlib.inflateRawSync(frames[i]!, { dictionary: history.subarray(-16 * 1024), finishFlush: SYNC }).equals(messages[i]!)) needsFar++;
+      } catch {
+        needsFar++;
+      }
+      history = Buffer.concat([history, messages[i]!]).subarray(-64 * 1024);
+    }
+    assert.ok(needsFar > 10, `only ${needsFar} messages reach beyond 16 KiB`);
+    for (const backend of backends.zlib) {
+      const inf = createInflater('zlib-stream', { backend });
+      frames.forEach((f, i) => assert.ok(inf.push(f, i % 2 === 0)!.equals(messages[i]!), `${backend} message ${i}`));
+      inf.close();
+    }
+  });
 });
 
 for (const backend of backends.zstd) {
@@ -424,8 +605,8 @@ describe('output buffers: shared slab (owned) and transient scratch', () => {
     });
   }
 
-  it('node:zlib-sync: small owned results of different inflaters share one slab; no listener churn per push', async () => {
-    if (backends.zlib[0] !== 'node:zlib-sync') return;
+  const NO_FAST_PATH = backends.zlib[0] === 'node:zlib-sync' ? false : 'node:zlib-sync is not in use here (see the capability check test)';
+  it('node:zlib-sync: small owned results of different inflaters share one slab; no listener churn per push', { skip: NO_FAST_PATH }, async () => {
     const [fa, fb] = await Promise.all([deflateStream(fixtureMessages), deflateStream(fixtureMessages)]);
     const a = createInflater('zlib-stream');
     const b = createInflater('zlib-stream');
