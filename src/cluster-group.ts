@@ -5,7 +5,7 @@
  * @packageDocumentation
  */
 import { ShardlineError } from './errors.js';
-import type { DebugEvent, DisconnectedEvent, DispatchEvent, ReadyData, StateChange } from './events.js';
+import type { ShardEvent } from './events.js';
 import type { Session } from './session.js';
 import { Shard, type ShardOptions } from './shard.js';
 import type { ShardState } from './state.js';
@@ -18,7 +18,21 @@ interface Entry {
   shard: Shard;
   guilds: Set<string> | null;
   fatal: string | undefined;
-  debugListener: ((e: DebugEvent) => void) | null;
+  /** A no-op `debug` listener: while one is attached the shard produces debug lines (on its event stream). */
+  debugListener: (() => void) | null;
+}
+
+/**
+ * The guilds of one shard, kept from its event stream: READY lists them, GUILD_CREATE adds one, GUILD_DELETE
+ * (not an outage) removes one. Returns the set to keep (a new one after READY).
+ */
+export function trackGuilds(guilds: Set<string> | null, e: ShardEvent): Set<string> | null {
+  if (e.kind === 'ready') return new Set(e.data.guilds.map((g) => g.id));
+  if (e.kind !== 'dispatch') return guilds;
+  const d = e.event;
+  if (d.type === 'GUILD_CREATE') (guilds ??= new Set()).add(d.data.id);
+  else if (d.type === 'GUILD_DELETE' && !d.data.unavailable) guilds?.delete(d.data.id);
+  return guilds;
 }
 
 /** Shards of one thread. Implements the cluster's {@link ShardBackend}. */
@@ -134,7 +148,7 @@ export class ShardGroup implements ShardBackend {
     this.debugging = enabled;
     for (const e of this.entries.values()) {
       if (enabled && !e.debugListener) {
-        e.debugListener = (d) => this.sink.debug(d);
+        e.debugListener = () => undefined;
         e.shard.on('debug', e.debugListener);
       } else if (!enabled && e.debugListener) {
         e.shard.off('debug', e.debugListener);
@@ -154,25 +168,17 @@ export class ShardGroup implements ShardBackend {
     const e: Entry = { shard, guilds: null, fatal: undefined, debugListener: null };
     this.entries.set(id, e);
     const sink = this.sink;
-    shard.on('dispatch', (event: DispatchEvent) => {
-      if (event.type === 'GUILD_CREATE') (e.guilds ??= new Set()).add(event.data.id);
-      else if (event.type === 'GUILD_DELETE' && !event.data.unavailable) e.guilds?.delete(event.data.id);
-      sink.dispatch(event);
+    // The one stream: guild counts and pause bookkeeping read it, then it goes on to the cluster unchanged.
+    shard.on('event', (ev: ShardEvent) => {
+      if (ev.kind === 'dispatch' || ev.kind === 'ready') e.guilds = trackGuilds(e.guilds, ev);
+      else if (ev.kind === 'state') {
+        if (ev.to === 'connecting' && this.paused) e.shard.pause(); // close()/fatal cleared the pause
+        if (ev.to === 'fatal') e.fatal = ev.cause.reason;
+      }
+      sink.event(ev);
     });
-    shard.on('ready', (data: ReadyData, shardId: number) => {
-      e.guilds = new Set(data.guilds.map((g) => g.id));
-      sink.ready(shardId, data);
-    });
-    shard.on('resumed', (session: Session, shardId: number) => sink.resumed(shardId, session));
-    shard.on('stateChange', (change: StateChange) => {
-      if (change.to === 'connecting' && this.paused) e.shard.pause(); // close()/fatal cleared the pause
-      if (change.to === 'fatal') e.fatal = change.reason;
-      sink.stateChange(change);
-    });
-    shard.on('disconnected', (event: DisconnectedEvent) => sink.disconnected(event));
-    shard.on('error', (err: Error, shardId: number) => sink.error(err, shardId));
     if (this.debugging) {
-      e.debugListener = (d) => sink.debug(d);
+      e.debugListener = () => undefined;
       shard.on('debug', e.debugListener);
     }
   }

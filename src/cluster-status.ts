@@ -3,7 +3,7 @@
  * internal contract between the cluster and where its shards run (this thread or worker threads).
  * @packageDocumentation
  */
-import type { DebugEvent, DisconnectedEvent, DispatchEvent, PresenceData, ReadyData, StateChange } from './events.js';
+import type { DebugEvent, DisconnectedEvent, DispatchEvent, PresenceData, ReadyData, ShardEvent, StateChange } from './events.js';
 import type { IdentifyBudgetEvent } from './queue.js';
 import type { ReshardEvent } from './reshard.js';
 import type { Session } from './session.js';
@@ -134,6 +134,12 @@ export interface GatewayCommand {
 export interface ClusterEventMap {
   /** A dispatch of any shard; `event.shardId` says which. */
   dispatch: [event: DispatchEvent];
+  /**
+   * Everything every running shard reports, as one typed stream ({@link ShardEvent}: state changes with structured
+   * causes, dispatches, heartbeats, disconnects, errors, debug lines while someone listens to `debug`), wherever the
+   * shard runs (this thread or a worker). The named events below are views of it.
+   */
+  shardEvent: [event: ShardEvent];
   /** Every shard is ready (once per `connect()`, or later when a restarted shard completes the set). */
   ready: [event: ClusterReadyEvent];
   shardReady: [shardId: number, data: ReadyData];
@@ -169,15 +175,12 @@ export interface ClusterShard {
   readonly shard: Shard | undefined;
 }
 
-/** Where a cluster's events go (internal). Implemented by the cluster; called by shard groups and worker hosts. */
+/**
+ * Where a cluster's shard events go (internal): the one typed stream of every shard ({@link ShardEvent}), wherever
+ * the shard runs. Implemented by the cluster's delivery pipeline; called by shard groups and worker hosts.
+ */
 export interface ShardSink {
-  dispatch(event: DispatchEvent): void;
-  ready(shardId: number, data: ReadyData): void;
-  resumed(shardId: number, session: Session): void;
-  stateChange(change: StateChange): void;
-  disconnected(event: DisconnectedEvent): void;
-  error(error: Error, shardId: number): void;
-  debug(event: DebugEvent): void;
+  event(event: ShardEvent): void;
 }
 
 /** A set of shards running somewhere (internal): in this thread, or in one worker. */

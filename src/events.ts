@@ -147,3 +147,13 @@ export type ShardEvent =
   | { kind: 'heartbeatAck'; shardId: number; latency: number | null }
   | { kind: 'error'; shardId: number; error: Error }
   | { kind: 'debug'; shardId: number; message: string };
+
+/** The named `stateChange` / `shardStateChange` payload of a `state` event. */
+export function toStateChange(e: Extract<ShardEvent, { kind: 'state' }>): StateChange {
+  return { shardId: e.shardId, from: e.from, to: e.to, reason: e.cause.reason, cause: e.cause };
+}
+
+/** The named `disconnected` / `shardDisconnected` payload of a `disconnected` event. */
+export function toDisconnectedEvent(e: Extract<ShardEvent, { kind: 'disconnected' }>): DisconnectedEvent {
+  return { shardId: e.shardId, code: e.code, cause: e.label, kind: e.cause, action: e.action };
+}

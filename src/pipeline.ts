@@ -13,7 +13,7 @@ import type { Clock } from './clock.js';
 import type { ClusterEventMap, ShardSink } from './cluster-status.js';
 import type { TypedEmitter } from './emitter.js';
 import { ShardlineError } from './errors.js';
-import type { DispatchEvent, StateChange } from './events.js';
+import { toDisconnectedEvent, toStateChange, type DispatchEvent, type ShardEvent, type StateChange } from './events.js';
 import type { ShardState } from './state.js';
 
 /** The running shard set, as the pipeline sees it: where states are read and back-pressure is applied. */
@@ -56,34 +56,10 @@ export class PipelineInput {
     this.#divert = divert;
     const p = pipeline;
     this.sink = {
-      dispatch: (e) => {
-        if (this.#mode === 'deliver') p.dispatch(e);
-        else if (this.#mode === 'divert') this.#divert!.dispatch(e);
-        else this.#onDropped?.();
-      },
-      ready: (id, data) => {
-        if (this.#mode === 'deliver') p.ready(id, data);
-        else if (this.#mode === 'divert') this.#divert!.ready(id, data);
-      },
-      resumed: (id, session) => {
-        if (this.#mode === 'deliver') p.resumed(id, session);
-        else if (this.#mode === 'divert') this.#divert!.resumed(id, session);
-      },
-      stateChange: (c) => {
-        if (this.#mode === 'deliver') p.stateChange(c);
-        else if (this.#mode === 'divert') this.#divert!.stateChange(c);
-      },
-      disconnected: (e) => {
-        if (this.#mode === 'deliver') p.disconnected(e);
-        else if (this.#mode === 'divert') this.#divert!.disconnected(e);
-      },
-      error: (err, id) => {
-        if (this.#mode === 'deliver') p.error(err, id);
-        else if (this.#mode === 'divert') this.#divert!.error(err, id);
-      },
-      debug: (e) => {
-        if (this.#mode === 'deliver') p.debug(e);
-        else if (this.#mode === 'divert') this.#divert!.debug(e);
+      event: (e) => {
+        if (this.#mode === 'deliver') p.event(e);
+        else if (this.#mode === 'divert') this.#divert!.event(e);
+        else if (e.kind === 'dispatch') this.#onDropped?.();
       },
     };
   }
@@ -229,46 +205,48 @@ export class DeliveryPipeline {
 
   // ---- what a delivering input reports (called by PipelineInput) ----------------------------------------
 
-  /** @internal */
-  dispatch(event: DispatchEvent): void {
-    const stages = this.#stages;
-    for (let i = 0; i < stages.length; i++) if (!stages[i]!.admit(event)) return;
-    this.deliver(event);
-  }
-
-  /** @internal */
-  ready(shardId: number, data: Parameters<ShardSink['ready']>[1]): void {
-    this.guard(() => this.#out.emitter.emit('shardReady', shardId, data));
-    this.checkReady();
-  }
-
-  /** @internal */
-  resumed(shardId: number, session: Parameters<ShardSink['resumed']>[1]): void {
-    this.guard(() => this.#out.emitter.emit('shardResumed', shardId, session));
-    this.checkReady();
-  }
-
-  /** @internal */
-  stateChange(change: StateChange): void {
-    this.guard(() => this.#out.emitter.emit('shardStateChange', change));
-    for (const fn of this.#observers) this.guard(() => fn(change));
-    for (const s of this.#stages) s.stateChanged?.(change);
-  }
-
-  /** @internal */
-  disconnected(event: Parameters<ShardSink['disconnected']>[0]): void {
-    this.guard(() => this.#out.emitter.emit('shardDisconnected', event));
-  }
-
-  /** @internal */
-  error(error: Error, shardId: number): void {
-    this.shardError(error, shardId);
-    if (this.#out.running()?.state(shardId) === 'fatal') this.guard(() => this.#out.emitter.emit('error', error));
-  }
-
-  /** @internal */
-  debug(event: Parameters<ShardSink['debug']>[0]): void {
-    this.guard(() => this.#out.emitter.emit('debug', event));
+  /** One event of a delivering shard: the `shardEvent` stream, and the named cluster events that are views of it. @internal */
+  event(e: ShardEvent): void {
+    const emitter = this.#out.emitter;
+    if (e.kind === 'dispatch') {
+      const stages = this.#stages;
+      for (let i = 0; i < stages.length; i++) if (!stages[i]!.admit(e.event)) return;
+      if (emitter.listenerCount('shardEvent') !== 0) this.guard(() => emitter.emit('shardEvent', e));
+      this.deliver(e.event);
+      return;
+    }
+    if (emitter.listenerCount('shardEvent') !== 0) this.guard(() => emitter.emit('shardEvent', e));
+    switch (e.kind) {
+      case 'ready':
+        this.guard(() => emitter.emit('shardReady', e.shardId, e.data));
+        this.checkReady();
+        return;
+      case 'resumed':
+        this.guard(() => emitter.emit('shardResumed', e.shardId, e.session));
+        this.checkReady();
+        return;
+      case 'state': {
+        const change = toStateChange(e);
+        this.guard(() => emitter.emit('shardStateChange', change));
+        for (const fn of this.#observers) this.guard(() => fn(change));
+        for (const s of this.#stages) s.stateChanged?.(change);
+        return;
+      }
+      case 'disconnected': {
+        const event = toDisconnectedEvent(e);
+        this.guard(() => emitter.emit('shardDisconnected', event));
+        return;
+      }
+      case 'error':
+        this.shardError(e.error, e.shardId);
+        if (this.#out.running()?.state(e.shardId) === 'fatal') this.guard(() => emitter.emit('error', e.error));
+        return;
+      case 'debug':
+        this.guard(() => emitter.emit('debug', { shardId: e.shardId, message: e.message }));
+        return;
+      default:
+        return; // heartbeats: only on the shardEvent stream
+    }
   }
 
   #setPressure(delta: number): void {

@@ -11,7 +11,7 @@
 import { sleep, type Clock, type TimerHandle } from './clock.js';
 import type { ShardSink } from './cluster-status.js';
 import { ShardlineError } from './errors.js';
-import type { StateChange } from './events.js';
+import { toStateChange, type StateChange } from './events.js';
 import type { DeliveryPipeline, PipelineInput } from './pipeline.js';
 import type { Placement } from './placement.js';
 import { abortable, type ApiSessionStartLimit, type IdentifyQueue } from './queue.js';
@@ -286,16 +286,28 @@ export class Resharder {
       kick: () => this.kick(),
     }));
     const sink: ShardSink = {
-      dispatch: (e) => stage.onNew(e),
-      ready: (id, data) => stage.onNewReady(id, data),
-      resumed: () => undefined,
-      stateChange: (c) => this.onNewState(c),
-      disconnected: (e) => host.debug(`reshard: new shard ${e.shardId}/${this.to} disconnected (${e.cause}; ${e.action})`),
-      error: (err, id) => {
-        host.debug(`reshard: new shard ${id}/${this.to}: ${err.message}`);
-        if (this.set?.state(id) === 'fatal') this.failed(id, err);
+      event: (e) => {
+        switch (e.kind) {
+          case 'dispatch':
+            stage.onNew(e.event);
+            return;
+          case 'ready':
+            stage.onNewReady(e.shardId, e.data);
+            return;
+          case 'state':
+            this.onNewState(toStateChange(e));
+            return;
+          case 'disconnected':
+            host.debug(`reshard: new shard ${e.shardId}/${this.to} disconnected (${e.label}; ${e.action})`);
+            return;
+          case 'error':
+            host.debug(`reshard: new shard ${e.shardId}/${this.to}: ${e.error.message}`);
+            if (this.set?.state(e.shardId) === 'fatal') this.failed(e.shardId, e.error);
+            return;
+          default:
+            return;
+        }
       },
-      debug: () => undefined,
     };
     this.input = host.pipeline.input(sink);
     // The new session cannot exist before its IDENTIFY is sent: old-set deliveries of this shard's keys are

@@ -7,7 +7,7 @@ import { EventChannel } from './channel.js';
 import { systemClock, type Clock, type TimerHandle } from './clock.js';
 import { TypedEmitter } from './emitter.js';
 import { GatewayError, SendError, ShardlineError, redact } from './errors.js';
-import type { DispatchEvent, PresenceData, ShardEvent, ShardEventMap } from './events.js';
+import { toDisconnectedEvent, toStateChange, type DispatchEvent, type PresenceData, type ShardEvent, type ShardEventMap } from './events.js';
 import { createInflater, type Inflater, type TransportCompression } from './inflate.js';
 import { AllIntents } from './intents.js';
 import { MemberRequest } from './members.js';
@@ -522,7 +522,7 @@ export class Shard extends TypedEmitter<ShardEventMap> {
       case 'state':
         if (e.cause.reason.includes(this.#token)) e.cause.reason = redact(e.cause.reason, this.#token);
         this.#emitEvent(e);
-        this.#safeEmit('stateChange', { shardId: e.shardId, from: e.from, to: e.to, reason: e.cause.reason, cause: e.cause });
+        this.#safeEmit('stateChange', toStateChange(e));
         return;
       case 'ready':
         this.#emitEvent(e);
@@ -536,7 +536,7 @@ export class Shard extends TypedEmitter<ShardEventMap> {
         return;
       case 'disconnected':
         this.#emitEvent(e);
-        this.#safeEmit('disconnected', { shardId: e.shardId, code: e.code, cause: e.label, kind: e.cause, action: e.action });
+        this.#safeEmit('disconnected', toDisconnectedEvent(e));
         return;
       case 'error':
         this.#report(e.error);

@@ -219,7 +219,12 @@ test('a crashed worker is respawned and its shards RESUME: no IDENTIFY, every ma
       assert.equal(now[id]!.resumes, before[id]!.resumes + 1);
       assert.equal(now[id]!.identifies, before[id]!.identifies, 'counters carried over to the new worker');
       const seen = r.changes.slice(changesBefore).filter((ch) => ch.shardId === id).map((ch) => `${ch.from}>${ch.to}`);
-      assert.deepEqual(seen, ['ready>reconnecting', 'reconnecting>connecting', 'connecting>resuming', 'resuming>ready']);
+      // The host reports what happened to the shard's thread (worker-exit); the new thread's shard is a new Shard
+      // and reports its own states from idle: nobody rewrites another component's transitions.
+      assert.deepEqual(seen, ['ready>reconnecting', 'idle>connecting', 'connecting>resuming', 'resuming>ready']);
+      const exit = r.changes.slice(changesBefore).find((ch) => ch.shardId === id && ch.to === 'reconnecting')!;
+      assert.equal(exit.cause.kind, 'worker-exit');
+      assert.equal(exit.cause.resumable, true);
       const lost = r.disconnects.filter((d) => d.shardId === id);
       assert.equal(lost.length, 1);
       assert.equal(lost[0]!.action, 'resume');

@@ -12,7 +12,7 @@ import type { ShardSink } from '../cluster-status.js';
 import type { IdentifyQueue } from '../queue.js';
 import type { ShardOptions } from '../shard.js';
 import type { DispatchEvent } from '../events.js';
-import { fromWire, toWire, ITEM_LINE, RAW_LINE, type BatchItem, type FromWorker, type StatusRow, type ToWorker, type WorkerSpec } from './protocol.js';
+import { eventToWire, fromWire, toWire, ITEM_LINE, RAW_LINE, type BatchItem, type FromWorker, type StatusRow, type ToWorker, type WorkerSpec } from './protocol.js';
 
 /** Real ms between status refreshes of every shard (latency and sequence change without events). */
 const STATUS_EVERY = 1000;
@@ -56,7 +56,7 @@ function pushRaw(shardId: number, type: string, sequence: number, json: string):
   if (json.includes('\n')) {
     // Compact JSON never has a raw newline; if a server sends pretty-printed JSON, fall back to an item line.
     const env = JSON.parse(json) as { d: unknown };
-    push(['d', { shardId, type, sequence, data: env.d } as DispatchEvent], shardId);
+    push(['v', { kind: 'dispatch', shardId, event: { shardId, type, sequence, data: env.d } as DispatchEvent }], shardId);
     return;
   }
   add(`${RAW_LINE}${shardId}\t${sequence}\t${type}\t${json}`, shardId);
@@ -120,14 +120,9 @@ const remoteQueue: IdentifyQueue = {
 
 // ---- shards ---------------------------------------------------------------------------------------------
 
+/** Every shard's one event stream goes to the main thread in order (wanted dispatches mostly as raw lines). */
 const sink: ShardSink = {
-  dispatch: (e) => push(['d', e], e.shardId),
-  ready: (id, data) => push(['r', id, data], id),
-  resumed: (id, session) => push(['R', id, session], id),
-  stateChange: (c) => push(['c', c], c.shardId),
-  disconnected: (e) => push(['x', e], e.shardId),
-  error: (err, id) => push(['e', id, toWire(err)], id),
-  debug: (e) => push(['g', e], e.shardId),
+  event: (e) => push(['v', eventToWire(e)], e.shardId),
 };
 
 const group = new ShardGroup(

@@ -12,13 +12,14 @@
 import { Worker } from 'node:worker_threads';
 import { scaledClock, type Clock, type TimerHandle } from '../clock.js';
 import { DecodeError, GatewayError, SendError, ShardlineError, redact } from '../errors.js';
-import type { DispatchEvent } from '../events.js';
+import type { DispatchEvent, ShardEvent } from '../events.js';
+import { trackGuilds } from '../cluster-group.js';
 import type { IdentifyQueue } from '../queue.js';
 import type { Session } from '../session.js';
 import type { Shard, ShardOptions } from '../shard.js';
 import type { ShardState } from '../state.js';
 import type { GatewayCommand, ShardBackend, ShardSink, ShardStatus, WorkerExitEvent } from '../cluster-status.js';
-import { fromWire, toWire, RAW_LINE, type BatchItem, type CallMethod, type FromWorker, type StatusRow, type ToWorker, type WorkerSpec } from './protocol.js';
+import { eventFromWire, fromWire, toWire, RAW_LINE, type BatchItem, type CallMethod, type FromWorker, type StatusRow, type ToWorker, type WorkerSpec } from './protocol.js';
 
 /** How long `close()` waits for a worker to close its shards before terminating it, real ms. */
 const CLOSE_TIMEOUT = 10_000;
@@ -121,6 +122,8 @@ export class WorkerHost implements ShardBackend {
   private readonly debugLine: (message: string) => void;
   readonly #tokens: string[];
   private readonly delivered = new Map<number, Delivered | null>();
+  /** Guilds of each shard, from the events this thread parses (READY, GUILD_CREATE, GUILD_DELETE). */
+  private readonly guilds = new Map<number, Set<string> | null>();
   private readonly carried = new Map<number, Carried>();
   /** While the thread is down and a respawn is scheduled: calls waiting for the new thread. */
   private readonly backlog: Pending[] = [];
@@ -130,8 +133,6 @@ export class WorkerHost implements ShardBackend {
   private readonly relaunch = new Set<number>();
   /** Shards that were fatal or closed when their thread died: the new thread's idle rows do not replace them. */
   private readonly frozen = new Set<number>();
-  /** Relaunched shards whose first state change from the new thread says `idle` where the cluster saw another state. */
-  private readonly respawned = new Set<number>();
   private respawnTimer: TimerHandle | undefined;
   /** `clock.now()` of the unexpected exits within the policy's window. */
   private readonly exits: number[] = [];
@@ -231,7 +232,7 @@ export class WorkerHost implements ShardBackend {
         const from = m.state;
         m.state = 'closed';
         const reason = resumable ? 'closed by user (resumable)' : 'closed by user';
-        this.sink.stateChange({ shardId: m.id, from, to: 'closed', reason, cause: { kind: 'close', resumable, reason } });
+        this.sink.event({ kind: 'state', shardId: m.id, from, to: 'closed', cause: { kind: 'close', resumable, reason } });
       }
     }
     for (const ac of this.acquires.values()) ac.abort(new ShardlineError('ABORTED', 'cluster closed'));
@@ -406,69 +407,60 @@ export class WorkerHost implements ShardBackend {
     try {
       payload = JSON.parse(data.slice(t3 + 1, to)) as { d: unknown };
     } catch (err) {
-      this.sink.error(new DecodeError(`shard ${shardId}: dispatch ${type} seq ${sequence} is not valid JSON; dropped`, { cause: err }), shardId);
+      this.sink.event({ kind: 'error', shardId, error: new DecodeError(`shard ${shardId}: dispatch ${type} seq ${sequence} is not valid JSON; dropped`, { cause: err }) });
       return;
     }
     const m = this.mirror.get(shardId);
     if (m && sequence > m.sequence) m.sequence = sequence;
-    this.sink.dispatch({ shardId, type, sequence, data: payload.d } as DispatchEvent);
+    const e: ShardEvent = { kind: 'dispatch', shardId, event: { shardId, type, sequence, data: payload.d } as DispatchEvent };
+    if (type === 'GUILD_CREATE' || type === 'GUILD_DELETE') this.guilds.set(shardId, trackGuilds(this.guilds.get(shardId) ?? null, e));
+    this.sink.event(e);
   }
 
   private onItem(item: BatchItem, sink: ShardSink): void {
-    switch (item[0]) {
-      case 'd': {
-        const e = item[1];
-        if (!this.fresh(e.shardId, e.sequence)) break;
-        const m = this.mirror.get(e.shardId);
-        if (m && e.sequence > m.sequence) m.sequence = e.sequence;
-        sink.dispatch(e);
+    if (item[0] === 's') {
+      this.applyStatus(item[1]);
+      return;
+    }
+    const e = eventFromWire(item[1]);
+    const id = e.shardId;
+    switch (e.kind) {
+      case 'dispatch': {
+        if (!this.fresh(id, e.event.sequence)) return;
+        const m = this.mirror.get(id);
+        if (m && e.event.sequence > m.sequence) m.sequence = e.event.sequence;
         break;
       }
-      case 'r': {
-        const d = item[2];
+      case 'ready':
         // A new session: its dispatches (READY itself first) start again from sequence 1.
-        this.delivered.set(item[1], { sessionId: d.session_id, resumeUrl: d.resume_gateway_url, sequence: 0 });
-        sink.ready(item[1], d);
+        this.delivered.set(id, { sessionId: e.data.session_id, resumeUrl: e.data.resume_gateway_url, sequence: 0 });
+        break;
+      case 'resumed': {
+        const d = this.delivered.get(id);
+        if (!d || d.sessionId !== e.session.sessionId) this.delivered.set(id, { sessionId: e.session.sessionId, resumeUrl: e.session.resumeUrl, sequence: e.session.sequence });
         break;
       }
-      case 'R': {
-        const s = item[2];
-        const d = this.delivered.get(item[1]);
-        if (!d || d.sessionId !== s.sessionId) this.delivered.set(item[1], { sessionId: s.sessionId, resumeUrl: s.resumeUrl, sequence: s.sequence });
-        sink.resumed(item[1], s);
-        break;
-      }
-      case 'c': {
-        let change = item[1];
-        const m = this.mirror.get(change.shardId);
-        // The cluster saw the shard go `reconnecting` when its thread died; the new thread's shard starts from idle.
-        if (this.respawned.delete(change.shardId) && m && change.from === 'idle' && m.state !== 'idle') change = { ...change, from: m.state };
+      case 'state': {
         // IDENTIFY starts a new session (sequences restart); a fatal shard has none left.
-        if (change.to === 'identifying' || change.to === 'fatal') this.delivered.set(change.shardId, null);
-        if (m) m.state = change.to;
-        sink.stateChange(change);
+        if (e.to === 'identifying' || e.to === 'fatal') this.delivered.set(id, null);
+        const m = this.mirror.get(id);
+        if (m) m.state = e.to;
         break;
       }
-      case 'x':
-        sink.disconnected(item[1]);
-        break;
-      case 'e':
-        sink.error(fromWire(item[2]), item[1]);
-        break;
-      case 'g':
-        sink.debug(item[1]);
-        break;
-      case 's':
-        this.applyStatus(item[1]);
+      default:
         break;
     }
+    if (e.kind === 'dispatch' || e.kind === 'ready') this.guilds.set(id, trackGuilds(this.guilds.get(id) ?? null, e));
+    sink.event(e);
   }
 
   private applyStatus(row: StatusRow): void {
     const [id, state, latency, sessionId, sequence, reconnects, identifies, resumes, lastCloseCode, guilds, error, io] = row;
     if (this.frozen.has(id)) return;
     const s: ShardStatus = { id, state, latency, sessionId, sequence, reconnects, identifies, resumes, lastCloseCode, worker: this.index };
-    if (guilds !== null) s.guilds = guilds;
+    const known = this.guilds.get(id);
+    if (known) s.guilds = known.size;
+    else if (guilds !== null) s.guilds = guilds;
     if (error !== null) s.error = error;
     if (io !== null) s.io = io;
     const c = this.carried.get(id);
@@ -544,12 +536,12 @@ export class WorkerHost implements ShardBackend {
       if (m.state !== 'idle' && m.state !== 'fatal' && m.state !== 'closed') {
         // The connection died with the thread: one more reconnect, reported like any other lost connection.
         m.reconnects++;
-        this.sink.disconnected({ shardId: id, code: null, cause: why, kind: 'worker-exit', action });
+        this.sink.event({ kind: 'disconnected', shardId: id, code: null, cause: 'worker-exit', label: why, action });
         if (m.state !== 'reconnecting') {
           const from = m.state;
           m.state = 'reconnecting';
           const reason = `${why}; ${action} in a new worker in ${delay} ms`;
-          this.sink.stateChange({ shardId: id, from, to: 'reconnecting', reason, cause: { kind: 'worker-exit', resumable: action === 'resume', reason } });
+          this.sink.event({ kind: 'state', shardId: id, from, to: 'reconnecting', cause: { kind: 'worker-exit', resumable: action === 'resume', reason } });
         }
       }
     }
@@ -577,7 +569,6 @@ export class WorkerHost implements ShardBackend {
     this.relaunch.clear();
     const waiting = this.takeBacklog();
     for (const id of ids) {
-      this.respawned.add(id);
       const chained = waiting.filter((p) => isStart(p.method) && p.args[0] === id);
       this.call('connect', [id]).then(
         () => {
@@ -608,9 +599,9 @@ export class WorkerHost implements ShardBackend {
       const from = m.state;
       m.state = 'fatal';
       m.error = reason;
-      if (from !== 'idle') this.sink.disconnected({ shardId: m.id, code: null, cause: why, kind: 'worker-exit', action: 'fatal' });
-      this.sink.stateChange({ shardId: m.id, from, to: 'fatal', reason, cause: { kind: 'worker-exit', resumable: false, reason } });
-      this.sink.error(new GatewayError('WORKER_EXITED', `shard ${m.id}: ${reason}`, { shardId: m.id }), m.id);
+      if (from !== 'idle') this.sink.event({ kind: 'disconnected', shardId: m.id, code: null, cause: 'worker-exit', label: why, action: 'fatal' });
+      this.sink.event({ kind: 'state', shardId: m.id, from, to: 'fatal', cause: { kind: 'worker-exit', resumable: false, reason } });
+      this.sink.event({ kind: 'error', shardId: m.id, error: new GatewayError('WORKER_EXITED', `shard ${m.id}: ${reason}`, { shardId: m.id }) });
       stopped.push(m.id);
     }
     this.reportExit({ worker: this.index, code, reason, restarting: false, restarts: this.restarts, recentExits: this.exits.length, delay: null, shards: stopped });

@@ -7,8 +7,7 @@
  * @packageDocumentation
  */
 import { GatewayError, SendError, ShardlineError } from '../errors.js';
-import type { DebugEvent, DisconnectedEvent, DispatchEvent, ReadyData, StateChange } from '../events.js';
-import type { Session } from '../session.js';
+import type { ShardEvent } from '../events.js';
 import type { ShardOptions } from '../shard.js';
 import type { ShardState } from '../state.js';
 import type { ShardIo } from '../cluster-status.js';
@@ -43,16 +42,19 @@ export type StatusRow = [number, ShardState, number | null, string | null, numbe
 export const ITEM_LINE = 'j';
 export const RAW_LINE = 'r';
 
-/** One batched item. */
-export type BatchItem =
-  | ['d', DispatchEvent]
-  | ['r', number, ReadyData]
-  | ['R', number, Session]
-  | ['c', StateChange]
-  | ['x', DisconnectedEvent]
-  | ['e', number, WireError]
-  | ['g', DebugEvent]
-  | ['s', StatusRow];
+/** A {@link ShardEvent} as it crosses the thread boundary (an `error` event's error serialised). */
+export type WireShardEvent = Exclude<ShardEvent, { kind: 'error' }> | { kind: 'error'; shardId: number; error: WireError };
+
+/** One batched item: a shard's event (its one stream, in order), or a status row. */
+export type BatchItem = ['v', WireShardEvent] | ['s', StatusRow];
+
+export function eventToWire(e: ShardEvent): WireShardEvent {
+  return e.kind === 'error' ? { kind: 'error', shardId: e.shardId, error: toWire(e.error) } : e;
+}
+
+export function eventFromWire(e: WireShardEvent): ShardEvent {
+  return e.kind === 'error' ? { kind: 'error', shardId: e.shardId, error: fromWire(e.error) } : e;
+}
 
 export type CallMethod = 'connect' | 'send' | 'restart' | 'close' | 'barrier';
 
