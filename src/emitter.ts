@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 
-type Listener<A extends unknown[]> = (...args: A) => void;
+/** A listener of a typed event. */
+export type Listener<A extends unknown[]> = (...args: A) => void;
 
 /**
  * `EventEmitter` with typed event names and arguments. `error` is only emitted when someone listens, so an

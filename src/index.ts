@@ -13,14 +13,15 @@
 export { Shard, API_VERSION, DEFAULT_GATEWAY_URL, MAX_PAYLOAD_BYTES, type ShardOptions } from './shard.js';
 export { Intents, PrivilegedIntents, AllIntents, AllNonPrivilegedIntents, intentsForEvent, intentsForEvents, intentNames, type IntentName } from './intents.js';
 export { ShardlineError, GatewayError, DecodeError, InflateError, SendError } from './errors.js';
-export { CLOSE_CODES, decide, isSession, RESUMABLE_CLOSE_CODE, type Session, type ReconnectAction, type DisconnectCause, type Decision } from './session.js';
-export { TRANSITIONS, canTransition, type ShardState } from './state.js';
-export { LocalIdentifyQueue, abortable, type IdentifyQueue, type LocalIdentifyQueueOptions } from './queue.js';
+export { CLOSE_CODES, isSession, RESUMABLE_CLOSE_CODE, type Session, type ReconnectAction, type DisconnectCause, type CloseCodeRow } from './session.js';
+export { TRANSITIONS, type ShardState } from './state.js';
+export { LocalIdentifyQueue, type IdentifyQueue, type LocalIdentifyQueueOptions } from './queue.js';
 export { scaledClock, systemClock, sleep, type Clock, type TimerHandle } from './clock.js';
-export { Backoff, type BackoffOptions } from './backoff.js';
+export type { BackoffOptions } from './backoff.js';
 export { MemberRequest } from './members.js';
-export { createInflater, type Inflater, type TransportCompression } from './inflate.js';
-export { scanHeader, parsePayload, type FrameHeader } from './decode.js';
+export { createInflater, type Inflater, type InflaterOptions, type InflaterStats, type TransportCompression } from './inflate.js';
+export { scanHeader, parsePayload, type FrameHeader, type GatewayPayload } from './decode.js';
+export type { TypedEmitter, Listener } from './emitter.js';
 export type {
   DispatchEvent,
   DispatchType,
@@ -32,12 +33,16 @@ export type {
   DisconnectedEvent,
   ShardEventMap,
   PresenceData,
+  ShardEvent,
+  StateCause,
+  DisconnectKind,
 } from './events.js';
+export type { ShardCounters } from './shard-core.js';
 export { Cluster, ClusterConnectError, CLUSTER_IDENTIFY_WINDOW, DEFAULT_API_URL, type ClusterOptions, type WorkerRestartOptions } from './cluster.js';
-export type { ShardStatus, ClusterProgress, ClusterReadyEvent, ClusterEventMap, ClusterShard, GatewayCommand } from './cluster-status.js';
+export type { ShardStatus, ShardIo, ClusterProgress, ClusterReadyEvent, ClusterEventMap, ClusterShard, GatewayCommand } from './cluster-status.js';
 export type { SessionStartBudget, ApiSessionStartLimit, IdentifyBudgetEvent } from './queue.js';
 export type { IdentifyStatus, IdentifyTurnEvent, WorkerExitEvent } from './cluster-status.js';
-export { attachMetrics, disconnectCause, type MetricsOptions, type ClusterMetrics } from './metrics.js';
+export { attachMetrics, disconnectCause, type MetricsOptions, type ClusterMetrics, type LastDisconnect } from './metrics.js';
 export {
   serveStatus,
   statusHandler,
@@ -49,13 +54,4 @@ export {
 } from './status-page/server.js';
 export type { HttpEndpoint, ListenOptions, RequestHandler } from './status-page/http.js';
 export { routeLogs, type Logger, type LogLevel, type RouteLogsOptions } from './logging.js';
-export {
-  OverlapDedupe,
-  ReshardPolicy,
-  fingerprint,
-  routingKey,
-  type ReshardOptions,
-  type ReshardResult,
-  type ReshardEvent,
-  type AutoReshardOptions,
-} from './reshard.js';
+export type { ReshardOptions, ReshardResult, ReshardEvent, AutoReshardOptions } from './reshard.js';

@@ -29,7 +29,8 @@ export type DisconnectCause =
   | { kind: 'ready-timeout' }
   | { kind: 'malformed' };
 
-interface CloseCodeRow {
+/** One row of {@link CLOSE_CODES}. */
+export interface CloseCodeRow {
   name: string;
   action: ReconnectAction;
   /** For fatal codes: what the user has to fix. */
