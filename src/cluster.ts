@@ -465,6 +465,9 @@ export class Cluster extends TypedEmitter<ClusterEventMap> {
   }
 
   /** Full options of one shard (without clock / queue). */
+  /** The `events` filter, one Set for every shard (workers get it as an array). */
+  #events: ReadonlySet<string> | undefined;
+
   private shardOptions(id: number, total = this._total!, fresh = false): ShardOptions {
     const o = this.options;
     const per = o.shardOptions?.(id) ?? {};
@@ -473,7 +476,7 @@ export class Cluster extends TypedEmitter<ClusterEventMap> {
       intents: o.intents,
       gatewayUrl: this._gatewayUrl!,
       compression: o.compression,
-      events: o.events ? [...o.events] : undefined,
+      events: (this.#events ??= o.events ? new Set(o.events) : undefined), // one Set shared by every shard of this thread
       ...per,
       ...(fresh && this.presence ? { presence: this.presence } : {}),
       id,

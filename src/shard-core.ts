@@ -90,6 +90,8 @@ export interface ShardCoreOptions {
   rateLimit: { limit?: number; window?: number; presenceLimit?: number; margin?: number };
   /** Failed connects to `resume_gateway_url` in a row after which the RESUME goes through the base URL. Default 2. */
   resumeUrlFailures?: number;
+  /** Whether debug lines are wanted right now (besides {@link ShardCore.debugging}); asked only where a line would be built. */
+  isDebugging?: () => boolean;
 }
 
 interface Conn {
@@ -783,12 +785,17 @@ export class ShardCore {
     this.emit({ kind: 'error', shardId: this.o.id, error });
   }
 
+  /** Debug lines are produced (string building costs on busy shards, so only while someone listens). */
+  get debugOn(): boolean {
+    return this.debugging || (this.o.isDebugging?.() ?? false);
+  }
+
   private debug(message: string): void {
-    if (this.debugging) this.emit({ kind: 'debug', shardId: this.o.id, message });
+    if (this.debugOn) this.emit({ kind: 'debug', shardId: this.o.id, message });
   }
 
   private warnUncoveredEvents(): void {
-    if (!this.o.events || !this.debugging) return;
+    if (!this.o.events || !this.debugOn) return;
     for (const t of this.o.events) {
       const need = intentsForEvent(t);
       if (need !== 0 && (need & this.o.intents) === 0) {

@@ -1,4 +1,3 @@
-import type { EventEmitter } from 'node:events';
 import { inspect } from 'node:util';
 import WebSocket from 'ws';
 import type { GatewayRequestGuildMembersData, GatewayVoiceStateUpdateData } from 'discord-api-types/v10';
@@ -82,9 +81,11 @@ export interface ShardOptions {
 }
 
 interface Socket {
+  readonly conn: number;
   readonly ws: WebSocket;
   readonly inflater: Inflater | null;
-  readonly identifyAbort: AbortController;
+  /** Created when the connection asks for an identify turn (a resuming connection never does). */
+  identifyAbort: AbortController | null;
 }
 
 interface Deferred {
@@ -133,12 +134,14 @@ export class Shard extends TypedEmitter<ShardEventMap> {
   readonly #eventBufferSize: number;
   readonly #memberRequestTimeout: number;
   readonly #forwardRaw: ShardOptions['forwardRaw'];
-  readonly #sockets = new Map<number, Socket>();
-  readonly #closing = new Set<Promise<void>>();
-  readonly #timers = new Map<TimerName, Armed>();
-  readonly #commands = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
-  readonly #channels = new Set<EventChannel<DispatchEvent>>();
-  readonly #memberRequests = new Map<string, MemberRequest>();
+  // Per-shard memory matters (thousands of idle shards per process): one socket field instead of a map, fixed
+  // timer slots, and the rarely used collections created on first use.
+  #socket: Socket | null = null;
+  #closing: Set<Promise<void>> | null = null;
+  readonly #timers: Record<TimerName, Armed | undefined> = { hello: undefined, ready: undefined, heartbeat: undefined, reconnect: undefined, commands: undefined };
+  #commands: Map<number, { resolve: () => void; reject: (e: Error) => void }> | null = null;
+  #channels: Set<EventChannel<DispatchEvent>> | null = null;
+  #memberRequests: Map<string, MemberRequest> | null = null;
   readonly #inflatePast = { bytesIn: 0, bytesOut: 0, messages: 0 };
   #draining = false;
   #commandIds = 0;
@@ -189,7 +192,7 @@ export class Shard extends TypedEmitter<ShardEventMap> {
       intents,
       gatewayUrl,
       compression: this.#compression,
-      events: options.events ? new Set(options.events) : null,
+      events: options.events ? (options.events instanceof Set ? (options.events as ReadonlySet<string>) : new Set(options.events)) : null, // a Set is shared, not copied
       raw: options.forwardRaw !== undefined,
       session: options.session ?? null,
       presence: options.presence,
@@ -205,18 +208,11 @@ export class Shard extends TypedEmitter<ShardEventMap> {
       maxQueuedCommands: options.maxQueuedCommands ?? 1000,
       resumeOnSessionTimeout: options.resumeOnSessionTimeout ?? false,
       rateLimit: options.rateLimit ?? {},
+      isDebugging: () => this.listenerCount('debug') !== 0,
     });
     if (options.presence !== undefined && this.#core.identifySize(options.presence) > MAX_PAYLOAD_BYTES) {
       throw new ShardlineError('INVALID_OPTION', `presence makes IDENTIFY larger than ${MAX_PAYLOAD_BYTES} bytes: shorten it`);
     }
-    // Debug lines cost string building on busy shards: the core produces them only while someone listens.
-    const emitter = this as unknown as EventEmitter;
-    emitter.on('newListener', (event: string) => {
-      if (event === 'debug') this.#core.debugging = true;
-    });
-    emitter.on('removeListener', (event: string) => {
-      if (event === 'debug') this.#core.debugging = this.listenerCount('debug') > 0;
-    });
   }
 
   /** Current lifecycle state. */
@@ -270,7 +266,7 @@ export class Shard extends TypedEmitter<ShardEventMap> {
    */
   get inflateStats(): { bytesIn: number; bytesOut: number; messages: number; bufferSize: number; backend: string | null } {
     const conn = this.#core.connection;
-    const live = conn === null ? undefined : this.#sockets.get(conn)?.inflater;
+    const live = conn !== null && this.#socket?.conn === conn ? this.#socket.inflater : undefined;
     const cur = live?.stats ?? null;
     const past = this.#inflatePast;
     return {
@@ -322,11 +318,11 @@ export class Shard extends TypedEmitter<ShardEventMap> {
           this.#setPressure(isFull ? 1 : -1);
         }
       },
-      () => this.#channels.delete(channel),
+      () => this.#channels?.delete(channel),
     );
     const s = this.#core.state;
     if (s === 'closed' || s === 'fatal') channel.end();
-    else this.#channels.add(channel);
+    else (this.#channels ??= new Set()).add(channel);
     const it = channel[Symbol.asyncIterator]();
     return Object.assign(it, { [Symbol.asyncIterator]: () => it }) as AsyncIterableIterator<DispatchEvent>;
   }
@@ -338,7 +334,8 @@ export class Shard extends TypedEmitter<ShardEventMap> {
    */
   send(payload: { op: number; d: unknown }): Promise<void> {
     const id = ++this.#commandIds;
-    const promise = new Promise<void>((resolve, reject) => this.#commands.set(id, { resolve, reject }));
+    const commands = (this.#commands ??= new Map());
+    const promise = new Promise<void>((resolve, reject) => commands.set(id, { resolve, reject }));
     this.#core.command(id, payload.op, payload.d);
     this.#drain();
     return promise;
@@ -392,12 +389,12 @@ export class Shard extends TypedEmitter<ShardEventMap> {
    */
   requestGuildMembers(request: GatewayRequestGuildMembersData): MemberRequest {
     const nonce = request.nonce ?? `sl${this.id.toString(36)}-${(this.#nonces++).toString(36)}-${Date.now().toString(36)}`;
-    const req = new MemberRequest(nonce, this.#clock, this.#memberRequestTimeout, () => this.#memberRequests.delete(nonce));
+    const req = new MemberRequest(nonce, this.#clock, this.#memberRequestTimeout, () => this.#memberRequests?.delete(nonce));
     if (Buffer.byteLength(nonce) > 32) {
       req.fail(new SendError('PAYLOAD_TOO_LARGE', 'nonce must be at most 32 bytes'));
       return req;
     }
-    this.#memberRequests.set(nonce, req);
+    (this.#memberRequests ??= new Map()).set(nonce, req);
     this.send({ op: 8, d: { ...request, nonce } }).catch((err: Error) => req.fail(err));
     return req;
   }
@@ -411,7 +408,7 @@ export class Shard extends TypedEmitter<ShardEventMap> {
     const session = this.#core.close(options.resumable ?? false, options.code);
     this.#drain();
     this.#finish(new SendError('SHARD_CLOSED', `shard ${this.id} was closed`), undefined);
-    await Promise.all([...this.#closing]);
+    if (this.#closing) await Promise.all([...this.#closing]);
     return session;
   }
 
@@ -448,8 +445,8 @@ export class Shard extends TypedEmitter<ShardEventMap> {
         this.#deliver(e.event);
         return;
       case 'send': {
-        const ws = this.#sockets.get(e.conn)?.ws;
-        if (ws?.readyState === WebSocket.OPEN) ws.send(e.data);
+        const socket = this.#socket;
+        if (socket !== null && socket.conn === e.conn && socket.ws.readyState === WebSocket.OPEN) socket.ws.send(e.data);
         return;
       }
       case 'raw':
@@ -462,14 +459,14 @@ export class Shard extends TypedEmitter<ShardEventMap> {
         this.#arm(e.timer, e.at);
         return;
       case 'auth': {
-        const ws = this.#sockets.get(e.conn)?.ws;
-        if (ws?.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ op: e.op, d: { token: this.#token, ...e.d } }));
+        const socket = this.#socket;
+        if (socket !== null && socket.conn === e.conn && socket.ws.readyState === WebSocket.OPEN) socket.ws.send(JSON.stringify({ op: e.op, d: { token: this.#token, ...e.d } }));
         return;
       }
       case 'command': {
-        const c = this.#commands.get(e.id);
+        const c = this.#commands?.get(e.id);
         if (!c) return;
-        this.#commands.delete(e.id);
+        this.#commands!.delete(e.id);
         if (e.error) c.reject(e.error);
         else c.resolve();
         return;
@@ -484,18 +481,18 @@ export class Shard extends TypedEmitter<ShardEventMap> {
         this.#acquire(e.conn);
         return;
       case 'cancelIdentify':
-        this.#sockets.get(e.conn)?.identifyAbort.abort(new ShardlineError('ABORTED', 'connection closed'));
+        if (this.#socket?.conn === e.conn) this.#socket.identifyAbort?.abort(new ShardlineError('ABORTED', 'connection closed'));
         return;
       case 'read': {
         const conn = this.#core.connection;
-        const ws = conn === null ? undefined : this.#sockets.get(conn)?.ws;
+        const ws = conn !== null && this.#socket?.conn === conn ? this.#socket.ws : undefined;
         if (e.paused) ws?.pause();
         else ws?.resume();
         return;
       }
       case 'chunk': {
         const nonce = e.data.nonce;
-        if (nonce) this.#memberRequests.get(nonce)?.push(e.data);
+        if (nonce) this.#memberRequests?.get(nonce)?.push(e.data);
         return;
       }
       case 'fatal':
@@ -512,7 +509,8 @@ export class Shard extends TypedEmitter<ShardEventMap> {
         this.#report(new ShardlineError('LISTENER_ERROR', `a dispatch listener threw: ${(err as Error)?.message ?? String(err)}`, { cause: err }));
       }
     }
-    if (this.#channels.size !== 0) for (const ch of this.#channels) ch.push(event);
+    const channels = this.#channels;
+    if (channels !== null && channels.size !== 0) for (const ch of channels) ch.push(event);
     if (this.listenerCount('event') !== 0) this.#emitEvent({ kind: 'dispatch', shardId: this.id, event });
   }
 
@@ -569,7 +567,7 @@ export class Shard extends TypedEmitter<ShardEventMap> {
 
   #report(err: Error): void {
     if (err.message.includes(this.#token)) err.message = redact(err.message, this.#token);
-    if (this.#core.debugging) this.#debug(`error: ${err.message}`);
+    if (this.#core.debugOn) this.#debug(`error: ${err.message}`);
     this.#emitEvent({ kind: 'error', shardId: this.id, error: err });
     try {
       this.emit('error', err, this.id);
@@ -604,14 +602,15 @@ export class Shard extends TypedEmitter<ShardEventMap> {
       });
       return;
     }
-    this.#sockets.set(conn, { ws, inflater, identifyAbort: new AbortController() });
+    if (this.#socket !== null) this.#teardown(this.#socket.conn, null); // never two sockets (the core closes first)
+    this.#socket = { conn, ws, inflater, identifyAbort: null };
     ws.on('open', () => {
       this.#core.opened(conn);
       this.#drain();
     });
     ws.on('message', (data: Buffer, isBinary: boolean) => this.#message(conn, inflater, data, isBinary));
     ws.on('error', (err: Error) => {
-      if (this.#core.debugging) this.#debug(`connection ${conn} socket error: ${err.message}`);
+      if (this.#core.debugOn) this.#debug(`connection ${conn} socket error: ${err.message}`);
     });
     ws.on('close', (code: number, reason: Buffer) => {
       this.#core.closed(conn, code, reason.toString('utf8'));
@@ -641,9 +640,9 @@ export class Shard extends TypedEmitter<ShardEventMap> {
   }
 
   #acquire(conn: number): void {
-    const socket = this.#sockets.get(conn);
-    if (!socket) return;
-    const signal = socket.identifyAbort.signal;
+    const socket = this.#socket;
+    if (socket === null || socket.conn !== conn) return;
+    const signal = (socket.identifyAbort ??= new AbortController()).signal;
     this.#queue.acquire(this.id, signal).then(
       () => {
         if (signal.aborted) return;
@@ -662,10 +661,10 @@ export class Shard extends TypedEmitter<ShardEventMap> {
 
   /** Release one connection: inflater, listeners, socket. Its close completes in the background (close() awaits it). */
   #teardown(conn: number, code: number | null): void {
-    const socket = this.#sockets.get(conn);
-    if (!socket) return;
-    this.#sockets.delete(conn);
-    socket.identifyAbort.abort(new ShardlineError('ABORTED', 'connection closed'));
+    const socket = this.#socket;
+    if (socket === null || socket.conn !== conn) return;
+    this.#socket = null;
+    socket.identifyAbort?.abort(new ShardlineError('ABORTED', 'connection closed'));
     if (socket.inflater) {
       const st = socket.inflater.stats;
       this.#inflatePast.bytesIn += st.bytesIn;
@@ -690,8 +689,9 @@ export class Shard extends TypedEmitter<ShardEventMap> {
       if (code === null || ws.readyState === WebSocket.CONNECTING) ws.terminate();
       else ws.close(code);
     });
-    this.#closing.add(closed);
-    void closed.then(() => this.#closing.delete(closed));
+    const closing = (this.#closing ??= new Set());
+    closing.add(closed);
+    void closed.then(() => closing.delete(closed));
   }
 
   /**
@@ -701,25 +701,25 @@ export class Shard extends TypedEmitter<ShardEventMap> {
    */
   #arm(name: TimerName, at: number | null): void {
     const clock = this.#clock;
-    const prev = this.#timers.get(name);
+    const prev = this.#timers[name];
     if (prev) clock.clearTimeout(prev.handle);
     if (at === null) {
-      this.#timers.delete(name);
+      this.#timers[name] = undefined;
       return;
     }
     const armed: Armed = { at, handle: undefined as unknown as TimerHandle };
     const fire = () => {
-      if (this.#timers.get(name) !== armed) return;
-      this.#timers.delete(name);
+      if (this.#timers[name] !== armed) return;
+      this.#timers[name] = undefined;
       this.#core.timer(name);
       this.#drain();
     };
     armed.handle = clock.setTimeout(() => {
-      if (this.#timers.get(name) !== armed) return;
+      if (this.#timers[name] !== armed) return;
       if (clock.now() <= at + 1) fire();
       else setImmediate(fire);
     }, Math.max(0, at - clock.now()));
-    this.#timers.set(name, armed);
+    this.#timers[name] = armed;
   }
 
   #settleConnect(): void {
@@ -730,22 +730,33 @@ export class Shard extends TypedEmitter<ShardEventMap> {
 
   /** End everything that waits on this shard. */
   #finish(sendError: Error, fatal: GatewayError | undefined): void {
-    for (const [id, c] of this.#commands) {
-      this.#commands.delete(id);
-      c.reject(sendError);
+    const commands = this.#commands;
+    if (commands) {
+      for (const [id, c] of commands) {
+        commands.delete(id);
+        c.reject(sendError);
+      }
     }
-    for (const ch of this.#channels) ch.end(fatal);
-    this.#channels.clear();
+    if (this.#channels) {
+      for (const ch of this.#channels) ch.end(fatal);
+      this.#channels.clear();
+    }
     if (this.#pressure !== 0) {
       this.#pressure = 0;
       this.#userPaused = false;
       this.#core.pause(false);
       this.#drain();
     }
-    for (const req of this.#memberRequests.values()) req.fail(sendError);
-    this.#memberRequests.clear();
-    for (const t of this.#timers.values()) this.#clock.clearTimeout(t.handle);
-    this.#timers.clear();
+    if (this.#memberRequests) {
+      for (const req of this.#memberRequests.values()) req.fail(sendError);
+      this.#memberRequests.clear();
+    }
+    const timers = this.#timers;
+    for (const name of Object.keys(timers) as TimerName[]) {
+      const t = timers[name];
+      if (t) this.#clock.clearTimeout(t.handle);
+      timers[name] = undefined;
+    }
     const c = this.#connecting;
     this.#connecting = null;
     c?.reject(fatal ?? new GatewayError('SHARD_CLOSED', `shard ${this.id} was closed before it was ready`, { shardId: this.id }));
