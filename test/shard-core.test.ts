@@ -347,6 +347,17 @@ test('presence updates: at most 5 per 20 s (+ margin)', () => {
   assert.deepEqual(ids.map((id) => w.settled.get(id)), Array(7).fill(null));
 });
 
+test('an accepted presence update is carried by later IDENTIFYs', () => {
+  const w = World.ready({ core: { presence: presence('first') } });
+  assert.deepEqual(w.sent(2)[0]!.d.presence, presence('first'));
+  w.command(3, presence('second'));
+  assert.deepEqual(w.sent(3).map((p) => p.d), [presence('second')]);
+  w.closeSocket(4009); // a new session
+  w.retry();
+  w.hello();
+  assert.deepEqual(w.sent(2)[1]!.d.presence, presence('second'));
+});
+
 test('payloads over 4096 bytes are rejected, 4096 exactly is accepted', () => {
   const w = World.ready();
   const ok = w.command(8, 'a'.repeat(MAX_PAYLOAD_BYTES - 15)); // {"op":8,"d":"…"} = 15 bytes + the string

@@ -74,9 +74,15 @@ export class World {
   /** Command id → null (written) or the error. */
   readonly settled = new Map<number, Error | null>();
   readonly violations: string[] = [];
+  /** Timers fired, with the effects each one produced. */
+  readonly fired: { timer: TimerName; at: number; effects: Effect[] }[] = [];
   /** Connections waiting for an identify turn. */
   readonly turns: number[] = [];
+  /** The core stopped reading: frames the server sends meanwhile wait in `held` (per connection). */
   readPaused = false;
+  readonly held: { conn: number; bytes: Uint8Array }[] = [];
+  /** Frames the core read (op -1: not JSON). */
+  readonly received: { at: number; conn: number; op: number; d: unknown }[] = [];
   /** The server's sequence for the current session. */
   serverSeq = 0;
   autoGrant: boolean;
@@ -124,6 +130,11 @@ export class World {
       const batch = this.core.effects.splice(0);
       for (const e of batch) this.apply(e);
       if (batch.length !== 0) continue;
+      if (!this.readPaused && this.held.length !== 0) {
+        const { conn, bytes } = this.held.shift()!;
+        if (conn === this.conn) this.deliver(conn, bytes);
+        continue;
+      }
       const ack = this.acks.shift();
       if (ack !== undefined) {
         if (ack === this.conn) this.message({ op: 11 });
@@ -144,9 +155,17 @@ export class World {
       const [name, at] = next;
       this.timers.delete(name);
       this.now = Math.max(this.now, at);
+      const from = this.log.length;
       this.step((c) => c.timer(name));
+      this.fired.push({ timer: name, at: this.now, effects: this.log.slice(from) });
     }
     this.now = end;
+  }
+
+  /** A stalled event loop: time jumps by `ms`, then every timer that came due fires late, in order. */
+  stall(ms: number): void {
+    this.now += ms;
+    this.advance(0);
   }
 
   /** Advance to the pending reconnect (end of the back-off), which opens the next socket. */
@@ -173,6 +192,7 @@ export class World {
         const s = this.sockets.get(e.conn);
         const { op, d } = e.type === 'send' ? JSON.parse(e.data) : e;
         if (!s?.open) this.violations.push(`op ${op} written to connection ${e.conn}, which is not open`);
+        if (s && e.type === 'send' && op !== 1 && s.auth === null) this.violations.push(`op ${op} before IDENTIFY/RESUME on connection ${e.conn} (4003)`);
         if (s && e.type === 'auth') {
           if (!s.hello) this.violations.push(`op ${op} before HELLO on connection ${e.conn}`);
           if (op === 2 && !this.granted.delete(e.conn)) this.violations.push(`IDENTIFY without an identify turn on ${e.conn}`);
@@ -180,8 +200,8 @@ export class World {
         }
         if (s) {
           s.times.push(this.now);
-          const inWindow = s.times.filter((t) => t > this.now - 60_000).length;
-          if (inWindow > 120) this.violations.push(`${inWindow} payloads within 60 s on connection ${e.conn} at ${this.now}`);
+          const t = s.times;
+          if (t.length > 120 && t[t.length - 121]! > this.now - 60_000) this.violations.push(`over 120 payloads within 60 s on connection ${e.conn} at ${this.now}`);
         }
         this.written.push({ at: this.now, conn: e.conn, op, d, kind: e.type });
         if (this.autoAck && op === 1) this.acks.push(e.conn);
@@ -218,11 +238,10 @@ export class World {
 
   // ---- the user ------------------------------------------------------------------------------------------
 
-  connect(): void {
-    this.step((c) => c.connect());
-  }
+  connect = (): void => this.step((c) => c.connect());
+  pause = (paused: boolean): void => this.step((c) => c.pause(paused));
 
-  close(resumable: boolean, code?: number) {
+  close(resumable: boolean, code?: number): ReturnType<ShardCore['close']> {
     let session: ReturnType<ShardCore['close']> = null;
     this.step((c) => (session = c.close(resumable, code)));
     return session;
@@ -233,10 +252,6 @@ export class World {
     const id = ++this.commandIds;
     this.step((c) => c.command(id, op, d));
     return id;
-  }
-
-  pause(paused: boolean): void {
-    this.step((c) => c.pause(paused));
   }
 
   /** Grant the oldest waiting identify turn. */
@@ -260,12 +275,24 @@ export class World {
     return c === null ? undefined : this.sockets.get(c);
   }
 
-  /** Send raw bytes on the open socket (false when none is open). */
+  /** Send raw bytes on the open socket (false when none is open); held while the core does not read. */
   frame(bytes: Uint8Array): boolean {
     const conn = this.conn;
     if (conn === null) return false;
-    this.step((c) => c.message(conn, bytes));
+    if (this.readPaused || this.held.length !== 0) this.held.push({ conn, bytes });
+    else this.deliver(conn, bytes);
     return true;
+  }
+
+  private deliver(conn: number, bytes: Uint8Array): void {
+    let p: { op?: number; d?: unknown } = {};
+    try {
+      p = JSON.parse(Buffer.from(bytes).toString('utf8'));
+    } catch {
+      // garbage: recorded as op -1
+    }
+    this.received.push({ at: this.now, conn, op: p.op ?? -1, d: p.d });
+    this.step((c) => c.message(conn, bytes));
   }
 
   message(p: { op: number; d?: unknown; s?: number | null; t?: string | null }): boolean {
@@ -305,42 +332,23 @@ export class World {
     return this.message({ op: 0, t, s, d });
   }
 
-  ack(): boolean {
-    return this.message({ op: 11 });
-  }
-
-  requestHeartbeat(): boolean {
-    return this.message({ op: 1 });
-  }
-
-  reconnect(): boolean {
-    return this.message({ op: 7 });
-  }
-
-  invalidSession(resumable: boolean): boolean {
-    return this.message({ op: 9, d: resumable });
-  }
+  ack = (): boolean => this.message({ op: 11 });
+  requestHeartbeat = (): boolean => this.message({ op: 1 });
+  reconnect = (): boolean => this.message({ op: 7 });
+  invalidSession = (resumable: boolean): boolean => this.message({ op: 9, d: resumable });
+  garbage = (): boolean => this.frame(Buffer.from('\u0000 not a gateway payload'));
 
   /** The server closes the open socket with `code` (1006: the connection was lost). */
-  closeSocket(code: number): boolean {
-    const s = this.socket;
-    if (!s) return false;
-    s.open = false;
-    this.step((c) => c.closed(s.id, code));
-    return true;
-  }
-
+  closeSocket = (code: number): boolean => this.end((c, id) => c.closed(id, code));
   /** The open socket never got through (connection refused). */
-  refuse(): boolean {
+  refuse = (): boolean => this.end((c, id) => c.openFailed(id, new Error('connect ECONNREFUSED')));
+
+  private end(input: (core: ShardCore, conn: number) => void): boolean {
     const s = this.socket;
     if (!s) return false;
     s.open = false;
-    this.step((c) => c.openFailed(s.id, new Error('connect ECONNREFUSED')));
+    this.step((c) => input(c, s.id));
     return true;
-  }
-
-  garbage(): boolean {
-    return this.frame(Buffer.from('\u0000 not a gateway payload'));
   }
 
   // ---- looking at what happened --------------------------------------------------------------------------
@@ -351,9 +359,7 @@ export class World {
   }
 
   /** `open` effects so far. */
-  opens(): Extract<Effect, { type: 'open' }>[] {
-    return this.log.filter((e): e is Extract<Effect, { type: 'open' }> => e.type === 'open');
-  }
+  opens = () => this.effectsOf('open');
 
   openSockets(): number[] {
     return [...this.sockets.values()].filter((s) => s.open).map((s) => s.id);
