@@ -1,136 +1,144 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Heartbeater } from '../src/heartbeat.js';
-import { ManualClock } from './helpers/manual-clock.js';
+import { Heartbeat } from '../src/heartbeat.js';
 
-function setup(random = 0.5) {
-  const clock = new ManualClock();
-  const sent: number[] = [];
-  let zombies = 0;
-  const hb = new Heartbeater({ clock, random: () => random, send: () => sent.push(clock.now()), onZombie: () => zombies++ });
-  return { clock, sent, hb, zombies: () => zombies };
-}
-
-test('first beat after interval x jitter, then every interval', () => {
-  const { clock, sent, hb } = setup(0.25);
-  hb.start(40_000);
-  clock.advance(9_999);
-  assert.equal(sent.length, 0);
-  clock.advance(1);
-  assert.deepEqual(sent, [10_000]);
-  hb.ack();
-  clock.advance(40_000);
-  assert.deepEqual(sent, [10_000, 50_000]);
+test('first beat after interval × jitter, then every interval; stop ends beating', () => {
+  const hb = new Heartbeat();
+  assert.equal(hb.dueAt, null);
+  hb.start(40_000, 1000, 0.25);
+  assert.equal(hb.interval, 40_000);
+  assert.equal(hb.dueAt, 11_000);
+  assert.equal(hb.tick(11_000), 'beat');
+  assert.equal(hb.dueAt, 51_000);
+  hb.ack(11_030);
+  assert.equal(hb.tick(51_000), 'beat');
+  assert.equal(hb.dueAt, 91_000);
   hb.stop();
-  assert.equal(clock.pending, 0);
+  assert.equal(hb.dueAt, null);
+});
+
+test('jitter is floored to whole ms and stays below one interval', () => {
+  const hb = new Heartbeat();
+  hb.start(41_250, 0, 0.999_999);
+  assert.equal(hb.dueAt, 41_249);
+  hb.start(41_250, 0, 0);
+  assert.equal(hb.dueAt, 0);
 });
 
 test('zombie: no ACK and no inbound traffic since the last beat', () => {
-  const { clock, sent, hb, zombies } = setup(0);
-  hb.start(1000);
-  clock.advance(0);
-  assert.equal(sent.length, 1);
-  clock.advance(1000);
-  assert.equal(zombies(), 1);
-  assert.equal(sent.length, 1, 'no beat after zombie');
-  assert.equal(clock.pending, 0, 'no timer left');
+  const hb = new Heartbeat();
+  hb.start(1000, 0, 0);
+  assert.equal(hb.tick(0), 'beat');
+  assert.equal(hb.tick(1000), 'zombie');
+  assert.equal(hb.dueAt, null, 'no beat after a zombie');
 });
 
-test('late ACK behind traffic is tolerated twice, then zombie', () => {
-  const { clock, sent, hb, zombies } = setup(0);
-  hb.start(1000);
-  clock.advance(0);
-  for (let i = 0; i < 2; i++) {
-    hb.noteInbound();
-    clock.advance(1000);
+test('an ACK keeps the connection alive without other traffic', () => {
+  const hb = new Heartbeat();
+  hb.start(1000, 0, 0);
+  for (let t = 0; t < 10_000; t += 1000) {
+    assert.equal(hb.tick(t), 'beat');
+    hb.ack(t + 5);
   }
-  assert.equal(zombies(), 0);
-  assert.equal(sent.length, 3);
-  hb.noteInbound();
-  clock.advance(1000);
-  assert.equal(zombies(), 1);
+  assert.equal(hb.acks, 10);
 });
 
-test('a consumer that pauses and resumes often restarts the late-ACK tolerance, but silence is still a zombie', () => {
+test('late ACK behind traffic is tolerated twice, then zombie; an ACK restores the tolerance', () => {
+  const hb = new Heartbeat();
+  hb.start(1000, 0, 0);
+  hb.tick(0);
+  for (let t = 1000; t <= 2000; t += 1000) {
+    hb.noteInbound();
+    assert.equal(hb.tick(t), 'beat', `late beat at ${t}`);
+  }
+  hb.noteInbound();
+  assert.equal(hb.tick(3000), 'zombie', 'traffic alone is not enough forever');
+
+  const b = new Heartbeat();
+  b.start(1000, 0, 0);
+  b.tick(0);
+  b.noteInbound();
+  b.tick(1000);
+  b.noteInbound();
+  b.tick(2000);
+  b.ack(2100); // the late ACKs arrive: the tolerance starts afresh
+  b.tick(3000);
+  for (let t = 4000; t <= 5000; t += 1000) {
+    b.noteInbound();
+    assert.equal(b.tick(t), 'beat');
+  }
+});
+
+test('lateAckTolerance 0: the first missing ACK is a zombie even with traffic', () => {
+  const hb = new Heartbeat({ lateAckTolerance: 0 });
+  hb.start(1000, 0, 0);
+  hb.tick(0);
+  hb.noteInbound();
+  assert.equal(hb.tick(1000), 'zombie');
+});
+
+test('a paused consumer suspends zombie detection', () => {
+  const hb = new Heartbeat();
+  hb.start(1000, 0, 0);
+  hb.tick(0);
+  hb.setPaused(true);
+  for (let t = 1000; t <= 10_000; t += 1000) assert.equal(hb.tick(t), 'beat');
+});
+
+test('pausing restarts the late-ACK tolerance, but a silent resumed connection is still a zombie', () => {
   // The shard pauses its socket whenever the event buffer fills: the ACKs then wait behind its own backlog.
-  const { clock, hb, zombies } = setup(0);
-  hb.start(1000);
-  clock.advance(0);
-  for (let i = 0; i < 5; i++) {
+  const hb = new Heartbeat();
+  hb.start(1000, 0, 0);
+  hb.tick(0);
+  for (let t = 1000; t <= 5000; t += 1000) {
     hb.setPaused(true);
     hb.noteInbound();
     hb.setPaused(false);
     hb.noteInbound();
-    clock.advance(1000);
+    assert.equal(hb.tick(t), 'beat', `traffic kept arriving between pauses (${t})`);
   }
-  assert.equal(zombies(), 0, 'traffic kept arriving between pauses');
   hb.setPaused(true);
   hb.setPaused(false);
-  clock.advance(1000); // a resumed socket gets one interval to deliver what it holds
-  assert.equal(zombies(), 0);
-  clock.advance(1000); // nothing arrived in it: a zombie
-  assert.equal(zombies(), 1);
+  assert.equal(hb.tick(6000), 'beat', 'a resumed socket gets one interval to deliver what it holds');
+  assert.equal(hb.tick(7000), 'zombie', 'nothing arrived in it');
 });
 
-test('latency from beat to ACK; op 1 beats at once without moving the timer', () => {
-  const { clock, sent, hb } = setup(0);
-  hb.start(1000);
-  clock.advance(0);
-  clock.advance(30);
-  hb.ack();
-  assert.deepEqual(hb.latency, { recent: [30], average: 30 });
-  clock.advance(100);
-  hb.beatNow();
-  assert.equal(sent.length, 2);
-  clock.advance(20);
-  hb.ack();
-  clock.advance(850);
-  assert.equal(sent.length, 3, 'interval timer unchanged by op 1');
-  assert.deepEqual(hb.latency.recent, [30, 20]);
-  assert.equal(hb.acks, 2);
-});
-
-test('paused consumer suspends zombie detection', () => {
-  const { clock, hb, zombies } = setup(0);
-  hb.start(1000);
-  clock.advance(0);
-  hb.setPaused(true);
-  clock.advance(5000);
-  assert.equal(zombies(), 0);
-  hb.stop();
-});
-
-test('a stalled event loop is not a zombie and not a missed heartbeat (timers run before socket reads)', async (t) => {
-  const { harness, waitState } = await import('./helpers/setup.js');
-  const h = await harness();
-  t.after(() => h.stop());
-  const shard = h.shard({ compression: false });
-  await shard.connect();
-  const disconnects: string[] = [];
-  shard.on('disconnected', (e) => disconnects.push(e.cause));
-  // Wait for a beat and its ACK, then block the loop past both the client's next beat (412 real ms)
-  // and the gateway's deadline (1.5 × interval + slack ≈ 629 real ms). Both timers then fire in one timers
-  // phase, before the heartbeat and the ACK that arrived in time have been read.
-  const acks = () => shard.latency.recent.length;
-  const before = acks();
-  while (acks() === before) await new Promise((r) => setTimeout(r, 2));
-  for (let round = 0; round < 2; round++) {
-    await new Promise((r) => setTimeout(r, 300));
-    const end = Date.now() + 900;
-    while (Date.now() < end) { /* stall */ }
+test('latency samples: beat to ACK, bounded, averaged; an ACK without a beat has none', () => {
+  const hb = new Heartbeat({ samples: 3 });
+  const latency = () => hb.latency;
+  assert.deepEqual(latency(), { recent: [], average: null });
+  hb.start(1000, 0, 0);
+  assert.equal(hb.ack(5), null, 'nothing was sent');
+  for (const [t, rtt] of [[0, 10], [1000, 20], [2000, 30], [3000, 40]] as const) {
+    hb.tick(t);
+    assert.equal(hb.ack(t + rtt), rtt);
   }
-  // Now stall right after the gateway answered a heartbeat: the ACK is on the wire but unread when the
-  // client's next beat is due, which a naive heartbeater reads as a zombie connection.
-  let stalls = 0;
-  h.sim.on('heartbeat', () => {
-    if (stalls++ >= 2) return;
-    const end = Date.now() + 700;
-    while (Date.now() < end) { /* stall */ }
-  });
-  await new Promise((r) => setTimeout(r, 1500));
-  assert.ok(stalls >= 2, 'stalled after two heartbeats');
-  assert.deepEqual(disconnects, []);
-  assert.equal(shard.state, 'ready');
-  assert.ok(acks() > before + 1, 'heartbeats kept flowing');
-  await waitState(shard, 'ready');
+  assert.deepEqual(latency(), { recent: [20, 30, 40], average: 30 });
+  assert.equal(hb.acks, 5);
+  hb.stop();
+  assert.deepEqual(latency().recent, [20, 30, 40], 'samples survive the connection');
+});
+
+test('a requested beat (op 1) starts the latency clock only when idle and leaves the zombie bookkeeping alone', () => {
+  const hb = new Heartbeat();
+  hb.start(1000, 0, 0);
+  hb.tick(0);
+  hb.ack(10);
+  hb.requested(100);
+  assert.equal(hb.dueAt, 1000, 'the regular beat does not move');
+  assert.equal(hb.tick(1000), 'beat', 'its ACK is still on the way: not a zombie');
+  assert.equal(hb.ack(1020), 920, 'measured from the requested beat');
+  hb.tick(2000);
+  hb.requested(2005); // a beat is already waiting for its ACK: its time is kept
+  assert.equal(hb.ack(2030), 30);
+});
+
+test('start() on a new connection forgets the old one', () => {
+  const hb = new Heartbeat();
+  hb.start(1000, 0, 0);
+  hb.tick(0);
+  assert.equal(hb.tick(1000), 'zombie');
+  hb.start(2000, 5000, 0.5);
+  assert.equal(hb.dueAt, 6000);
+  assert.equal(hb.tick(6000), 'beat', 'no ACK was owed on this connection');
 });
