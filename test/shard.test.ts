@@ -4,7 +4,6 @@ import { once } from 'node:events';
 import { inspect } from 'node:util';
 import { GatewayError, SendError } from '../src/errors.js';
 import { Intents } from '../src/intents.js';
-import { CLOSE_CODES } from '../src/session.js';
 import type { DispatchEvent, ReadyData } from '../src/events.js';
 import { TOKEN, delay, failOnUnhandledRejections, harness, next, until, waitState, type Harness } from './helpers/setup.js';
 
@@ -153,146 +152,6 @@ test('op 7 resumes on resume_gateway_url with the same query string', async () =
   }
 });
 
-test('op 9 d:true resumes; op 9 d:false waits 1-5 s then identifies on the base URL', async () => {
-  const h = await harness();
-  try {
-    const shard = h.shard();
-    await shard.connect();
-    const resumed = next(shard, 'resumed');
-    h.sim.invalidateSession(0, true);
-    await resumed;
-    assert.equal(h.sim.stats.identifies, 1);
-    const oldSession = shard.session!.sessionId;
-    const t0 = h.clock.now();
-    const ready = next(shard, 'ready');
-    h.sim.invalidateSession(0, false);
-    await ready;
-    const waited = h.clock.now() - t0;
-    assert.ok(waited >= 1000, `waited ${waited} virtual ms`);
-    assert.ok(waited < 5000 + 5250 + 2000, `waited ${waited} virtual ms`); // 1-5 s, and the 5 s identify window
-    assert.equal(h.sim.stats.identifies, 2);
-    assert.notEqual(shard.session!.sessionId, oldSession);
-    assert.equal(h.sim.connections(0).at(-1)!.resumeUrlUsed, false);
-  } finally {
-    await h.stop();
-  }
-});
-
-test('every close code 4000-4014 follows the decision table', async () => {
-  const h = await harness({ identifyWindow: 0 });
-  try {
-    for (const [codeText, row] of Object.entries(CLOSE_CODES)) {
-      const code = Number(codeText);
-      const shard = h.shard({ identifyQueue: { acquire: async () => {} } });
-      await shard.connect();
-      const identifies = h.sim.stats.identifies;
-      const resumes = h.sim.stats.resumes;
-      const connections = h.sim.stats.connections;
-      if (row.action === 'fatal') {
-        const fatal = waitState(shard, 'fatal');
-        const errored = next(shard, 'error');
-        h.sim.closeConnection(0, code);
-        await fatal;
-        const [err] = (await errored) as [GatewayError];
-        assert.ok(err instanceof GatewayError, `${code}: GatewayError`);
-        assert.equal(err.closeCode, code);
-        assert.ok(err.message.includes(String(code)));
-        await delay(100); // a reconnect storm would show here
-        assert.equal(h.sim.stats.connections, connections, `${code}: no reconnect`);
-        assert.equal(shard.state, 'fatal');
-      } else {
-        const back = row.action === 'resume' ? next(shard, 'resumed') : next(shard, 'ready');
-        h.sim.closeConnection(0, code);
-        await back;
-        if (row.action === 'resume') {
-          assert.equal(h.sim.stats.resumes, resumes + 1, `${code}: resumed`);
-          assert.equal(h.sim.stats.identifies, identifies, `${code}: no identify`);
-        } else {
-          assert.equal(h.sim.stats.identifies, identifies + 1, `${code}: identified`);
-          assert.equal(h.sim.stats.resumes, resumes, `${code}: no resume`);
-        }
-      }
-      await shard.close();
-    }
-  } finally {
-    await h.stop();
-  }
-});
-
-test('abrupt socket loss (1006) resumes', async () => {
-  const h = await harness();
-  try {
-    const shard = h.shard();
-    await shard.connect();
-    const resumed = next(shard, 'resumed');
-    const [d] = (await Promise.all([next(shard, 'disconnected'), h.sim.terminate(0)]))[0] as [{ code: number }];
-    assert.equal(d.code, 1006);
-    await resumed;
-    assert.equal(h.sim.stats.identifies, 1);
-  } finally {
-    await h.stop();
-  }
-});
-
-test('an expired session falls back to IDENTIFY; a resume that keeps failing escalates to IDENTIFY', async () => {
-  const h = await harness();
-  try {
-    const a = h.shard();
-    await a.connect();
-    const session = (await a.close({ resumable: true }))!;
-    assert.ok(h.sim.expireSession(session.sessionId));
-    const shard = h.shard({ session });
-    const disconnected = next(shard, 'disconnected');
-    await shard.connect(); // RESUME → op 9 false → wait 1-5 s → IDENTIFY → READY
-    const [d] = (await disconnected) as [{ cause: string; action: string }];
-    assert.match(d.cause, /op 9/);
-    assert.equal(d.action, 'identify');
-    assert.equal(h.sim.stats.identifies, 2);
-    assert.equal(h.sim.stats.resumeFailures, 1);
-    assert.notEqual(shard.session!.sessionId, session.sessionId);
-
-    // A session whose resume URL never answers: 3 attempts, then a fresh IDENTIFY on the base URL.
-    const dead = h.shard({
-      session: { sessionId: 'gone', sequence: 5, resumeUrl: 'ws://127.0.0.1:9' },
-      backoff: { base: 10, max: 20 },
-      maxResumeAttempts: 3,
-    });
-    const attempts: string[] = [];
-    dead.on('stateChange', (c) => {
-      if (c.to === 'connecting') attempts.push(c.reason);
-    });
-    await dead.connect();
-    assert.equal(attempts.filter((r) => r.includes('resume via')).length, 3);
-    assert.ok(attempts.at(-1)!.includes('identify via'));
-  } finally {
-    await h.stop();
-  }
-});
-
-test('reconnect back-off grows with jitter and is not a storm', async () => {
-  const h = await harness();
-  try {
-    const port = new URL(h.sim.url).port;
-    await h.sim.stop(); // nothing listens any more
-    const shard = h.shard({ gatewayUrl: `ws://127.0.0.1:${port}`, backoff: { base: 1000, max: 8000 } });
-    const delays: number[] = [];
-    shard.on('stateChange', (c) => {
-      const m = / in (\d+) ms/.exec(c.reason);
-      if (c.to === 'reconnecting' && m) delays.push(Number(m[1]));
-    });
-    void shard.connect().catch(() => undefined);
-    await until(() => delays.length >= 5, '5 reconnects');
-    await shard.close();
-    assert.equal(delays[0], 0);
-    assert.ok(delays[1]! >= 500 && delays[1]! <= 1000, String(delays));
-    assert.ok(delays[2]! >= 1000 && delays[2]! <= 2000, String(delays));
-    assert.ok(delays[3]! >= 2000 && delays[3]! <= 4000, String(delays));
-    assert.ok(delays[4]! >= 4000 && delays[4]! <= 8000, String(delays));
-  } finally {
-    await h.stop().catch(() => undefined);
-  }
-});
-
 test('bad token stops the shard with a clear error and no retry; the token is never shown', async () => {
   const h = await harness();
   try {
@@ -365,16 +224,6 @@ test('regression: the token is not reachable through util.inspect, console.log o
   }
 });
 
-test('disallowed privileged intent: fatal 4014 that says what to fix', async () => {
-  const h = await harness({ applicationIntents: 0 });
-  try {
-    const shard = h.shard({ intents: Intents.Guilds | Intents.MessageContent });
-    await assert.rejects(shard.connect(), (e: unknown) => e instanceof GatewayError && e.closeCode === 4014 && /Developer Portal/.test(e.message));
-  } finally {
-    await h.stop();
-  }
-});
-
 test('bad options fail fast with typed errors', () => {
   assert.throws(() => new (require_shard())({ token: '', intents: 1 }), /token/);
   assert.throws(() => new (require_shard())({ token: 'x', intents: -1 }), /intents/);
@@ -408,24 +257,6 @@ test('a flood of commands never delays a heartbeat and never trips 4008', async 
     // No 15 s window on the connection holds more than 30 client payloads.
     const times = received.map((p) => p.at).sort((a, b) => a - b);
     for (let i = 0; i + 30 < times.length; i++) assert.ok(times[i + 30]! - times[i]! >= 15_000, `window at ${i}`);
-  } finally {
-    await h.stop();
-  }
-});
-
-test('commands sent while reconnecting wait and go out after the resume', async () => {
-  const h = await harness();
-  try {
-    const shard = h.shard();
-    await shard.connect();
-    h.sim.setAcks(0, false);
-    await waitState(shard, 'reconnecting');
-    const p = shard.updatePresence({ since: null, activities: [], status: 'dnd', afk: false });
-    h.sim.setAcks('all', true);
-    await p;
-    await until(() => h.sim.received().some((r) => r.op === 3), 'presence received');
-    const presence = h.sim.received().find((r) => r.op === 3);
-    assert.equal((presence!.d as { status: string }).status, 'dnd');
   } finally {
     await h.stop();
   }
@@ -556,24 +387,6 @@ test('requestGuildMembers returns the chunks matched by nonce', async () => {
   }
 });
 
-test('no HELLO in time: the shard gives up on the socket and retries', async () => {
-  const h = await harness({ helloOp7: false });
-  try {
-    h.sim.setOptions({ readyDelay: 0 });
-    const shard = h.shard({ helloTimeout: 2000 });
-    h.sim.setOptions({ helloOp7: true }); // op 7 instead of HELLO: reconnect at once
-    const reconnects: string[] = [];
-    shard.on('disconnected', (d) => reconnects.push(d.cause));
-    const connected = shard.connect();
-    await until(() => reconnects.length >= 2, 'reconnects');
-    h.sim.setOptions({ helloOp7: false });
-    await connected;
-    assert.ok(reconnects.every((c) => /op 7/.test(c)));
-  } finally {
-    await h.stop();
-  }
-});
-
 test('close releases every timer and socket', async () => {
   const before = process.getActiveResourcesInfo().filter((r) => r !== 'TTYWrap').length;
   const h = await harness();
@@ -635,21 +448,6 @@ test('events() ends on close and throws the GatewayError of a fatal close', asyn
     })();
     h.sim.closeConnection(0, 4014);
     await assert.rejects(failed, (e: unknown) => e instanceof GatewayError && e.closeCode === 4014);
-  } finally {
-    await h.stop();
-  }
-});
-
-test('updatePresence is remembered for the next IDENTIFY', async () => {
-  const h = await harness();
-  try {
-    const shard = h.shard();
-    await shard.connect();
-    await shard.updatePresence({ since: null, activities: [{ name: 'chess', type: 0 }], status: 'dnd', afk: false });
-    const identify = next(h.sim, 'identify');
-    h.sim.closeConnection(0, 4007); // forces a new session
-    const [ev] = (await identify) as [{ payload: { presence?: { status: string } } }];
-    assert.equal(ev.payload.presence?.status, 'dnd');
   } finally {
     await h.stop();
   }
