@@ -16,7 +16,7 @@
 import { Cluster } from './cluster.js';
 import type { ClusterReadyEvent, WorkerExitEvent } from './cluster-status.js';
 import { redact } from './errors.js';
-import type { DebugEvent, DisconnectedEvent, StateChange } from './events.js';
+import type { DebugEvent, ShardEvent } from './events.js';
 import type { IdentifyBudgetEvent } from './queue.js';
 import type { Shard } from './shard.js';
 
@@ -45,7 +45,10 @@ export interface RouteLogsOptions {
 const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
 
 /**
- * Send `target`'s events to `logger` with structured fields, and return a function that stops it.
+ * Send `target`'s events to `logger` with structured fields, and return a function that stops it (and removes
+ * every listener it added). Shard-level lines come from the one event stream (`event` on a Shard, `shardEvent` on a
+ * Cluster); the cluster's own events (`ready`, `identifyBudget`, `workerExit`, `error`, its debug lines) from
+ * their named events.
  *
  * | event | level | fields |
  * |---|---|---|
@@ -77,23 +80,6 @@ export function routeLogs(target: Cluster | Shard, logger: Logger, options: Rout
     return { name: err.name, ...(typeof code === 'string' ? { code } : {}), message: clean(err.message) };
   };
 
-  const onDebug = (e: DebugEvent) => emit('debug', shardFields(e.shardId), e.message);
-  const onState = (c: StateChange) =>
-    emit(
-      c.to === 'fatal' ? 'error' : 'info',
-      {
-        shardId: c.shardId,
-        from: c.from,
-        to: c.to,
-        cause: c.cause.kind,
-        ...(c.cause.code != null ? { code: c.cause.code } : {}),
-        ...(c.cause.resumable !== undefined ? { resumable: c.cause.resumable } : {}),
-        reason: c.reason,
-      },
-      `shard ${c.shardId}: ${c.from} → ${c.to}`,
-    );
-  const onDisconnect = (d: DisconnectedEvent) =>
-    emit('warn', { shardId: d.shardId, code: d.code, kind: d.kind, cause: d.cause, action: d.action }, `shard ${d.shardId} disconnected: ${d.cause}; ${d.action}`);
   /** State of a shard of the target (a fatal shard's error is already logged by its state change). */
   const stateOf = (shardId: number): string | undefined => {
     try {
@@ -102,9 +88,53 @@ export function routeLogs(target: Cluster | Shard, logger: Logger, options: Rout
       return undefined;
     }
   };
+  // An error reported both on the stream and on the cluster's `shardError` is logged once, by whichever comes first.
+  const logged = new WeakSet<Error>();
   const onShardError = (err: Error, shardId: number) => {
+    if (logged.has(err)) return;
+    logged.add(err);
     if (stateOf(shardId) === 'fatal') return;
     emit('warn', { ...shardFields(shardId), err: errFields(err) }, err.message);
+  };
+  /** The one stream of the shard (or of every shard of the cluster): everything shard-level is logged from here. */
+  const onEvent = (e: ShardEvent) => {
+    switch (e.kind) {
+      case 'state': {
+        const c = e.cause;
+        emit(
+          e.to === 'fatal' ? 'error' : 'info',
+          {
+            shardId: e.shardId,
+            from: e.from,
+            to: e.to,
+            cause: c.kind,
+            ...(c.code != null ? { code: c.code } : {}),
+            ...(c.resumable !== undefined ? { resumable: c.resumable } : {}),
+            reason: c.reason,
+          },
+          `shard ${e.shardId}: ${e.from} → ${e.to}`,
+        );
+        return;
+      }
+      case 'disconnected':
+        emit('warn', { shardId: e.shardId, code: e.code, kind: e.cause, cause: e.label, action: e.action }, `shard ${e.shardId} disconnected: ${e.label}; ${e.action}`);
+        return;
+      case 'error':
+        onShardError(e.error, e.shardId);
+        return;
+      case 'debug':
+        emit('debug', shardFields(e.shardId), e.message);
+        return;
+      default:
+        return; // dispatches, READY / RESUMED (logged by their state change), heartbeats
+    }
+  };
+  /**
+   * Shards produce debug lines only while someone listens to `debug`: this listener turns them on (they are then
+   * logged from the stream) and carries the cluster's own lines (`shardId` -1), which are not shard events.
+   */
+  const onDebug = (e: DebugEvent) => {
+    if (e.shardId < 0) emit('debug', {}, e.message);
   };
 
   const off: (() => void)[] = [];
@@ -127,8 +157,9 @@ export function routeLogs(target: Cluster | Shard, logger: Logger, options: Rout
       );
     if (min <= RANK.debug) off.push(c.listen('debug', onDebug));
     off.push(
-      c.listen('shardStateChange', onState),
-      c.listen('shardDisconnected', onDisconnect),
+      c.listen('shardEvent', onEvent),
+      // The cluster's own reports that are not shard events (a cluster listener that threw); shard errors already
+      // logged from the stream are skipped.
       c.listen('shardError', onShardError),
       c.listen('error', onError),
       c.listen('ready', onReady),
@@ -138,7 +169,7 @@ export function routeLogs(target: Cluster | Shard, logger: Logger, options: Rout
   } else {
     const s = target;
     if (min <= RANK.debug) off.push(s.listen('debug', onDebug));
-    off.push(s.listen('stateChange', onState), s.listen('disconnected', onDisconnect), s.listen('error', onShardError));
+    off.push(s.listen('event', onEvent));
   }
   let stopped = false;
   return () => {

@@ -3,8 +3,9 @@
  * {@link attachMetrics} is called).
  *
  * Almost everything is read when Prometheus scrapes (`collect()` callbacks over `cluster.status()`, the identify
- * queue and the shards' own counters), so metrics cost nothing between scrapes. The only per-event work is two
- * counter increments in the main thread (dispatches by type and by shard), which also works in worker mode.
+ * queue and the shards' own counters), so metrics cost nothing between scrapes. The only per-event work is done by
+ * one listener on the cluster's `shardEvent` stream in the main thread (two increments per dispatch, one per
+ * disconnect, one histogram observation per heartbeat ACK), which also works in worker mode.
  * Labels are kept low-cardinality: event `type` and `shard` are separate series, never combined.
  *
  * @example
@@ -19,11 +20,11 @@
  * @packageDocumentation
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Counter, Gauge, Registry } from 'prom-client';
 import type { Cluster } from './cluster.js';
 import type { IdentifyStatus, ShardStatus } from './cluster-status.js';
 import { ShardlineError } from './errors.js';
-import type { DisconnectedEvent, DispatchEvent } from './events.js';
+import type { DisconnectedEvent, ShardEvent } from './events.js';
 import { CLOSE_CODES } from './session.js';
 import { TRANSITIONS, type ShardState } from './state.js';
 import { listenHttp, pathOf, type HttpEndpoint, type ListenOptions, type RequestHandler } from './status-page/http.js';
@@ -70,9 +71,10 @@ export interface LastDisconnect {
 }
 
 /**
- * Listens to one cluster's main-thread events (so it works with `workers: n` too) and counts dispatches by type
- * and by shard and disconnects by cause. One per cluster, shared by everything that needs it; listeners are
- * removed when the last user releases it.
+ * Listens to one cluster's event stream (`shardEvent`, in the main thread, so it works with `workers: n` too) with
+ * one listener, and counts dispatches by type and by shard and disconnects by cause, and hands heartbeat round
+ * trips to whoever observes them (the metrics' latency histogram). One per cluster, shared by everything that needs
+ * it; the listener is removed when the last user releases it.
  * @internal
  */
 export class ClusterTracker {
@@ -87,46 +89,61 @@ export class ClusterTracker {
   readonly lastDisconnect = new Map<number, LastDisconnect>();
   readonly createdAt = Date.now();
   private users = 0;
-  private readonly onDispatch: (e: DispatchEvent) => void;
-  private readonly onDisconnect: (e: DisconnectedEvent) => void;
+  private readonly latencyObservers = new Set<(ms: number, shardId: number) => void>();
+  private readonly onEvent: (e: ShardEvent) => void;
 
   private constructor(private readonly cluster: Cluster) {
     const byType = this.byType;
     const byShard = this.byShard;
-    // The only per-event work of metrics and the status page: two increments.
-    this.onDispatch = (e) => {
-      byType.set(e.type, (byType.get(e.type) ?? 0) + 1);
-      byShard[e.shardId] = (byShard[e.shardId] ?? 0) + 1;
-    };
-    this.onDisconnect = (e) => {
-      const cause = disconnectCause(e);
-      const key = `${cause}\0${e.action}`;
-      const row = this.disconnects.get(key);
-      if (row) row.count++;
-      else this.disconnects.set(key, { cause, action: e.action, count: 1 });
-      this.lastDisconnect.set(e.shardId, { cause, action: e.action, code: e.code, at: Date.now() });
+    const observers = this.latencyObservers;
+    // The only per-event work of metrics and the status page: a switch and an increment or two.
+    this.onEvent = (e) => {
+      switch (e.kind) {
+        case 'dispatch': {
+          const d = e.event;
+          byType.set(d.type, (byType.get(d.type) ?? 0) + 1);
+          byShard[d.shardId] = (byShard[d.shardId] ?? 0) + 1;
+          return;
+        }
+        case 'disconnected': {
+          const cause = disconnectCause({ code: e.code, kind: e.cause, action: e.action });
+          const key = `${cause}\0${e.action}`;
+          const row = this.disconnects.get(key);
+          if (row) row.count++;
+          else this.disconnects.set(key, { cause, action: e.action, count: 1 });
+          this.lastDisconnect.set(e.shardId, { cause, action: e.action, code: e.code, at: Date.now() });
+          return;
+        }
+        case 'heartbeatAck':
+          if (e.latency !== null) for (const fn of observers) fn(e.latency, e.shardId);
+          return;
+        default:
+          return;
+      }
     };
   }
 
-  /** The tracker of `cluster`, created (and its listeners added) on first use. Call `release()` when done. */
+  /** The tracker of `cluster`, created (and its listener added) on first use. Call `release()` when done. */
   static acquire(cluster: Cluster): ClusterTracker {
     let t = ClusterTracker.trackers.get(cluster);
     if (!t) {
       t = new ClusterTracker(cluster);
       ClusterTracker.trackers.set(cluster, t);
     }
-    if (t.users++ === 0) {
-      cluster.on('dispatch', t.onDispatch);
-      cluster.on('shardDisconnected', t.onDisconnect);
-    }
+    if (t.users++ === 0) cluster.on('shardEvent', t.onEvent);
     return t;
   }
 
   /** Stop listening when nobody else uses this tracker (counts are kept for a later acquire). */
   release(): void {
     if (this.users === 0 || --this.users > 0) return;
-    this.cluster.off('dispatch', this.onDispatch);
-    this.cluster.off('shardDisconnected', this.onDisconnect);
+    this.cluster.off('shardEvent', this.onEvent);
+  }
+
+  /** Be told every heartbeat round trip (ms) of every shard as its ACK arrives; returns the removal. */
+  observeLatency(fn: (ms: number, shardId: number) => void): () => void {
+    this.latencyObservers.add(fn);
+    return () => void this.latencyObservers.delete(fn);
   }
 
   /** Dispatches delivered in total. */
@@ -213,9 +230,9 @@ const OP_NAMES: Record<number, string> = {
  * `identify_budget_remaining`, `identify_budget_total`, `identify_budget_reset_seconds`,
  * `identify_queue_waiting`, `identify_queue_wait_seconds` (histogram), `inflate_bytes_in_total{shard}`,
  * `inflate_bytes_out_total{shard}`, `inflate_buffer_bytes{shard}`, `shard_commands_queued{shard}`.
- * With `workers: n` the shard objects live in other threads: the series read from them (filtered events,
- * payloads sent, inflate, queued commands, the latency histogram) are absent; the rest come from
- * `cluster.status()` and main-thread events and are complete.
+ * With `workers: n` the series counted inside the shards (filtered events, payloads sent, inflate, queued
+ * commands) reach the main thread through the workers' status rows; dispatches, disconnects and the heartbeat
+ * latency histogram come from the cluster's `shardEvent` stream, complete in both modes.
  */
 export async function attachMetrics(cluster: Cluster, options: MetricsOptions = {}): Promise<ClusterMetrics> {
   const prom = await loadPromClient();
@@ -321,27 +338,16 @@ export async function attachMetrics(cluster: Cluster, options: MetricsOptions = 
     },
   );
 
-  // -- heartbeat latency histogram: each new sample of every shard, observed at scrape time
-  const seenAcks = new Map<number, number>();
-  register(
+  // -- heartbeat latency histogram: every round trip of every shard, observed as its ACK passes on the stream
+  const latencyHistogram = register(
     new prom.Histogram({
       name: p + 'heartbeat_latency_seconds',
       help: 'Heartbeat round trips (beat to ACK) of every shard, seconds.',
       buckets: options.latencyBuckets ?? [0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 2, 5],
       registers: [registry],
-      collect(this: Histogram) {
-        for (const st of snapshot().status) {
-          if (!st.io) continue;
-          const acks = st.io.heartbeatAcks;
-          const fresh = acks - (seenAcks.get(st.id) ?? 0);
-          if (fresh <= 0) continue;
-          seenAcks.set(st.id, acks);
-          const recent = st.io.recentLatency;
-          for (const ms of recent.slice(-Math.min(fresh, recent.length))) this.observe(ms / 1000);
-        }
-      },
     }),
   );
+  const offLatency = tracker.observeLatency((ms) => latencyHistogram.observe(ms / 1000));
 
   // -- identify queue and budget
   gauge('identify_budget_remaining', 'Session starts (IDENTIFYs) left in the daily budget.', [], (set) => {
@@ -428,6 +434,7 @@ export async function attachMetrics(cluster: Cluster, options: MetricsOptions = 
       if (detached) return;
       detached = true;
       cluster.off('identifyTurn', onTurn);
+      offLatency();
       tracker.release();
       for (const name of names) registry.removeSingleMetric(name);
       await Promise.all([...endpoints].map((e) => e.close()));

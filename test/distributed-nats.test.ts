@@ -203,6 +203,8 @@ test('publisher: every dispatch published in order per shard, with back-pressure
     const shard = h.shard({ token: TOKEN });
     const published: number[] = [];
     const pub = gw.publisher(shard, { highWaterMark: 3, onPublished: (e) => published.push(e.sequence) });
+    assert.equal(shard.listenerCount('event'), 1, 'one listener on the event stream');
+    assert.equal(shard.listenerCount('dispatch') + shard.listenerCount('ready') + shard.listenerCount('resumed'), 0);
     await shard.connect();
     const guild = h.sim.guildIds[0]!;
     for (let i = 0; i < 300; i++) h.sim.dispatch(0, 'MESSAGE_CREATE', { id: String(i), channel_id: '1', guild_id: guild, author: { id: '2' }, content: `m${i}` });
@@ -216,6 +218,7 @@ test('publisher: every dispatch published in order per shard, with back-pressure
     await until(() => seen.length >= last, 'consumed', 5000);
     assert.deepEqual(seen, Array.from({ length: last }, (_, i) => i + 1), 'contiguous and in order');
     await pub.close();
+    assert.equal(shard.listenerCount('event'), 0, 'removed on close');
   } finally {
     await Promise.all([gw.close(), worker.close()]);
     await h.stop();

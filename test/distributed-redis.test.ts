@@ -10,6 +10,9 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { dirname, join } from 'node:path';
 import { GatewayError, ShardlineError } from '../src/errors.js';
 import { scaledClock } from '../src/clock.js';
+import { Cluster } from '../src/cluster.js';
+import type { ReadyData, ShardEvent } from '../src/events.js';
+import { Shard } from '../src/shard.js';
 import { GatewaySimulator } from '../src/simulator/index.js';
 import { RedisIdentifyQueue, RedisSessionStore, type RedisUnavailableEvent } from '../src/distributed/index.js';
 import { collectJsonLines, startRedis, type ServerProcess } from './helpers/servers.js';
@@ -206,6 +209,43 @@ test('sessions: a stale write never lowers the stored sequence; a newer session 
       await c.close();
     } finally {
       await Promise.all([a.close(), b.close()]);
+    }
+  });
+});
+
+test("attach: one listener on the source's event stream (READY, RESUMED, dispatches), removed on detach", async () => {
+  await withRedis(async (redis) => {
+    const store = new RedisSessionStore({ redis: redis.url, bot: 'attach', flushInterval: 60_000 });
+    try {
+      const shard = new Shard({ token: 'attach-token-1234', intents: 1, gatewayUrl: 'ws://127.0.0.1:9' });
+      const total = () => shard.eventNames().reduce((n, e) => n + shard.listenerCount(e), 0);
+      const before = total();
+      const detach = store.attach(shard);
+      assert.equal(shard.listenerCount('event'), 1);
+      assert.equal(shard.listenerCount('ready') + shard.listenerCount('resumed') + shard.listenerCount('dispatch'), 0);
+      const ev = (e: ShardEvent) => shard.emit('event', e);
+      const session = { sessionId: 'sx', sequence: 1, resumeUrl: 'ws://rx' };
+      ev({ kind: 'ready', shardId: 0, data: { session_id: 'sx', resume_gateway_url: 'ws://rx' } as ReadyData, session });
+      ev({ kind: 'dispatch', shardId: 0, event: { shardId: 0, type: 'TYPING_START', sequence: 7, data: {} } as never });
+      await store.flush();
+      assert.deepEqual(await store.load([0], 1), { 0: { sessionId: 'sx', sequence: 7, resumeUrl: 'ws://rx' } });
+      ev({ kind: 'resumed', shardId: 0, session: { ...session, sequence: 9 } });
+      await store.flush();
+      assert.equal((await store.read([0]))[0]?.sequence, 9);
+      detach();
+      assert.equal(total(), before);
+      ev({ kind: 'dispatch', shardId: 0, event: { shardId: 0, type: 'TYPING_START', sequence: 12, data: {} } as never });
+      await store.flush();
+      assert.equal((await store.read([0]))[0]?.sequence, 9, 'nothing followed after detach');
+
+      const cluster = new Cluster({ token: 'attach-token-1234', intents: 1, shards: 1 });
+      const off = store.attach(cluster);
+      assert.equal(cluster.listenerCount('shardEvent'), 1);
+      assert.equal(cluster.listenerCount('shardReady') + cluster.listenerCount('shardResumed') + cluster.listenerCount('dispatch'), 0);
+      off();
+      assert.equal(cluster.listenerCount('shardEvent'), 0);
+    } finally {
+      await store.close();
     }
   });
 });

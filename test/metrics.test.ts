@@ -9,6 +9,7 @@ import { scaledClock } from '../src/clock.js';
 import { Cluster } from '../src/cluster.js';
 import { routeLogs } from '../src/logging.js';
 import { attachMetrics, disconnectCause } from '../src/metrics.js';
+import { Shard } from '../src/shard.js';
 import { GatewaySimulator } from '../src/simulator/index.js';
 import { statusHandler } from '../src/status-page/server.js';
 import { TOKEN, SCALE, until, delay, failOnUnhandledRejections } from './helpers/setup.js';
@@ -197,19 +198,89 @@ test('metrics scraped over HTTP after traffic and faults on the simulator; the t
     assert.equal(registry.getMetricsAsArray().length, 0);
 
     // and the log routing leaves no listener behind
-    const events = ['debug', 'shardStateChange', 'shardDisconnected', 'shardError', 'error', 'ready', 'identifyBudget', 'workerExit'] as const;
+    // (shard-level lines come from the one stream; shardError only for the cluster's own reports)
+    const events = ['shardEvent', 'debug', 'shardError', 'error', 'ready', 'identifyBudget', 'workerExit'] as const;
+    const named = ['dispatch', 'shardStateChange', 'shardDisconnected', 'shardReady', 'shardResumed'] as const;
     const before = events.map((e) => cluster.listenerCount(e));
+    const namedBefore = named.map((e) => cluster.listenerCount(e));
+    const totalBefore = cluster.eventNames().reduce((n, e) => n + cluster.listenerCount(e), 0);
     stopLogs();
     assert.deepEqual(
       events.map((e, i) => before[i]! - cluster.listenerCount(e)),
       events.map(() => 1),
       'routeLogs added exactly one listener per event and stopLogs removed it',
     );
+    assert.deepEqual(
+      named.map((e) => cluster.listenerCount(e)),
+      namedBefore,
+      'routeLogs does not listen to the named shard events',
+    );
+    assert.equal(totalBefore - cluster.eventNames().reduce((n, e) => n + cluster.listenerCount(e), 0), events.length, 'nothing else was left behind');
   } finally {
     stopLogs();
     await page.close();
     await metrics.detach();
     await cluster.close();
+    await sim.stop();
+  }
+});
+
+test('routeLogs on a single Shard: one stream listener, each line once, debug lines only while routed at debug', async () => {
+  const clock = scaledClock(SCALE);
+  const sim = await GatewaySimulator.start({ tokens: [TOKEN], clock, heartbeatInterval: 41_250 });
+  const shard = new Shard({ token: TOKEN, intents: INTENTS, gatewayUrl: sim.url, clock });
+  const lines: { level: string; fields: Record<string, unknown>; message: string }[] = [];
+  const logger = Object.fromEntries(
+    (['debug', 'info', 'warn', 'error'] as const).map((level) => [
+      level,
+      (fields: object, message?: string) => lines.push({ level, fields: fields as Record<string, unknown>, message: message ?? '' }),
+    ]),
+  ) as unknown as Parameters<typeof routeLogs>[1];
+  const total = () => shard.eventNames().reduce((n, e) => n + shard.listenerCount(e), 0);
+  try {
+    // at info level nothing asks the shard for debug lines
+    const base = total();
+    const stopInfo = routeLogs(shard, logger, { level: 'info' });
+    assert.equal(shard.listenerCount('debug'), 0);
+    assert.equal(shard.listenerCount('event'), 1);
+    stopInfo();
+    assert.equal(total(), base);
+
+    const stop = routeLogs(shard, logger, { level: 'debug' });
+    assert.equal(shard.listenerCount('event'), 1);
+    assert.equal(shard.listenerCount('debug'), 1, 'the debug listener turns debug lines on');
+    assert.equal(shard.listenerCount('stateChange') + shard.listenerCount('disconnected') + shard.listenerCount('error'), 0);
+    let debugEvents = 0;
+    const countDebug = () => void debugEvents++;
+    shard.on('debug', countDebug);
+    await shard.connect();
+    const resumed = new Promise<void>((r) => shard.once('resumed', () => r()));
+    sim.sendReconnect(0);
+    await resumed;
+    shard.off('debug', countDebug);
+
+    const states = lines.filter((l) => l.fields.to !== undefined);
+    assert.deepEqual(states.map((l) => `${String(l.fields.from)}>${String(l.fields.to)}`).slice(0, 3), ['idle>connecting', 'connecting>identifying', 'identifying>ready']);
+    assert.ok(states.every((l) => l.level === 'info' && l.fields.shardId === 0 && typeof l.fields.cause === 'string' && typeof l.fields.reason === 'string'));
+    assert.ok(states.some((l) => l.fields.to === 'resuming'));
+    const disconnects = lines.filter((l) => l.level === 'warn' && l.fields.kind !== undefined);
+    assert.equal(disconnects.length, 1);
+    assert.deepEqual(
+      { kind: disconnects[0]!.fields.kind, action: disconnects[0]!.fields.action, shardId: disconnects[0]!.fields.shardId },
+      { kind: 'reconnect-request', action: 'resume', shardId: 0 },
+    );
+    assert.match(disconnects[0]!.message, /^shard 0 disconnected: .+; resume$/);
+    const debugLines = lines.filter((l) => l.level === 'debug');
+    assert.ok(debugLines.length > 0, 'debug lines are routed');
+    assert.equal(debugLines.length, debugEvents, 'each debug line logged once');
+    assert.ok(debugLines.every((l) => l.fields.shardId === 0));
+    assert.ok(!JSON.stringify(lines).includes(TOKEN));
+
+    stop();
+    stop();
+    assert.equal(total(), base, 'stop() removed every listener routeLogs added');
+  } finally {
+    await shard.close().catch(() => undefined);
     await sim.stop();
   }
 });

@@ -9,7 +9,7 @@ import type { GatewayRequestGuildMembersData, GatewayVoiceStateUpdateData } from
 import { Cluster } from '../cluster.js';
 import { TypedEmitter } from '../emitter.js';
 import { ShardlineError } from '../errors.js';
-import type { DispatchEvent, PresenceData, ReadyData } from '../events.js';
+import type { DispatchEvent, PresenceData, ShardEvent } from '../events.js';
 import type { Session } from '../session.js';
 import { Shard } from '../shard.js';
 import type { RedisSessionStore } from './redis-sessions.js';
@@ -500,8 +500,9 @@ interface Lane {
 }
 
 /**
- * Publishes a shard's or cluster's dispatches to JetStream (made by {@link NatsBroker.publisher}). The `dispatch`
- * listener only encodes and queues; publishes run in the background, in order per shard, at most
+ * Publishes a shard's or cluster's dispatches to JetStream (made by {@link NatsBroker.publisher}). Its one listener
+ * on the source's event stream (`event` / `shardEvent`: dispatches, READY and RESUMED for the session ids) only
+ * encodes and queues; publishes run in the background, in order per shard, at most
  * `maxInFlightPerShard` at a time, and are retried until stored. When more than `highWaterMark` events wait, the
  * source stops reading its sockets (heartbeats too, like any slow consumer) until half of them are stored.
  */
@@ -536,32 +537,25 @@ export class EventPublisher {
     this.perShard = Math.max(1, options.maxInFlightPerShard ?? 1);
     this.timeout = options.publishTimeout ?? 5000;
     for (const [id, s] of Object.entries(options.initialSessions ?? {})) this.sessions.set(Number(id), s.sessionId);
-    const onDispatch = (event: DispatchEvent) => this.enqueue(event);
-    const onReady = (shardId: number, data: ReadyData) => this.sessions.set(shardId, data.session_id);
-    const onResumed = (shardId: number, session: Session) => this.sessions.set(shardId, session.sessionId);
-    if (source instanceof Shard) {
-      const ready = (d: ReadyData, id: number) => onReady(id, d);
-      const resumed = (s: Session, id: number) => onResumed(id, s);
-      source.on('ready', ready);
-      source.on('resumed', resumed);
-      source.on('dispatch', onDispatch);
-      this.detach = () => {
-        source.off('ready', ready);
-        source.off('resumed', resumed);
-        source.off('dispatch', onDispatch);
-      };
-    } else if (source instanceof Cluster) {
-      source.on('shardReady', onReady);
-      source.on('shardResumed', onResumed);
-      source.on('dispatch', onDispatch);
-      this.detach = () => {
-        source.off('shardReady', onReady);
-        source.off('shardResumed', onResumed);
-        source.off('dispatch', onDispatch);
-      };
-    } else {
-      throw new ShardlineError('INVALID_OPTION', 'publisher() takes a Shard or a Cluster');
-    }
+    // One listener on the source's event stream (`event` on a Shard, `shardEvent` on a Cluster).
+    const onEvent = (e: ShardEvent) => {
+      switch (e.kind) {
+        case 'dispatch':
+          this.enqueue(e.event);
+          return;
+        case 'ready':
+          this.sessions.set(e.shardId, e.data.session_id);
+          return;
+        case 'resumed':
+          this.sessions.set(e.shardId, e.session.sessionId);
+          return;
+        default:
+          return;
+      }
+    };
+    if (source instanceof Shard) this.detach = source.listen('event', onEvent);
+    else if (source instanceof Cluster) this.detach = source.listen('shardEvent', onEvent);
+    else throw new ShardlineError('INVALID_OPTION', 'publisher() takes a Shard or a Cluster');
   }
 
   /** Events queued or being published. */

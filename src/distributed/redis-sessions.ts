@@ -10,7 +10,7 @@ import { sleep, systemClock, type Clock } from '../clock.js';
 import { Cluster } from '../cluster.js';
 import { TypedEmitter } from '../emitter.js';
 import { ShardlineError } from '../errors.js';
-import type { DispatchEvent, ReadyData } from '../events.js';
+import type { DispatchEvent, ReadyData, ShardEvent } from '../events.js';
 import { isSession, type Session } from '../session.js';
 import { Shard } from '../shard.js';
 import { closeRedis, keyPrefix, LuaScript, openRedis, toVirtual, whenReady, withTimeout, type RedisConnection, type RedisHandle } from './redis-client.js';
@@ -321,8 +321,9 @@ export class RedisSessionStore extends TypedEmitter<RedisSessionStoreEvents> {
 
   /**
    * Follow a shard's or cluster's sessions: READY starts a new session, RESUMED confirms one, and (with
-   * `sequence: 'dispatch'`) every dispatch raises the sequence. Listeners only touch memory; writes happen on the
-   * flush interval. Returns a function that detaches.
+   * `sequence: 'dispatch'`) every dispatch raises the sequence, all read from one listener on the source's event
+   * stream (`event` / `shardEvent`). The listener only touches memory; writes happen on the flush interval. Returns
+   * a function that detaches.
    */
   attach(source: Shard | Cluster, options: AttachOptions = {}): () => void {
     if (this.closed) throw new ShardlineError('STORE_CLOSED', 'the session store is closed');
@@ -334,10 +335,10 @@ export class RedisSessionStore extends TypedEmitter<RedisSessionStoreEvents> {
         this.entries.set(Number(id), { ...s, total: t, startedAt: 0, dirty: false });
       }
     }
-    const onReady = (shardId: number, data: ReadyData) => {
+    const onReady = (shardId: number, data: ReadyData, session: Session) => {
       const total = totalOf(shardId);
       if (total === undefined) return;
-      const seq = byDispatch ? currentSession(source, shardId)?.sequence ?? 0 : 0;
+      const seq = byDispatch ? session.sequence : 0;
       this.update(shardId, { sessionId: data.session_id, resumeUrl: data.resume_gateway_url, total, sequence: seq, startedAt: Date.now() });
     };
     const onResumed = (shardId: number, session: Session) => {
@@ -354,29 +355,27 @@ export class RedisSessionStore extends TypedEmitter<RedisSessionStoreEvents> {
       const sessionId = known?.sessionId ?? currentSession(source, event.shardId)?.sessionId;
       if (sessionId) this.update(event.shardId, { sessionId, sequence: event.sequence });
     };
+    // One listener on the source's event stream (`event` on a Shard, `shardEvent` on a Cluster).
+    const onEvent = (e: ShardEvent) => {
+      switch (e.kind) {
+        case 'ready':
+          onReady(e.shardId, e.data, e.session);
+          return;
+        case 'resumed':
+          onResumed(e.shardId, e.session);
+          return;
+        case 'dispatch':
+          if (byDispatch) onDispatch(e.event);
+          return;
+        default:
+          return;
+      }
+    };
     let detach: () => void;
     if (source instanceof Shard) {
-      const ready = (data: ReadyData, id: number) => onReady(id, data);
-      const resumed = (session: Session, id: number) => onResumed(id, session);
-      source.on('ready', ready);
-      source.on('resumed', resumed);
-      if (byDispatch) source.on('dispatch', onDispatch);
-      detach = () => {
-        source.off('ready', ready);
-        source.off('resumed', resumed);
-        source.off('dispatch', onDispatch);
-      };
+      detach = source.listen('event', onEvent);
     } else if (source instanceof Cluster) {
-      const ready = (id: number, data: ReadyData) => onReady(id, data);
-      const resumed = (id: number, session: Session) => onResumed(id, session);
-      source.on('shardReady', ready);
-      source.on('shardResumed', resumed);
-      if (byDispatch) source.on('dispatch', onDispatch);
-      detach = () => {
-        source.off('shardReady', ready);
-        source.off('shardResumed', resumed);
-        source.off('dispatch', onDispatch);
-      };
+      detach = source.listen('shardEvent', onEvent);
     } else {
       throw new ShardlineError('INVALID_OPTION', 'attach() takes a Shard or a Cluster');
     }
