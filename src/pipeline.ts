@@ -149,6 +149,14 @@ export class DeliveryPipeline {
     return () => this.#observers.delete(fn);
   }
 
+  /**
+   * Put one event on the `shardEvent` stream only (not on the named events): e.g. the READY of a resharded set's
+   * shard at the switch, which observers that keep sessions need but users (who know those guilds) do not.
+   */
+  stream(e: ShardEvent): void {
+    if (this.#out.emitter.listenerCount('shardEvent') !== 0) this.guard(() => this.#out.emitter.emit('shardEvent', e));
+  }
+
   /** A `connect()` starts: `ready` is emitted once every running shard is ready. */
   expectReady(startedAt: number): void {
     this.#startedAt = startedAt;
@@ -166,8 +174,13 @@ export class DeliveryPipeline {
     this.guard(() => this.#out.emitter.emit('ready', { shards: ids.length, elapsed: this.#out.clock.now() - this.#startedAt }));
   }
 
-  /** Deliver one dispatch to the consumer (channels and `dispatch` listeners), past every stage. */
-  deliver(event: DispatchEvent): void {
+  /**
+   * Deliver one dispatch to the consumer (the `shardEvent` stream, channels and `dispatch` listeners), past every
+   * stage. `streamed`: the stream event it came in (saves building one).
+   */
+  deliver(event: DispatchEvent, streamed?: ShardEvent): void {
+    const emitter = this.#out.emitter;
+    if (emitter.listenerCount('shardEvent') !== 0) this.stream(streamed ?? { kind: 'dispatch', shardId: event.shardId, event });
     for (const ch of this.#channels) ch.push(event);
     if (this.#out.emitter.listenerCount('dispatch') === 0) return;
     try {
@@ -211,8 +224,7 @@ export class DeliveryPipeline {
     if (e.kind === 'dispatch') {
       const stages = this.#stages;
       for (let i = 0; i < stages.length; i++) if (!stages[i]!.admit(e.event)) return;
-      if (emitter.listenerCount('shardEvent') !== 0) this.guard(() => emitter.emit('shardEvent', e));
-      this.deliver(e.event);
+      this.deliver(e.event, e);
       return;
     }
     if (emitter.listenerCount('shardEvent') !== 0) this.guard(() => emitter.emit('shardEvent', e));

@@ -11,7 +11,7 @@
 import { sleep, type Clock, type TimerHandle } from './clock.js';
 import type { ShardSink } from './cluster-status.js';
 import { ShardlineError } from './errors.js';
-import { toStateChange, type StateChange } from './events.js';
+import { toStateChange, type ShardEvent, type StateChange } from './events.js';
 import type { DeliveryPipeline, PipelineInput } from './pipeline.js';
 import type { Placement } from './placement.js';
 import { abortable, type ApiSessionStartLimit, type IdentifyQueue } from './queue.js';
@@ -293,6 +293,7 @@ export class Resharder {
             return;
           case 'ready':
             stage.onNewReady(e.shardId, e.data);
+            this.newReady.set(e.shardId, e);
             return;
           case 'state':
             this.onNewState(toStateChange(e));
@@ -402,12 +403,17 @@ export class Resharder {
     this.oldSet.setPaused(false);
     // 3. Withheld events the old set had not delivered, in arrival order; from then on the new set delivers
     //    (still checked against the old set's last deliveries for a while).
+    //    Observers of the stream that keep sessions (session stores, brokers) learn the new sessions first.
+    for (const ready of this.newReady.values()) host.pipeline.stream(ready);
+    this.newReady.clear();
     for (const e of stage.switchOver()) host.pipeline.deliver(e);
     this.switchDuration = performance.now() - t0;
     this.switchedAt = host.clock.now();
   }
 
   private oldSet: ShardSet | null = null;
+  /** The latest READY of each new shard, put on the `shardEvent` stream at the switch. */
+  private readonly newReady = new Map<number, ShardEvent>();
 
   /** Undo everything but the running set; returns the error to reject with. */
   private async cleanup(err: unknown): Promise<Error> {

@@ -132,6 +132,14 @@ async function reshardWithTraffic(
     const { sim, cluster } = r;
     const events: ReshardEvent[] = [];
     cluster.on('reshard', (e) => events.push(e));
+    // The one stream carries exactly what the named events deliver, the switch's released events included,
+    // and the new sessions (observers that keep sessions need them; the named shardReady stays quiet).
+    const streamed: string[] = [];
+    const streamReady = new Map<number, string>();
+    cluster.on('shardEvent', (e) => {
+      if (e.kind === 'dispatch' && e.event.type === 'MESSAGE_CREATE') streamed.push((e.event.data as { content: string }).content);
+      else if (e.kind === 'ready') streamReady.set(e.shardId, e.session.sessionId);
+    });
     await cluster.connect();
     assert.equal(cluster.total, from);
     const flow = traffic(sim, cluster, guilds);
@@ -149,6 +157,12 @@ async function reshardWithTraffic(
     assert.deepEqual(lost, [], 'no marker lost');
     assert.deepEqual(unknown, []);
     assert.deepEqual(disorder, [], 'per-guild (and DM) order kept');
+    assert.deepEqual(streamed, flow.got.map((d) => d.marker), 'shardEvent carries every delivered dispatch, in delivery order');
+    assert.deepEqual(
+      [...streamReady].sort(([a], [b]) => a - b).map(([, id]) => id),
+      cluster.status().map((s) => s.sessionId),
+      'the new sessions reached the stream',
+    );
 
     // the new set runs everything
     assert.equal(result.from, from);
@@ -389,6 +403,14 @@ test('autoReshard: triggers once when guilds per shard pass the threshold, withi
     const { sim, cluster } = r;
     const events: ReshardEvent[] = [];
     cluster.on('reshard', (e) => events.push(e));
+    // The one stream carries exactly what the named events deliver, the switch's released events included,
+    // and the new sessions (observers that keep sessions need them; the named shardReady stays quiet).
+    const streamed: string[] = [];
+    const streamReady = new Map<number, string>();
+    cluster.on('shardEvent', (e) => {
+      if (e.kind === 'dispatch' && e.event.type === 'MESSAGE_CREATE') streamed.push((e.event.data as { content: string }).content);
+      else if (e.kind === 'ready') streamReady.set(e.shardId, e.session.sessionId);
+    });
     await cluster.connect(); // 7 session starts left: 0.5 × 7 = 3 < 4 -> skipped
     await until(() => events.length >= 2, 'two checks skipped', 5000);
     assert.deepEqual(events.slice(0, 2).map((e) => e.kind), ['skipped', 'skipped']);
