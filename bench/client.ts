@@ -30,7 +30,6 @@ import {
   type StreamJob,
 } from './common.js';
 
-
 function send(msg: ClientReport): Promise<void> {
   return new Promise((resolve) => {
     if (!process.send) resolve();
@@ -55,7 +54,6 @@ function memory(): MemorySample {
   const m = process.memoryUsage();
   return { rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers };
 }
-
 
 /** Counts dispatches and takes the CPU/memory figures of the measured window. */
 class Sink {
@@ -138,8 +136,7 @@ async function loadShardline(root: string): Promise<typeof Shardline> {
 function startFloor(job: StreamJob, sink: Sink): Started {
   const name = job.client as ClientName;
   const format = CLIENTS[name];
-  const make: (() => FloorDecoder) | null =
-    name === 'floor-zlib' ? floorNodeZlib : name === 'floor-zlib-sync' ? floorZlibSync : name === 'floor-zstd' ? floorZstd : null;
+  const make: (() => FloorDecoder) | null = name === 'floor-zlib' ? floorNodeZlib : name === 'floor-zlib-sync' ? floorZlibSync : name === 'floor-zstd' ? floorZstd : null;
   const dec = make ? make() : null;
   const q = `/?v=10&encoding=json${format === 'none' ? '' : `&compress=${format}`}`;
   const ws = new WebSocket(url(job.port) + q, { perMessageDeflate: false });

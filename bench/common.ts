@@ -80,12 +80,7 @@ export type ServerReport =
   | { type: 'error'; message: string };
 
 /** Orchestrator → server. */
-export type ServerCommand =
-  | { cmd: 'prepare'; spec: WorkloadSpec }
-  | { cmd: 'idle'; warmBytes?: number }
-  | { cmd: 'start' }
-  | { cmd: 'stats' }
-  | { cmd: 'close-all' };
+export type ServerCommand = { cmd: 'prepare'; spec: WorkloadSpec } | { cmd: 'idle'; warmBytes?: number } | { cmd: 'start' } | { cmd: 'stats' } | { cmd: 'close-all' };
 
 /** Orchestrator → client: run a dispatch stream. */
 export interface StreamJob {

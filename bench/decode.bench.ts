@@ -46,7 +46,9 @@ function discordJson(p: FixtureEnvelope, s = p.s ?? null): string {
 // ------------------------------------------------------------------------------------------------------------
 console.log(`node ${process.version}, ${process.arch}, ${os.cpus().length} CPUs, load ${os.loadavg()[0]!.toFixed(1)}${quick ? ' (quick)' : ''}; CPU time per op, median of rounds\n`);
 console.log('1. header scan vs full parse\n');
-console.log(`${'fixture'.padEnd(22)} ${'bytes'.padStart(6)} ${'scan(buf)'.padStart(9)} ${'scan(str)'.padStart(9)} ${'d-first'.padStart(9)} ${'JSON.parse'.padStart(10)} ${'parsePayload(buf)'.padStart(17)} ${'parse/scan'.padStart(10)}`);
+console.log(
+  `${'fixture'.padEnd(22)} ${'bytes'.padStart(6)} ${'scan(buf)'.padStart(9)} ${'scan(str)'.padStart(9)} ${'d-first'.padStart(9)} ${'JSON.parse'.padStart(10)} ${'parsePayload(buf)'.padStart(17)} ${'parse/scan'.padStart(10)}`,
+);
 const scanRows: { name: string; scan: number; parse: number }[] = [];
 for (const [name, p] of Object.entries({ ...CONTROL_FIXTURES, ...DISPATCH_FIXTURES })) {
   const text = discordJson(p);
@@ -59,7 +61,9 @@ for (const [name, p] of Object.entries({ ...CONTROL_FIXTURES, ...DISPATCH_FIXTUR
   const parse = bench(() => JSON.parse(text), iters);
   const full = bench(() => parsePayload(buf), iters);
   scanRows.push({ name, scan: scanBuf, parse: full });
-  console.log(`${name.padEnd(22)} ${String(buf.length).padStart(6)} ${fmt(scanBuf)} ${fmt(scanStr)} ${fmt(scanDFirst)} ${fmt(parse).padStart(10)} ${fmt(full).padStart(17)} ${ratio(full, scanBuf).padStart(10)}`);
+  console.log(
+    `${name.padEnd(22)} ${String(buf.length).padStart(6)} ${fmt(scanBuf)} ${fmt(scanStr)} ${fmt(scanDFirst)} ${fmt(parse).padStart(10)} ${fmt(full).padStart(17)} ${ratio(full, scanBuf).padStart(10)}`,
+  );
 }
 
 // ------------------------------------------------------------------------------------------------------------
@@ -156,7 +160,9 @@ function compareStreams(cases: StreamCase[]): Map<string, number> {
 }
 
 console.log(`\n2. transport decompression: ${N} dispatches, presences_on mix, ${(rawBytes / N).toFixed(0)} B/message avg`);
-console.log(`   zlib-stream ${(sum(zlibFrames) / N).toFixed(0)} B/message (ratio ${(rawBytes / sum(zlibFrames)).toFixed(2)})${zstdFrames ? `, zstd-stream ${(sum(zstdFrames) / N).toFixed(0)} B/message (ratio ${(rawBytes / sum(zstdFrames)).toFixed(2)})` : ''}\n`);
+console.log(
+  `   zlib-stream ${(sum(zlibFrames) / N).toFixed(0)} B/message (ratio ${(rawBytes / sum(zlibFrames)).toFixed(2)})${zstdFrames ? `, zstd-stream ${(sum(zstdFrames) / N).toFixed(0)} B/message (ratio ${(rawBytes / sum(zstdFrames)).toFixed(2)})` : ''}\n`,
+);
 const backends = inflateBackends();
 const inflateCases: StreamCase[] = [];
 for (const [kind, frames, names] of [

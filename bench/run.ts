@@ -85,7 +85,11 @@ function parseArgs(argv: string[]): Options {
       return v;
     };
     if (a === '--quick') o.quick = true;
-    else if (a === '--only') o.only = val().split(',').map((s) => s.trim()).filter(Boolean);
+    else if (a === '--only')
+      o.only = val()
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean);
     else if (a === '--messages') {
       o.messages = int();
       messagesSet = true;
@@ -99,7 +103,12 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--cpu-prof') o.cpuProf = resolve(val());
     else if (a === '--callgrind') o.callgrind = true;
     else if (a === '--help' || a === '-h') {
-      console.log(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 22).join('\n'));
+      console.log(
+        readFileSync(fileURLToPath(import.meta.url), 'utf8')
+          .split('\n')
+          .slice(1, 22)
+          .join('\n'),
+      );
       process.exit(0);
     } else throw new Error(`unknown flag ${a}`);
   }
@@ -177,7 +186,6 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
-
 class Server {
   private constructor(
     readonly child: ChildProcess,
@@ -242,8 +250,7 @@ function callgrindTotals(file: string): { ir: number; compiler: number } {
 }
 
 function expectedCounts(info: WorkloadInfo, events: string[] | null): { total: number; window: number } {
-  const sum = (c: Record<string, number>): number =>
-    Object.entries(c).reduce((a, [t, n]) => a + (events === null || events.includes(t) ? n : 0), 0);
+  const sum = (c: Record<string, number>): number => Object.entries(c).reduce((a, [t, n]) => a + (events === null || events.includes(t) ? n : 0), 0);
   return { total: sum(info.countsAll), window: sum(info.countsWindow) };
 }
 
@@ -507,8 +514,6 @@ function targets(records: StreamRecord[], idle: IdleRecord[]): string {
 // Main
 // ---------------------------------------------------------------------------------------------------------
 
-
-
 async function main(): Promise<void> {
   const opts = parseArgs(process.argv.slice(2));
   if (!existsSync(join(ROOT, 'dist', 'index.js'))) throw new Error('dist/ is missing: run `npm run build` first (npm run bench does)');
@@ -519,7 +524,11 @@ async function main(): Promise<void> {
   console.log(`# shardline bench${opts.quick ? ' (--quick: harness check only, figures meaningless)' : ''}`);
   console.log(`node ${process.version}, ${availableParallelism()} CPUs (${cpu}), ${mb(totalmem())} MB RAM, ${opts.messages} dispatches/stream, ${opts.reps} rep(s)\n`);
 
-  console.log(`load average at start: ${loadavg().map((x) => x.toFixed(2)).join(' ')} (CPU time is measured, but other processes on the machine still add noise)\n`);
+  console.log(
+    `load average at start: ${loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' ')} (CPU time is measured, but other processes on the machine still add noise)\n`,
+  );
   const server = await Server.start();
   const streamRecords: StreamRecord[] = [];
   const idleRecords: IdleRecord[] = [];
@@ -578,10 +587,23 @@ async function main(): Promise<void> {
   } finally {
     await stop(server.child, 0);
   }
-  console.log(`total ${((Date.now() - t0) / 1000).toFixed(1)} s; load average at end: ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+  console.log(
+    `total ${((Date.now() - t0) / 1000).toFixed(1)} s; load average at end: ${loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' ')}`,
+  );
   if (opts.json) {
     mkdirSync(dirname(opts.json), { recursive: true });
-    const results = { node: process.version, cpus: availableParallelism(), options: opts, workloads: Object.fromEntries(infos), stream: streamRecords, idle: idleRecords.filter((r) => r.warmBytes === 0), idleWarm: idleRecords.filter((r) => r.warmBytes > 0), failures };
+    const results = {
+      node: process.version,
+      cpus: availableParallelism(),
+      options: opts,
+      workloads: Object.fromEntries(infos),
+      stream: streamRecords,
+      idle: idleRecords.filter((r) => r.warmBytes === 0),
+      idleWarm: idleRecords.filter((r) => r.warmBytes > 0),
+      failures,
+    };
     writeFileSync(opts.json, JSON.stringify(results, null, 2));
   }
   if (failures.length) {

@@ -392,7 +392,9 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     if (Date.now() - lastProgress > 10_000) {
       lastProgress = Date.now();
       const total = Object.values(monkey.counts).reduce((a, b) => a + b, 0);
-      log(`  ${Math.round((Date.now() - chaosStart) / 1000)} s: ${total} faults, ${ledger.events} events, ${ledger.violationCount} violations, heap ${(process.memoryUsage().heapUsed / 2 ** 20).toFixed(0)} MiB`);
+      log(
+        `  ${Math.round((Date.now() - chaosStart) / 1000)} s: ${total} faults, ${ledger.events} events, ${ledger.violationCount} violations, heap ${(process.memoryUsage().heapUsed / 2 ** 20).toFixed(0)} MiB`,
+      );
     }
   }
 
@@ -497,8 +499,16 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   const measured = samples.filter((s) => s.t >= warmMs);
   const xs = measured.map((s) => s.t);
   const span = xs.length > 1 ? xs.at(-1)! - xs[0]! : 0;
-  const heapGrowth = slope(xs, measured.map((s) => s.heapUsed)) * span;
-  const handleGrowth = slope(xs, measured.map((s) => s.handles)) * span;
+  const heapGrowth =
+    slope(
+      xs,
+      measured.map((s) => s.heapUsed),
+    ) * span;
+  const handleGrowth =
+    slope(
+      xs,
+      measured.map((s) => s.handles),
+    ) * span;
   const heapTolerance = options.heapTolerance ?? 24 * 2 ** 20;
   const handleTolerance = options.handleTolerance ?? 12;
   if (measured.length >= 4 && heapGrowth > heapTolerance) {
@@ -564,7 +574,13 @@ export function formatReport(r: SoakReport): string {
     `gateway: ${r.gateway.dispatches} dispatches, ${r.gateway.connections} connections, ${r.gateway.identifies} identifies, ${r.gateway.resumes} resumes, ${r.gateway.resumeFailures} resume failures, ${r.gateway.invalidSessions} op 9`,
     `events delivered: ${r.events}; markers delivered exactly once: ${r.markers.delivered} (${r.markers.lostToForcedNewSession} dropped with a session the gateway ended)`,
     `missed-heartbeat closes by the gateway: ${r.missedHeartbeatCloses}`,
-    `fatal codes: ${r.fatal.checked ? Object.entries(r.fatal.codes).map(([c, s]) => `${c} → ${s.split(' (')[0]}`).join(', ') : 'not checked'}`,
+    `fatal codes: ${
+      r.fatal.checked
+        ? Object.entries(r.fatal.codes)
+            .map(([c, s]) => `${c} → ${s.split(' (')[0]}`)
+            .join(', ')
+        : 'not checked'
+    }`,
     `memory: heap ${mib(Math.min(...heap))}–${mib(Math.max(...heap))}, trend after warm-up ${mib(r.memory.heapGrowth)} (tolerance ${mib(r.memory.heapTolerance)}); ` +
       `handles trend ${r.memory.handleGrowth.toFixed(1)} (tolerance ${r.memory.handleTolerance}), ${r.memory.handlesBefore} before start, ${r.memory.handlesAfterClose} after close`,
     `unhandled rejections: ${r.unhandledRejections}`,

@@ -80,7 +80,10 @@ async function measure(c: Config): Promise<Result> {
     const k = Math.ceil(c.shards / c.maxConcurrency);
     let minLaneGap = Infinity;
     for (let lane = 0; lane < c.maxConcurrency; lane++) {
-      const times = [...turnAt].filter(([id]) => id % c.maxConcurrency === lane).map(([, t]) => t).sort((a, b) => a - b);
+      const times = [...turnAt]
+        .filter(([id]) => id % c.maxConcurrency === lane)
+        .map(([, t]) => t)
+        .sort((a, b) => a - b);
       for (let i = 1; i < times.length; i++) minLaneGap = Math.min(minLaneGap, times[i]! - times[i - 1]!);
     }
     const times = [...turnAt.values()];
@@ -112,7 +115,11 @@ if (only) {
   configs = configs.filter((c) => wanted.has(`${c.shards}x${c.maxConcurrency}`));
 }
 
-console.log(`# cluster start-up against the identify-rate bound (${cpus()[0]?.model ?? 'cpu'}, ${availableParallelism()} cores, load ${loadavg().map((l) => l.toFixed(2)).join(' ')})`);
+console.log(
+  `# cluster start-up against the identify-rate bound (${cpus()[0]?.model ?? 'cpu'}, ${availableParallelism()} cores, load ${loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ')})`,
+);
 console.log('');
 console.log('| shards | max_concurrency | scale | all READY (virtual s) | % of ceil(N/mc) × 5 s | identify span vs ideal | min lane gap | IDENTIFYs | op 9 |');
 console.log('|---:|---:|---:|---:|---:|---:|---:|---:|---:|');

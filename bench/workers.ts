@@ -130,7 +130,6 @@ function mainThreadCpuUs(): number | null {
   }
 }
 
-
 interface Mark {
   t: number;
   cpu: NodeJS.CpuUsage;
@@ -368,7 +367,13 @@ function parseArgs(argv: string[]): Options {
       o.workloads = WORKLOADS.filter((w) => names.includes(w.name));
     } else if (a === '--json') o.json = resolve(val());
     else if (a === '--help' || a === '-h') {
-      console.log(readFileSync(fileURLToPath(import.meta.url), 'utf8').split(' * @module')[0]!.split('\n').slice(1).join('\n'));
+      console.log(
+        readFileSync(fileURLToPath(import.meta.url), 'utf8')
+          .split(' * @module')[0]!
+          .split('\n')
+          .slice(1)
+          .join('\n'),
+      );
       process.exit(0);
     } else throw new Error(`unknown flag ${a}`);
   }
@@ -557,8 +562,6 @@ function table(records: Record_[], w: Workload, info: WorkloadInfo, wanted: numb
   return lines.join('\n');
 }
 
-
-
 async function orchestrate(): Promise<void> {
   const opts = parseArgs(process.argv.slice(2));
   if (!existsSync(join(ROOT, 'dist', 'index.js'))) throw new Error('dist/ is missing: run `npm run build` first (npm run bench:workers does)');
@@ -620,9 +623,7 @@ async function orchestrate(): Promise<void> {
     await stop(server, 0);
   }
   const loads = records.map((r) => r.load);
-  console.log(
-    `total ${((Date.now() - t0) / 1000).toFixed(1)} s; 1-min load average during the runs ${loads.length ? `${Math.min(...loads).toFixed(2)}–${Math.max(...loads).toFixed(2)}` : '–'}`,
-  );
+  console.log(`total ${((Date.now() - t0) / 1000).toFixed(1)} s; 1-min load average during the runs ${loads.length ? `${Math.min(...loads).toFixed(2)}–${Math.max(...loads).toFixed(2)}` : '–'}`);
   console.log(`machine load at end: ${uptime()}`);
   if (opts.json) {
     mkdirSync(dirname(opts.json), { recursive: true });

@@ -106,10 +106,7 @@ export class Cluster extends TypedEmitter<ClusterEventMap> {
     if (typeof shards === 'number') this.setShards(shards, range(shards));
     else if (typeof shards === 'object') this.setShards(shards.total, shards.ids);
     else if (shards !== 'auto') throw new ShardlineError('INVALID_SHARD', `shards must be 'auto', a count, or { ids, total }`);
-    this.pipeline = new DeliveryPipeline(
-      { clock: this.clock, emitter: this, running: () => this.running?.set ?? null, debug: (m) => this.debugLine(m) },
-      options.eventBufferSize ?? 10_000,
-    );
+    this.pipeline = new DeliveryPipeline({ clock: this.clock, emitter: this, running: () => this.running?.set ?? null, debug: (m) => this.debugLine(m) }, options.eventBufferSize ?? 10_000);
     // Shard debug lines cost a string per event: forward them only while someone listens.
     const self = this as unknown as EventEmitter;
     self.on('newListener', (event: string) => {
@@ -266,9 +263,7 @@ export class Cluster extends TypedEmitter<ClusterEventMap> {
   /** Health of every shard, by id. Synchronous; in worker mode refreshed with every event batch and once a second. */
   status(): ShardStatus[] {
     const set = this.running?.set;
-    return this._ids.map((id) =>
-      set ? set.status(id) : { id, state: 'idle', latency: null, sessionId: null, sequence: 0, reconnects: 0, identifies: 0, resumes: 0, lastCloseCode: null },
-    );
+    return this._ids.map((id) => (set ? set.status(id) : { id, state: 'idle', latency: null, sessionId: null, sequence: 0, reconnects: 0, identifies: 0, resumes: 0, lastCloseCode: null }));
   }
 
   /**
@@ -493,10 +488,7 @@ export class Cluster extends TypedEmitter<ClusterEventMap> {
     if (this.resharder?.active) return Promise.reject(new ShardlineError('RESHARD_IN_PROGRESS', 'a reshard is already running; await it (or abort it) first'));
     if (this._ids.length !== this._total) {
       return Promise.reject(
-        new ShardlineError(
-          'RESHARD_UNSUPPORTED',
-          `this cluster runs ${this._ids.length} of ${this._total} shards (shards: { ids, total }); resharding needs every shard of the bot in one cluster`,
-        ),
+        new ShardlineError('RESHARD_UNSUPPORTED', `this cluster runs ${this._ids.length} of ${this._total} shards (shards: { ids, total }); resharding needs every shard of the bot in one cluster`),
       );
     }
     this.resharder?.dispose(); // the previous reshard's post-switch dedupe window ends here
@@ -586,9 +578,7 @@ export class Cluster extends TypedEmitter<ClusterEventMap> {
 
   private onWorkerExit(e: WorkerExitEvent): void {
     this.pipeline.guard(() => this.emit('workerExit', e));
-    const line = e.restarting
-      ? `${e.reason}; respawning it in ${e.delay} ms (restart ${e.restarts}, ${e.recentExits} exit(s) in the window); ${e.shards.length} shard(s) will reconnect`
-      : e.reason;
+    const line = e.restarting ? `${e.reason}; respawning it in ${e.delay} ms (restart ${e.restarts}, ${e.recentExits} exit(s) in the window); ${e.shards.length} shard(s) will reconnect` : e.reason;
     this.debugLine(line, this.listenerCount('workerExit') === 0, 'SHARDLINE_WORKER_EXIT');
   }
 

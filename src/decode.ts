@@ -475,11 +475,7 @@ function preview(text: string): string {
 function isEnvelope(v: unknown): v is { op: number; d?: unknown; s?: unknown; t?: unknown } {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
   const e = v as { op?: unknown; s?: unknown; t?: unknown };
-  return (
-    Number.isInteger(e.op) &&
-    (e.s === undefined || e.s === null || Number.isInteger(e.s)) &&
-    (e.t === undefined || e.t === null || typeof e.t === 'string')
-  );
+  return Number.isInteger(e.op) && (e.s === undefined || e.s === null || Number.isInteger(e.s)) && (e.t === undefined || e.t === null || typeof e.t === 'string');
 }
 
 /**

@@ -34,4 +34,3 @@ export class TypedEmitter<M extends { [K in keyof M]: unknown[] }> extends Event
     return super.emit(event, ...args);
   }
 }
-

@@ -1,10 +1,4 @@
-import type {
-  GatewayDispatchPayload,
-  GatewayGuildMembersChunkDispatchData,
-  GatewayPresenceUpdateData,
-  GatewayReadyDispatchData,
-  PresenceUpdateStatus,
-} from 'discord-api-types/v10';
+import type { GatewayDispatchPayload, GatewayGuildMembersChunkDispatchData, GatewayPresenceUpdateData, GatewayReadyDispatchData, PresenceUpdateStatus } from 'discord-api-types/v10';
 import type { Session } from './session.js';
 import type { ShardState } from './state.js';
 
@@ -102,16 +96,7 @@ export interface StateCause {
 }
 
 /** A bounded, machine-readable label of why a connection ended. */
-export type DisconnectKind =
-  | 'close'
-  | 'reconnect-request'
-  | 'invalid-session'
-  | 'zombie'
-  | 'hello-timeout'
-  | 'ready-timeout'
-  | 'malformed'
-  | 'connect-failed'
-  | 'worker-exit';
+export type DisconnectKind = 'close' | 'reconnect-request' | 'invalid-session' | 'zombie' | 'hello-timeout' | 'ready-timeout' | 'malformed' | 'connect-failed' | 'worker-exit';
 
 /**
  * Everything one shard reports, as one typed stream (`shard.on('event', …)`): state changes with a structured

@@ -33,8 +33,6 @@ export async function fetchGatewayBot(apiUrl: string, token: string, signal: Abo
   if (!res.ok || !body || typeof body.url !== 'string' || !Number.isInteger(body.shards) || !l || !Number.isInteger(l.max_concurrency)) {
     throw new GatewayError('GATEWAY_BOT_FAILED', `GET ${url} answered ${res.status} without { url, shards, session_start_limit }`);
   }
-  debug(
-    `/gateway/bot: ${body.shards} shards recommended, max_concurrency ${l.max_concurrency}, ${l.remaining}/${l.total} session starts left (reset in ${Math.round(l.reset_after / 60000)} min)`,
-  );
+  debug(`/gateway/bot: ${body.shards} shards recommended, max_concurrency ${l.max_concurrency}, ${l.remaining}/${l.total} session starts left (reset in ${Math.round(l.reset_after / 60000)} min)`);
   return body as GatewayBot;
 }

@@ -617,7 +617,8 @@ const zstdNapiEngine: EngineFactory = (max) => {
         }
         if (produced === 0 && consumed === 0) break; // no progress possible (never seen; guards against a spin)
         if (consumed < src.length) src = src.subarray(consumed);
-        else if (off < buf.length) break; // input consumed and output not full: nothing pending
+        else if (off < buf.length)
+          break; // input consumed and output not full: nothing pending
         else src = src.subarray(src.length);
       }
       if (first === null) return Buffer.alloc(0);
@@ -714,7 +715,8 @@ class StreamInflater implements Inflater {
 
   push(chunk: Buffer, transient = false): Buffer | null {
     if (this.closed) throw new InflateError('INFLATE_CORRUPT', `${this.backend}: push after close`);
-    if (this.failure !== null) throw new InflateError(this.failure.code as 'INFLATE_CORRUPT', `${this.backend}: inflater unusable after an earlier error (${this.failure.message.slice(0, 160)})`, { cause: this.failure });
+    if (this.failure !== null)
+      throw new InflateError(this.failure.code as 'INFLATE_CORRUPT', `${this.backend}: inflater unusable after an earlier error (${this.failure.message.slice(0, 160)})`, { cause: this.failure });
     const stats = this.stats;
     stats.bytesIn += chunk.length;
     let input = chunk;

@@ -18,17 +18,19 @@ export class MemberRequest implements PromiseLike<GuildMembersChunk[]>, AsyncIte
   private timer: TimerHandle | undefined;
   private done = false;
 
-  constructor(nonce: string, private readonly clock: Clock, timeout: number, private readonly onDone: () => void) {
+  constructor(
+    nonce: string,
+    private readonly clock: Clock,
+    timeout: number,
+    private readonly onDone: () => void,
+  ) {
     this.nonce = nonce;
     this.promise = new Promise((res, rej) => {
       this.resolve = res;
       this.reject = rej;
     });
     this.promise.catch(() => undefined); // observed through then() or iteration; never unhandled
-    this.timer = clock.setTimeout(
-      () => this.fail(new ShardlineError('MEMBER_REQUEST_TIMEOUT', `no complete answer to member request ${nonce} within ${timeout} ms`)),
-      timeout,
-    );
+    this.timer = clock.setTimeout(() => this.fail(new ShardlineError('MEMBER_REQUEST_TIMEOUT', `no complete answer to member request ${nonce} within ${timeout} ms`)), timeout);
   }
 
   /** A chunk with this request's nonce arrived. */
@@ -60,10 +62,7 @@ export class MemberRequest implements PromiseLike<GuildMembersChunk[]>, AsyncIte
   }
 
   // biome-ignore lint/suspicious/noThenProperty: a MemberRequest is deliberately awaitable (PromiseLike) and iterable
-  then<A = GuildMembersChunk[], B = never>(
-    onfulfilled?: ((value: GuildMembersChunk[]) => A | PromiseLike<A>) | null,
-    onrejected?: ((reason: unknown) => B | PromiseLike<B>) | null,
-  ): Promise<A | B> {
+  then<A = GuildMembersChunk[], B = never>(onfulfilled?: ((value: GuildMembersChunk[]) => A | PromiseLike<A>) | null, onrejected?: ((reason: unknown) => B | PromiseLike<B>) | null): Promise<A | B> {
     return this.promise.then(onfulfilled, onrejected);
   }
 

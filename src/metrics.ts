@@ -166,11 +166,9 @@ export function loadPromClient(): Promise<PromClient> {
     (m) => ((m as unknown as { default?: PromClient }).default ?? m) as PromClient,
     (err: unknown) => {
       promClient = null;
-      throw new ShardlineError(
-        'MISSING_DEPENDENCY',
-        `metrics need the optional dependency prom-client, which is not installed: run \`npm install prom-client\` (${(err as Error).message})`,
-        { cause: err },
-      );
+      throw new ShardlineError('MISSING_DEPENDENCY', `metrics need the optional dependency prom-client, which is not installed: run \`npm install prom-client\` (${(err as Error).message})`, {
+        cause: err,
+      });
     },
   );
   return promClient;
@@ -297,9 +295,7 @@ export async function attachMetrics(cluster: Cluster, options: MetricsOptions = 
   counter('shard_dispatches_total', 'Dispatches delivered, by shard.', ['shard'], (set) => {
     tracker.byShard.forEach((n, shard) => set({ shard }, n));
   });
-  counter('events_filtered_total', 'Dispatches skipped unparsed by the `events` filter, by shard.', ['shard'], (set) =>
-    perShard((s) => s.io?.filtered)(set),
-  );
+  counter('events_filtered_total', 'Dispatches skipped unparsed by the `events` filter, by shard.', ['shard'], (set) => perShard((s) => s.io?.filtered)(set));
   counter('payloads_sent_total', 'Payloads written to the gateway by op, over all shards (heartbeats, IDENTIFY, RESUME, commands).', ['op', 'name'], (set) => {
     const byOp = new Map<number, number>();
     for (const st of snapshot().status) for (const [op, n] of Object.entries(st.io?.payloadsSent ?? {})) byOp.set(Number(op), (byOp.get(Number(op)) ?? 0) + n);
@@ -312,20 +308,12 @@ export async function attachMetrics(cluster: Cluster, options: MetricsOptions = 
     for (const s of snapshot().status) counts.set(s.state, (counts.get(s.state) ?? 0) + 1);
     for (const [state, n] of counts) set({ state }, n);
   });
-  gauge('shard_state', `State of each shard as a number: ${STATES.map((s, i) => `${i} ${s}`).join(', ')}.`, ['shard'], (set) =>
-    perShard((s) => STATE_CODE.get(s.state))(set),
-  );
-  gauge('shard_latency_seconds', 'Average heartbeat round trip of each shard (last 10 heartbeats), seconds.', ['shard'], (set) =>
-    perShard((s) => (s.latency === null ? null : s.latency / 1000))(set),
-  );
+  gauge('shard_state', `State of each shard as a number: ${STATES.map((s, i) => `${i} ${s}`).join(', ')}.`, ['shard'], (set) => perShard((s) => STATE_CODE.get(s.state))(set));
+  gauge('shard_latency_seconds', 'Average heartbeat round trip of each shard (last 10 heartbeats), seconds.', ['shard'], (set) => perShard((s) => (s.latency === null ? null : s.latency / 1000))(set));
   gauge('shard_sequence', 'Last sequence number received by each shard.', ['shard'], (set) => perShard((s) => s.sequence)(set));
   gauge('shard_guilds', 'Guilds of each shard.', ['shard'], (set) => perShard((s) => s.guilds)(set));
-  gauge('shard_last_close_code', 'Last close code each shard received from the gateway (absent before the first close).', ['shard'], (set) =>
-    perShard((s) => s.lastCloseCode)(set),
-  );
-  gauge('shard_commands_queued', 'Commands waiting for the rate limit or a reconnect, by shard.', ['shard'], (set) =>
-    perShard((s) => s.io?.queuedCommands)(set),
-  );
+  gauge('shard_last_close_code', 'Last close code each shard received from the gateway (absent before the first close).', ['shard'], (set) => perShard((s) => s.lastCloseCode)(set));
+  gauge('shard_commands_queued', 'Commands waiting for the rate limit or a reconnect, by shard.', ['shard'], (set) => perShard((s) => s.io?.queuedCommands)(set));
   counter('shard_reconnects_total', 'Connections lost and re-established, by shard.', ['shard'], (set) => perShard((s) => s.reconnects)(set));
   counter('shard_resumes_total', 'RESUMEs sent, by shard.', ['shard'], (set) => perShard((s) => s.resumes)(set));
   counter('shard_identifies_total', 'IDENTIFYs sent, by shard.', ['shard'], (set) => perShard((s) => s.identifies)(set));
@@ -376,12 +364,8 @@ export async function attachMetrics(cluster: Cluster, options: MetricsOptions = 
 
   // -- transport decompression
   counter('inflate_bytes_in_total', 'Compressed bytes received, by shard.', ['shard'], (set) => perShard((s) => s.io?.inflate.bytesIn)(set));
-  counter('inflate_bytes_out_total', 'Decompressed bytes produced, by shard.', ['shard'], (set) =>
-    perShard((s) => s.io?.inflate.bytesOut)(set),
-  );
-  gauge('inflate_buffer_bytes', 'Compressed bytes held for an incomplete message, by shard.', ['shard'], (set) =>
-    perShard((s) => s.io?.inflate.bufferSize)(set),
-  );
+  counter('inflate_bytes_out_total', 'Decompressed bytes produced, by shard.', ['shard'], (set) => perShard((s) => s.io?.inflate.bytesOut)(set));
+  gauge('inflate_buffer_bytes', 'Compressed bytes held for an incomplete message, by shard.', ['shard'], (set) => perShard((s) => s.io?.inflate.bufferSize)(set));
 
   if (options.defaultMetrics) {
     const before = new Set(registry.getMetricsAsArray().map((m) => m.name));

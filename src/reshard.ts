@@ -253,7 +253,10 @@ export class Resharder {
       this.to = roundUp(bot.shards, mc);
     } else this.to = req;
     if (this.to === this.from) {
-      throw new ShardlineError('RESHARD_NOOP', `the cluster already runs ${this.from} shards${req === undefined ? ' (the count /gateway/bot recommends, rounded up to a multiple of max_concurrency)' : ''}`);
+      throw new ShardlineError(
+        'RESHARD_NOOP',
+        `the cluster already runs ${this.from} shards${req === undefined ? ' (the count /gateway/bot recommends, rounded up to a multiple of max_concurrency)' : ''}`,
+      );
     }
     const remaining = bot?.session_start_limit.remaining ?? this.host.localBudget();
     if (remaining === null) {
@@ -366,13 +369,16 @@ export class Resharder {
         return dedupe.unaligned() === 0;
       });
       if (timedOut) break;
-      const barrier = host.running().set.barrier().then(
-        () => true,
-        (err: Error) => {
-          this.host.debug(`reshard: barrier on the running set failed (${err.message}); retrying`);
-          return false;
-        },
-      );
+      const barrier = host
+        .running()
+        .set.barrier()
+        .then(
+          () => true,
+          (err: Error) => {
+            this.host.debug(`reshard: barrier on the running set failed (${err.message}); retrying`);
+            return false;
+          },
+        );
       if (await abortable(Promise.race([barrier, expired.then(() => false)]), this.ac.signal)) break;
       if (timedOut) break;
       await sleep(this.host.clock, POLL_EVERY, this.ac.signal);

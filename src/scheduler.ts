@@ -30,10 +30,7 @@ export class ClusterConnectError extends ShardlineError {
       .map((f) => `shard ${f.shardId}: ${f.error.message}`)
       .join('; ');
     const more = failures.length > 5 ? `; and ${failures.length - 5} more` : '';
-    super(
-      'SHARDS_FAILED',
-      `${failures.length} of ${total} shards failed to start (${list}${more}). The other shards keep running; fix the cause, then cluster.restartShard(id).`,
-    );
+    super('SHARDS_FAILED', `${failures.length} of ${total} shards failed to start (${list}${more}). The other shards keep running; fix the cause, then cluster.restartShard(id).`);
     this.name = 'ClusterConnectError';
     this.failures = failures;
   }

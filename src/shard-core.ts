@@ -272,10 +272,7 @@ export class ShardCore {
       return;
     }
     if (this.queue.length >= this.o.maxQueuedCommands) {
-      this.settle(
-        id,
-        new SendError('QUEUE_FULL', `${this.queue.length} commands are already waiting to be sent (maxQueuedCommands); slow down or raise the limit`),
-      );
+      this.settle(id, new SendError('QUEUE_FULL', `${this.queue.length} commands are already waiting to be sent (maxQueuedCommands); slow down or raise the limit`));
       return;
     }
     let presence: PresenceData | undefined;
@@ -396,11 +393,7 @@ export class ShardCore {
     const c = this.conn;
     if (c === null || c.id !== conn || !c.awaitingTurn) return;
     c.awaitingTurn = false;
-    this.fail(
-      error instanceof GatewayError
-        ? error
-        : new GatewayError('IDENTIFY_QUEUE', `shard ${this.o.id}: identify queue failed: ${error.message}`, { shardId: this.o.id, cause: error }),
-    );
+    this.fail(error instanceof GatewayError ? error : new GatewayError('IDENTIFY_QUEUE', `shard ${this.o.id}: identify queue failed: ${error.message}`, { shardId: this.o.id, cause: error }));
   }
 
   /** Timer `name` reached its deadline. */

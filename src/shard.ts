@@ -714,11 +714,14 @@ export class Shard extends TypedEmitter<ShardEventMap> {
       this.#core.timer(name);
       this.#drain();
     };
-    armed.handle = clock.setTimeout(() => {
-      if (this.#timers[name] !== armed) return;
-      if (clock.now() <= at + 1) fire();
-      else setImmediate(fire);
-    }, Math.max(0, at - clock.now()));
+    armed.handle = clock.setTimeout(
+      () => {
+        if (this.#timers[name] !== armed) return;
+        if (clock.now() <= at + 1) fire();
+        else setImmediate(fire);
+      },
+      Math.max(0, at - clock.now()),
+    );
     this.#timers[name] = armed;
   }
 

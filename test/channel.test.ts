@@ -27,7 +27,11 @@ test('end(error) rejects a waiting consumer; return() releases the buffer', asyn
   ch.end(new Error('fatal'));
   await assert.rejects(p, /fatal/);
   let returned = false;
-  const ch2 = new EventChannel<number>(10, () => {}, () => (returned = true));
+  const ch2 = new EventChannel<number>(
+    10,
+    () => {},
+    () => (returned = true),
+  );
   ch2.push(1);
   await ch2[Symbol.asyncIterator]().return!();
   assert.equal(returned, true);

@@ -60,7 +60,10 @@ describe('DeliveryLedger', () => {
     l.onDispatch(0, S1, 3, 'MESSAGE_CREATE', { content: 'mk:0:9' }); // wrong content at that seq
     l.allowNewSession(0, 'close 4007');
     l.onDispatch(0, S2, 1, 'READY'); // seq 4 of S1 never came: allowed, the gateway ended S1
-    assert.deepEqual(l.violations.map((v) => v.kind), ['content', 'lost']); // seq 3's marker was not delivered intact
+    assert.deepEqual(
+      l.violations.map((v) => v.kind),
+      ['content', 'lost'],
+    ); // seq 3's marker was not delivered intact
     assert.equal(l.markersDelivered, 1);
     assert.equal(l.markersLostToNewSession, 1);
   });
@@ -77,7 +80,7 @@ describe('ChaosMonkey', () => {
     const kinds = new Set(draw(7).map((d) => d.split('@')[0] as FaultKind));
     for (const k of Object.keys(DEFAULT_FAULT_WEIGHTS)) assert.ok(kinds.has(k as FaultKind), `${k} is drawn`);
     let r = 1;
-    const random = () => ((r = (r * 16807) % 2147483647) / 2147483647);
+    const random = () => (r = (r * 16807) % 2147483647) / 2147483647;
     for (let i = 0; i < 500; i++) {
       const g = garbage(random);
       const text = typeof g.data === 'string' ? g.data : g.data.toString('latin1');

@@ -82,7 +82,10 @@ test('bad usage: exit 2, one line saying what to fix, no stack trace, never the 
     [['run', '--shards', 'many'], /--shards must be a whole number from 1/],
     [['run', '--simulator', '--intents', 'Guilds,Bogus'], /unknown intent 'Bogus' in --intents; known intents: Guilds, GuildMembers/],
     [['run', '--simulator', '--intents', '99999999999'], /not documented intents/],
-    [['run', '--simulator', '--events', 'MESSAGE_CREATE', '--intents', 'Guilds'], /--events MESSAGE_CREATE needs the GuildMessages or DirectMessages intent, which --intents lacks: add it \(e\.g\. --intents Guilds,GuildMessages\)/],
+    [
+      ['run', '--simulator', '--events', 'MESSAGE_CREATE', '--intents', 'Guilds'],
+      /--events MESSAGE_CREATE needs the GuildMessages or DirectMessages intent, which --intents lacks: add it \(e\.g\. --intents Guilds,GuildMessages\)/,
+    ],
     [['run', '--simulator', '--compression', 'gzip'], /--compression must be zlib-stream, zstd-stream or none/],
     [['run', '--traffic', '5'], /--traffic and --sim-guilds only apply with --simulator/],
     [['frobnicate'], /unknown command 'frobnicate'/],
@@ -104,10 +107,9 @@ test('bad usage: exit 2, one line saying what to fix, no stack trace, never the 
 });
 
 test('run --simulator prints the chosen dispatches as JSON lines, a progress report on stderr, and never the token', async () => {
-  const r = await cli(
-    ['run', '--simulator', '--shards', '3', '--events', 'MESSAGE_CREATE', '--intents', 'Guilds,GuildMessages', '--max-events', '5', '--time-scale', SCALE, '--traffic', '40'],
-    { DISCORD_TOKEN: SECRET },
-  );
+  const r = await cli(['run', '--simulator', '--shards', '3', '--events', 'MESSAGE_CREATE', '--intents', 'Guilds,GuildMessages', '--max-events', '5', '--time-scale', SCALE, '--traffic', '40'], {
+    DISCORD_TOKEN: SECRET,
+  });
   assert.equal(r.code, 0, r.stderr);
   const lines = r.stdout.trim().split('\n');
   assert.equal(lines.length, 5);

@@ -7,7 +7,7 @@ import { scaledClock } from '../src/clock.js';
 import { LocalIdentifyQueue } from '../src/queue.js';
 import { GatewaySimulator } from '../src/simulator/index.js';
 import { Cluster, ClusterConnectError, CLUSTER_IDENTIFY_WINDOW } from '../src/cluster.js';
-import { GatewayError, ShardlineError } from '../src/errors.js';
+import { GatewayError, type ShardlineError } from '../src/errors.js';
 import type { DispatchEvent } from '../src/events.js';
 import { generateGuildIds, shardForGuild } from '../src/simulator/index.js';
 import { INTENTS, rig } from './helpers/cluster-rig.js';
@@ -38,7 +38,10 @@ test('a fatal shard is reported with its reason and does not take the others dow
     );
     assert.ok(err instanceof ClusterConnectError, String(err));
     assert.equal(err.code, 'SHARDS_FAILED');
-    assert.deepEqual(err.failures.map((f) => f.shardId), [0]);
+    assert.deepEqual(
+      err.failures.map((f) => f.shardId),
+      [0],
+    );
     const cause = err.failures[0]!.error as GatewayError;
     assert.equal(cause.closeCode, 4011);
     assert.equal(cause.shardId, 0);
@@ -96,7 +99,10 @@ test('the default queue guards the daily budget from /gateway/bot: spent means a
     cluster.on('identifyBudget', (e) => budget.push(`${e.kind}:${e.policy}`));
     const err = (await cluster.connect().catch((e: unknown) => e)) as ClusterConnectError;
     assert.ok(err instanceof ClusterConnectError);
-    assert.deepEqual(err.failures.map((f) => (f.error as GatewayError).code), ['IDENTIFY_BUDGET_EXHAUSTED', 'IDENTIFY_BUDGET_EXHAUSTED']);
+    assert.deepEqual(
+      err.failures.map((f) => (f.error as GatewayError).code),
+      ['IDENTIFY_BUDGET_EXHAUSTED', 'IDENTIFY_BUDGET_EXHAUSTED'],
+    );
     assert.match(err.message, /refills in 60 min/);
     assert.equal(r.sim.stats.identifies, 2, 'never asked the gateway for a session it has no budget for');
     assert.deepEqual(budget, ['exhausted:error']);
@@ -132,8 +138,14 @@ test('one stream for every shard: per-shard order kept, bounded with back-pressu
     }
     const busy = got.filter((e) => e.shardId === 0).map(content);
     const quiet = got.filter((e) => e.shardId === 1).map(content);
-    assert.deepEqual(busy, Array.from({ length: 1500 }, (_, i) => `busy${i}`));
-    assert.deepEqual(quiet, Array.from({ length: 15 }, (_, i) => `quiet${i}`));
+    assert.deepEqual(
+      busy,
+      Array.from({ length: 1500 }, (_, i) => `busy${i}`),
+    );
+    assert.deepEqual(
+      quiet,
+      Array.from({ length: 15 }, (_, i) => `quiet${i}`),
+    );
     // a quiet shard's event never waits behind more than the stream buffer plus what the busy shard's socket had
     // already read when it was paused
     const SOCKET_SLACK = 256;
@@ -144,7 +156,13 @@ test('one stream for every shard: per-shard order kept, bounded with back-pressu
     }
     assert.ok(debug.some((l) => l.includes('resuming every shard')));
     assert.deepEqual(disconnects, [], 'pausing did not cost a connection');
-    assert.ok(cluster.status().every((s) => s.state === 'ready'), `every shard ready: ${cluster.status().map((s) => s.state).join(', ')}`);
+    assert.ok(
+      cluster.status().every((s) => s.state === 'ready'),
+      `every shard ready: ${cluster
+        .status()
+        .map((s) => s.state)
+        .join(', ')}`,
+    );
   } finally {
     await r.stop();
   }
@@ -163,8 +181,14 @@ test('shardIdFor is exact for large snowflakes; commands route to the owning sha
     }
     // the classic bug: Number() loses the low bits of a snowflake (and `id >> 22 % n` is wrong twice)
     assert.notEqual(cluster.shardIdFor('18446744073709551615'), Math.floor(Number('18446744073709551615') / 2 ** 22) % 7);
-    assert.throws(() => cluster.shardIdFor('not-a-number'), (e: ShardlineError) => e.code === 'INVALID_SNOWFLAKE');
-    assert.throws(() => new Cluster({ token: TOKEN, intents: 1 }).shardIdFor('1'), (e: ShardlineError) => e.code === 'NOT_STARTED');
+    assert.throws(
+      () => cluster.shardIdFor('not-a-number'),
+      (e: ShardlineError) => e.code === 'INVALID_SNOWFLAKE',
+    );
+    assert.throws(
+      () => new Cluster({ token: TOKEN, intents: 1 }).shardIdFor('1'),
+      (e: ShardlineError) => e.code === 'NOT_STARTED',
+    );
 
     await cluster.connect();
     const ops: [number | null, number][] = [];
@@ -223,7 +247,11 @@ async function resumableRestart(workers: number) {
     assert.deepEqual(texts, expected, 'every event dispatched in between, exactly once, none from before');
     for (let id = 0; id < 6; id++) {
       const seqs = got.filter((e) => e.shardId === id).map((e) => e.sequence);
-      assert.deepEqual(seqs, [...seqs].sort((x, y) => x - y), `shard ${id} in order`);
+      assert.deepEqual(
+        seqs,
+        [...seqs].sort((x, y) => x - y),
+        `shard ${id} in order`,
+      );
       assert.ok(seqs[0]! > sessions[id]!.sequence);
     }
     await b.close();
@@ -253,9 +281,15 @@ test('worker mode: shards in 2 worker threads, one stream, routed commands, stat
     r.sim.on('identify', (e) => payloads.push({ shardId: e.shardId, op: 2, d: e.payload }));
     await cluster.connect();
     assert.ok(allReady);
-    assert.deepEqual(shardReady.sort((a, b) => a - b), [0, 1, 2, 3, 4, 5, 6, 7]);
+    assert.deepEqual(
+      shardReady.sort((a, b) => a - b),
+      [0, 1, 2, 3, 4, 5, 6, 7],
+    );
     const status = cluster.status();
-    assert.deepEqual(status.map((s) => s.worker), [0, 1, 0, 1, 0, 1, 0, 1]);
+    assert.deepEqual(
+      status.map((s) => s.worker),
+      [0, 1, 0, 1, 0, 1, 0, 1],
+    );
     assert.ok(status.every((s) => s.state === 'ready' && s.sessionId && s.guilds === 2));
     assert.equal(cluster.shard(3).shard, undefined);
     // per-shard options crossed the thread boundary
@@ -265,7 +299,10 @@ test('worker mode: shards in 2 worker threads, one stream, routed commands, stat
     await until(() => seen.filter((e) => e.type === 'MESSAGE_CREATE').length === 40, '40 messages from both workers');
     for (let id = 0; id < 8; id++) {
       const mine = seen.filter((e) => e.type === 'MESSAGE_CREATE' && e.shardId === id);
-      assert.deepEqual(mine.map(content), [0, 1, 2, 3, 4].map((k) => `m${k * 8 + id}`));
+      assert.deepEqual(
+        mine.map(content),
+        [0, 1, 2, 3, 4].map((k) => `m${k * 8 + id}`),
+      );
     }
     await until(() => cluster.shard(6).status().sequence >= 6, 'status mirror follows the sequence');
 
@@ -298,13 +335,19 @@ test('worker mode: a fatal shard in a worker is reported and isolated', async ()
     cluster.on('error', (e) => errors.push(e));
     const err = (await cluster.connect().catch((e: unknown) => e)) as ClusterConnectError;
     assert.ok(err instanceof ClusterConnectError);
-    assert.deepEqual(err.failures.map((f) => f.shardId), [1]);
+    assert.deepEqual(
+      err.failures.map((f) => f.shardId),
+      [1],
+    );
     assert.ok(err.failures[0]!.error instanceof GatewayError);
     assert.equal((err.failures[0]!.error as GatewayError).closeCode, 4014);
     assert.match(err.message, /Disallowed intent/);
     assert.equal(errors.length, 1);
     await until(() => cluster.status()[1]!.state === 'fatal', 'mirror shows fatal');
-    assert.deepEqual(cluster.status().map((s) => s.state), ['ready', 'fatal', 'ready', 'ready']);
+    assert.deepEqual(
+      cluster.status().map((s) => s.state),
+      ['ready', 'fatal', 'ready', 'ready'],
+    );
   } finally {
     await r.stop();
   }
@@ -315,10 +358,22 @@ test('worker mode: close({ resumable }) then new Cluster({ sessions }) resumes e
 // ---- lifecycle ----------------------------------------------------------------------------------------
 
 test('options are validated; /gateway/bot errors are clear; close releases everything', async () => {
-  assert.throws(() => new Cluster({ token: '', intents: 1 }), (e: ShardlineError) => e.code === 'INVALID_TOKEN');
-  assert.throws(() => new Cluster({ token: TOKEN, intents: -1 }), (e: ShardlineError) => e.code === 'INVALID_INTENTS');
-  assert.throws(() => new Cluster({ token: TOKEN, intents: 1, shards: { ids: [3], total: 2 } }), (e: ShardlineError) => e.code === 'INVALID_SHARD');
-  assert.throws(() => new Cluster({ token: TOKEN, intents: 1, workers: -1 }), (e: ShardlineError) => e.code === 'INVALID_OPTION');
+  assert.throws(
+    () => new Cluster({ token: '', intents: 1 }),
+    (e: ShardlineError) => e.code === 'INVALID_TOKEN',
+  );
+  assert.throws(
+    () => new Cluster({ token: TOKEN, intents: -1 }),
+    (e: ShardlineError) => e.code === 'INVALID_INTENTS',
+  );
+  assert.throws(
+    () => new Cluster({ token: TOKEN, intents: 1, shards: { ids: [3], total: 2 } }),
+    (e: ShardlineError) => e.code === 'INVALID_SHARD',
+  );
+  assert.throws(
+    () => new Cluster({ token: TOKEN, intents: 1, workers: -1 }),
+    (e: ShardlineError) => e.code === 'INVALID_OPTION',
+  );
 
   const r = await rig({ shards: 2, maxConcurrency: 2, guilds: 2 });
   try {
@@ -331,8 +386,14 @@ test('options are validated; /gateway/bot errors are clear; close releases every
     assert.deepEqual(c.ids, [1]);
     const it = c.events();
     await c.connect();
-    assert.deepEqual(c.status().map((s) => [s.id, s.state]), [[1, 'ready']]);
-    assert.throws(() => c.shard(0), (e: ShardlineError) => e.code === 'UNKNOWN_SHARD');
+    assert.deepEqual(
+      c.status().map((s) => [s.id, s.state]),
+      [[1, 'ready']],
+    );
+    assert.throws(
+      () => c.shard(0),
+      (e: ShardlineError) => e.code === 'UNKNOWN_SHARD',
+    );
     const sessions = await c.close();
     assert.deepEqual(sessions, {});
     for (;;) if ((await it.next()).done) break; // buffered events (READY, GUILD_CREATE) first, then the end
@@ -402,7 +463,10 @@ test('a failed connect() can be retried: /gateway/bot unreachable, then rejectin
     assert.notEqual(third, second);
     assert.equal(cluster.connect(), third);
     await third;
-    assert.deepEqual(cluster.status().map((s) => s.state), ['ready', 'ready']);
+    assert.deepEqual(
+      cluster.status().map((s) => s.state),
+      ['ready', 'ready'],
+    );
     assert.equal(cluster.connect(), third, 'after success the settled attempt is returned');
   } finally {
     await cluster.close();

@@ -58,7 +58,10 @@ describe('scanHeader', () => {
 
   it('accepts any JSON whitespace', () => {
     for (const [name, payload] of fixtures.slice(0, 10)) {
-      for (const order of [['t', 's', 'op', 'd'], ['d', 'op', 's', 't']]) {
+      for (const order of [
+        ['t', 's', 'op', 'd'],
+        ['d', 'op', 's', 't'],
+      ]) {
         const text = withOrder(payload as unknown as Record<string, unknown>, order, 2).replace(/\n/g, '\r\n\t');
         assert.deepEqual(scanBoth(` \n${text}\t `), expected(text), name);
       }
@@ -105,10 +108,34 @@ describe('scanHeader', () => {
 
   it('returns null for anything that is not an envelope with an integer op', () => {
     for (const text of [
-      '', ' ', 'null', '[]', '[{"op":1}]', '"op"', '42', '{}', '{"d":{"op":1}}', '{"op":"1"}', '{"op":null}',
-      '{"op":true}', '{"op":1,"t":5}', '{"op":1,"s":"5"}', '{"op":1,"t":{}}', '{"op"1}', '{op:1}', "{'op':1}",
-      '{"op":1 "s":2}', '{"d":[1,2', '{"d":"abc', '{"t":"AB', '{"t":"A\u0001B","op":0}', '{"op":1,}x', '{"op"',
-      '{"op":', '{"op":1,"d":tru}', '{"op":1,"d":nul}',
+      '',
+      ' ',
+      'null',
+      '[]',
+      '[{"op":1}]',
+      '"op"',
+      '42',
+      '{}',
+      '{"d":{"op":1}}',
+      '{"op":"1"}',
+      '{"op":null}',
+      '{"op":true}',
+      '{"op":1,"t":5}',
+      '{"op":1,"s":"5"}',
+      '{"op":1,"t":{}}',
+      '{"op"1}',
+      '{op:1}',
+      "{'op':1}",
+      '{"op":1 "s":2}',
+      '{"d":[1,2',
+      '{"d":"abc',
+      '{"t":"AB',
+      '{"t":"A\u0001B","op":0}',
+      '{"op":1,}x',
+      '{"op"',
+      '{"op":',
+      '{"op":1,"d":tru}',
+      '{"op":1,"d":nul}',
     ]) {
       assert.equal(scanBoth(text), null, JSON.stringify(text));
     }
@@ -116,7 +143,10 @@ describe('scanHeader', () => {
 
   it('truncated fixtures give null or the same header JSON.parse would (prefix containing t,s,op)', () => {
     for (const [name, payload] of fixtures) {
-      for (const order of [['t', 's', 'op', 'd'], ['d', 't', 's', 'op']]) {
+      for (const order of [
+        ['t', 's', 'op', 'd'],
+        ['d', 't', 's', 'op'],
+      ]) {
         const text = withOrder(payload as unknown as Record<string, unknown>, order);
         const full = expected(text);
         for (let cut = 0; cut < text.length; cut += Math.max(1, Math.floor(text.length / 97))) {
@@ -167,12 +197,24 @@ describe('scanHeader', () => {
       const p = parsed as { op: number; s?: number | null; t?: string | null };
       assert.deepEqual(h, { op: p.op, s: p.s ?? null, t: p.t ?? null });
     };
-    fc.assert(fc.property(fc.string({ unit: 'binary' }), (s) => check(s)), { numRuns: 500 });
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 200 }), (b) => check(b)), { numRuns: 500 });
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary' }), (s) => check(s)),
+      { numRuns: 500 },
+    );
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 200 }), (b) => check(b)),
+      { numRuns: 500 },
+    );
     // Garbage that looks like JSON: structural characters and the interesting keys.
     const token = fc.constantFrom('{', '}', '[', ']', '"', '\\', ':', ',', ' ', '"op"', '"s"', '"t"', '"d"', '1', '-', 'null', 'true', '"X"', '0', '.', 'e');
-    fc.assert(fc.property(fc.array(token, { maxLength: 30 }), (ts) => check(ts.join(''))), { numRuns: 2000 });
-    fc.assert(fc.property(fc.array(token, { maxLength: 30 }), (ts) => check('{' + ts.join(''))), { numRuns: 2000 });
+    fc.assert(
+      fc.property(fc.array(token, { maxLength: 30 }), (ts) => check(ts.join(''))),
+      { numRuns: 2000 },
+    );
+    fc.assert(
+      fc.property(fc.array(token, { maxLength: 30 }), (ts) => check('{' + ts.join(''))),
+      { numRuns: 2000 },
+    );
   });
 
   it('does not keep a reference to the scanned buffer', () => {
@@ -205,7 +247,23 @@ describe('parsePayload', () => {
 
   it('bad JSON and non-envelopes are DecodeError with a short message', () => {
     const long = '{"op":0,"d":"' + 'x'.repeat(100_000) + '"';
-    for (const input of ['', '{', '{"op":1,}', 'null', '[]', '"x"', '{"d":1}', '{"op":"1"}', '{"op":1.5}', '{"op":1,"s":"2"}', '{"op":1,"t":3}', long, Buffer.from(long), Buffer.from([0xff, 0xfe, 0x00]), '\u0001'.repeat(5000)]) {
+    for (const input of [
+      '',
+      '{',
+      '{"op":1,}',
+      'null',
+      '[]',
+      '"x"',
+      '{"d":1}',
+      '{"op":"1"}',
+      '{"op":1.5}',
+      '{"op":1,"s":"2"}',
+      '{"op":1,"t":3}',
+      long,
+      Buffer.from(long),
+      Buffer.from([0xff, 0xfe, 0x00]),
+      '\u0001'.repeat(5000),
+    ]) {
       let caught: unknown;
       try {
         parsePayload(input);
@@ -234,9 +292,18 @@ describe('parsePayload', () => {
       }
       assert.deepEqual(scanHeader(input), { op: p.op, s: p.s, t: p.t });
     };
-    fc.assert(fc.property(fc.string({ unit: 'binary' }), (s) => check(s)), { numRuns: 300 });
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 200 }), (b) => check(b)), { numRuns: 300 });
-    fc.assert(fc.property(fc.jsonValue(), (v) => check(JSON.stringify(v) ?? '')), { numRuns: 300 });
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary' }), (s) => check(s)),
+      { numRuns: 300 },
+    );
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 200 }), (b) => check(b)),
+      { numRuns: 300 },
+    );
+    fc.assert(
+      fc.property(fc.jsonValue(), (v) => check(JSON.stringify(v) ?? '')),
+      { numRuns: 300 },
+    );
     fc.assert(
       fc.property(fc.integer(), fc.option(fc.nat()), fc.option(fc.string()), fc.jsonValue(), (op, s, t, d) => check(Buffer.from(JSON.stringify({ t, s, op, d })))),
       { numRuns: 300 },

@@ -81,7 +81,10 @@ test('a crashed consumer: its un-acked events are redelivered to the restarted d
         await w2.consume({ name: 'workers', ackWait: 400, handler: (e, info) => void got2.push({ seq: e.sequence, redelivered: info.redelivered }) });
         await until(() => got2.length >= 3, 'redelivery', 5000);
         await delay(100);
-        assert.deepEqual(got2.map((g) => g.seq), [3, 4, 5]);
+        assert.deepEqual(
+          got2.map((g) => g.seq),
+          [3, 4, 5],
+        );
         assert.equal(got2[0]!.redelivered, true);
         assert.deepEqual(got1.slice(0, 2), [1, 2]);
       } finally {
@@ -216,7 +219,11 @@ test('publisher: every dispatch published in order per shard, with back-pressure
     const seen: number[] = [];
     await worker.consume({ name: 'ordered', handler: (e) => void seen.push(e.sequence) });
     await until(() => seen.length >= last, 'consumed', 5000);
-    assert.deepEqual(seen, Array.from({ length: last }, (_, i) => i + 1), 'contiguous and in order');
+    assert.deepEqual(
+      seen,
+      Array.from({ length: last }, (_, i) => i + 1),
+      'contiguous and in order',
+    );
     await pub.close();
     assert.equal(shard.listenerCount('event'), 0, 'removed on close');
   } finally {

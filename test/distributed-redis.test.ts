@@ -58,7 +58,10 @@ test('identify lanes are shared by two separate processes: never two IDENTIFYs o
     const grants = [...a.lines, ...b.lines] as { id: number; lane: number; at: number }[];
     assert.equal(grants.length, 12);
     for (const lane of [0, 1]) {
-      const times = grants.filter((g) => g.lane === lane).map((g) => g.at).sort((x, y) => x - y);
+      const times = grants
+        .filter((g) => g.lane === lane)
+        .map((g) => g.at)
+        .sort((x, y) => x - y);
       assert.equal(times.length, 6);
       for (let i = 1; i < times.length; i++) {
         assert.ok(times[i]! - times[i - 1]! >= 225, `lane ${lane}: two IDENTIFYs ${times[i]! - times[i - 1]!} ms apart`);

@@ -17,14 +17,12 @@ import { zstdAvailable } from '../src/simulator/index.js';
 import { delay, harness, until, waitState, type Harness, failOnUnhandledRejections } from './helpers/setup.js';
 import { deflateStream, zstdBinding, zstdStream } from './helpers/streams.js';
 
-
 failOnUnhandledRejections();
 
 /** Fixed seed so a failure is reproducible; fast-check prints the seed and path of any counterexample. */
 const FC = { seed: 8_2025, verbose: 1 } as const;
 
-const discordJson = (p: { op: number; s?: number | null; t?: string | null; d: unknown }): Buffer =>
-  Buffer.from(JSON.stringify({ t: p.t ?? null, s: p.s ?? null, op: p.op, d: p.d }));
+const discordJson = (p: { op: number; s?: number | null; t?: string | null; d: unknown }): Buffer => Buffer.from(JSON.stringify({ t: p.t ?? null, s: p.s ?? null, op: p.op, d: p.d }));
 const fixtureFrames: Buffer[] = [...Object.values(CONTROL_FIXTURES).map(discordJson), ...Object.values(DISPATCH_FIXTURES).map(discordJson)];
 
 // ------------------------------------------------------------------------------------------------ decoder
@@ -118,44 +116,35 @@ describe('decoder fuzz', () => {
 
 describe('decoder fuzz: regressions', () => {
   const longT = (n: number) => `{"t":"${'A'.repeat(n)}","s":null,"op":0,"d":{}}`;
-  it(
-    'scanHeader on bytes with a very long ASCII t returns a header instead of throwing RangeError',
-    () => {
-      assert.deepEqual(scanHeader(Buffer.from(longT(1_000_000))), { op: 0, s: null, t: 'A'.repeat(1_000_000) });
-      assert.deepEqual(scanHeader(Buffer.from(`{"d":{},"op":0,"t":"${'A'.repeat(1_000_000)}"}`)), { op: 0, s: null, t: 'A'.repeat(1_000_000) });
-    },
-  );
+  it('scanHeader on bytes with a very long ASCII t returns a header instead of throwing RangeError', () => {
+    assert.deepEqual(scanHeader(Buffer.from(longT(1_000_000))), { op: 0, s: null, t: 'A'.repeat(1_000_000) });
+    assert.deepEqual(scanHeader(Buffer.from(`{"d":{},"op":0,"t":"${'A'.repeat(1_000_000)}"}`)), { op: 0, s: null, t: 'A'.repeat(1_000_000) });
+  });
 
-  it(
-    'a Shard sent a frame with a 1 MB event name does not throw out of the socket handler (process crash)',
-    async () => {
-      const h = await harness({ guilds: 1 });
-      const uncaught: unknown[] = [];
-      const onUncaught = (e: unknown) => uncaught.push(e);
-      const listeners = process.listeners('uncaughtException');
-      process.removeAllListeners('uncaughtException');
-      process.on('uncaughtException', onUncaught);
-      try {
-        const shard = h.shard({ compression: 'zlib-stream' });
-        shard.on('error', () => {});
-        await shard.connect();
-        h.sim.sendRaw(0, longT(1_000_000));
-        await delay(300);
-        await waitState(shard, 'ready');
-        assert.deepEqual(uncaught.map(String), []);
-      } finally {
-        process.off('uncaughtException', onUncaught);
-        for (const l of listeners) process.on('uncaughtException', l);
-        await h.stop();
-      }
-    },
-  );
+  it('a Shard sent a frame with a 1 MB event name does not throw out of the socket handler (process crash)', async () => {
+    const h = await harness({ guilds: 1 });
+    const uncaught: unknown[] = [];
+    const onUncaught = (e: unknown) => uncaught.push(e);
+    const listeners = process.listeners('uncaughtException');
+    process.removeAllListeners('uncaughtException');
+    process.on('uncaughtException', onUncaught);
+    try {
+      const shard = h.shard({ compression: 'zlib-stream' });
+      shard.on('error', () => {});
+      await shard.connect();
+      h.sim.sendRaw(0, longT(1_000_000));
+      await delay(300);
+      await waitState(shard, 'ready');
+      assert.deepEqual(uncaught.map(String), []);
+    } finally {
+      process.off('uncaughtException', onUncaught);
+      for (const l of listeners) process.on('uncaughtException', l);
+      await h.stop();
+    }
+  });
 });
 
 // ------------------------------------------------------------------------------------------------ inflater
-
-
-
 
 function bigMessage(bytes: number, seed: number): Buffer {
   const parts: string[] = [];
@@ -204,7 +193,9 @@ describe('inflater fuzz', () => {
         fc.property(fc.array(fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { maxLength: 5 }), { minLength: messages.length, maxLength: messages.length }), (cutsPer) => {
           const inf = createInflater('zlib-stream', { backend });
           zlibFrames.forEach((frame, i) => {
-            const outs = cut(frame, cutsPer[i]!).map((p) => inf.push(p)).filter((o) => o !== null);
+            const outs = cut(frame, cutsPer[i]!)
+              .map((p) => inf.push(p))
+              .filter((o) => o !== null);
             assert.equal(outs.length, 1, `message ${i}: one output`);
             assert.ok(outs[0]!.equals(messages[i]!), `message ${i} intact`);
           });
@@ -251,17 +242,26 @@ describe('inflater fuzz', () => {
         }
       };
       assert.ok(feed(big.length)!.equals(big));
-      assert.throws(() => feed(big.length - 1), (e: unknown) => e instanceof InflateError && e.code === 'INFLATE_TOO_LARGE');
+      assert.throws(
+        () => feed(big.length - 1),
+        (e: unknown) => e instanceof InflateError && e.code === 'INFLATE_TOO_LARGE',
+      );
       const bomb = bombFrame;
       assert.ok(bomb.length < 200 * 1024, 'the bomb is small');
       const inf = createInflater('zlib-stream', { backend, maxMessageSize: 1 << 20 });
-      assert.throws(() => inf.push(bomb), (e: unknown) => e instanceof InflateError && e.code === 'INFLATE_TOO_LARGE');
+      assert.throws(
+        () => inf.push(bomb),
+        (e: unknown) => e instanceof InflateError && e.code === 'INFLATE_TOO_LARGE',
+      );
       inf.close();
     });
   }
 
   it('property: interleaved inflaters of every backend, owned and transient pushes, one of them fed garbage: outputs exact and never overwritten', { skip: ZSTD_SKIP }, () => {
-    const streams = [...backends.zlib.map((b) => ({ kind: 'zlib-stream' as const, backend: b, frames: zlibFrames })), ...backends.zstd.map((b) => ({ kind: 'zstd-stream' as const, backend: b, frames: zstdFrames }))];
+    const streams = [
+      ...backends.zlib.map((b) => ({ kind: 'zlib-stream' as const, backend: b, frames: zlibFrames })),
+      ...backends.zstd.map((b) => ({ kind: 'zstd-stream' as const, backend: b, frames: zstdFrames })),
+    ];
     fc.assert(
       fc.property(
         fc.array(fc.tuple(fc.nat(), fc.boolean()), { minLength: 20, maxLength: 120 }),
@@ -401,28 +401,25 @@ describe('Shard fed garbage over a real socket', () => {
   );
   it('uncompressed: never crashes, always back to ready, nothing lost or repeated', { timeout: 60_000 }, () => garbageOverSocket(false, 30));
 
-  it(
-    'a second HELLO on a live connection must not replay the session (duplicates)',
-    async () => {
-      const h = await harness({ guilds: 1 });
-      try {
-        const shard = h.shard({ compression: 'zlib-stream' });
-        shard.on('error', () => {});
-        const ledger = new DeliveryLedger();
-        shard.on('dispatch', (e) => ledger.onDispatch(0, shard.session?.sessionId ?? null, e.sequence, e.type, e.data));
-        await shard.connect();
-        const guild = h.sim.guildIds[0]!;
-        for (let i = 0; i < 3; i++) h.sim.dispatch(0, 'MESSAGE_CREATE', { id: String(i), channel_id: '1', guild_id: guild, content: `m${i}`, author: { id: '2' } });
-        await until(() => ledger.events >= 5, 'first events');
-        h.sim.sendRaw(0, '{"t":null,"s":null,"op":10,"d":{"heartbeat_interval":41250}}');
-        await delay(300);
-        await waitState(shard, 'ready');
-        h.sim.dispatch(0, 'MESSAGE_CREATE', { id: '9', channel_id: '1', guild_id: guild, content: 'after', author: { id: '2' } });
-        await delay(200);
-        assert.deepEqual(ledger.violations, [], JSON.stringify(ledger.violations.slice(0, 3)));
-      } finally {
-        await h.stop();
-      }
-    },
-  );
+  it('a second HELLO on a live connection must not replay the session (duplicates)', async () => {
+    const h = await harness({ guilds: 1 });
+    try {
+      const shard = h.shard({ compression: 'zlib-stream' });
+      shard.on('error', () => {});
+      const ledger = new DeliveryLedger();
+      shard.on('dispatch', (e) => ledger.onDispatch(0, shard.session?.sessionId ?? null, e.sequence, e.type, e.data));
+      await shard.connect();
+      const guild = h.sim.guildIds[0]!;
+      for (let i = 0; i < 3; i++) h.sim.dispatch(0, 'MESSAGE_CREATE', { id: String(i), channel_id: '1', guild_id: guild, content: `m${i}`, author: { id: '2' } });
+      await until(() => ledger.events >= 5, 'first events');
+      h.sim.sendRaw(0, '{"t":null,"s":null,"op":10,"d":{"heartbeat_interval":41250}}');
+      await delay(300);
+      await waitState(shard, 'ready');
+      h.sim.dispatch(0, 'MESSAGE_CREATE', { id: '9', channel_id: '1', guild_id: guild, content: 'after', author: { id: '2' } });
+      await delay(200);
+      assert.deepEqual(ledger.violations, [], JSON.stringify(ledger.violations.slice(0, 3)));
+    } finally {
+      await h.stop();
+    }
+  });
 });

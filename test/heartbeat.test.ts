@@ -109,7 +109,12 @@ test('latency samples: beat to ACK, bounded, averaged; an ACK without a beat has
   assert.deepEqual(latency(), { recent: [], average: null });
   hb.start(1000, 0, 0);
   assert.equal(hb.ack(5), null, 'nothing was sent');
-  for (const [t, rtt] of [[0, 10], [1000, 20], [2000, 30], [3000, 40]] as const) {
+  for (const [t, rtt] of [
+    [0, 10],
+    [1000, 20],
+    [2000, 30],
+    [3000, 40],
+  ] as const) {
     hb.tick(t);
     assert.equal(hb.ack(t + rtt), rtt);
   }

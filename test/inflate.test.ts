@@ -13,7 +13,6 @@ import { InflateError } from '../src/errors.js';
 import { CONTROL_FIXTURES, DISPATCH_FIXTURES } from '../src/simulator/fixtures-data.js';
 import { deflateStream, zstdBinding, zstdStream } from './helpers/streams.js';
 
-
 /** Serialise like Discord: keys t, s, op, d. */
 function discordJson(p: { op: number; s?: number | null; t?: string | null; d: unknown }): Buffer {
   return Buffer.from(JSON.stringify({ t: p.t ?? null, s: p.s ?? null, op: p.op, d: p.d }));
@@ -23,21 +22,22 @@ function discordJson(p: { op: number; s?: number | null; t?: string | null; d: u
 function bigGuildCreate(bytes: number, seq = 2): Buffer {
   const members: unknown[] = [];
   for (let i = 0, size = 0; size < bytes; i++) {
-    const m = { user: { id: String(552067714252931000n + BigInt(i) * 7919n), username: `member_${i}`, global_name: `Member ${i} ✨`, avatar: (i * 2654435761).toString(16).padStart(32, 'a') }, roles: [String(i % 97), String(i % 13)], joined_at: '2025-01-01T00:00:00.000000+00:00', deaf: false, mute: i % 7 === 0 };
+    const m = {
+      user: { id: String(552067714252931000n + BigInt(i) * 7919n), username: `member_${i}`, global_name: `Member ${i} ✨`, avatar: (i * 2654435761).toString(16).padStart(32, 'a') },
+      roles: [String(i % 97), String(i % 13)],
+      joined_at: '2025-01-01T00:00:00.000000+00:00',
+      deaf: false,
+      mute: i % 7 === 0,
+    };
     members.push(m);
     size += Buffer.byteLength(JSON.stringify(m)) + 1;
   }
   return discordJson({ op: 0, s: seq, t: 'GUILD_CREATE', d: { id: '552067714252931072', member_count: members.length, members } });
 }
 
-
 const ZSTD_SKIP = zstdBinding === null ? 'zstd-napi cannot be loaded here, so no zstd stream can be produced (npm install --save-optional zstd-napi)' : false;
 
-
-const fixtureMessages: Buffer[] = [
-  ...Object.values(CONTROL_FIXTURES).map(discordJson),
-  ...Object.values(DISPATCH_FIXTURES).map(discordJson),
-];
+const fixtureMessages: Buffer[] = [...Object.values(CONTROL_FIXTURES).map(discordJson), ...Object.values(DISPATCH_FIXTURES).map(discordJson)];
 
 function expectInflateError(fn: () => unknown, code?: string): InflateError {
   let caught: unknown;
@@ -96,7 +96,7 @@ describe('node:zlib internals capability check (probeZlibInternals)', () => {
         probe.ok,
         `The node:zlib internals capability probe FAILED on Node ${process.version}: ${probe.ok ? '' : probe.reason}. ` +
           'Every zlib-stream connection silently lost the fast inflate path (it now uses a slower fallback). ' +
-          'Check probeZlibInternals() in src/inflate.ts against this Node release\'s lib/zlib.js (_processChunk, _handle, _outBuffer, ...).',
+          "Check probeZlibInternals() in src/inflate.ts against this Node release's lib/zlib.js (_processChunk, _handle, _outBuffer, ...).",
       );
       assert.equal(backends.zlib[0], 'node:zlib-sync');
       assert.equal(auto.backend, 'node:zlib-sync', 'auto picks the fast path');
@@ -264,7 +264,10 @@ for (const backend of backends.zlib) {
         const bounds = [0, ...cuts, n];
         const results: (Buffer | null)[] = [];
         for (let k = 0; k + 1 < bounds.length; k++) results.push(inf.push(f.subarray(bounds[k], bounds[k + 1])));
-        assert.ok(results.slice(0, -1).every((r) => r === null), `early output for cuts ${cuts.join(',')}`);
+        assert.ok(
+          results.slice(0, -1).every((r) => r === null),
+          `early output for cuts ${cuts.join(',')}`,
+        );
         assert.ok(results.at(-1)!.equals(messages[3]!), `cuts ${cuts.join(',')}`);
         assert.ok(inf.push(frames[4]!)!.equals(messages[4]!));
         inf.close();

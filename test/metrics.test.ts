@@ -100,7 +100,15 @@ test('metrics scraped over HTTP after traffic and faults on the simulator; the t
     sim.closeConnection(3, 4014);
     await until(() => cluster.shard(3).state === 'fatal', 'shard 3 fatal');
     // heartbeat ACKs for the latency histogram (41.25 s virtual = 0.4 s real)
-    await until(() => cluster.status().filter((s) => s.state === 'ready').every((s) => s.latency !== null), 'latency samples', 5000);
+    await until(
+      () =>
+        cluster
+          .status()
+          .filter((s) => s.state === 'ready')
+          .every((s) => s.latency !== null),
+      'latency samples',
+      5000,
+    );
 
     const res = await fetch(`${endpoint.url}/metrics`);
     assert.equal(res.status, 200);

@@ -12,13 +12,26 @@ test('one identify per lane per window; lanes run in parallel', async () => {
   const granted: [number, number][] = [];
   const all = [0, 1, 2, 3, 4, 5].map((id) => q.acquire(id).then(() => granted.push([id, clock.now()])));
   for (let i = 0; i < 5; i++) await tick();
-  assert.deepEqual(granted, [[0, 0], [1, 0]]);
+  assert.deepEqual(granted, [
+    [0, 0],
+    [1, 0],
+  ]);
   clock.advance(5000);
   for (let i = 0; i < 5; i++) await tick();
   clock.advance(5000);
   for (let i = 0; i < 5; i++) await tick();
   await Promise.all(all);
-  assert.deepEqual(granted.sort((a, b) => a[0] - b[0]), [[0, 0], [1, 0], [2, 5000], [3, 5000], [4, 10000], [5, 10000]]);
+  assert.deepEqual(
+    granted.sort((a, b) => a[0] - b[0]),
+    [
+      [0, 0],
+      [1, 0],
+      [2, 5000],
+      [3, 5000],
+      [4, 10000],
+      [5, 10000],
+    ],
+  );
 });
 
 test('a cancelled wait rejects at once and does not use the slot', async () => {
@@ -136,7 +149,10 @@ test('exhausted with onExhausted "wait": waits for reset_after, refills to total
   const all = [0, 1, 2, 3].map((id) => q.acquire(id).then(() => granted.push([id, clock.now()])));
   for (let i = 0; i < 10; i++) await tick();
   assert.deepEqual(granted, [[0, 0]]);
-  assert.deepEqual(events.map((e) => e.kind), ['exhausted']);
+  assert.deepEqual(
+    events.map((e) => e.kind),
+    ['exhausted'],
+  );
   assert.equal(events[0]!.policy, 'wait');
   for (let t = 0; t < 20; t++) {
     clock.advance(5000);
@@ -149,7 +165,10 @@ test('exhausted with onExhausted "wait": waits for reset_after, refills to total
     [2, 65_000],
     [3, 70_000],
   ]);
-  assert.deepEqual(events.map((e) => e.kind), ['exhausted', 'refilled']);
+  assert.deepEqual(
+    events.map((e) => e.kind),
+    ['exhausted', 'refilled'],
+  );
   assert.equal(q.remaining, 7);
 });
 

@@ -157,7 +157,11 @@ async function reshardWithTraffic(
     assert.deepEqual(lost, [], 'no marker lost');
     assert.deepEqual(unknown, []);
     assert.deepEqual(disorder, [], 'per-guild (and DM) order kept');
-    assert.deepEqual(streamed, flow.got.map((d) => d.marker), 'shardEvent carries every delivered dispatch, in delivery order');
+    assert.deepEqual(
+      streamed,
+      flow.got.map((d) => d.marker),
+      'shardEvent carries every delivered dispatch, in delivery order',
+    );
     assert.deepEqual(
       [...streamReady].sort(([a], [b]) => a - b).map(([, id]) => id),
       cluster.status().map((s) => s.sessionId),
@@ -168,9 +172,18 @@ async function reshardWithTraffic(
     assert.equal(result.from, from);
     assert.equal(result.to, to);
     assert.equal(cluster.total, to);
-    assert.deepEqual(cluster.ids, Array.from({ length: to }, (_, i) => i));
-    assert.deepEqual(cluster.status().map((s) => s.state), Array(to).fill('ready'));
-    assert.deepEqual(events.map((e) => e.kind), ['started', 'switched']);
+    assert.deepEqual(
+      cluster.ids,
+      Array.from({ length: to }, (_, i) => i),
+    );
+    assert.deepEqual(
+      cluster.status().map((s) => s.state),
+      Array(to).fill('ready'),
+    );
+    assert.deepEqual(
+      events.map((e) => e.kind),
+      ['started', 'switched'],
+    );
     await until(() => sim.sessions().filter((s) => !s.expired).length === to, 'the old sessions are gone');
     const live = sim.sessions().filter((s) => !s.expired);
     assert.ok(live.every((s) => s.total === to));
@@ -213,8 +226,7 @@ async function reshardWithTraffic(
   }
 }
 
-test('reshard 2 → 4 (the recommended count) under steady traffic: every event exactly once, in order; routing moves', (t) =>
-  reshardWithTraffic(2, 4, 2, t));
+test('reshard 2 → 4 (the recommended count) under steady traffic: every event exactly once, in order; routing moves', (t) => reshardWithTraffic(2, 4, 2, t));
 
 test('reshard 3 → 6 with max_concurrency 1 under steady traffic', (t) => reshardWithTraffic(3, 6, 1, t));
 
@@ -233,7 +245,10 @@ test('reshard(n) rounds nothing; the default is /gateway/bot rounded up to a mul
     await assert.rejects(r.cluster.reshard(0), (e: ShardlineError) => e.code === 'INVALID_SHARD');
     const shrink = await r.cluster.reshard(3); // an explicit count is used as given (shrinking works too)
     assert.equal(shrink.to, 3);
-    assert.deepEqual(r.cluster.status().map((s) => s.id), [0, 1, 2]);
+    assert.deepEqual(
+      r.cluster.status().map((s) => s.id),
+      [0, 1, 2],
+    );
   } finally {
     await r.stop();
   }
@@ -268,7 +283,10 @@ test('a fatal close on a new shard (4011) aborts the reshard; the old set keeps 
     assert.match(err.message, /new shard \d of 4 failed: .*4011.*2 running shards are untouched/);
     assert.ok(err.cause instanceof GatewayError);
     assert.equal((err.cause as GatewayError).closeCode, 4011);
-    assert.deepEqual(events.map((e) => e.kind), ['started', 'aborted']);
+    assert.deepEqual(
+      events.map((e) => e.kind),
+      ['started', 'aborted'],
+    );
     assert.deepEqual(clusterErrors, [], 'a failed new shard is not a cluster error');
 
     await delay(30);
@@ -280,10 +298,19 @@ test('a fatal close on a new shard (4011) aborts the reshard; the old set keeps 
     assert.ok(flow.got.every((d) => d.total === 2 && d.shardId < 2));
 
     assert.equal(cluster.total, 2);
-    assert.deepEqual(cluster.status().map((s) => [s.state, s.sessionId]), sessionsBefore.map((id) => ['ready', id]), 'old set untouched');
+    assert.deepEqual(
+      cluster.status().map((s) => [s.state, s.sessionId]),
+      sessionsBefore.map((id) => ['ready', id]),
+      'old set untouched',
+    );
     assert.equal(cluster.shardIdFor(guilds[1]!), shardForGuild(guilds[1]!, 2));
     await until(() => sim.connections().length === 2, 'only the old connections are left');
-    assert.ok(sim.sessions().filter((s) => !s.expired).every((s) => s.total === 2));
+    assert.ok(
+      sim
+        .sessions()
+        .filter((s) => !s.expired)
+        .every((s) => s.total === 2),
+    );
     await delay(30);
     const leftover = resources();
     assert.ok(leftover <= before, `no timer or socket left behind (${before} → ${leftover}: ${process.getActiveResourcesInfo().join(', ')})`);
@@ -332,9 +359,18 @@ test('cancelling with an AbortSignal closes the new set and leaves the old one a
     assert.equal(err.code, 'RESHARD_ABORTED');
     assert.match(err.message, /operator changed their mind/);
     assert.equal(cluster.total, 2);
-    assert.deepEqual(cluster.status().map((s) => s.state), ['ready', 'ready']);
+    assert.deepEqual(
+      cluster.status().map((s) => s.state),
+      ['ready', 'ready'],
+    );
     await until(() => sim.connections().length === 2, 'new connections closed');
-    assert.ok(sim.sessions().filter((s) => !s.expired).every((s) => s.total === 2), 'the new sessions were closed (not left to time out)');
+    assert.ok(
+      sim
+        .sessions()
+        .filter((s) => !s.expired)
+        .every((s) => s.total === 2),
+      'the new sessions were closed (not left to time out)',
+    );
     await delay(30);
     assert.ok(resources() <= before, `nothing leaked: ${process.getActiveResourcesInfo().join(', ')}`);
     // already aborted
@@ -369,7 +405,10 @@ test('a running set that cannot prove it caught up (no heartbeat ACK) aborts the
     await delay(30);
     const { duplicates, lost } = flow.check();
     assert.deepEqual([duplicates, lost], [[], []]);
-    assert.deepEqual(cluster.status().map((s) => s.state), ['ready', 'ready']);
+    assert.deepEqual(
+      cluster.status().map((s) => s.state),
+      ['ready', 'ready'],
+    );
     await until(() => sim.connections().length === 2, 'the new set is closed');
   } finally {
     await r.stop();
@@ -413,7 +452,10 @@ test('autoReshard: triggers once when guilds per shard pass the threshold, withi
     });
     await cluster.connect(); // 7 session starts left: 0.5 × 7 = 3 < 4 -> skipped
     await until(() => events.length >= 2, 'two checks skipped', 5000);
-    assert.deepEqual(events.slice(0, 2).map((e) => e.kind), ['skipped', 'skipped']);
+    assert.deepEqual(
+      events.slice(0, 2).map((e) => e.kind),
+      ['skipped', 'skipped'],
+    );
     assert.match((events[0] as { reason: string }).reason, /needs 4 IDENTIFYs, only 3 allowed/);
     assert.equal(sim.stats.identifies, 2, 'no IDENTIFY spent while over the share');
     assert.equal(cluster.total, 2);

@@ -6,9 +6,20 @@ const close = (code: number) => decide({ kind: 'close', code });
 
 test('decision table: every documented close code 4000-4014', () => {
   const expected: Record<number, string> = {
-    4000: 'resume', 4001: 'identify', 4002: 'resume', 4003: 'resume', 4004: 'fatal', 4005: 'resume',
-    4007: 'identify', 4008: 'resume', 4009: 'identify', 4010: 'fatal', 4011: 'fatal', 4012: 'fatal',
-    4013: 'fatal', 4014: 'fatal',
+    4000: 'resume',
+    4001: 'identify',
+    4002: 'resume',
+    4003: 'resume',
+    4004: 'fatal',
+    4005: 'resume',
+    4007: 'identify',
+    4008: 'resume',
+    4009: 'identify',
+    4010: 'fatal',
+    4011: 'fatal',
+    4012: 'fatal',
+    4013: 'fatal',
+    4014: 'fatal',
   };
   for (const [code, action] of Object.entries(expected)) {
     assert.equal(close(Number(code)).action, action, `close ${code}`);
@@ -38,10 +49,7 @@ test('op 7, zombie, timeouts and malformed data resume', () => {
 });
 
 test('op 9: true resumes, false identifies after a 1-5 s wait', () => {
-  assert.deepEqual(
-    [decide({ kind: 'invalid-session', resumable: true }).action, decide({ kind: 'invalid-session', resumable: true }).identifyDelay],
-    ['resume', false],
-  );
+  assert.deepEqual([decide({ kind: 'invalid-session', resumable: true }).action, decide({ kind: 'invalid-session', resumable: true }).identifyDelay], ['resume', false]);
   const d = decide({ kind: 'invalid-session', resumable: false });
   assert.equal(d.action, 'identify');
   assert.equal(d.identifyDelay, true);

@@ -58,8 +58,16 @@ export interface Scenario {
 }
 
 const STATES = Object.keys(TRANSITIONS) as ShardState[];
-const FATAL = new Set(Object.entries(CLOSE_CODES).filter(([, r]) => r.action === 'fatal').map(([c]) => Number(c)));
-const NEW_SESSION = new Set(Object.entries(CLOSE_CODES).filter(([, r]) => r.action === 'identify').map(([c]) => Number(c)));
+const FATAL = new Set(
+  Object.entries(CLOSE_CODES)
+    .filter(([, r]) => r.action === 'fatal')
+    .map(([c]) => Number(c)),
+);
+const NEW_SESSION = new Set(
+  Object.entries(CLOSE_CODES)
+    .filter(([, r]) => r.action === 'identify')
+    .map(([c]) => Number(c)),
+);
 
 const presence = (name: string): PresenceData => ({ since: null, activities: [{ name, type: 0 }], status: 'online', afk: false });
 
@@ -281,7 +289,11 @@ export function run(sc: Scenario): World {
     // the reconnect timer is armed exactly while reconnecting; nothing is armed at rest
     assert.equal(w.timers.has('reconnect'), state === 'reconnecting', `${where}: reconnect timer in ${state}`);
     if (state === 'idle' || state === 'closed' || state === 'fatal' || state === 'reconnecting') {
-      assert.deepEqual([...w.timers.keys()].filter((t) => t !== 'reconnect'), [], `${where}: timers in ${state}`);
+      assert.deepEqual(
+        [...w.timers.keys()].filter((t) => t !== 'reconnect'),
+        [],
+        `${where}: timers in ${state}`,
+      );
     }
     // reading is only ever paused on a ready session
     if (w.readPaused) assert.equal(state, 'ready', `${where}: paused in ${state}`);
@@ -325,7 +337,12 @@ export function run(sc: Scenario): World {
       const beat = f.effects.some((e) => e.type === 'send' && e.data.startsWith('{"op":1,'));
       const zombie = f.effects.some((e) => e.type === 'close' && e.code === null);
       assert.ok(beat || zombie, `${where}: heartbeat due at ${f.at} was not sent`);
-      if (beat) assert.deepEqual(arms.map((e) => (e as { at: number }).at), [f.at + w.core.heartbeat.interval], `${where}: next beat`);
+      if (beat)
+        assert.deepEqual(
+          arms.map((e) => (e as { at: number }).at),
+          [f.at + w.core.heartbeat.interval],
+          `${where}: next beat`,
+        );
     }
     const timed = w.fired.length !== fired;
     fired = w.fired.length;

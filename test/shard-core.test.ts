@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DecodeError, GatewayError, SendError, ShardlineError } from '../src/errors.js';
+import { DecodeError, GatewayError, type SendError, ShardlineError } from '../src/errors.js';
 import { MAX_PAYLOAD_BYTES } from '../src/shard-core.js';
 import { CLOSE_CODES } from '../src/session.js';
 import { TRANSITIONS } from '../src/state.js';
@@ -31,7 +31,10 @@ test('HELLO then IDENTIFY: nothing written before HELLO, IDENTIFY only after the
   const w = new World({ autoGrant: false });
   w.connect();
   assert.equal(w.core.state, 'connecting');
-  assert.deepEqual(w.opens().map((o) => o.url), [`${GATEWAY_URL}/?v=10&encoding=json`]);
+  assert.deepEqual(
+    w.opens().map((o) => o.url),
+    [`${GATEWAY_URL}/?v=10&encoding=json`],
+  );
   w.advance(5000);
   assert.deepEqual(w.written, []);
   w.hello(INTERVAL);
@@ -56,15 +59,28 @@ test('first beat at interval × jitter, then every interval carrying the last se
   w.advance(first - 1);
   assert.deepEqual(w.sent(1), []);
   w.advance(1);
-  assert.deepEqual(w.sent(1).map((b) => [b.at, b.d]), [[first, 1]]);
+  assert.deepEqual(
+    w.sent(1).map((b) => [b.at, b.d]),
+    [[first, 1]],
+  );
   w.dispatch('MESSAGE_CREATE', { id: '1' });
   w.dispatch('MESSAGE_CREATE', { id: '2' });
   w.ack();
   w.advance(INTERVAL);
   w.ack();
   w.advance(INTERVAL);
-  assert.deepEqual(w.sent(1).map((b) => [b.at, b.d]), [[first, 1], [first + INTERVAL, 3], [first + 2 * INTERVAL, 3]]);
-  assert.deepEqual(w.eventsOf('heartbeat').map((e) => e.requested), [false, false, false]);
+  assert.deepEqual(
+    w.sent(1).map((b) => [b.at, b.d]),
+    [
+      [first, 1],
+      [first + INTERVAL, 3],
+      [first + 2 * INTERVAL, 3],
+    ],
+  );
+  assert.deepEqual(
+    w.eventsOf('heartbeat').map((e) => e.requested),
+    [false, false, false],
+  );
   assert.equal(w.core.heartbeat.latency.recent.length, 2);
 });
 
@@ -75,11 +91,17 @@ test('zombie: no ACK and no traffic since the last beat → dropped without hand
   w.advance(INTERVAL);
   assert.equal(w.core.counters.zombies, 1);
   assert.equal(w.sockets.get(1)!.closedWith, null, 'a dead socket gets no close handshake');
-  assert.deepEqual(w.eventsOf('disconnected').map((e) => [e.cause, e.action, e.code]), [['zombie', 'resume', null]]);
+  assert.deepEqual(
+    w.eventsOf('disconnected').map((e) => [e.cause, e.action, e.code]),
+    [['zombie', 'resume', null]],
+  );
   assert.equal(w.sent(1).length, 1, 'no beat on a zombie');
   assert.ok(w.opens()[1]!.url.startsWith(RESUME_URL));
   w.hello();
-  assert.deepEqual(w.sent(6).map((r) => r.d), [{ session_id: 'session-1', seq: 1 }]);
+  assert.deepEqual(
+    w.sent(6).map((r) => r.d),
+    [{ session_id: 'session-1', seq: 1 }],
+  );
   w.resumed();
   assert.equal(w.core.state, 'ready');
   assert.deepEqual(w.violations, []);
@@ -119,8 +141,14 @@ test('op 1 is answered at once and does not move the regular beat', () => {
   const due = w.timers.get('heartbeat');
   w.advance(1000);
   w.requestHeartbeat();
-  assert.deepEqual(w.sent(1).map((b) => [b.at, b.d]), [[1000, 1]]);
-  assert.deepEqual(w.eventsOf('heartbeat').map((e) => e.requested), [true]);
+  assert.deepEqual(
+    w.sent(1).map((b) => [b.at, b.d]),
+    [[1000, 1]],
+  );
+  assert.deepEqual(
+    w.eventsOf('heartbeat').map((e) => e.requested),
+    [true],
+  );
   assert.equal(w.timers.get('heartbeat'), due);
   w.advance(10);
   w.ack();
@@ -140,11 +168,17 @@ test('op 7: closed with a resumable code, RESUME on the resume URL, RESUMED → 
   assert.equal(w.core.state, 'connecting');
   w.hello();
   assert.equal(w.core.state, 'resuming');
-  assert.deepEqual(w.sent(6).map((r) => r.d), [{ session_id: 'session-1', seq: 2 }]);
+  assert.deepEqual(
+    w.sent(6).map((r) => r.d),
+    [{ session_id: 'session-1', seq: 2 }],
+  );
   w.dispatch('MESSAGE_CREATE', {}); // replayed
   w.resumed();
   assert.equal(w.core.state, 'ready');
-  assert.deepEqual(w.eventsOf('resumed').map((e) => e.session.sequence), [4]);
+  assert.deepEqual(
+    w.eventsOf('resumed').map((e) => e.session.sequence),
+    [4],
+  );
   assert.deepEqual(w.violations, []);
 });
 
@@ -265,10 +299,16 @@ test('hello timeout: dropped, session kept, RESUME later', () => {
   w.advance(19_999);
   assert.equal(w.eventsOf('disconnected').length, 0);
   w.advance(1);
-  assert.deepEqual(w.eventsOf('disconnected').map((e) => [e.cause, e.action]), [['hello-timeout', 'resume']]);
+  assert.deepEqual(
+    w.eventsOf('disconnected').map((e) => [e.cause, e.action]),
+    [['hello-timeout', 'resume']],
+  );
   assert.equal(w.opens().length, 2);
   w.hello();
-  assert.deepEqual(w.sent(6).map((r) => r.d), [{ session_id: 's', seq: 7 }]);
+  assert.deepEqual(
+    w.sent(6).map((r) => r.d),
+    [{ session_id: 's', seq: 7 }],
+  );
 });
 
 test('ready timeout: no READY after IDENTIFY → dropped and retried', () => {
@@ -279,7 +319,10 @@ test('ready timeout: no READY after IDENTIFY → dropped and retried', () => {
   w.advance(119_999);
   assert.equal(w.eventsOf('disconnected').length, 0);
   w.advance(1);
-  assert.deepEqual(w.eventsOf('disconnected').map((e) => e.cause), ['ready-timeout']);
+  assert.deepEqual(
+    w.eventsOf('disconnected').map((e) => e.cause),
+    ['ready-timeout'],
+  );
   assert.equal(w.opens().length, 2);
 });
 
@@ -302,7 +345,10 @@ test('duplicates (seq ≤ last) are dropped', () => {
   w.dispatch('MESSAGE_CREATE', { n: 3 });
   w.dispatch('MESSAGE_CREATE', { n: 3 }, 3);
   w.dispatch('MESSAGE_CREATE', { n: 2 }, 2);
-  assert.deepEqual(w.effectsOf('dispatch').map((e) => e.event.sequence), [1, 2, 3]);
+  assert.deepEqual(
+    w.effectsOf('dispatch').map((e) => e.event.sequence),
+    [1, 2, 3],
+  );
   assert.equal(w.core.session!.sequence, 3);
 });
 
@@ -314,7 +360,10 @@ test('filtered dispatches are not parsed but advance the sequence', () => {
   assert.equal(w.core.session!.sequence, 2);
   assert.deepEqual(w.eventsOf('error'), []);
   w.dispatch('MESSAGE_CREATE', { id: 'm' }, 3);
-  assert.deepEqual(w.effectsOf('dispatch').map((e) => [e.event.type, e.event.sequence]), [['MESSAGE_CREATE', 3]]);
+  assert.deepEqual(
+    w.effectsOf('dispatch').map((e) => [e.event.type, e.event.sequence]),
+    [['MESSAGE_CREATE', 3]],
+  );
   assert.equal(w.opens().length, 1);
 });
 
@@ -344,14 +393,20 @@ test('presence updates: at most 5 per 20 s (+ margin)', () => {
   assert.equal(w.sent(3).length, 5);
   w.advance(1);
   assert.equal(w.sent(3).length, 7);
-  assert.deepEqual(ids.map((id) => w.settled.get(id)), Array(7).fill(null));
+  assert.deepEqual(
+    ids.map((id) => w.settled.get(id)),
+    Array(7).fill(null),
+  );
 });
 
 test('an accepted presence update is carried by later IDENTIFYs', () => {
   const w = World.ready({ core: { presence: presence('first') } });
   assert.deepEqual(w.sent(2)[0]!.d.presence, presence('first'));
   w.command(3, presence('second'));
-  assert.deepEqual(w.sent(3).map((p) => p.d), [presence('second')]);
+  assert.deepEqual(
+    w.sent(3).map((p) => p.d),
+    [presence('second')],
+  );
   w.closeSocket(4009); // a new session
   w.retry();
   w.hello();
@@ -387,9 +442,15 @@ test('commands wait while reconnecting and go out after RESUMED', () => {
   w.advance(0);
   w.hello();
   assert.ok(!w.settled.has(id));
-  assert.deepEqual(w.written.map((x) => x.op), [2, 6]);
+  assert.deepEqual(
+    w.written.map((x) => x.op),
+    [2, 6],
+  );
   w.resumed();
-  assert.deepEqual(w.written.map((x) => x.op), [2, 6, 4]);
+  assert.deepEqual(
+    w.written.map((x) => x.op),
+    [2, 6, 4],
+  );
   assert.equal(w.settled.get(id), null);
 });
 
@@ -434,7 +495,10 @@ test('close(false) ends the session with 1000; close during a back-off or an ide
   c.hello();
   assert.equal(c.turns.length, 1);
   c.close(true);
-  assert.deepEqual(c.effectsOf('cancelIdentify').map((e) => e.conn), [1]);
+  assert.deepEqual(
+    c.effectsOf('cancelIdentify').map((e) => e.conn),
+    [1],
+  );
   assert.equal(c.turns.length, 0);
   assert.equal(c.timers.size, 0);
 });
@@ -457,13 +521,19 @@ test('pause/resume of reading only applies in ready', () => {
   assert.equal(w.readPaused, true);
   w.pause(false);
   assert.equal(w.readPaused, false);
-  assert.deepEqual(w.effectsOf('read').map((e) => e.paused), [true, false, true, false]);
+  assert.deepEqual(
+    w.effectsOf('read').map((e) => e.paused),
+    [true, false, true, false],
+  );
 });
 
 test('an illegal state transition throws (it is a bug)', () => {
   const w = new World();
   const core = w.core as unknown as { transition(to: string, cause: object): void };
-  assert.throws(() => core.transition('ready', { kind: 'ready', reason: 'test' }), (e: unknown) => e instanceof ShardlineError && e.code === 'INTERNAL' && /idle → ready/.test(e.message));
+  assert.throws(
+    () => core.transition('ready', { kind: 'ready', reason: 'test' }),
+    (e: unknown) => e instanceof ShardlineError && e.code === 'INTERNAL' && /idle → ready/.test(e.message),
+  );
   assert.equal(w.core.state, 'idle');
   // every state can be closed or reach fatal, and every state but idle is left for a fresh connect
   for (const [from, to] of Object.entries(TRANSITIONS)) {
@@ -546,11 +616,18 @@ test('regression: a dispatch that fails to parse twice is skipped loudly', () =>
   const bad = '{"t":"MESSAGE_CREATE","s":3,"op":0,"d":{"id":"bad",}}';
   w.frame(Buffer.from(bad));
   assert.equal(w.eventsOf('error').length, 1);
-  assert.deepEqual(w.eventsOf('disconnected').map((e) => [e.cause, e.action]), [['malformed', 'resume']]);
+  assert.deepEqual(
+    w.eventsOf('disconnected').map((e) => [e.cause, e.action]),
+    [['malformed', 'resume']],
+  );
   assert.equal(w.core.counters.skipped, 0);
   w.advance(0);
   w.hello();
-  assert.deepEqual(w.sent(6).map((r) => r.d.seq), [2], 'resumes from the last good sequence');
+  assert.deepEqual(
+    w.sent(6).map((r) => r.d.seq),
+    [2],
+    'resumes from the last good sequence',
+  );
   w.frame(Buffer.from(bad)); // replayed, fails again
   assert.equal(w.core.counters.skipped, 1);
   const err = w.eventsOf('error')[1]?.error;
@@ -562,7 +639,10 @@ test('regression: a dispatch that fails to parse twice is skipped loudly', () =>
   w.dispatch('MESSAGE_CREATE', { id: 'next' });
   w.resumed();
   assert.equal(w.core.state, 'ready');
-  assert.deepEqual(w.effectsOf('dispatch').map((e) => e.event.sequence), [1, 2, 4, 5]);
+  assert.deepEqual(
+    w.effectsOf('dispatch').map((e) => e.event.sequence),
+    [1, 2, 4, 5],
+  );
 });
 
 test('regression: unknown opcodes are ignored and counted, not reported', () => {

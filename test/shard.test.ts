@@ -60,14 +60,20 @@ test('dispatches arrive typed and in order, on the emitter and the iterator', as
     await shard.connect();
     for (let i = 0; i < 50; i++) h.sim.dispatch(0, 'MESSAGE_CREATE', MSG(i, h));
     await until(() => seen.length === 50, '50 messages');
-    assert.deepEqual(seen.map((e) => (e.data as { content: string }).content), Array.from({ length: 50 }, (_, i) => `m${i}`));
+    assert.deepEqual(
+      seen.map((e) => (e.data as { content: string }).content),
+      Array.from({ length: 50 }, (_, i) => `m${i}`),
+    );
     for (let i = 1; i < seen.length; i++) assert.equal(seen[i]!.sequence, seen[i - 1]!.sequence + 1);
     const fromIt: string[] = [];
     for await (const e of it) {
       if (e.type === 'MESSAGE_CREATE') fromIt.push(e.data.content);
       if (fromIt.length === 50) break;
     }
-    assert.deepEqual(fromIt, seen.map((e) => (e.data as { content: string }).content));
+    assert.deepEqual(
+      fromIt,
+      seen.map((e) => (e.data as { content: string }).content),
+    );
   } finally {
     await h.stop();
   }
@@ -123,7 +129,10 @@ test('zombie connection (no ACK, no traffic) is closed and resumed; missed event
     await resumed;
     for (let i = 6; i <= 8; i++) h.sim.dispatch(0, 'MESSAGE_CREATE', MSG(i, h));
     await until(() => seen.length === 9, 'all 9');
-    assert.deepEqual(seen.map((e) => (e.data as { content: string }).content), Array.from({ length: 9 }, (_, i) => `m${i}`));
+    assert.deepEqual(
+      seen.map((e) => (e.data as { content: string }).content),
+      Array.from({ length: 9 }, (_, i) => `m${i}`),
+    );
     assert.equal(h.sim.stats.identifies, 1, 'no second IDENTIFY');
     assert.ok(h.sim.stats.resumes >= 1);
     assert.equal(shard.counters.zombies, 1);
@@ -314,7 +323,10 @@ test('a corrupt compressed frame is reported, the connection is replaced and res
     await next(shard, 'resumed');
     h.sim.dispatch(0, 'MESSAGE_CREATE', MSG(2, h));
     await until(() => seen.length === 3, 'all three');
-    assert.deepEqual(seen.map((e) => (e.data as { content: string }).content), ['m0', 'm1', 'm2']);
+    assert.deepEqual(
+      seen.map((e) => (e.data as { content: string }).content),
+      ['m0', 'm1', 'm2'],
+    );
     assert.ok(errors.length >= 1);
   } finally {
     await h.stop();
@@ -360,7 +372,10 @@ test('close({ resumable: true }) hands back a session that a new shard resumes w
     const seenB = collect(b, 'MESSAGE_CREATE');
     await b.connect();
     await until(() => seenB.length === 3, 'b got the 3 missed');
-    assert.deepEqual(seenB.map((e) => (e.data as { content: string }).content), ['m3', 'm4', 'm5']);
+    assert.deepEqual(
+      seenB.map((e) => (e.data as { content: string }).content),
+      ['m3', 'm4', 'm5'],
+    );
     assert.equal(h.sim.stats.identifies, 1);
     // A plain close ends the session: no session is returned.
     assert.equal(await b.close(), null);
@@ -378,7 +393,10 @@ test('requestGuildMembers returns the chunks matched by nonce', async () => {
     const guildId = ((await ready)[0] as ReadyData).guilds[0]!.id;
     const chunks = await shard.requestGuildMembers({ guild_id: guildId, query: '', limit: 0 });
     assert.equal(chunks.length, 3);
-    assert.equal(chunks.reduce((n, c) => n + c.members.length, 0), 2500);
+    assert.equal(
+      chunks.reduce((n, c) => n + c.members.length, 0),
+      2500,
+    );
     const iterated: number[] = [];
     for await (const c of shard.requestGuildMembers({ guild_id: guildId, query: 'a', limit: 10 })) iterated.push(c.chunk_index);
     assert.deepEqual(iterated, [0]);
@@ -419,7 +437,10 @@ test('a slow events() consumer pauses the socket instead of buffering without bo
       if (got.length === 200) break;
       if (got.length % 20 === 0) await delay(5);
     }
-    assert.deepEqual(got, Array.from({ length: 200 }, (_, i) => `m${i}`));
+    assert.deepEqual(
+      got,
+      Array.from({ length: 200 }, (_, i) => `m${i}`),
+    );
     assert.ok(paused.some((l) => /resuming the socket/.test(l)));
     assert.equal(shard.state, 'ready');
   } finally {
@@ -466,7 +487,10 @@ test('pause() stops reading the socket, resume() delivers what waited, in order'
     assert.equal(seen.length, 0, 'nothing read while paused');
     shard.resume();
     await until(() => seen.length === 20, 'all 20 after resume');
-    assert.deepEqual(seen.map((e) => (e.data as { content: string }).content), Array.from({ length: 20 }, (_, i) => `m${i}`));
+    assert.deepEqual(
+      seen.map((e) => (e.data as { content: string }).content),
+      Array.from({ length: 20 }, (_, i) => `m${i}`),
+    );
   } finally {
     await h.stop();
   }
@@ -500,7 +524,11 @@ for (const compression of ['zlib-stream', 'zstd-stream'] as const) {
       }
       await until(() => seen[0]!.length === 40 && seen[1]!.length === 40, 'all messages', 15_000);
       for (const id of [0, 1]) {
-        assert.deepEqual(seen[id]!.map((e) => (e.data as { content: string }).content), want[id], `shard ${id}`);
+        assert.deepEqual(
+          seen[id]!.map((e) => (e.data as { content: string }).content),
+          want[id],
+          `shard ${id}`,
+        );
         for (let i = 1; i < 40; i++) assert.equal(seen[id]![i]!.sequence, seen[id]![i - 1]!.sequence + 1);
       }
     } finally {
@@ -528,9 +556,15 @@ test('forwardRaw hands wanted dispatches (GUILD_CREATE too) over unparsed; READY
     await until(() => raw.length === before + 5, 'forwarded');
     assert.equal(messageParses, 0, 'the shard did not parse forwarded dispatches');
     const messages = raw.slice(before);
-    assert.deepEqual(messages.map(([t]) => t), Array(5).fill('MESSAGE_CREATE'));
+    assert.deepEqual(
+      messages.map(([t]) => t),
+      Array(5).fill('MESSAGE_CREATE'),
+    );
     for (let i = 1; i < messages.length; i++) assert.equal(messages[i]![1], messages[i - 1]![1] + 1);
-    assert.deepEqual(messages.map(([, , json]) => (realParse(json) as { d: { content: string } }).d.content), ['m0', 'm1', 'm2', 'm3', 'm4']);
+    assert.deepEqual(
+      messages.map(([, , json]) => (realParse(json) as { d: { content: string } }).d.content),
+      ['m0', 'm1', 'm2', 'm3', 'm4'],
+    );
     assert.ok(emitted.some((e) => e.type === 'READY'));
     assert.ok(!emitted.some((e) => e.type === 'MESSAGE_CREATE' || e.type === 'GUILD_CREATE'));
     assert.equal(shard.session!.sequence, raw.at(-1)![1]);
@@ -549,7 +583,9 @@ test('a stalled event loop does not turn a READY that arrived in time into a han
   h.sim.on('ready', () => {
     if (stalled++ > 0) return;
     const end = Date.now() + 400;
-    while (Date.now() < end) { /* stall */ }
+    while (Date.now() < end) {
+      /* stall */
+    }
   });
   const shard = h.shard({ compression: false, readyTimeout: 10_000 });
   const disconnects: string[] = [];

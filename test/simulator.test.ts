@@ -40,12 +40,20 @@ class Client {
   private zout = 0;
   private zstd: Decompress | null = null;
 
-  private constructor(readonly ws: WebSocket, readonly compress: string | null) {
+  private constructor(
+    readonly ws: WebSocket,
+    readonly compress: string | null,
+  ) {
     if (compress === 'zstd-stream') {
       this.zstd = new Decompress((chunk) => this.onText(Buffer.from(chunk).toString('utf8')));
     }
     ws.on('message', (data: Buffer, isBinary) => this.onMessage(data, isBinary));
-    this.closed = new Promise((resolve) => ws.on('close', (code, reason) => { this.wake(); resolve({ code, reason: reason.toString() }); }));
+    this.closed = new Promise((resolve) =>
+      ws.on('close', (code, reason) => {
+        this.wake();
+        resolve({ code, reason: reason.toString() });
+      }),
+    );
     ws.on('error', () => {});
   }
 
@@ -115,7 +123,10 @@ class Client {
       if (left <= 0 || this.ws.readyState === WebSocket.CLOSED) throw new Error(`timed out waiting; inbox: ${this.inbox.map((p) => p.t ?? p.op).join(',')}`);
       await new Promise<void>((r) => {
         const t = setTimeout(r, left);
-        this.waiters.push(() => { clearTimeout(t); r(); });
+        this.waiters.push(() => {
+          clearTimeout(t);
+          r();
+        });
       });
     }
   }
@@ -214,14 +225,23 @@ test('HELLO, IDENTIFY -> READY + GUILD_CREATEs routed per shard, envelope key or
         const g = await c.takeT('GUILD_CREATE');
         assert.equal(g.s, ++lastSeq);
         assert.ok(Array.isArray(g.d.channels) && g.d.channels.length > 0);
-        assert.ok(g.d.roles.some((role: { id: string }) => role.id === g.d.id), '@everyone id == guild id');
+        assert.ok(
+          g.d.roles.some((role: { id: string }) => role.id === g.d.id),
+          '@everyone id == guild id',
+        );
         got.push(g.d.id);
       }
       assert.deepEqual(got.sort(), [...ids].sort());
       seen.set(shard, got);
     }
     assert.equal(new Set([...seen.get(0)!, ...seen.get(1)!]).size, 10);
-    assert.deepEqual(sim.connections().map((c) => c.shardId).sort(), [0, 1]);
+    assert.deepEqual(
+      sim
+        .connections()
+        .map((c) => c.shardId)
+        .sort(),
+      [0, 1],
+    );
     assert.equal(sim.stats.identifies, 2);
     assert.equal(sim.sessions().length, 2);
   });
@@ -410,7 +430,7 @@ test('validation close codes', async () => {
 test('malformed input never crashes the simulator', async () => {
   await withSim({ rateLimit: { limit: 10_000 } }, async (sim, clients) => {
     const { c } = await ready(sim, clients, { intents: 1 | 2 | 128 | 256 });
-    const junk: unknown[] = [null, 1, 'x', [], {}, { a: [] }, [{}], -1, 1e308, { '__proto__': { x: 1 } }];
+    const junk: unknown[] = [null, 1, 'x', [], {}, { a: [] }, [{}], -1, 1e308, { __proto__: { x: 1 } }];
     const gid = sim.guildIds[0];
     const shapes = [
       ...junk.map((d) => ({ op: 3, d })),
@@ -633,7 +653,10 @@ test('requests: op 8 chunks with nonce + RATE_LIMITED, op 4 voice, op 31, op 43,
     const someId = c0.d.members[7].user.id as string;
     c.send({ op: 8, d: { guild_id: gid, user_ids: [someId, '123456789012345678'], nonce: 'x'.repeat(40) } });
     const u = await c.takeT('GUILD_MEMBERS_CHUNK');
-    assert.deepEqual(u.d.members.map((m: { user: { id: string } }) => m.user.id), [someId]);
+    assert.deepEqual(
+      u.d.members.map((m: { user: { id: string } }) => m.user.id),
+      [someId],
+    );
     assert.deepEqual(u.d.not_found, ['123456789012345678']);
     assert.equal(u.d.nonce, undefined);
     c.send({ op: 4, d: { guild_id: gid, channel_id: '1', self_mute: false, self_deaf: true } });

@@ -26,16 +26,7 @@ before(async () => {
     executablePath: CHROMIUM,
     headless: true,
     viewport: { width: 1280, height: 900 },
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
     timeout: 30_000,
   });
 });
@@ -57,8 +48,7 @@ async function eventually<T>(read: () => Promise<T>, ok: (v: T) => boolean, what
   }
 }
 
-const tileStates = (page: Page) =>
-  page.locator('.tile').evaluateAll((els) => els.map((e) => [Number(e.getAttribute('data-shard')), e.getAttribute('data-state')] as const));
+const tileStates = (page: Page) => page.locator('.tile').evaluateAll((els) => els.map((e) => [Number(e.getAttribute('data-shard')), e.getAttribute('data-state')] as const));
 const field = (page: Page, shard: number, name: string) => page.locator(`[data-shard="${shard}"] [data-field="${name}"]`).textContent();
 
 test('the status page in chromium shows every shard in the right state after faults, live, without reloading', async () => {
@@ -78,9 +68,17 @@ test('the status page in chromium shows every shard in the right state after fau
     await page.evaluate('window.__notReloaded = true');
     // before connect(): shards are not known yet (shards: 'auto'), then they appear as the cluster starts
     const connecting = cluster.connect();
-    await eventually(() => tileStates(page), (s) => s.length === 6, 'six tiles');
+    await eventually(
+      () => tileStates(page),
+      (s) => s.length === 6,
+      'six tiles',
+    );
     await connecting;
-    await eventually(() => tileStates(page), (s) => s.every(([, st]) => st === 'ready'), 'every shard ready on the page');
+    await eventually(
+      () => tileStates(page),
+      (s) => s.every(([, st]) => st === 'ready'),
+      'every shard ready on the page',
+    );
     assert.equal(await page.locator('#ready').textContent(), '6 / 6');
 
     // faults: a fatal 4014 on shard 1; shard 2 becomes a zombie and then cannot get back (the gateway answers
@@ -106,18 +104,32 @@ test('the status page in chromium shows every shard in the right state after fau
     assert.ok(Number(await field(page, 2, 'reconnects')) >= 1, 'shard 2 reconnects shown');
     assert.match((await page.locator('[data-shard="2"] .why').textContent()) ?? '', /zombie|op7/);
     // the other fields of a healthy shard
-    await eventually(() => field(page, 0, 'latency'), (t) => /^\d[\d,]* ms$/.test(t ?? ''), 'latency of shard 0');
+    await eventually(
+      () => field(page, 0, 'latency'),
+      (t) => /^\d[\d,]* ms$/.test(t ?? ''),
+      'latency of shard 0',
+    );
     assert.equal(await field(page, 0, 'guilds'), String(cluster.shard(0).status().guilds));
     assert.ok(Number((await field(page, 0, 'sequence'))?.replace(/,/g, '')) >= 3);
     // summary: states, identify budget and queue, disconnects by cause
-    await eventually(() => page.locator('.legend .chip[data-state="fatal"] b').textContent(), (t) => t === '1', 'fatal chip');
+    await eventually(
+      () => page.locator('.legend .chip[data-state="fatal"] b').textContent(),
+      (t) => t === '1',
+      'fatal chip',
+    );
     assert.equal(await page.locator('.legend .chip[data-state="ready"] b').textContent(), '4');
     assert.match((await page.locator('#budget').textContent()) ?? '', /^\d+ \/ 1,000$/);
     assert.match((await page.locator('#budget-sub').textContent()) ?? '', /refills in \d+ h/);
     assert.match((await page.locator('#queue-sub').textContent()) ?? '', /6 lanes/);
     const causes = await page.locator('#disconnects tr').allTextContents();
-    assert.ok(causes.some((r) => r.startsWith('close_4014fatal')), causes.join(' | '));
-    assert.ok(causes.some((r) => r.startsWith('zombieresume')), causes.join(' | '));
+    assert.ok(
+      causes.some((r) => r.startsWith('close_4014fatal')),
+      causes.join(' | '),
+    );
+    assert.ok(
+      causes.some((r) => r.startsWith('zombieresume')),
+      causes.join(' | '),
+    );
 
     assert.equal(await page.evaluate('window.__notReloaded'), true, 'updated in place, never reloaded');
     assert.deepEqual(foreign, [], 'no request leaves the status server (self-contained page)');

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { scaledClock, type Clock } from '../src/clock.js';
 import { Cluster, workerHosts, type ClusterOptions } from '../src/cluster.js';
 import type { WorkerExitEvent } from '../src/cluster-status.js';
-import { GatewayError, ShardlineError } from '../src/errors.js';
+import type { GatewayError, ShardlineError } from '../src/errors.js';
 import type { DisconnectedEvent, DispatchEvent, StateChange } from '../src/events.js';
 import { disconnectCause } from '../src/metrics.js';
 import { GatewaySimulator } from '../src/simulator/index.js';
@@ -157,7 +157,10 @@ test('a crashed worker is respawned and its shards RESUME: no IDENTIFY, every ma
     const resumed: number[] = [];
     cluster.on('shardResumed', (id) => resumed.push(id));
     await cluster.connect();
-    assert.deepEqual(cluster.status().map((s) => s.worker), [0, 1, 0, 1]);
+    assert.deepEqual(
+      cluster.status().map((s) => s.worker),
+      [0, 1, 0, 1],
+    );
     const flow = r.markers([0, 1, 2, 3]);
     await until(() => flow.got.length >= 200, 'steady traffic flowing', BOOT);
     const before = cluster.status();
@@ -218,7 +221,10 @@ test('a crashed worker is respawned and its shards RESUME: no IDENTIFY, every ma
       assert.equal(now[id]!.reconnects, before[id]!.reconnects + 1, `shard ${id}: one reconnect counted`);
       assert.equal(now[id]!.resumes, before[id]!.resumes + 1);
       assert.equal(now[id]!.identifies, before[id]!.identifies, 'counters carried over to the new worker');
-      const seen = r.changes.slice(changesBefore).filter((ch) => ch.shardId === id).map((ch) => `${ch.from}>${ch.to}`);
+      const seen = r.changes
+        .slice(changesBefore)
+        .filter((ch) => ch.shardId === id)
+        .map((ch) => `${ch.from}>${ch.to}`);
       // The host reports what happened to the shard's thread (worker-exit); the new thread's shard is a new Shard
       // and reports its own states from idle: nobody rewrites another component's transitions.
       assert.deepEqual(seen, ['ready>reconnecting', 'idle>connecting', 'connecting>resuming', 'resuming>ready']);
@@ -320,7 +326,10 @@ test('a worker that dies during start-up is respawned and connect() still resolv
     await until(() => workerHosts(cluster).length === 2, 'workers created');
     await workerHosts(cluster)[0]!.terminate(); // while it boots, its connect() calls in flight
     await connecting;
-    assert.deepEqual(cluster.status().map((s) => s.state), ['ready', 'ready', 'ready', 'ready']);
+    assert.deepEqual(
+      cluster.status().map((s) => s.state),
+      ['ready', 'ready', 'ready', 'ready'],
+    );
     assert.equal(r.exits.length, 1);
     assert.equal(r.exits[0]!.restarting, true);
     assert.equal(sim.stats.identifies, 4, 'one IDENTIFY per shard: the dead worker had not identified');
@@ -330,22 +339,31 @@ test('a worker that dies during start-up is respawned and connect() still resolv
   }
 });
 
-test('workerRestart: false keeps the old behaviour: the worker\'s shards stop at once', async () => {
+test("workerRestart: false keeps the old behaviour: the worker's shards stop at once", async () => {
   const r = await rig({ workerRestart: false, workers: 1, shards: 2 }, { shards: 2, maxConcurrency: 2, guilds: 2 });
   try {
     await r.cluster.connect();
     const connections = r.sim.stats.connections;
     await workerHosts(r.cluster)[0]!.terminate();
     await until(() => r.cluster.status().every((s) => s.state === 'fatal'), 'shards fatal');
-    assert.deepEqual(r.exits.map((e) => [e.restarting, e.restarts, e.delay]), [[false, 0, null]]);
+    assert.deepEqual(
+      r.exits.map((e) => [e.restarting, e.restarts, e.delay]),
+      [[false, 0, null]],
+    );
     assert.match(r.cluster.status()[0]!.error ?? '', /^worker 0 exited \(code 1\)$/);
     await delay(100);
     assert.equal(r.sim.stats.connections, connections);
   } finally {
     await r.stop();
   }
-  assert.throws(() => new Cluster({ token: TOKEN, intents: 1, workerRestart: { maxRestarts: -1 } }), (e: ShardlineError) => e.code === 'INVALID_OPTION');
-  assert.throws(() => new Cluster({ token: TOKEN, intents: 1, workerRestart: { windowMs: Number.NaN } }), (e: ShardlineError) => e.code === 'INVALID_OPTION');
+  assert.throws(
+    () => new Cluster({ token: TOKEN, intents: 1, workerRestart: { maxRestarts: -1 } }),
+    (e: ShardlineError) => e.code === 'INVALID_OPTION',
+  );
+  assert.throws(
+    () => new Cluster({ token: TOKEN, intents: 1, workerRestart: { windowMs: Number.NaN } }),
+    (e: ShardlineError) => e.code === 'INVALID_OPTION',
+  );
 });
 
 test('closing the cluster while a respawn is pending (back-off, then boot) cancels it and leaves nothing behind', async () => {
@@ -372,7 +390,7 @@ test('closing the cluster while a respawn is pending (back-off, then boot) cance
     await held; // the command waiting for the new worker is rejected by close()
     assert.deepEqual(Object.keys(sessions).map(Number).sort(), [0, 1, 2, 3]);
     const last0 = Math.max(...flow.got.filter((d) => d.shardId === 0).map((d) => d.sequence));
-    assert.equal(sessions[0]!.sequence, last0, 'the session of a dead worker\'s shard ends at the last dispatch delivered');
+    assert.equal(sessions[0]!.sequence, last0, "the session of a dead worker's shard ends at the last dispatch delivered");
     assert.ok(cluster.status().every((s) => s.state === 'closed'));
     await delay(100);
     assert.equal(sim.stats.connections, connections, 'no worker was started after close');
@@ -385,7 +403,10 @@ test('closing the cluster while a respawn is pending (back-off, then boot) cance
       next.on('dispatch', (e) => e.type === 'MESSAGE_CREATE' && got.push(e.data.content));
       await next.connect();
       await until(() => got.length === 10, 'the markers sent while the worker was down');
-      assert.deepEqual(got, Array.from({ length: 10 }, (_, i) => `0:${flow.sent.filter((m) => m.startsWith('0:')).length - 10 + i}`));
+      assert.deepEqual(
+        got,
+        Array.from({ length: 10 }, (_, i) => `0:${flow.sent.filter((m) => m.startsWith('0:')).length - 10 + i}`),
+      );
       assert.equal(sim.stats.identifies, identifies);
     } finally {
       await next.close();
@@ -406,7 +427,11 @@ test('closing the cluster while a respawn is pending (back-off, then boot) cance
     await workerHosts(cluster)[1]!.terminate();
     await until(() => r2.logs.some((l) => /worker 1 respawned/.test(l)), 'respawn started');
     await cluster.close();
-    assert.deepEqual(cluster.status().map((s) => s.state), ['closed', 'closed', 'closed', 'closed'], 'the booting worker closed its shards');
+    assert.deepEqual(
+      cluster.status().map((s) => s.state),
+      ['closed', 'closed', 'closed', 'closed'],
+      'the booting worker closed its shards',
+    );
   } finally {
     await r2.stop();
   }

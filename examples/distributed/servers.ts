@@ -180,12 +180,7 @@ export function startNats(options: { port?: number; dir?: string } = {}): Promis
  * Read a child's stdout as JSON lines: each parsed line is pushed to `lines`, anything else goes to `other`;
  * `onData` runs after every chunk (e.g. to wake waiters).
  */
-export function collectJsonLines(
-  proc: ChildProcess,
-  lines: Record<string, unknown>[],
-  other: (line: string) => void = () => {},
-  onData: () => void = () => {},
-): void {
+export function collectJsonLines(proc: ChildProcess, lines: Record<string, unknown>[], other: (line: string) => void = () => {}, onData: () => void = () => {}): void {
   let buf = '';
   proc.stdout!.on('data', (d: Buffer) => {
     buf += d.toString();

@@ -83,9 +83,7 @@ export function progressPanel(status: ShardStatus[], lanes: number, elapsedMs: n
 
 /** One row per shard. */
 export function statusTable(status: ShardStatus[], dispatches: Map<number, number>): string[] {
-  const head = color.bold(
-    `${'shard'.padEnd(6)}${'state'.padEnd(14)}${'latency'.padStart(8)}${'seq'.padStart(8)}${'events'.padStart(8)}${'reconn'.padStart(8)}${'guilds'.padStart(8)}  last close`,
-  );
+  const head = color.bold(`${'shard'.padEnd(6)}${'state'.padEnd(14)}${'latency'.padStart(8)}${'seq'.padStart(8)}${'events'.padStart(8)}${'reconn'.padStart(8)}${'guilds'.padStart(8)}  last close`);
   const rows = status.map((s) => {
     const state = s.state === 'ready' ? color.green(s.state.padEnd(14)) : s.state === 'fatal' ? color.red(s.state.padEnd(14)) : color.yellow(s.state.padEnd(14));
     const latency = s.latency === null ? '–' : `${s.latency} ms`;

@@ -101,22 +101,24 @@ async function demo(): Promise<void> {
   table = setInterval(drawTable, screen.live ? 500 : 5000);
   drawTable();
 
-  const resumed = () => new Promise<void>((r) => {
-    const on = (id: number) => {
-      if (id !== watched) return;
-      cluster.off('shardResumed', on);
-      r();
-    };
-    cluster.on('shardResumed', on);
-  });
-  const dropped = () => new Promise<void>((r) => {
-    const on = (d: { shardId: number }) => {
-      if (d.shardId !== watched) return;
-      cluster.off('shardDisconnected', on);
-      r();
-    };
-    cluster.on('shardDisconnected', on);
-  });
+  const resumed = () =>
+    new Promise<void>((r) => {
+      const on = (id: number) => {
+        if (id !== watched) return;
+        cluster.off('shardResumed', on);
+        r();
+      };
+      cluster.on('shardResumed', on);
+    });
+  const dropped = () =>
+    new Promise<void>((r) => {
+      const on = (d: { shardId: number }) => {
+        if (d.shardId !== watched) return;
+        cluster.off('shardDisconnected', on);
+        r();
+      };
+      cluster.on('shardDisconnected', on);
+    });
 
   await wait(4000);
   say(color.bold(`▶ fault: shard ${watched}'s connection goes silent: no heartbeat ACKs, no events (zombie connection)`));

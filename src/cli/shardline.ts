@@ -157,7 +157,10 @@ function parse<O extends NonNullable<ParseArgsConfig['options']>>(command: strin
     if (e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') throw new UsageError(`unknown option ${opt ?? e.message}`, command);
     if (e.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
       const name = opt?.split(/[ ,]/)[0] ?? '';
-      throw new UsageError(name && (options as Record<string, { type: string }>)[name.replace(/^-+/, '')]?.type === 'boolean' ? `option ${name} takes no value` : `option ${name || e.message} needs a value`, command);
+      throw new UsageError(
+        name && (options as Record<string, { type: string }>)[name.replace(/^-+/, '')]?.type === 'boolean' ? `option ${name} takes no value` : `option ${name || e.message} needs a value`,
+        command,
+      );
     }
     throw new UsageError(e.message, command);
   }

@@ -315,11 +315,9 @@ export class NatsBroker extends TypedEmitter<NatsBrokerEvents> {
       const info = await this.jsm.consumers.info(this.streamName, options.name).catch(() => null);
       if (!info) throw err;
       if (info.config.filter_subject !== filter) {
-        throw new ShardlineError(
-          'CONSUMER_MISMATCH',
-          `durable consumer ${options.name} exists with filter ${info.config.filter_subject ?? '(none)'}, not ${filter}: use another name or delete it`,
-          { cause: err },
-        );
+        throw new ShardlineError('CONSUMER_MISMATCH', `durable consumer ${options.name} exists with filter ${info.config.filter_subject ?? '(none)'}, not ${filter}: use another name or delete it`, {
+          cause: err,
+        });
       }
       await this.jsm.consumers.update(this.streamName, options.name, { max_deliver: config.max_deliver, ack_wait: config.ack_wait, max_ack_pending: config.max_ack_pending });
     }
@@ -797,7 +795,7 @@ export class EventConsumer {
         return;
       }
       const d = this.options.nakDelay;
-      const delay = typeof d === 'function' ? d(info.deliveryCount) : d ?? Math.min(1000 * 2 ** (info.deliveryCount - 1), 30_000);
+      const delay = typeof d === 'function' ? d(info.deliveryCount) : (d ?? Math.min(1000 * 2 ** (info.deliveryCount - 1), 30_000));
       m.nak(Math.max(0, delay));
       this.stats.failed++;
     }

@@ -34,11 +34,7 @@ export async function openRedis(conn: RedisConnection, name: string, onError: (e
   try {
     mod = (await import('ioredis')) as unknown as { Redis?: unknown; default?: unknown };
   } catch (err) {
-    throw new ShardlineError(
-      'MISSING_PEER_DEPENDENCY',
-      `${name} needs the optional peer dependency "ioredis": run \`npm install ioredis\` (it is not installed with shardline).`,
-      { cause: err },
-    );
+    throw new ShardlineError('MISSING_PEER_DEPENDENCY', `${name} needs the optional peer dependency "ioredis": run \`npm install ioredis\` (it is not installed with shardline).`, { cause: err });
   }
   const RedisCtor = (mod.Redis ?? mod.default) as unknown as new (...args: unknown[]) => Redis;
   const defaults: RedisOptions = {

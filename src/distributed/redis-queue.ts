@@ -325,7 +325,11 @@ export class RedisIdentifyQueue extends TypedEmitter<RedisIdentifyQueueEvents> i
       if (code === -2) {
         // Redis has no budget (e.g. it restarted empty): put back the last one this process knew; never grant blindly.
         if (!this.lastBudget) {
-          throw new GatewayError('IDENTIFY_BUDGET_UNKNOWN', `shard ${shardId}: no identify budget is stored at ${this.budgetKey} and this process has none to seed it; call setBudget() with session_start_limit`, { shardId });
+          throw new GatewayError(
+            'IDENTIFY_BUDGET_UNKNOWN',
+            `shard ${shardId}: no identify budget is stored at ${this.budgetKey} and this process has none to seed it; call setBudget() with session_start_limit`,
+            { shardId },
+          );
         }
         try {
           const redis = await this.redis();

@@ -328,7 +328,7 @@ export class RedisSessionStore extends TypedEmitter<RedisSessionStoreEvents> {
   attach(source: Shard | Cluster, options: AttachOptions = {}): () => void {
     if (this.closed) throw new ShardlineError('STORE_CLOSED', 'the session store is closed');
     const byDispatch = (options.sequence ?? 'dispatch') === 'dispatch';
-    const totalOf = (shardId: number): number | undefined => (source instanceof Shard ? source.total : source.total ?? undefined) ?? this.entries.get(shardId)?.total;
+    const totalOf = (shardId: number): number | undefined => (source instanceof Shard ? source.total : (source.total ?? undefined)) ?? this.entries.get(shardId)?.total;
     for (const [id, s] of Object.entries(options.sessions ?? {})) {
       const t = totalOf(Number(id));
       if (t !== undefined && !this.entries.has(Number(id))) {
@@ -456,7 +456,12 @@ export class RedisSessionStore extends TypedEmitter<RedisSessionStoreEvents> {
     const ids = [...shardIds].filter((id) => this.held.delete(id));
     if (ids.length === 0) return;
     const redis = await this.connected();
-    await RELEASE.run(redis, ids.map((id) => this.leaseKey(id)), [this.ownerId], this.timeout);
+    await RELEASE.run(
+      redis,
+      ids.map((id) => this.leaseKey(id)),
+      [this.ownerId],
+      this.timeout,
+    );
   }
 
   /**
@@ -555,7 +560,12 @@ export class RedisSessionStore extends TypedEmitter<RedisSessionStoreEvents> {
     if (ids.length === 0) return;
     try {
       const redis = await this.connected();
-      const r = (await RENEW.run(redis, ids.map((id) => this.leaseKey(id)), [this.ownerId, this.leaseTtl], this.timeout)) as number[];
+      const r = (await RENEW.run(
+        redis,
+        ids.map((id) => this.leaseKey(id)),
+        [this.ownerId, this.leaseTtl],
+        this.timeout,
+      )) as number[];
       const now = Date.now();
       ids.forEach((id, i) => {
         if (!this.held.has(id)) return;

@@ -418,7 +418,8 @@ export class DeliveryLedger {
       if (st.sessionId !== null) {
         this.newSessions++;
         const reason = st.forced.shift();
-        if (reason === undefined) this.violation('unforced-new-session', shardId, `session ${short(st.sessionId)} (last seq ${st.last}) replaced by ${short(sessionId)} without op 9 false / 4001 / 4007 / 4009 / expiry`);
+        if (reason === undefined)
+          this.violation('unforced-new-session', shardId, `session ${short(st.sessionId)} (last seq ${st.last}) replaced by ${short(sessionId)} without op 9 false / 4001 / 4007 / 4009 / expiry`);
         this.endSession(st.sessionId);
       } else {
         st.forced.length = 0;

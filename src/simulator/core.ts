@@ -170,8 +170,7 @@ export class SimulatorCore implements ConnectionHost {
     let total = 1;
     if (d.shard !== undefined) {
       const s = d.shard;
-      if (!Array.isArray(s) || s.length !== 2 || !isInt(s[0]) || !isInt(s[1]) || s[1] < 1 || s[0] < 0 || s[0] >= s[1])
-        return void conn.close(4010, 'Invalid shard.');
+      if (!Array.isArray(s) || s.length !== 2 || !isInt(s[0]) || !isInt(s[1]) || s[1] < 1 || s[0] < 0 || s[0] >= s[1]) return void conn.close(4010, 'Invalid shard.');
       [shardId, total] = s as [number, number];
     }
     const multiple = this.opts.largeBotShardMultiple;
@@ -254,8 +253,7 @@ export class SimulatorCore implements ConnectionHost {
     guilds.forEach((gid, i) => {
       const send = (): void => {
         if (unavailable.has(gid)) this.deliver(session, 'GUILD_DELETE', { id: gid, unavailable: true });
-        else
-          this.deliver(session, 'GUILD_CREATE', buildGuildCreate(gid, this.guildIndex.get(gid) ?? i, { memberCount: this.opts.guildMemberCount, presences }));
+        else this.deliver(session, 'GUILD_CREATE', buildGuildCreate(gid, this.guildIndex.get(gid) ?? i, { memberCount: this.opts.guildMemberCount, presences }));
       };
       if (delay > 0) session.later(delay * (i + 1), send);
       else send();
@@ -265,8 +263,7 @@ export class SimulatorCore implements ConnectionHost {
   }
 
   onResume(conn: SimConnection, d: unknown): void {
-    if (!isObj(d) || typeof d.token !== 'string' || typeof d.session_id !== 'string' || !(d.seq === null || (isInt(d.seq) && d.seq >= 0)))
-      return void conn.close(4001, 'Invalid RESUME payload.');
+    if (!isObj(d) || typeof d.token !== 'string' || typeof d.session_id !== 'string' || !(d.seq === null || (isInt(d.seq) && d.seq >= 0))) return void conn.close(4001, 'Invalid RESUME payload.');
     if (!this.tokenOk(d.token)) return void conn.close(4004, 'Authentication failed.');
     const token = d.token.startsWith('Bot ') ? d.token.slice(4) : d.token;
     const seq = d.seq ?? 0;

@@ -141,9 +141,7 @@ export function buildGuildCreate(guildId: string, index = 0, opts: GuildBuildOpt
 
 /** Voice channels of a guild built by {@link buildGuildCreate}: `[id]`. */
 export function voiceChannelIds(guildId: string): string[] {
-  return (GUILD_TEMPLATE.channels as JsonObject[])
-    .filter((c) => c.type === 2 || c.type === 13)
-    .map((c) => guildIdMap(guildId).get(c.id as string) ?? (c.id as string));
+  return (GUILD_TEMPLATE.channels as JsonObject[]).filter((c) => c.type === 2 || c.type === 13).map((c) => guildIdMap(guildId).get(c.id as string) ?? (c.id as string));
 }
 
 const MEMBER_TEMPLATE = (GUILD_TEMPLATE.members as JsonObject[]).find((m) => (m.user as JsonObject).id !== BOT_USER_ID)!;

@@ -40,7 +40,10 @@ export class WindowLimiter {
 /** One IDENTIFY per bucket (`shard_id % max_concurrency`) per window. */
 export class IdentifyBuckets {
   private readonly last = new Map<number, number>();
-  constructor(private readonly clock: Clock, public window: number) {}
+  constructor(
+    private readonly clock: Clock,
+    public window: number,
+  ) {}
 
   /** Take the bucket's slot; false if it was used less than `window` ago. */
   tryAcquire(bucket: number): boolean {
@@ -99,7 +102,10 @@ export class SessionStartBudget {
 /** Per-guild limit of "all members" requests (1 per guild per 30 s, §4.4). */
 export class KeyedCooldown {
   private readonly last = new Map<string, number>();
-  constructor(private readonly clock: Clock, private readonly window: number) {}
+  constructor(
+    private readonly clock: Clock,
+    private readonly window: number,
+  ) {}
 
   /** 0 when allowed (and the slot is taken); otherwise milliseconds until it is. */
   take(key: string): number {

@@ -93,8 +93,7 @@ export function applyOptions(r: ResolvedOptions, o: SimRuntimeOptions): void {
   if (o.unavailableGuilds !== undefined) r.unavailableGuilds = [...o.unavailableGuilds];
   r.readyDelay = nonNegative('readyDelay', o.readyDelay, r.readyDelay);
   if (o.helloOp7 !== undefined) r.helloOp7 = o.helloOp7;
-  if (o.reconnectCloseDelay !== undefined)
-    r.reconnectCloseDelay = o.reconnectCloseDelay === false ? false : nonNegative('reconnectCloseDelay', o.reconnectCloseDelay, 5000);
+  if (o.reconnectCloseDelay !== undefined) r.reconnectCloseDelay = o.reconnectCloseDelay === false ? false : nonNegative('reconnectCloseDelay', o.reconnectCloseDelay, 5000);
   if (o.reconnectCloseCode !== undefined) r.reconnectCloseCode = o.reconnectCloseCode;
   if (o.filterIntents !== undefined) r.filterIntents = o.filterIntents;
   if (o.ackHeartbeats !== undefined) r.ackHeartbeats = o.ackHeartbeats;

@@ -8,18 +8,7 @@ import type { SimConnection } from './connection.js';
 import type { SimulatorCore } from './core.js';
 import { I } from './events.js';
 import { DISPATCH_FIXTURES } from './fixtures-data.js';
-import {
-  BOT_USER_ID,
-  buildMember,
-  buildPresence,
-  isSnowflake,
-  memberUserId,
-  memberUsername,
-  remapJson,
-  snowflake,
-  snowflakeTime,
-  voiceChannelIds,
-} from './fixtures.js';
+import { BOT_USER_ID, buildMember, buildPresence, isSnowflake, memberUserId, memberUsername, remapJson, snowflake, snowflakeTime, voiceChannelIds } from './fixtures.js';
 import type { SimSession } from './session.js';
 
 type Obj = Record<string, unknown>;

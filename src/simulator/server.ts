@@ -14,17 +14,7 @@ import { IdentifyBuckets, SessionStartBudget } from './limits.js';
 import { applyOptions, resolveOptions } from './options.js';
 import type { SimSession } from './session.js';
 import { prng, startTraffic } from './traffic.js';
-import type {
-  GatewaySimulatorOptions,
-  ReceivedPayload,
-  ResolvedOptions,
-  SimConnectionInfo,
-  SimRuntimeOptions,
-  SimSessionInfo,
-  SimStats,
-  SimulatorEvents,
-  TrafficOptions,
-} from './types.js';
+import type { GatewaySimulatorOptions, ReceivedPayload, ResolvedOptions, SimConnectionInfo, SimRuntimeOptions, SimSessionInfo, SimStats, SimulatorEvents, TrafficOptions } from './types.js';
 
 /** Target of {@link GatewaySimulator.dispatch}. */
 export type DispatchTarget = number | { guildId: string } | 'all';
@@ -63,7 +53,10 @@ export class GatewaySimulator extends EventEmitter<SimulatorEvents> {
   private listenPort = 0;
   private stopping: Promise<void> | null = null;
 
-  private constructor(options: GatewaySimulatorOptions, private readonly server: Server) {
+  private constructor(
+    options: GatewaySimulatorOptions,
+    private readonly server: Server,
+  ) {
     super();
     this.opts = resolveOptions(options);
     this.clock = options.clock ?? (options.timeScale !== undefined ? scaledClock(options.timeScale) : systemClock);
@@ -234,9 +227,7 @@ export class GatewaySimulator extends EventEmitter<SimulatorEvents> {
   /** Expire a session (by id, or every session of a shard). A connected session's socket is closed with 4009. */
   expireSession(sessionIdOrShardId: string | number): boolean {
     const list =
-      typeof sessionIdOrShardId === 'string'
-        ? [this.core.sessions.get(sessionIdOrShardId)].filter((s): s is SimSession => s !== undefined && !s.expired)
-        : this.core.sessions.live(sessionIdOrShardId);
+      typeof sessionIdOrShardId === 'string' ? [this.core.sessions.get(sessionIdOrShardId)].filter((s): s is SimSession => s !== undefined && !s.expired) : this.core.sessions.live(sessionIdOrShardId);
     for (const s of list) {
       const conn = [...this.core.connections.values()].find((c) => c.session === s && c.open);
       this.core.expireSession(s);

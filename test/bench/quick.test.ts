@@ -90,7 +90,16 @@ test('bench:startup --quick: every shard identifies once, no op 9, lanes 5 s apa
       child.on('exit', (c) => res({ code: c, output: out }));
     });
     assert.equal(code, 0, `bench:startup --quick failed:\n${output}`);
-    const rows = JSON.parse(readFileSync(jsonPath, 'utf8')) as Array<{ shards: number; maxConcurrency: number; scale: number; identifies: number; invalidSessions: number; minLaneGap: number; readyMs: number; idealSpan: number }>;
+    const rows = JSON.parse(readFileSync(jsonPath, 'utf8')) as Array<{
+      shards: number;
+      maxConcurrency: number;
+      scale: number;
+      identifies: number;
+      invalidSessions: number;
+      minLaneGap: number;
+      readyMs: number;
+      idealSpan: number;
+    }>;
     assert.ok(rows.length >= 2);
     for (const r of rows) {
       assert.equal(r.identifies, r.shards);

@@ -35,4 +35,3 @@ export async function rig(simOpts: GatewaySimulatorOptions = {}, scale = SCALE):
     },
   };
 }
-

@@ -30,6 +30,7 @@ export interface Written {
   at: number;
   conn: number;
   op: number;
+  // biome-ignore lint/suspicious/noExplicitAny: payloads of every op, read freely by the assertions
   d: any;
   /** `auth` (IDENTIFY / RESUME, the driver adds the token) or a plain `send`. */
   kind: 'send' | 'auth';

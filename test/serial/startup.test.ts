@@ -61,7 +61,11 @@ async function startup(n: number, mc: number, scale: number, t: { diagnostic(msg
     const gaps = { turn: Infinity, sent: Infinity, read: Infinity };
     for (let lane = 0; lane < mc; lane++) {
       const ids = [...turnAt.keys()].filter((id) => id % mc === lane).sort((a, b) => turnAt.get(a)! - turnAt.get(b)!);
-      assert.deepEqual(ids, [...ids].sort((a, b) => a - b), `lane ${lane} identifies in id order (FIFO)`);
+      assert.deepEqual(
+        ids,
+        [...ids].sort((a, b) => a - b),
+        `lane ${lane} identifies in id order (FIFO)`,
+      );
       for (let i = 1; i < ids.length; i++) {
         const [a, b] = [ids[i - 1]!, ids[i]!];
         gaps.turn = Math.min(gaps.turn, turnAt.get(b)! - turnAt.get(a)!);
@@ -108,4 +112,3 @@ async function startup(n: number, mc: number, scale: number, t: { diagnostic(msg
 test('start-up: 128 shards, max_concurrency 16 (8 windows)', (t) => startup(128, 16, 0.1, t));
 test('start-up: 100 shards, max_concurrency 4 (25 windows)', (t) => startup(100, 4, 0.05, t));
 test('start-up: 100 shards, max_concurrency 1 (100 windows)', (t) => startup(100, 1, 0.03, t));
-
