@@ -166,12 +166,17 @@ export class DeliveryPipeline {
     this.guard(() => this.#out.emitter.emit('ready', { shards: ids.length, elapsed: this.#out.clock.now() - this.#startedAt }));
   }
 
-  /** Deliver one dispatch to the consumer (channels and `dispatch` listeners), past every stage. */
-  deliver(event: DispatchEvent): void {
+  /**
+   * Deliver one dispatch to the consumer (the `shardEvent` stream, channels and `dispatch` listeners), past every
+   * stage. `from`: the shard event it came in as (built when absent, e.g. for the events a reshard releases).
+   */
+  deliver(event: DispatchEvent, from?: ShardEvent): void {
+    const emitter = this.#out.emitter;
+    if (emitter.listenerCount('shardEvent') !== 0) this.guard(() => emitter.emit('shardEvent', from ?? { kind: 'dispatch', shardId: event.shardId, event }));
     for (const ch of this.#channels) ch.push(event);
-    if (this.#out.emitter.listenerCount('dispatch') === 0) return;
+    if (emitter.listenerCount('dispatch') === 0) return;
     try {
-      this.#out.emitter.emit('dispatch', event);
+      emitter.emit('dispatch', event);
     } catch (err) {
       this.shardError(new ShardlineError('LISTENER_ERROR', `a dispatch listener threw: ${(err as Error)?.message ?? String(err)}`, { cause: err }), event.shardId);
     }
@@ -211,8 +216,7 @@ export class DeliveryPipeline {
     if (e.kind === 'dispatch') {
       const stages = this.#stages;
       for (let i = 0; i < stages.length; i++) if (!stages[i]!.admit(e.event)) return;
-      if (emitter.listenerCount('shardEvent') !== 0) this.guard(() => emitter.emit('shardEvent', e));
-      this.deliver(e.event);
+      this.deliver(e.event, e);
       return;
     }
     if (emitter.listenerCount('shardEvent') !== 0) this.guard(() => emitter.emit('shardEvent', e));
