@@ -176,15 +176,15 @@ export class DeliveryPipeline {
 
   /**
    * Deliver one dispatch to the consumer (the `shardEvent` stream, channels and `dispatch` listeners), past every
-   * stage. `streamed`: the stream event it came in (saves building one).
+   * stage. `streamed`: the stream event it came in as (built when absent, e.g. for the events a reshard releases).
    */
   deliver(event: DispatchEvent, streamed?: ShardEvent): void {
     const emitter = this.#out.emitter;
     if (emitter.listenerCount('shardEvent') !== 0) this.stream(streamed ?? { kind: 'dispatch', shardId: event.shardId, event });
     for (const ch of this.#channels) ch.push(event);
-    if (this.#out.emitter.listenerCount('dispatch') === 0) return;
+    if (emitter.listenerCount('dispatch') === 0) return;
     try {
-      this.#out.emitter.emit('dispatch', event);
+      emitter.emit('dispatch', event);
     } catch (err) {
       this.shardError(new ShardlineError('LISTENER_ERROR', `a dispatch listener threw: ${(err as Error)?.message ?? String(err)}`, { cause: err }), event.shardId);
     }
