@@ -10,7 +10,11 @@
  * - a beat the server asked for (op 1) is sent at once and does not touch the zombie bookkeeping, so its ACK
  *   arriving after the next regular beat can never look like a dead connection;
  * - while the shard itself stops reading (consumer back-pressure) a missing ACK says nothing: zombie detection is
- *   suspended, and after the pause the connection gets one interval and a fresh tolerance.
+ *   suspended, and after the pause the connection gets one interval and a fresh tolerance;
+ * - a tick that comes late (the process was stalled: GC, a blocking handler, a starved host) says nothing either:
+ *   the ACK may be unread in the socket, or, with a peer in the same process, not even written yet. It counts like
+ *   a beat with traffic: tolerated up to `lateAckTolerance` times in a row, so a dead connection on a process that
+ *   stalls at every tick is still detected.
  */
 export interface HeartbeatOptions {
   /** Beats tolerated without an ACK while other traffic still arrives. Default 2. */
@@ -67,7 +71,9 @@ export class Heartbeat {
   /** The regular beat is due: beat (and schedule the next one), or the connection is a zombie. */
   tick(now: number): TickResult {
     if (!this.acked && !this.paused) {
-      if (!this.inbound || this.lateBeats >= this.tolerance) {
+      // Late by more than a tenth of the interval (at least 1 s): the process, not the peer, was not keeping time.
+      const late = this.dueAt !== null && now - this.dueAt > Math.max(1000, this.interval / 10);
+      if (!(this.inbound || late) || this.lateBeats >= this.tolerance) {
         this.dueAt = null;
         return 'zombie';
       }

@@ -147,3 +147,22 @@ test('start() on a new connection forgets the old one', () => {
   assert.equal(hb.dueAt, 6000);
   assert.equal(hb.tick(6000), 'beat', 'no ACK was owed on this connection');
 });
+
+test('a late tick (stalled process) is not evidence of a zombie, but a dead connection is still caught', () => {
+  const hb = new Heartbeat();
+  hb.start(40_000, 0, 0);
+  assert.equal(hb.tick(0), 'beat');
+  // on time, no ACK, no traffic: a zombie
+  const onTime = new Heartbeat();
+  onTime.start(40_000, 0, 0);
+  onTime.tick(0);
+  assert.equal(onTime.tick(40_000 + 3_999), 'zombie', 'late by less than a tenth of the interval still judges');
+  // the process stalled: the tick is 5 s late, the ACK may be sitting unread (or, with an in-process peer, unwritten)
+  assert.equal(hb.tick(45_000), 'beat');
+  hb.ack(45_010);
+  assert.equal(hb.tick(85_000), 'beat', 'the ACK came after all');
+  // a dead connection on a process that stalls at every tick: tolerated twice, then a zombie
+  assert.equal(hb.tick(130_000), 'beat');
+  assert.equal(hb.tick(175_000), 'beat');
+  assert.equal(hb.tick(220_000), 'zombie');
+});
