@@ -115,7 +115,10 @@ test('the default queue guards the daily budget from /gateway/bot: spent means a
 // ---- one stream ---------------------------------------------------------------------------------------
 
 test('one stream for every shard: per-shard order kept, bounded with back-pressure, a quiet shard is not starved', async () => {
-  const r = await rig({ shards: 4, maxConcurrency: 4, guilds: 4 });
+  // Slower clock (1 virtual s = 50 real ms): the in-process gateway must compress and send 1500 dispatches and the
+  // heartbeat ACKs queued behind them within two heartbeat intervals, on a machine that may be fully loaded; at
+  // 0.01 that is 0.8 s of real time, and a starved simulator (not the client) made the shard call it a zombie.
+  const r = await rig({ shards: 4, maxConcurrency: 4, guilds: 4 }, 0.05);
   try {
     const cluster = r.cluster({ eventBufferSize: 64, events: ['MESSAGE_CREATE'] });
     const debug: string[] = [];

@@ -58,7 +58,7 @@ async function rig(clusterOpts: Partial<ClusterOptions>, simOpts: GatewaySimulat
     clock,
     workers: 2,
     shards: 4,
-    shardOptions: () => ({ readyTimeout: 3_600_000 }),
+    shardOptions: () => ({ helloTimeout: 3_600_000, readyTimeout: 3_600_000 }),
     ...clusterOpts,
   });
   const logs: string[] = [];

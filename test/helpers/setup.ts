@@ -31,7 +31,9 @@ export async function harness(simOpts: GatewaySimulatorOptions = {}, scale = SCA
     shards,
     logs,
     shard(opts = {}) {
-      const s = new Shard({ token: TOKEN, intents: 1 | 512 | 32768, gatewayUrl: sim.url, clock, ...opts });
+      // Generous handshake timeouts (virtual ms): at this clock speed the defaults are fractions of a real second,
+      // which a loaded machine can miss; a test about them sets its own.
+      const s = new Shard({ token: TOKEN, intents: 1 | 512 | 32768, gatewayUrl: sim.url, clock, helloTimeout: 600_000, readyTimeout: 600_000, ...opts });
       s.on('debug', (e) => logs.push(e.message));
       s.on('error', (e) => logs.push(`${e.name}: ${e.message}`));
       shards.push(s);
