@@ -184,7 +184,11 @@ for (const stage of STAGES) {
   result.status = outcome.code === 0 ? 'ok' : 'FAILED';
   if (outcome.signal) result.notes.push(`killed by ${outcome.signal}`);
   else if (outcome.code !== 0) result.notes.push(`exit code ${outcome.code}`);
-  if (stage.name === 'build' && result.status !== 'ok') distMissing = 'the build failed';
+  if (stage.name === 'build') {
+    // A fresh clone has no dist/ before the build: what counts is whether this build produced one.
+    if (result.status !== 'ok') distMissing = 'the build failed';
+    else distMissing = existsSync(join(ROOT, 'dist', 'index.js')) ? null : 'the build produced no dist/index.js';
+  }
 }
 rmSync(tmp, { recursive: true, force: true });
 
