@@ -10,21 +10,13 @@
  */
 import { ShardCore, type Effect, type ShardCoreOptions, type TimerName } from '../../src/shard-core.js';
 import type { ShardEvent } from '../../src/events.js';
+import { prng } from '../../src/simulator/traffic.js';
 
 export const GATEWAY_URL = 'wss://gateway.test';
 export const RESUME_URL = 'wss://resume.test';
 
-/** mulberry32: a small seeded random in [0, 1). */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** mulberry32: a small seeded random in [0, 1) (the simulator's own). */
+export const seeded = prng;
 
 export interface Written {
   at: number;
