@@ -64,6 +64,12 @@ export class EventChannel<T> implements AsyncIterable<T> {
     return item;
   }
 
+  /** An iterator that is its own async iterable (for `events()`-style APIs: `for await` over it, or call `next()`). */
+  iterator(): AsyncIterableIterator<T> {
+    const it = this[Symbol.asyncIterator]();
+    return Object.assign(it, { [Symbol.asyncIterator]: () => it }) as AsyncIterableIterator<T>;
+  }
+
   [Symbol.asyncIterator](): AsyncIterator<T> {
     return {
       next: () => {

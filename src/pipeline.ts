@@ -112,21 +112,15 @@ export class DeliveryPipeline {
 
   /** A new `events()` iterator (see `Cluster.events()`). */
   events(): AsyncIterableIterator<DispatchEvent> {
-    let full = false;
+    // The channel reports only transitions (full, then drained to half), so each one is one unit of pressure.
     const channel: EventChannel<DispatchEvent> = new EventChannel<DispatchEvent>(
       this.#bufferSize,
-      (isFull) => {
-        if (isFull !== full) {
-          full = isFull;
-          this.#setPressure(isFull ? 1 : -1);
-        }
-      },
+      (full) => this.#setPressure(full ? 1 : -1),
       () => this.#channels.delete(channel),
     );
     if (this.#ended) channel.end();
     else this.#channels.add(channel);
-    const it = channel[Symbol.asyncIterator]();
-    return Object.assign(it, { [Symbol.asyncIterator]: () => it }) as AsyncIterableIterator<DispatchEvent>;
+    return channel.iterator();
   }
 
   /** An input for one shard set: delivered, or (with `divert`) reported to `divert` until promoted. */

@@ -88,8 +88,6 @@ export interface ShardCoreOptions {
   maxQueuedCommands: number;
   resumeOnSessionTimeout: boolean;
   rateLimit: { limit?: number; window?: number; presenceLimit?: number; margin?: number };
-  /** Failed connects to `resume_gateway_url` in a row after which the RESUME goes through the base URL. Default 2. */
-  resumeUrlFailures?: number;
   /** Whether debug lines are wanted right now (besides {@link ShardCore.debugging}); asked only where a line would be built. */
   isDebugging?: () => boolean;
 }
@@ -134,6 +132,9 @@ export interface ShardCounters {
 
 /** Identify / resume / fatal, as data. */
 type Action = 'resume' | 'identify' | 'fatal';
+
+/** Failed connects to `resume_gateway_url` in a row after which the RESUME goes through the base gateway URL. */
+const RESUME_URL_MISSES = 2;
 
 /** Raw bytes kept in a skipped dispatch's error: enough to see what went wrong, bounded. */
 const RAW_ERROR_BYTES = 64 * 1024;
@@ -192,10 +193,6 @@ export class ShardCore {
     }
   }
 
-  get id(): number {
-    return this.o.id;
-  }
-
   get state(): ShardState {
     return this._state;
   }
@@ -213,11 +210,6 @@ export class ShardCore {
   /** The connection id the driver should have open, or null. */
   get connection(): number | null {
     return this.conn?.id ?? null;
-  }
-
-  /** Payloads written in the current rate-limit window. */
-  get windowUsed(): number {
-    return this.limit.used(this.o.now());
   }
 
   // ---- inputs: the user ------------------------------------------------------------------------------
@@ -422,7 +414,7 @@ export class ShardCore {
   // ---- the protocol --------------------------------------------------------------------------------------
 
   private open(cause: StateCause): void {
-    const viaResume = this.resumeUrl !== null && this.sessionId !== null && this.resumeUrlMisses < (this.o.resumeUrlFailures ?? 2);
+    const viaResume = this.resumeUrl !== null && this.sessionId !== null && this.resumeUrlMisses < RESUME_URL_MISSES;
     const resuming = this.sessionId !== null && this.resumeUrl !== null;
     let url: URL;
     try {

@@ -286,21 +286,19 @@ export class Shard extends TypedEmitter<ShardEventMap> {
    */
   connect(): Promise<void> {
     if (this.#core.state === 'ready') return Promise.resolve();
-    if (this.#connecting) {
-      this.#core.connect();
-      this.#drain();
-      return this.#connecting.promise;
+    if (!this.#connecting) {
+      let resolve!: () => void;
+      let reject!: (e: Error) => void;
+      const promise = new Promise<void>((res, rej) => {
+        resolve = res;
+        reject = rej;
+      });
+      this.#connecting = { promise, resolve, reject };
     }
-    let resolve!: () => void;
-    let reject!: (e: Error) => void;
-    const promise = new Promise<void>((res, rej) => {
-      resolve = res;
-      reject = rej;
-    });
-    this.#connecting = { promise, resolve, reject };
-    this.#core.connect();
+    const pending = this.#connecting;
+    this.#core.connect(); // a no-op while a connection is open or opening; hurries a reconnect's back-off
     this.#drain();
-    return promise;
+    return pending.promise;
   }
 
   /**
@@ -309,22 +307,16 @@ export class Shard extends TypedEmitter<ShardEventMap> {
    * The iteration ends when the shard is closed, and throws the {@link GatewayError} of a fatal close.
    */
   events(): AsyncIterableIterator<DispatchEvent> {
-    let full = false;
+    // The channel reports only transitions (full, then drained to half), so each one is one unit of pressure.
     const channel: EventChannel<DispatchEvent> = new EventChannel<DispatchEvent>(
       this.#eventBufferSize,
-      (isFull) => {
-        if (isFull !== full) {
-          full = isFull;
-          this.#setPressure(isFull ? 1 : -1);
-        }
-      },
+      (full) => this.#setPressure(full ? 1 : -1),
       () => this.#channels?.delete(channel),
     );
     const s = this.#core.state;
     if (s === 'closed' || s === 'fatal') channel.end();
     else (this.#channels ??= new Set()).add(channel);
-    const it = channel[Symbol.asyncIterator]();
-    return Object.assign(it, { [Symbol.asyncIterator]: () => it }) as AsyncIterableIterator<DispatchEvent>;
+    return channel.iterator();
   }
 
   /**
