@@ -58,6 +58,45 @@ export class SendError extends ShardlineError {
 }
 
 /**
+ * The gateway refused a request for going too fast (a `RATE_LIMITED` dispatch, today for op 8 member requests).
+ * `retryAfter` is in ms; retry after it, or pass `{ retry: true }` to let the shard wait and retry by itself.
+ */
+export class RateLimitedError extends ShardlineError {
+  /** How long to wait before asking again, in ms. */
+  readonly retryAfter: number;
+  /** The opcode that was rate limited (8: request guild members). */
+  readonly opcode: number;
+  /** The guild the refused request was for, when Discord said. */
+  readonly guildId: string | null;
+  readonly shardId: number | null;
+  constructor(message: string, opts: { retryAfter: number; opcode: number; guildId?: string | null; shardId?: number | null }) {
+    super('RATE_LIMITED', message);
+    this.name = 'RateLimitedError';
+    this.retryAfter = opts.retryAfter;
+    this.opcode = opts.opcode;
+    this.guildId = opts.guildId ?? null;
+    this.shardId = opts.shardId ?? null;
+  }
+}
+
+/**
+ * The gateway (or the REST endpoint that names it) could not be reached before `connect({ timeout })` ran out.
+ * Every attempt was retried with back-off and reported as it happened; `attempts` says how many there were and
+ * `cause` holds the last failure.
+ */
+export class GatewayUnreachableError extends ShardlineError {
+  /** Connect attempts made before giving up. */
+  readonly attempts: number;
+  readonly shardId: number | null;
+  constructor(message: string, opts: { attempts: number; shardId?: number | null; cause?: unknown }) {
+    super('GATEWAY_UNREACHABLE', message, { cause: opts.cause });
+    this.name = 'GatewayUnreachableError';
+    this.attempts = opts.attempts;
+    this.shardId = opts.shardId ?? null;
+  }
+}
+
+/**
  * Remove every occurrence of `secret` (and of `Bot secret`) from a string. Used on every debug line and
  * error message that could echo user input, so the token can never leak.
  */

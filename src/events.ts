@@ -60,6 +60,38 @@ export interface DisconnectedEvent {
   action: 'resume' | 'identify' | 'fatal' | 'closed';
 }
 
+/** Payload of the `rateLimited` event: the gateway refused a request for going too fast. */
+export interface RateLimitedEvent {
+  shardId: number;
+  /** The opcode refused (8: request guild members). */
+  opcode: number;
+  /** Wait this long before asking again, in ms. */
+  retryAfter: number;
+  /** The guild of the refused request, when Discord said. */
+  guildId: string | null;
+  /** The nonce of the refused request, when it had one. */
+  nonce: string | null;
+}
+
+/** Payload of the `guildsReady` event: the guilds READY listed as unavailable have arrived (or the wait ran out). */
+export interface GuildsReadyEvent {
+  /** The shard (on a Cluster's event: -1, the sums over every shard). */
+  shardId: number;
+  /** How many guilds were loaded (received their GUILD_CREATE). */
+  guilds: number;
+  /** Ids still missing when `guildsTimeout` ran out (empty when every guild arrived). */
+  unavailable: string[];
+}
+
+/** Payload of the `silent` event: heartbeats are ACKed but no dispatch arrived for `silentTimeout` ms. */
+export interface SilentEvent {
+  shardId: number;
+  /** Ms since the last dispatch. */
+  since: number;
+  /** Guilds the shard holds. */
+  guilds: number;
+}
+
 /** Map of the shard's events to their listener arguments. */
 export interface ShardEventMap {
   /** Everything the shard reports, as one typed stream (see {@link ShardEvent}). */
@@ -71,6 +103,9 @@ export interface ShardEventMap {
   stateChange: [change: StateChange];
   disconnected: [event: DisconnectedEvent];
   error: [error: Error, shardId: number];
+  rateLimited: [event: RateLimitedEvent];
+  guildsReady: [event: GuildsReadyEvent];
+  silent: [event: SilentEvent];
 }
 
 /** Presence for IDENTIFY and op 3; `status` accepts the plain strings (`'online'`, `'idle'`, `'dnd'`, `'invisible'`). */
@@ -130,6 +165,9 @@ export type ShardEvent =
     }
   | { kind: 'heartbeat'; shardId: number; sequence: number | null; requested: boolean }
   | { kind: 'heartbeatAck'; shardId: number; latency: number | null }
+  | ({ kind: 'rateLimited' } & RateLimitedEvent)
+  | ({ kind: 'guildsReady' } & GuildsReadyEvent)
+  | ({ kind: 'silent' } & SilentEvent)
   | { kind: 'error'; shardId: number; error: Error }
   | { kind: 'debug'; shardId: number; message: string };
 

@@ -12,7 +12,7 @@
  */
 export { Shard, API_VERSION, DEFAULT_GATEWAY_URL, MAX_PAYLOAD_BYTES, type ShardOptions } from './shard.js';
 export { Intents, PrivilegedIntents, AllIntents, AllNonPrivilegedIntents, intentsForEvent, intentsForEvents, intentNames, type IntentName } from './intents.js';
-export { ShardlineError, GatewayError, DecodeError, InflateError, SendError } from './errors.js';
+export { ShardlineError, GatewayError, DecodeError, InflateError, SendError, RateLimitedError, GatewayUnreachableError } from './errors.js';
 export { CLOSE_CODES, isSession, RESUMABLE_CLOSE_CODE, type Session, type ReconnectAction, type DisconnectCause, type CloseCodeRow } from './session.js';
 export { TRANSITIONS, type ShardState } from './state.js';
 export { LocalIdentifyQueue, type IdentifyQueue, type LocalIdentifyQueueOptions } from './queue.js';
@@ -36,6 +36,9 @@ export type {
   ShardEvent,
   StateCause,
   DisconnectKind,
+  RateLimitedEvent,
+  GuildsReadyEvent,
+  SilentEvent,
 } from './events.js';
 export type { ShardCounters } from './shard-core.js';
 export { Cluster, ClusterConnectError, CLUSTER_IDENTIFY_WINDOW, DEFAULT_API_URL, type ClusterOptions, type WorkerRestartOptions } from './cluster.js';
