@@ -6,6 +6,8 @@
  * @packageDocumentation
  */
 import type { Clock } from './clock.js';
+import type { NoncedMemberRequest } from './cluster-commands.js';
+import type { MemberRequest } from './members.js';
 import { ShardGroup } from './cluster-group.js';
 import type { GatewayCommand, ShardBackend, ShardSink, ShardStatus, WorkerExitEvent } from './cluster-status.js';
 import type { IdentifyQueue } from './queue.js';
@@ -114,6 +116,10 @@ export class Placement {
 
   send(id: number, payload: GatewayCommand): Promise<void> {
     return this.#owners.get(id)!.send(id, payload);
+  }
+
+  requestGuildMembers(id: number, request: NoncedMemberRequest): MemberRequest {
+    return this.#owners.get(id)!.requestGuildMembers(id, request);
   }
 
   restart(id: number, resume: boolean): Promise<void> {

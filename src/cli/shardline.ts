@@ -11,14 +11,13 @@
  */
 import { once } from 'node:events';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { GatewayDispatchEvents } from 'discord-api-types/v10';
+import { closestEventName, isKnownEventName, type EventName } from '../event-names.js';
 import { scaledClock, systemClock, type Clock } from '../clock.js';
-import { Cluster, CLUSTER_IDENTIFY_WINDOW, ClusterConnectError, type ClusterOptions } from '../cluster.js';
+import { Cluster, ClusterConnectError, type ClusterOptions } from '../cluster.js';
 import { redact, ShardlineError } from '../errors.js';
 import type { TransportCompression } from '../inflate.js';
 import { AllIntents, Intents, intentNames, intentsForEvent, intentsForEvents, PrivilegedIntents } from '../intents.js';
 import { routeLogs, type LogLevel } from '../logging.js';
-import { LocalIdentifyQueue } from '../queue.js';
 import { attachMetrics } from '../metrics.js';
 import { GatewaySimulator } from '../simulator/index.js';
 import { serveStatus } from '../status-page/server.js';
@@ -64,7 +63,9 @@ Options:
   --intents <names|n>      intents by name, e.g. Guilds,GuildMessages,MessageContent, or as a number
                            (default: the intents --events need, or Guilds)
   --events <types>         dispatch types to print, e.g. MESSAGE_CREATE,GUILD_CREATE (default: all);
-                           others are skipped without being parsed
+                           others are skipped without being parsed; a name this version does not
+                           know is refused (with the closest known one)
+  --extra-events <types>   dispatch types Discord added after this release, printed in addition to --events
   --max-events <n>         exit after printing n dispatches
   --metrics-port <port>    serve Prometheus metrics at http://<host>:<port>/metrics (needs prom-client)
   --status-port <port>     serve the live status page at http://<host>:<port>/
@@ -72,7 +73,8 @@ Options:
   --workers <n>            run the shards in n worker threads (default 0: this thread)
   --compression <c>        zlib-stream (default), zstd-stream or none
   --api-url <url>          REST base for GET /gateway/bot (default https://discord.com/api/v10)
-  --gateway-url <url>      gateway URL (default: the one GET /gateway/bot returns)
+  --gateway-url <url>      gateway URL (default: the one GET /gateway/bot returns); without --api-url no REST
+                           call is made (--shards auto then runs 1 shard)
   --time-scale <x>         run every timer 1/x times faster: only to match a simulator started with the same
                            --time-scale (default 1)
   --log-level <level>      debug, info, warn (default), error or silent
@@ -113,6 +115,7 @@ const RUN_OPTIONS = {
   shards: { type: 'string' },
   intents: { type: 'string' },
   events: { type: 'string' },
+  'extra-events': { type: 'string' },
   'max-events': { type: 'string' },
   'metrics-port': { type: 'string' },
   'status-port': { type: 'string' },
@@ -211,7 +214,6 @@ function envToken(): string | undefined {
   return process.env.DISCORD_TOKEN?.trim().replace(/^Bot\s+/i, '') || undefined;
 }
 
-const KNOWN_EVENTS = new Set<string>(Object.values(GatewayDispatchEvents));
 
 /** "2 of 2 shards failed to start: <cause> (shards 0, 1)", one line per distinct cause. */
 function describeFailures(err: ClusterConnectError, total: number): string {
@@ -241,11 +243,21 @@ async function run(argv: string[]): Promise<number> {
     .map((e) => e.trim().toUpperCase())
     .filter(Boolean);
   if (o.events !== undefined && (!events || events.length === 0)) throw new UsageError('--events names no event type (e.g. --events MESSAGE_CREATE)', 'run');
+  const extraEvents = o['extra-events']
+    ?.split(',')
+    .map((e) => e.trim().toUpperCase())
+    .filter(Boolean);
   for (const e of events ?? []) {
-    if (!KNOWN_EVENTS.has(e)) {
-      const hint = [...KNOWN_EVENTS].find((k) => k.replace(/_/g, '') === e.replace(/_/g, '') || k.startsWith(e.slice(0, 7)));
-      ui.line(`shardline ${c.yellow('warn')} --events ${e} is not a dispatch type this version knows${hint ? ` (did you mean ${hint}?)` : ''}; it is kept in case the gateway sends it`, true);
+    if (!isKnownEventName(e) && !extraEvents?.includes(e)) {
+      const hint = closestEventName(e);
+      throw new UsageError(
+        `--events ${e} is not a dispatch type this version knows${hint ? ` (did you mean ${hint}?)` : ''}; a type Discord added after this release goes in --extra-events ${e}`,
+        'run',
+      );
     }
+  }
+  for (const e of extraEvents ?? []) {
+    if (!/^[A-Z][A-Z0-9_]*$/.test(e)) throw new UsageError(`--extra-events ${e} is not a dispatch name (UPPER_SNAKE_CASE)`, 'run');
   }
   const intents = o.intents !== undefined ? parseIntents(o.intents) : events ? intentsForEvents(events) || Intents.Guilds : Intents.Guilds;
   for (const e of events ?? []) {
@@ -322,18 +334,17 @@ async function run(argv: string[]): Promise<number> {
       // Traffic goes to whichever shards have a live session at each tick.
       if (traffic) stopTraffic = sim.startTraffic({ eventsPerSecond: traffic, mix: 'presences_off' });
     }
-    // With a gateway URL and a shard count there is nothing to ask GET /gateway/bot (unless --api-url is given):
-    // a local identify queue with one lane replaces its session_start_limit.
-    const noRest = o['gateway-url'] !== undefined && typeof shards === 'number' && apiUrl === undefined;
+    // With --gateway-url and no --api-url the cluster makes no REST call (the token goes nowhere else): 'auto' runs
+    // 1 shard, one identify lane.
     const cluster = new Cluster({
       token,
       intents,
       shards,
-      ...(noRest ? { identifyQueue: new LocalIdentifyQueue({ clock, window: CLUSTER_IDENTIFY_WINDOW }) } : {}),
       workers,
       compression,
       clock,
-      ...(events ? { events } : {}),
+      ...(events ? { events: events as EventName[] } : {}),
+      ...(extraEvents ? { extraEvents } : {}),
       ...(apiUrl ? { apiUrl } : {}),
       ...(o['gateway-url'] ? { gatewayUrl: o['gateway-url'] } : {}),
     });

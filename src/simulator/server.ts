@@ -110,6 +110,27 @@ export class GatewaySimulator extends EventEmitter<SimulatorEvents> {
     return this.listenPort;
   }
 
+  /**
+   * What to spread into a `Cluster`'s options to run it against this simulator: the first accepted token, the
+   * gateway and REST URLs (so nothing is asked of discord.com) and the simulator's clock.
+   *
+   * @example
+   * ```ts
+   * const cluster = new Cluster({ ...sim.clusterOptions(), intents: Intents.Guilds });
+   * ```
+   */
+  clusterOptions(): { token: string; gatewayUrl: string; apiUrl: string; clock: Clock } {
+    return { token: this.opts.tokens[0] ?? 'sim-token', gatewayUrl: this.url, apiUrl: this.apiUrl, clock: this.clock };
+  }
+
+  /**
+   * What to spread into a `Shard`'s options to run it against this simulator: the first accepted token, the
+   * gateway URL and the simulator's clock. `new Shard({ ...sim.shardOptions(), intents: Intents.Guilds })`.
+   */
+  shardOptions(): { token: string; gatewayUrl: string; clock: Clock } {
+    return { token: this.opts.tokens[0] ?? 'sim-token', gatewayUrl: this.url, clock: this.clock };
+  }
+
   // ------------------------------------------------------------------ inspection
 
   /** Live connections, optionally of one shard. */

@@ -1,0 +1,127 @@
+/**
+ * The dispatch names shardline knows, and the validation of the `events` / `extraEvents` options: a typo
+ * (`MESSAGE_CRAETE`) throws an {@link UnknownEventError} at construction instead of silently delivering nothing.
+ * @packageDocumentation
+ */
+import { GatewayDispatchEvents } from 'discord-api-types/v10';
+import { UnknownEventError } from './errors.js';
+
+/**
+ * Dispatch types the gateway sends that `discord-api-types` may not list (yet, or ever): accepted in `events`
+ * like the ones it lists. `RATE_LIMITED` is in recent versions; kept here for older ones.
+ */
+export const EXTRA_DISPATCH_TYPES = [
+  'READY_SUPPLEMENTAL',
+  'RATE_LIMITED',
+  'GUILD_APPLICATION_COMMAND_INDEX_UPDATE',
+  'GUILD_JOIN_REQUEST_CREATE',
+  'GUILD_JOIN_REQUEST_UPDATE',
+  'GUILD_JOIN_REQUEST_DELETE',
+] as const;
+
+/**
+ * A dispatch name the `events` option accepts: every type `discord-api-types` knows (as a plain string, e.g.
+ * `'MESSAGE_CREATE'`) plus {@link EXTRA_DISPATCH_TYPES}. A type Discord adds after this release goes in
+ * `extraEvents` instead.
+ */
+export type EventName = `${GatewayDispatchEvents}` | (typeof EXTRA_DISPATCH_TYPES)[number];
+
+/** Every name {@link EventName} admits, at run time. */
+export const KNOWN_EVENT_NAMES: ReadonlySet<string> = new Set<string>([...Object.values(GatewayDispatchEvents), ...EXTRA_DISPATCH_TYPES]);
+
+/** Whether `type` is a dispatch name this version knows (see {@link EventName}). */
+export function isKnownEventName(type: string): type is EventName {
+  return KNOWN_EVENT_NAMES.has(type);
+}
+
+/** The form of a dispatch name: what `extraEvents` accepts without knowing the name. */
+const DISPATCH_NAME = /^[A-Z][A-Z0-9_]*$/;
+
+/** Filters built here, already checked: a shard given one of them (by its cluster) shares it instead of checking again. */
+const checked = new WeakSet<ReadonlySet<string>>();
+
+/**
+ * Check the `events` and `extraEvents` options and build the filter the shards share (null: every type).
+ * Throws an {@link UnknownEventError} for a name of `events` this version does not know (naming the closest known
+ * one) and for a name of `extraEvents` that is not UPPER_SNAKE_CASE.
+ */
+export function resolveEvents(events: Iterable<string> | null | undefined, extraEvents?: Iterable<string> | null): ReadonlySet<string> | null {
+  if (events == null) {
+    if (extraEvents != null) for (const name of iterate(extraEvents, 'extraEvents')) checkForm(name);
+    return null;
+  }
+  if (events instanceof Set && checked.has(events)) return events;
+  const extra = new Set<string>();
+  if (extraEvents != null) {
+    for (const name of iterate(extraEvents, 'extraEvents')) extra.add(checkForm(name));
+  }
+  const out = new Set<string>();
+  for (const name of iterate(events, 'events')) {
+    if (typeof name !== 'string') throw new UnknownEventError(String(name), null, `events must hold dispatch names (strings), got ${typeof name}`);
+    if (!KNOWN_EVENT_NAMES.has(name) && !extra.has(name)) {
+      const suggestion = closestEventName(name);
+      throw new UnknownEventError(
+        name,
+        suggestion,
+        `events: ${JSON.stringify(name)} is not a dispatch type${suggestion ? `; did you mean ${suggestion}?` : ''} (a type Discord added after this release can be listed in extraEvents)`,
+      );
+    }
+    out.add(name);
+  }
+  for (const name of extra) out.add(name);
+  checked.add(out);
+  return out;
+}
+
+function checkForm(name: unknown): string {
+  if (typeof name !== 'string' || !DISPATCH_NAME.test(name)) {
+    throw new UnknownEventError(String(name), null, `extraEvents: ${JSON.stringify(name)} is not a dispatch name (UPPER_SNAKE_CASE, e.g. GUILD_SOMETHING_NEW)`);
+  }
+  return name;
+}
+
+function iterate(value: Iterable<string>, option: string): Iterable<string> {
+  if (typeof value === 'string' || typeof (value as { [Symbol.iterator]?: unknown })?.[Symbol.iterator] !== 'function') {
+    throw new UnknownEventError(String(value), null, `${option} must be an array (or other iterable) of dispatch names, e.g. ['MESSAGE_CREATE'], got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+/** The known dispatch name closest to `name` (edit distance, adjacent swaps counting one), or null when none is near. */
+export function closestEventName(name: string): string | null {
+  const wanted = name.toUpperCase().replace(/[\s-]/g, '_');
+  if (KNOWN_EVENT_NAMES.has(wanted)) return wanted;
+  let best: string | null = null;
+  let bestDistance = Infinity;
+  for (const known of KNOWN_EVENT_NAMES) {
+    const d = editDistance(wanted, known, bestDistance);
+    if (d < bestDistance || (d === bestDistance && best !== null && known < best)) {
+      best = known;
+      bestDistance = d;
+    }
+  }
+  // Far from everything (more than a third of the name differs): a guess would mislead.
+  return best !== null && bestDistance <= Math.max(2, Math.ceil(wanted.length / 3)) ? best : null;
+}
+
+/** Optimal string alignment distance (Levenshtein plus adjacent transpositions); stops early past `limit`. */
+export function editDistance(a: string, b: string, limit = Infinity): number {
+  if (Math.abs(a.length - b.length) > limit) return Infinity;
+  let prev2: number[] = [];
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    let rowMin = i;
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let v = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) v = Math.min(v, prev2[j - 2]! + 1);
+      cur.push(v);
+      if (v < rowMin) rowMin = v;
+    }
+    if (rowMin > limit) return Infinity;
+    prev2 = prev;
+    prev = cur;
+  }
+  return prev[b.length]!;
+}
