@@ -283,6 +283,7 @@ export class Cluster extends TypedEmitter<ClusterEventMap> {
     const request = memberRequestData(guild, options);
     let shardId = -1;
     try {
+      if (this.closing) throw new ShardlineError('CLUSTER_CLOSED', 'the cluster is closed');
       shardId = this.shardIdFor(request.guild_id);
     } catch (err) {
       return failedMemberRequest(request.nonce ?? 'unsent', this.clock, err as Error);

@@ -5,6 +5,7 @@
  */
 import { GatewayDispatchEvents } from 'discord-api-types/v10';
 import { UnknownEventError } from './errors.js';
+import type { DispatchEvent, KnownDispatchEvent, UnknownDispatchEvent } from './events.js';
 
 /**
  * Dispatch types the gateway sends that `discord-api-types` may not list (yet, or ever): accepted in `events`
@@ -32,6 +33,26 @@ export const KNOWN_EVENT_NAMES: ReadonlySet<string> = new Set<string>([...Object
 /** Whether `type` is a dispatch name this version knows (see {@link EventName}). */
 export function isKnownEventName(type: string): type is EventName {
   return KNOWN_EVENT_NAMES.has(type);
+}
+
+const TYPED = new Set<string>(Object.values(GatewayDispatchEvents));
+
+/**
+ * Whether a dispatch is of a type `discord-api-types` knows (its `data` is typed by `type`); false for the
+ * {@link UnknownDispatchEvent} variant (`READY_SUPPLEMENTAL`, a type Discord added after this release).
+ *
+ * @example
+ * ```ts
+ * shard.on('dispatch', (e) => {
+ *   if (!isKnownDispatch(e)) {
+ *     const unknown: UnknownDispatchEvent = e;
+ *     console.log('untyped dispatch', unknown.type, unknown.data);
+ *   }
+ * });
+ * ```
+ */
+export function isKnownDispatch(e: DispatchEvent): e is KnownDispatchEvent {
+  return TYPED.has(e.type);
 }
 
 /** The form of a dispatch name: what `extraEvents` accepts without knowing the name. */

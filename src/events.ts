@@ -30,13 +30,13 @@ export interface UnknownDispatchEvent {
  * string except the known names", so comparing `e.type` with a known name keeps the unknown variant in the
  * narrowed type, and an `unknown` there would erase the typed `data` of every known branch. `never` vanishes from
  * that union instead. In a branch for a type this version does not know, treat `data` as unknown: assign the event
- * to an `UnknownDispatchEvent` or check the shape before use (`isKnownEventName(e.type)` tells them apart).
+ * to an `UnknownDispatchEvent` or check the shape before use (`isKnownDispatch(e)` tells them apart).
  *
  * @example
  * ```ts
  * shard.on('dispatch', (e) => {
  *   if (e.type === 'MESSAGE_CREATE') console.log(e.data.content); // e.data is APIMessage-shaped
- *   else if (!isKnownEventName(e.type)) {
+ *   else if (!isKnownDispatch(e)) {
  *     const unknown: UnknownDispatchEvent = e; // e.g. READY_SUPPLEMENTAL: data is unknown
  *     console.log('new dispatch type', unknown.type, unknown.data);
  *   }

@@ -13,7 +13,7 @@
 export { Shard, API_VERSION, DEFAULT_GATEWAY_URL, MAX_PAYLOAD_BYTES, type ShardOptions } from './shard.js';
 export { Intents, PrivilegedIntents, AllIntents, AllNonPrivilegedIntents, intentsForEvent, intentsForEvents, intentNames, type IntentName } from './intents.js';
 export { ShardlineError, GatewayError, DecodeError, InflateError, SendError, RateLimitedError, GatewayUnreachableError, UnknownEventError } from './errors.js';
-export { EXTRA_DISPATCH_TYPES, KNOWN_EVENT_NAMES, isKnownEventName, type EventName } from './event-names.js';
+export { EXTRA_DISPATCH_TYPES, KNOWN_EVENT_NAMES, isKnownDispatch, isKnownEventName, type EventName } from './event-names.js';
 export { CLOSE_CODES, isSession, RESUMABLE_CLOSE_CODE, type Session, type ReconnectAction, type DisconnectCause, type CloseCodeRow } from './session.js';
 export { TRANSITIONS, type ShardState } from './state.js';
 export { LocalIdentifyQueue, type IdentifyQueue, type LocalIdentifyQueueOptions } from './queue.js';
