@@ -4,20 +4,18 @@
  * ({@link RemoteCommands}), and the pure helpers the cluster routes them with.
  * @packageDocumentation
  */
-import type { GatewayRequestGuildMembersData, GatewayVoiceStateUpdateData } from 'discord-api-types/v10';
+import type { GatewayRequestGuildMembersData, GatewayRequestGuildMembersDataWithQuery, GatewayRequestGuildMembersDataWithUserIds, GatewayVoiceStateUpdateData } from 'discord-api-types/v10';
 import type { Clock } from './clock.js';
 import type { GatewayCommand } from './cluster-status.js';
 import { ShardlineError } from './errors.js';
 import { MemberRequest } from './members.js';
-
-type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
 /**
  * What to ask for in `cluster.requestGuildMembers(guildId, options)`: the fields of a Request Guild Members (op 8)
  * besides `guild_id` — `{ query, limit }` or `{ user_ids }`, and `presences`, `nonce`. Default `{ query: '', limit: 0 }`:
  * every member (needs the GuildMembers intent).
  */
-export type MemberRequestOptions = DistributiveOmit<GatewayRequestGuildMembersData, 'guild_id'>;
+export type MemberRequestOptions = Omit<GatewayRequestGuildMembersDataWithQuery, 'guild_id'> | Omit<GatewayRequestGuildMembersDataWithUserIds, 'guild_id'>;
 
 /** The fields of a Voice State Update (op 4) besides `guild_id`: `{ channel_id, self_mute, self_deaf }`. */
 export type VoiceStateOptions = Omit<GatewayVoiceStateUpdateData, 'guild_id'>;

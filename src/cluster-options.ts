@@ -49,8 +49,8 @@ export interface ClusterOptions {
   shards?: 'auto' | number | { ids: number[]; total: number };
   /**
    * Gateway URL. Default: the `url` from `GET /gateway/bot`. Setting it without `apiUrl` means the cluster makes no
-   * REST call at all (the token goes only to the hosts you configured): `GET /gateway/bot` is skipped, `shards:
-   * 'auto'` runs 1 shard, identifies use one lane (`max_concurrency` 1) without a daily budget, and a cluster
+   * REST call at all (the token goes only to the hosts you configured): `GET /gateway/bot` is skipped,
+   * `shards: 'auto'` runs 1 shard, identifies use one lane (`max_concurrency` 1) without a daily budget, and a cluster
    * `debug` line says so. Pass `shards` (and `apiUrl` or an `identifyQueue` for more lanes) when that is not right.
    */
   gatewayUrl?: string;

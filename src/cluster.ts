@@ -10,7 +10,7 @@ import { inspect, type InspectOptionsStylized } from 'node:util';
 import { systemClock, type Clock } from './clock.js';
 import type { ClusterEventMap, ClusterProgress, ClusterShard, IdentifyStatus, GatewayCommand, ShardSink, ShardStatus, WorkerExitEvent } from './cluster-status.js';
 import { TypedEmitter } from './emitter.js';
-import { allOrReport, byShard, failedMemberRequest, memberRequestData, voiceStateData, type MemberRequestOptions, type RemoteCommands, type VoiceStateOptions } from './cluster-commands.js';
+import { allOrReport, byShard, failedMemberRequest, memberRequestData, voiceStateData, type MemberRequestOptions, type VoiceStateOptions } from './cluster-commands.js';
 import { ShardlineError, redact } from './errors.js';
 import { resolveEvents, type EventName } from './event-names.js';
 import type { GatewayRequestGuildMembersData, GatewayVoiceStateUpdateData } from 'discord-api-types/v10';
@@ -31,7 +31,6 @@ import { ReshardPolicy, Resharder, type AutoReshardOptions, type GatewayBotInfo,
 
 export { ClusterConnectError } from './scheduler.js';
 export { CLUSTER_IDENTIFY_WINDOW, DEFAULT_API_URL, type ClusterOptions, type WorkerRestartOptions } from './cluster-options.js';
-export type { MemberRequestOptions, RemoteCommands, VoiceStateOptions, NoncedMemberRequest } from './cluster-commands.js';
 
 /**
  * Many shards, one event stream: fetches the recommended shard count and identify limits, starts every shard
@@ -278,6 +277,7 @@ export class Cluster extends TypedEmitter<ClusterEventMap> {
    * ```
    */
   requestGuildMembers(guildId: string | bigint, options?: MemberRequestOptions): MemberRequest;
+  /** The same with a full Request Guild Members payload (`{ guild_id, query, limit }` or `{ guild_id, user_ids }`, ...). */
   requestGuildMembers(request: GatewayRequestGuildMembersData): MemberRequest;
   requestGuildMembers(guild: string | bigint | GatewayRequestGuildMembersData, options?: MemberRequestOptions): MemberRequest {
     const request = memberRequestData(guild, options);
@@ -304,7 +304,7 @@ export class Cluster extends TypedEmitter<ClusterEventMap> {
 
   /**
    * Join, move or leave a voice channel (op 4) through the shard that owns the guild, wherever it runs (as
-   * {@link Cluster.requestGuildMembers}). Resolves once sent.
+   * `requestGuildMembers()`). Resolves once sent.
    *
    * @example
    * ```ts
@@ -313,6 +313,7 @@ export class Cluster extends TypedEmitter<ClusterEventMap> {
    * ```
    */
   updateVoiceState(guildId: string | bigint, state: VoiceStateOptions): Promise<void>;
+  /** The same with a full Voice State Update payload (`{ guild_id, channel_id, self_mute, self_deaf }`). */
   updateVoiceState(state: GatewayVoiceStateUpdateData): Promise<void>;
   async updateVoiceState(guild: string | bigint | GatewayVoiceStateUpdateData, state?: VoiceStateOptions): Promise<void> {
     const d = voiceStateData(guild, state);

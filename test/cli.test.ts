@@ -86,6 +86,11 @@ test('bad usage: exit 2, one line saying what to fix, no stack trace, never the 
       ['run', '--simulator', '--events', 'MESSAGE_CREATE', '--intents', 'Guilds'],
       /--events MESSAGE_CREATE needs the GuildMessages or DirectMessages intent, which --intents lacks: add it \(e\.g\. --intents Guilds,GuildMessages\)/,
     ],
+    [
+      ['run', '--simulator', '--events', 'MESSAGE_CRAETE'],
+      /--events MESSAGE_CRAETE is not a dispatch type this version knows \(did you mean MESSAGE_CREATE\?\); a type Discord added after this release goes in --extra-events MESSAGE_CRAETE/,
+    ],
+    [['run', '--simulator', '--events', 'MESSAGE_CREATE', '--extra-events', 'not-a-name'], /--extra-events NOT-A-NAME is not a dispatch name/],
     [['run', '--simulator', '--compression', 'gzip'], /--compression must be zlib-stream, zstd-stream or none/],
     [['run', '--traffic', '5'], /--traffic and --sim-guilds only apply with --simulator/],
     [['frobnicate'], /unknown command 'frobnicate'/],

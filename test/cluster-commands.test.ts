@@ -10,7 +10,6 @@ import { Cluster } from '../src/cluster.js';
 import { byShard, memberRequestData, voiceStateData } from '../src/cluster-commands.js';
 import { ShardlineError } from '../src/errors.js';
 import type { DispatchEvent, GuildMembersChunk, ShardEvent } from '../src/events.js';
-import type { ReceivedPayload } from '../src/simulator/types.js';
 import { INTENTS, rig } from './helpers/cluster-rig.js';
 import { failOnUnhandledRejections, harness, until } from './helpers/setup.js';
 
@@ -33,10 +32,13 @@ test('routing helpers: op 8 / op 4 payloads from (guildId, options), guilds grou
     (e: unknown) => e instanceof ShardlineError && e.code === 'INVALID_OPTION',
   );
   const groups = byShard(['10', '11', '12', '13', '14'], (g) => Number(g) % 2);
-  assert.deepEqual([...groups], [
-    [0, ['10', '12', '14']],
-    [1, ['11', '13']],
-  ]);
+  assert.deepEqual(
+    [...groups],
+    [
+      [0, ['10', '12', '14']],
+      [1, ['11', '13']],
+    ],
+  );
 });
 
 for (const workers of [0, 2]) {
@@ -49,7 +51,7 @@ for (const workers of [0, 2]) {
       const dispatches: DispatchEvent[] = [];
       cluster.on('dispatch', (e) => dispatches.push(e));
       await cluster.connect();
-      const ops: ReceivedPayload[] = [];
+      const ops: { op: number; shardId: number | null; d: unknown }[] = [];
       r.sim.on('payload', (p) => {
         if (p.op !== 1) ops.push(p);
       });
@@ -96,10 +98,7 @@ for (const workers of [0, 2]) {
       );
 
       // failures reject the request instead of hanging
-      await assert.rejects(
-        Promise.resolve(cluster.requestGuildMembers('not-a-snowflake')),
-        (e: unknown) => e instanceof ShardlineError && e.code === 'INVALID_SNOWFLAKE',
-      );
+      await assert.rejects(Promise.resolve(cluster.requestGuildMembers('not-a-snowflake')), (e: unknown) => e instanceof ShardlineError && e.code === 'INVALID_SNOWFLAKE');
       await assert.rejects(cluster.updateVoiceState('nope', { channel_id: null, self_mute: false, self_deaf: false }), (e: unknown) => e instanceof ShardlineError && e.code === 'INVALID_SNOWFLAKE');
       await cluster.close();
       await assert.rejects(Promise.resolve(cluster.requestGuildMembers(on(0)[0]!)), (e: unknown) => e instanceof ShardlineError && e.code === 'CLUSTER_CLOSED');
@@ -159,7 +158,7 @@ test('token safety: with gatewayUrl and no apiUrl the cluster makes no REST call
   const r = await rig({ shards: 1, guilds: 2 });
   const realFetch = globalThis.fetch;
   const calls: string[] = [];
-  globalThis.fetch = ((input: RequestInfo | URL, init?: RequestInit) => {
+  globalThis.fetch = ((input: string | URL | Request, init?: RequestInit) => {
     calls.push(String(input instanceof Request ? input.url : input));
     return realFetch(input, init);
   }) as typeof fetch;
@@ -171,7 +170,10 @@ test('token safety: with gatewayUrl and no apiUrl the cluster makes no REST call
     await cluster.connect();
     assert.equal(cluster.total, 1);
     assert.equal(cluster.status()[0]!.state, 'ready');
-    assert.ok(debug.some((m) => /GET \/gateway\/bot skipped/.test(m)), debug.join('\n'));
+    assert.ok(
+      debug.some((m) => /GET \/gateway\/bot skipped/.test(m)),
+      debug.join('\n'),
+    );
     // a reshard that needs /gateway/bot refuses instead of asking discord.com
     await assert.rejects(cluster.reshard(), (e: unknown) => e instanceof ShardlineError && e.code === 'RESHARD_FAILED' && /apiUrl/.test(e.message));
     assert.deepEqual(calls, [], 'no fetch at all');

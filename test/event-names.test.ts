@@ -39,7 +39,10 @@ test('a typo throws at construction, a TypeError with the code, naming the neare
   assert.throws(() => resolveEvents(['message_create']), unknownEvent('message_create', 'MESSAGE_CREATE'));
   assert.throws(() => resolveEvents(['TOTALLY_UNRELATED_THING_XYZ']), unknownEvent('TOTALLY_UNRELATED_THING_XYZ', null));
   // the wrong shape is refused too, not iterated character by character
-  assert.throws(() => resolveEvents('MESSAGE_CREATE' as unknown as string[]), (e: unknown) => e instanceof UnknownEventError && /array/.test(e.message));
+  assert.throws(
+    () => resolveEvents('MESSAGE_CREATE' as unknown as string[]),
+    (e: unknown) => e instanceof UnknownEventError && /array/.test(e.message),
+  );
   // the error is not a ShardlineError (it is a TypeError) but carries the same kind of stable code
   assert.ok(!(new UnknownEventError('X', null, 'x') instanceof ShardlineError));
 });

@@ -214,7 +214,6 @@ function envToken(): string | undefined {
   return process.env.DISCORD_TOKEN?.trim().replace(/^Bot\s+/i, '') || undefined;
 }
 
-
 /** "2 of 2 shards failed to start: <cause> (shards 0, 1)", one line per distinct cause. */
 function describeFailures(err: ClusterConnectError, total: number): string {
   const byCause = new Map<string, number[]>();
