@@ -7,6 +7,7 @@
  */
 import type { Clock } from './clock.js';
 import type { NoncedMemberRequest } from './cluster-commands.js';
+import { resolveEvents } from './event-names.js';
 import type { MemberRequest } from './members.js';
 import { ShardGroup } from './cluster-group.js';
 import type { GatewayCommand, ShardBackend, ShardSink, ShardStatus, WorkerExitEvent } from './cluster-status.js';
@@ -54,7 +55,11 @@ export class Placement {
         for (let w = 0; w < workers; w++) {
           const mine = ids.filter((_, k) => k % workers === w);
           const shardOptions: Record<number, Partial<ShardOptions>> = {};
-          for (const id of mine) shardOptions[id] = cloneableShardOptions(o.shardOptions(id));
+          for (const id of mine) {
+            const full = o.shardOptions(id);
+            resolveEvents(full.events, full.extraEvents); // a bad per-shard `events` throws here, not in the worker
+            shardOptions[id] = cloneableShardOptions(full);
+          }
           const host = new WorkerHost({ index: w, ids: mine, shardOptions, clockScale: o.clock.scale }, o.sink, o.queue, {
             clock: o.clock,
             restart: o.restart,

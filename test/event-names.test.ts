@@ -98,3 +98,18 @@ test('types: events takes only known names; narrowing on a known type keeps type
   const typo: ShardOptions['events'] = ['MESSAGE_CRAETE'];
   assert.ok(ok && typo);
 });
+
+test('a bad per-shard events override (shardOptions) is refused on the main thread in worker mode too, before any thread starts', async () => {
+  for (const workers of [0, 1]) {
+    const cluster = new Cluster({
+      token: TOKEN,
+      intents: 1,
+      shards: 1,
+      gatewayUrl: 'ws://127.0.0.1:9',
+      workers,
+      shardOptions: () => ({ events: ['GUILD_CRATE' as EventName] }),
+    });
+    await assert.rejects(cluster.connect(), unknownEvent('GUILD_CRATE', 'GUILD_CREATE'));
+    await cluster.close();
+  }
+});
