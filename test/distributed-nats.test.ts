@@ -257,6 +257,13 @@ test('cluster commands across processes: members, voice, soundboard and presence
     // nobody serves shard 1 any more: the request rejects with NO_SHARD_OWNER instead of waiting
     await servers[1]!.close();
     await assert.rejects(Promise.resolve(a.requestGuildMembers(g1[0]!, { user_ids: ['1'] })), (e: unknown) => e instanceof ShardlineError && e.code === 'NO_SHARD_OWNER');
+    // a request still waiting (a guild of shard 0 the gateway does not know: never answered) ends when its broker closes
+    const b = clusters[1]!;
+    const pending = b.requestGuildMembers(String(2n << 22n), { user_ids: ['1'] });
+    assert.equal(b.shardIdFor(String(2n << 22n)), 0);
+    await until(() => ops.some((o) => o.op === 8 && o.shardId === 0), 'the pending request at the gateway');
+    await brokers[1]!.close();
+    await assert.rejects(Promise.resolve(pending), (e: unknown) => e instanceof ShardlineError && e.code === 'BROKER_CLOSED');
   } finally {
     await Promise.all(brokers.map((b) => b.close()));
     await r.stop();

@@ -437,7 +437,17 @@ export class NatsBroker extends TypedEmitter<NatsBrokerEvents> {
 
   private remoteMembers(shardId: number, request: NoncedMemberRequest, timeout: number): MemberRequest {
     let sub: { unsubscribe(): void } | null = null;
-    const req = new MemberRequest(request.nonce, systemClock, timeout, () => sub?.unsubscribe());
+    const req = new MemberRequest(request.nonce, systemClock, timeout, () => {
+      this.closers.delete(closer);
+      try {
+        sub?.unsubscribe();
+      } catch {
+        // the connection is already closed: so is the subscription
+      }
+    });
+    // Closing the broker ends the request at once (its timer and subscription must not outlive the broker).
+    const closer = async () => req.fail(new ShardlineError('BROKER_CLOSED', `the broker was closed before member request ${request.nonce} was answered`));
+    this.closers.add(closer);
     try {
       this.assertOpen();
       const inbox = this.mods.nats.createInbox();
