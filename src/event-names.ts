@@ -3,7 +3,8 @@
  * (`MESSAGE_CRAETE`) throws an {@link UnknownEventError} at construction instead of silently delivering nothing.
  * @packageDocumentation
  */
-import { GatewayDispatchEvents } from 'discord-api-types/v10';
+import { createRequire } from 'node:module';
+import type { GatewayDispatchEvents } from 'discord-api-types/v10';
 import { UnknownEventError } from './errors.js';
 import type { DispatchEvent, KnownDispatchEvent, UnknownDispatchEvent } from './events.js';
 
@@ -27,15 +28,122 @@ export const EXTRA_DISPATCH_TYPES = [
  */
 export type EventName = `${GatewayDispatchEvents}` | (typeof EXTRA_DISPATCH_TYPES)[number];
 
-/** Every name {@link EventName} admits, at run time. */
-export const KNOWN_EVENT_NAMES: ReadonlySet<string> = new Set<string>([...Object.values(GatewayDispatchEvents), ...EXTRA_DISPATCH_TYPES]);
+/**
+ * `GatewayDispatchEvents` of `discord-api-types` 0.38.57, as plain strings: loading that package at run time costs
+ * more than the rest of shardline, so it is loaded only when a name is missing here (a newer version may know more;
+ * see `typedNames`). test/event-names.test.ts fails when the installed version adds a name, to update this list.
+ */
+export const TYPED_AT_RELEASE: readonly string[] = [
+  'APPLICATION_COMMAND_PERMISSIONS_UPDATE',
+  'AUTO_MODERATION_ACTION_EXECUTION',
+  'AUTO_MODERATION_RULE_CREATE',
+  'AUTO_MODERATION_RULE_DELETE',
+  'AUTO_MODERATION_RULE_UPDATE',
+  'CHANNEL_CREATE',
+  'CHANNEL_DELETE',
+  'CHANNEL_INFO',
+  'CHANNEL_PINS_UPDATE',
+  'CHANNEL_UPDATE',
+  'ENTITLEMENT_CREATE',
+  'ENTITLEMENT_DELETE',
+  'ENTITLEMENT_UPDATE',
+  'GUILD_AUDIT_LOG_ENTRY_CREATE',
+  'GUILD_BAN_ADD',
+  'GUILD_BAN_REMOVE',
+  'GUILD_CREATE',
+  'GUILD_DELETE',
+  'GUILD_EMOJIS_UPDATE',
+  'GUILD_INTEGRATIONS_UPDATE',
+  'GUILD_MEMBER_ADD',
+  'GUILD_MEMBER_REMOVE',
+  'GUILD_MEMBERS_CHUNK',
+  'GUILD_MEMBER_UPDATE',
+  'GUILD_ROLE_CREATE',
+  'GUILD_ROLE_DELETE',
+  'GUILD_ROLE_UPDATE',
+  'GUILD_SCHEDULED_EVENT_CREATE',
+  'GUILD_SCHEDULED_EVENT_DELETE',
+  'GUILD_SCHEDULED_EVENT_UPDATE',
+  'GUILD_SCHEDULED_EVENT_USER_ADD',
+  'GUILD_SCHEDULED_EVENT_USER_REMOVE',
+  'GUILD_SOUNDBOARD_SOUND_CREATE',
+  'GUILD_SOUNDBOARD_SOUND_DELETE',
+  'GUILD_SOUNDBOARD_SOUNDS_UPDATE',
+  'GUILD_SOUNDBOARD_SOUND_UPDATE',
+  'SOUNDBOARD_SOUNDS',
+  'GUILD_STICKERS_UPDATE',
+  'GUILD_UPDATE',
+  'INTEGRATION_CREATE',
+  'INTEGRATION_DELETE',
+  'INTEGRATION_UPDATE',
+  'INTERACTION_CREATE',
+  'INVITE_CREATE',
+  'INVITE_DELETE',
+  'MESSAGE_CREATE',
+  'MESSAGE_DELETE',
+  'MESSAGE_DELETE_BULK',
+  'MESSAGE_POLL_VOTE_ADD',
+  'MESSAGE_POLL_VOTE_REMOVE',
+  'MESSAGE_REACTION_ADD',
+  'MESSAGE_REACTION_REMOVE',
+  'MESSAGE_REACTION_REMOVE_ALL',
+  'MESSAGE_REACTION_REMOVE_EMOJI',
+  'MESSAGE_UPDATE',
+  'PRESENCE_UPDATE',
+  'RATE_LIMITED',
+  'READY',
+  'RESUMED',
+  'STAGE_INSTANCE_CREATE',
+  'STAGE_INSTANCE_DELETE',
+  'STAGE_INSTANCE_UPDATE',
+  'SUBSCRIPTION_CREATE',
+  'SUBSCRIPTION_DELETE',
+  'SUBSCRIPTION_UPDATE',
+  'THREAD_CREATE',
+  'THREAD_DELETE',
+  'THREAD_LIST_SYNC',
+  'THREAD_MEMBERS_UPDATE',
+  'THREAD_MEMBER_UPDATE',
+  'THREAD_UPDATE',
+  'TYPING_START',
+  'USER_UPDATE',
+  'VOICE_CHANNEL_EFFECT_SEND',
+  'VOICE_CHANNEL_START_TIME_UPDATE',
+  'VOICE_CHANNEL_STATUS_UPDATE',
+  'VOICE_SERVER_UPDATE',
+  'VOICE_STATE_UPDATE',
+  'WEBHOOKS_UPDATE',
+];
+
+const typed = new Set<string>(TYPED_AT_RELEASE);
+const known = new Set<string>([...TYPED_AT_RELEASE, ...EXTRA_DISPATCH_TYPES]);
+let typedLoaded = false;
+
+/** Every dispatch type `discord-api-types` knows: the list above, completed once from the installed package on a miss. */
+function typedNames(name: string): ReadonlySet<string> {
+  if (!typedLoaded && !typed.has(name)) {
+    typedLoaded = true;
+    try {
+      const gateway = createRequire(import.meta.url)('discord-api-types/gateway/v10') as { GatewayDispatchEvents: Record<string, string> };
+      for (const t of Object.values(gateway.GatewayDispatchEvents)) {
+        typed.add(t);
+        known.add(t);
+      }
+    } catch {
+      // not resolvable (e.g. bundled without it): the list above is what this release knows
+    }
+  }
+  return typed;
+}
+
+/** Every name {@link EventName} admits, at run time (completed from the installed `discord-api-types` once a name is missing). */
+export const KNOWN_EVENT_NAMES: ReadonlySet<string> = known;
 
 /** Whether `type` is a dispatch name this version knows (see {@link EventName}). */
 export function isKnownEventName(type: string): type is EventName {
-  return KNOWN_EVENT_NAMES.has(type);
+  if (!known.has(type)) typedNames(type);
+  return known.has(type);
 }
-
-const TYPED = new Set<string>(Object.values(GatewayDispatchEvents));
 
 /**
  * Whether a dispatch is of a type `discord-api-types` knows (its `data` is typed by `type`); false for the
@@ -52,7 +160,7 @@ const TYPED = new Set<string>(Object.values(GatewayDispatchEvents));
  * ```
  */
 export function isKnownDispatch(e: DispatchEvent): e is KnownDispatchEvent {
-  return TYPED.has(e.type);
+  return typedNames(e.type).has(e.type);
 }
 
 /** The form of a dispatch name: what `extraEvents` accepts without knowing the name. */
@@ -79,7 +187,7 @@ export function resolveEvents(events: Iterable<string> | null | undefined, extra
   const out = new Set<string>();
   for (const name of iterate(events, 'events')) {
     if (typeof name !== 'string') throw new UnknownEventError(String(name), null, `events must hold dispatch names (strings), got ${typeof name}`);
-    if (!KNOWN_EVENT_NAMES.has(name) && !extra.has(name)) {
+    if (!isKnownEventName(name) && !extra.has(name)) {
       const suggestion = closestEventName(name);
       throw new UnknownEventError(
         name,
@@ -111,13 +219,13 @@ function iterate(value: Iterable<string>, option: string): Iterable<string> {
 /** The known dispatch name closest to `name` (edit distance, adjacent swaps counting one), or null when none is near. */
 export function closestEventName(name: string): string | null {
   const wanted = name.toUpperCase().replace(/[\s-]/g, '_');
-  if (KNOWN_EVENT_NAMES.has(wanted)) return wanted;
+  if (isKnownEventName(wanted)) return wanted;
   let best: string | null = null;
   let bestDistance = Infinity;
-  for (const known of KNOWN_EVENT_NAMES) {
-    const d = editDistance(wanted, known, bestDistance);
-    if (d < bestDistance || (d === bestDistance && best !== null && known < best)) {
-      best = known;
+  for (const candidate of known) {
+    const d = editDistance(wanted, candidate, bestDistance);
+    if (d < bestDistance || (d === bestDistance && best !== null && candidate < best)) {
+      best = candidate;
       bestDistance = d;
     }
   }
