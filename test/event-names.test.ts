@@ -12,6 +12,7 @@ import { closestEventName, editDistance, EXTRA_DISPATCH_TYPES, isKnownDispatch, 
 import type { DispatchEvent, UnknownDispatchEvent } from '../src/events.js';
 import { Shard, type ShardOptions } from '../src/shard.js';
 import { cloneableShardOptions } from '../src/worker/host.js';
+import { World } from './helpers/core-harness.js';
 import { TOKEN } from './helpers/setup.js';
 
 const unknownEvent = (name: string, suggestion: string | null) => (err: unknown) => {
@@ -118,4 +119,33 @@ test('a bad per-shard events override (shardOptions) is refused on the main thre
     await assert.rejects(cluster.connect(), unknownEvent('GUILD_CRATE', 'GUILD_CREATE'));
     await cluster.close();
   }
+});
+
+test('core, virtual time: an unknown dispatch type is delivered as { type, data } (no filter, or listed in extraEvents), never an error', () => {
+  const all = World.ready();
+  all.dispatch('READY_SUPPLEMENTAL', { guilds: [], merged_members: [] });
+  all.dispatch('SOMETHING_DISCORD_ADDS_NEXT_YEAR', { x: 1 });
+  assert.deepEqual(
+    all.effectsOf('dispatch').map((e) => [e.event.type, e.event.data as unknown]),
+    [
+      ['READY', all.effectsOf('dispatch')[0]!.event.data],
+      ['READY_SUPPLEMENTAL', { guilds: [], merged_members: [] }],
+      ['SOMETHING_DISCORD_ADDS_NEXT_YEAR', { x: 1 }],
+    ],
+  );
+  assert.deepEqual(
+    all.events.filter((e) => e.kind === 'error' || e.kind === 'disconnected'),
+    [],
+  );
+
+  // with a filter: the listed new type is delivered, another unknown one skipped unparsed like any unwanted type
+  const filtered = World.ready({ core: { events: resolveEvents(['MESSAGE_CREATE'], ['SOMETHING_NEW']) } });
+  filtered.dispatch('SOMETHING_NEW', { y: 2 });
+  filtered.dispatch('SOMETHING_ELSE_NEW', { z: 3 });
+  assert.deepEqual(
+    filtered.effectsOf('dispatch').map((e) => e.event.type),
+    ['SOMETHING_NEW'],
+  );
+  assert.equal(filtered.core.counters.filtered, 1); // SOMETHING_ELSE_NEW, skipped unparsed (READY is parsed anyway)
+  assert.deepEqual(filtered.violations, []);
 });
