@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Cluster } from '../src/cluster.js';
+import { Cluster, workerHosts } from '../src/cluster.js';
 import { byShard, memberRequestData, voiceStateData } from '../src/cluster-commands.js';
 import { ShardlineError } from '../src/errors.js';
 import type { DispatchEvent, GuildMembersChunk, ShardEvent } from '../src/events.js';
@@ -186,6 +186,25 @@ test('token safety: with gatewayUrl and no apiUrl the cluster makes no REST call
     await withApi.close();
   } finally {
     globalThis.fetch = realFetch;
+    await r.stop();
+  }
+});
+
+test('worker threads: a member request waiting when its worker dies rejects with WORKER_EXITED instead of hanging', async () => {
+  const r = await rig({ shards: 1, guilds: 1 });
+  try {
+    const cluster = r.cluster({ shards: 1, workers: 1, workerRestart: false, intents: WITH_MEMBERS, shardOptions: patient });
+    await cluster.connect();
+    let sent = false;
+    r.sim.on('payload', (p) => {
+      if (p.op === 8) sent = true;
+    });
+    // a guild the gateway does not know: the request is never answered
+    const pending = cluster.requestGuildMembers(String(1n << 22n), { user_ids: ['1'] });
+    await until(() => sent, 'the request at the gateway');
+    await workerHosts(cluster)[0]!.terminate();
+    await assert.rejects(Promise.resolve(pending), (e: unknown) => e instanceof ShardlineError && e.code === 'WORKER_EXITED');
+  } finally {
     await r.stop();
   }
 });
