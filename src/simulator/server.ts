@@ -13,6 +13,8 @@ import { generateGuildIds, isSnowflake, shardForGuild } from './fixtures.js';
 import { IdentifyBuckets, SessionStartBudget } from './limits.js';
 import { applyOptions, resolveOptions } from './options.js';
 import type { SimSession } from './session.js';
+import type { SimRest, SimRestRequest } from './rest.js';
+import { createRest, readRestBody, writeRest } from './rest-http.js';
 import { prng, startTraffic } from './traffic.js';
 import type { GatewaySimulatorOptions, ReceivedPayload, ResolvedOptions, SimConnectionInfo, SimRuntimeOptions, SimSessionInfo, SimStats, SimulatorEvents, TrafficOptions } from './types.js';
 
@@ -52,6 +54,7 @@ export class GatewaySimulator extends EventEmitter<SimulatorEvents> {
   private host = '127.0.0.1';
   private listenPort = 0;
   private stopping: Promise<void> | null = null;
+  private readonly rest: SimRest;
 
   private constructor(
     options: GatewaySimulatorOptions,
@@ -63,6 +66,7 @@ export class GatewaySimulator extends EventEmitter<SimulatorEvents> {
     this.guildIds = resolveGuilds(options.guilds, this.opts.shards);
     this.random = prng(this.opts.seed);
     this.core = new SimulatorCore(this.opts, this.clock, this.guildIds, this, () => this.resumeUrl);
+    this.rest = createRest(this, options.rest, this.opts, this.core);
     this.wss = new WebSocketServer({ noServer: true, maxPayload: 1 << 20, perMessageDeflate: false, clientTracking: true });
     server.on('request', (req, res) => this.onHttp(req, res));
     server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => this.onUpgrade(req, socket, head));
@@ -103,7 +107,12 @@ export class GatewaySimulator extends EventEmitter<SimulatorEvents> {
 
   /** `http://host:port/api/v10`. */
   get apiUrl(): string {
-    return `${this.url.replace(/^ws/, 'http')}/api/v10`;
+    return `${this.apiBaseUrl}/v10`;
+  }
+
+  /** `http://host:port/api`: the API root without a version (discord.js `rest.api`, discordeno `proxy.baseUrl`). */
+  get apiBaseUrl(): string {
+    return `${this.url.replace(/^ws/, 'http')}/api`;
   }
 
   get port(): number {
@@ -133,6 +142,11 @@ export class GatewaySimulator extends EventEmitter<SimulatorEvents> {
   /** Client payloads received (last 10 000, tokens redacted), optionally of one shard. */
   received(shardId?: number): ReceivedPayload[] {
     return this.core.received(shardId);
+  }
+
+  /** REST calls received (the last 10 000, oldest first; no token in them): what a bot sent. */
+  restRequests(): SimRestRequest[] {
+    return this.rest.requests();
   }
 
   /** Guild ids routed to `shardId` when the bot runs `total` shards. */
@@ -242,6 +256,7 @@ export class GatewaySimulator extends EventEmitter<SimulatorEvents> {
   /** Change options at run time (connection-level settings apply to new connections). */
   setOptions(partial: SimRuntimeOptions): void {
     applyOptions(this.opts, partial);
+    if (partial.rest !== undefined) this.rest.configure(partial.rest);
     if (partial.identifyWindow !== undefined) this.core.identifyBuckets = new IdentifyBuckets(this.clock, this.opts.identifyWindow);
     if (partial.sessionStartLimit !== undefined) {
       const l = this.opts.sessionStartLimit;
@@ -316,27 +331,9 @@ export class GatewaySimulator extends EventEmitter<SimulatorEvents> {
   }
 
   private onHttp(req: IncomingMessage, res: ServerResponse): void {
-    const send = (status: number, body: unknown): void => {
-      const text = JSON.stringify(body);
-      res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-      res.end(text);
-    };
-    const path = new URL(req.url ?? '/', 'http://sim.invalid').pathname.replace(/\/+$/, '');
-    const m = /^\/api\/v\d+\/gateway(\/bot)?$/.exec(path);
-    if (req.method !== 'GET' || !m) return send(404, { message: '404: Not Found', code: 0 });
-    if (!m[1]) return send(200, { url: this.url });
-    const auth = req.headers.authorization ?? '';
-    const token = auth.startsWith('Bot ') ? auth.slice(4) : null;
-    if (token === null || !this.opts.tokens.includes(token)) return send(401, { message: '401: Unauthorized', code: 0 });
-    send(200, {
-      url: this.url,
-      shards: this.opts.shards,
-      session_start_limit: {
-        total: this.core.budget.total,
-        remaining: this.core.budget.remaining,
-        reset_after: this.core.budget.resetAfter,
-        max_concurrency: this.opts.maxConcurrency,
-      },
+    readRestBody(req, (body) => {
+      if (body === null) return writeRest(res, { status: 413, headers: {}, body: { message: 'Request entity too large', code: 40005 } });
+      writeRest(res, this.rest.handle({ method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers, body }));
     });
   }
 }
