@@ -1,0 +1,184 @@
+// The compatibility matrix: each client library's real client, in its own child process (test/compat/<lib>.mjs),
+// against the simulator. Each logs in and fills its guild cache, answers `!ping N` with `pong N` over REST, sees its
+// own reply (the MESSAGE_CREATE the simulator dispatches for the created message), and keeps doing so after an op 7
+// RECONNECT and after a dropped connection. The children refuse every connection outside loopback (common.mjs), and
+// every request is asserted to have reached the simulator. To add a library, add one line to LIBRARIES.
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { test } from 'node:test';
+import { buildMember, snowflake } from '../src/simulator/fixtures.js';
+import { GatewaySimulator } from '../src/simulator/index.js';
+import { guildChannels } from '../src/simulator/rest-objects.js';
+
+interface CompatCase {
+  /** Name in the results table. */
+  name: string;
+  /** Child script, relative to the repository root. */
+  script: string;
+}
+
+export const LIBRARIES: CompatCase[] = [
+  { name: 'discord.js 14 (default strategy)', script: 'test/compat/discordjs.mjs' },
+  { name: '@discordjs/ws 2 (WebSocketManager)', script: 'test/compat/discordjs-ws.mjs' },
+  { name: 'discordeno 21 (gateway + rest)', script: 'test/compat/discordeno.mjs' },
+  { name: 'Eris 0.18', script: 'test/compat/eris.mjs' },
+  { name: 'Oceanic 1.15', script: 'test/compat/oceanic.mjs' },
+];
+
+const TOKEN = 'sim-compat-token.XXXXXX.not-a-real-token';
+const GUILDS = 3;
+/** Real-time limit of one step (login, a ping round trip, a reconnect); a loaded 2-core machine is slow to start node. */
+const STEP_MS = 20_000;
+
+interface Line {
+  e: string;
+  [k: string]: unknown;
+}
+
+/** A child process speaking the line protocol of test/compat/common.mjs. */
+class Child {
+  readonly lines: Line[] = [];
+  readonly stderr: string[] = [];
+  private waiters = new Set<() => void>();
+  readonly exited: Promise<number | null>;
+
+  constructor(readonly proc: ChildProcess) {
+    createInterface({ input: proc.stdout! }).on('line', (text) => {
+      try {
+        this.lines.push(JSON.parse(text) as Line);
+      } catch {
+        this.stderr.push(`stdout: ${text}`);
+      }
+      for (const w of this.waiters) w();
+    });
+    proc.stderr!.on('data', (d: Buffer) => this.stderr.push(String(d)));
+    this.exited = new Promise((resolve) => proc.once('exit', (code) => resolve(code)));
+  }
+
+  /** Resolve with the first line (from index `from`) that matches, or fail after `ms`. */
+  async waitLine(what: string, match: (l: Line) => boolean, from = 0, ms = STEP_MS): Promise<Line> {
+    const find = () => this.lines.slice(from).find(match);
+    const errors = () => this.lines.filter((l) => l.e === 'error' || l.e === 'violation');
+    let timer: NodeJS.Timeout | undefined;
+    let wake: () => void = () => {};
+    try {
+      return await new Promise<Line>((resolve, reject) => {
+        const check = () => {
+          const hit = find();
+          if (hit) resolve(hit);
+          else if (errors().length > 0) reject(new Error(`${what}: the child reported ${JSON.stringify(errors())}`));
+        };
+        wake = check;
+        this.waiters.add(wake);
+        timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}; lines ${JSON.stringify(this.lines)}; stderr ${this.stderr.join('').slice(-2000)}`)), ms);
+        this.proc.once('exit', (code) => reject(new Error(`the child exited (${code}) while waiting for ${what}; stderr ${this.stderr.join('').slice(-2000)}`)));
+        check();
+      });
+    } finally {
+      clearTimeout(timer);
+      this.waiters.delete(wake);
+    }
+  }
+}
+
+let messageCounter = 0;
+
+/** A `!ping N` from a member of the first guild, as Discord dispatches a user's message. */
+function userMessage(guildId: string, channelId: string, content: string): Record<string, unknown> {
+  const { user, ...member } = buildMember(guildId, 1) as Record<string, unknown>;
+  return {
+    type: 0,
+    tts: false,
+    timestamp: new Date().toISOString(),
+    pinned: false,
+    nonce: String(messageCounter),
+    mentions: [],
+    mention_roles: [],
+    mention_everyone: false,
+    member,
+    id: snowflake(Date.now(), messageCounter++ & 4095, 9),
+    flags: 0,
+    embeds: [],
+    edited_timestamp: null,
+    content,
+    components: [],
+    channel_id: channelId,
+    author: user,
+    attachments: [],
+    guild_id: guildId,
+  };
+}
+
+/** Resolve when shard 0 has a live session again after a disconnect (resumed, or identified anew). */
+function backOnline(sim: GatewaySimulator): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => done(new Error('timed out waiting for the client to resume or re-identify')), STEP_MS);
+    const onResume = (e: { ok: boolean; shardId: number | null }) => e.ok && done(null, 'resumed');
+    const onReady = () => done(null, 're-identified');
+    function done(err: Error | null, how?: string) {
+      clearTimeout(timer);
+      sim.off('resume', onResume);
+      sim.off('ready', onReady);
+      if (err) reject(err);
+      else resolve(how!);
+    }
+    sim.on('resume', onResume);
+    sim.on('ready', onReady);
+  });
+}
+
+for (const lib of LIBRARIES) {
+  test(`compat: ${lib.name}`, { timeout: 120_000 }, async (t) => {
+    const sim = await GatewaySimulator.start({ tokens: [TOKEN], guilds: GUILDS, identifyWindow: 100, heartbeatInterval: 10_000, reconnectCloseDelay: 2000 });
+    const proc = spawn(process.execPath, [lib.script], {
+      cwd: new URL('..', import.meta.url),
+      env: { ...process.env, SIM_WS: sim.url, SIM_API: sim.apiBaseUrl, SIM_PORT: String(sim.port), SIM_TOKEN: TOKEN },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    const child = new Child(proc);
+    const results: string[] = [];
+    try {
+      const ready = await child.waitLine('ready', (l) => l.e === 'ready');
+      assert.equal(ready.guilds, GUILDS, 'guild cache filled');
+      results.push('login + guild cache');
+
+      const guildId = sim.guildIds[0]!;
+      const channelId = guildChannels(guildId).find((c) => c.type === 0)!.id as string;
+      const pingRound = async (n: number) => {
+        const from = child.lines.length;
+        assert.ok(sim.dispatch({ guildId }, 'MESSAGE_CREATE', userMessage(guildId, channelId, `!ping ${n}`)).length > 0, 'a session received !ping');
+        await child.waitLine(`own reply pong ${n}`, (l) => l.e === 'own' && l.content === `pong ${n}`, from);
+        const post = sim.restRequests().find((r) => r.method === 'POST' && r.route === '/channels/:channel_id/messages' && (r.body as { content?: string })?.content === `pong ${n}`);
+        assert.ok(post, `POST pong ${n} reached the simulator`);
+        assert.equal(post.status, 200);
+        assert.equal(post.path, `/channels/${channelId}/messages`);
+      };
+      await pingRound(1);
+      results.push('!ping → pong → own reply');
+
+      const afterOp7 = backOnline(sim);
+      assert.ok(sim.sendReconnect(0));
+      results.push(`op 7: ${await afterOp7}`);
+      await pingRound(2);
+
+      const afterDrop = backOnline(sim);
+      assert.ok(sim.terminate(0));
+      results.push(`dropped connection: ${await afterDrop}`);
+      await pingRound(3);
+
+      const rest = sim.restRequests();
+      assert.ok(rest.length > 0, 'REST requests reached the simulator');
+      for (const r of rest) assert.ok(!JSON.stringify(r).includes(TOKEN), 'the token is not recorded');
+      assert.deepEqual(child.lines.filter((l) => l.e === 'violation' || l.e === 'error'), []);
+      t.diagnostic(`${lib.name}: ${results.join('; ')}; REST ${[...new Set(rest.map((r) => `${r.method} ${r.route ?? r.path}`))].join(', ')}`);
+    } finally {
+      proc.stdin!.end();
+      proc.kill('SIGTERM');
+      const killer = setTimeout(() => proc.kill('SIGKILL'), 5000);
+      await child.exited;
+      clearTimeout(killer);
+      await sim.stop();
+    }
+  });
+}
