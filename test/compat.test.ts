@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { test } from 'node:test';
-import { buildMember, snowflake } from '../src/simulator/fixtures.js';
+import { BOT_USER_ID, buildMember, snowflake } from '../src/simulator/fixtures.js';
 import { GatewaySimulator } from '../src/simulator/index.js';
 import { guildChannels } from '../src/simulator/rest-objects.js';
 
@@ -18,7 +18,7 @@ interface CompatCase {
   script: string;
 }
 
-export const LIBRARIES: CompatCase[] = [
+const LIBRARIES: CompatCase[] = [
   { name: 'discord.js 14 (default strategy)', script: 'test/compat/discordjs.mjs' },
   { name: '@discordjs/ws 2 (WebSocketManager)', script: 'test/compat/discordjs-ws.mjs' },
   { name: 'discordeno 21 (gateway + rest)', script: 'test/compat/discordeno.mjs' },
@@ -26,7 +26,8 @@ export const LIBRARIES: CompatCase[] = [
   { name: 'Oceanic 1.15', script: 'test/compat/oceanic.mjs' },
 ];
 
-const TOKEN = 'sim-compat-token.XXXXXX.not-a-real-token';
+/** Shaped like a real bot token (base64 of the bot's user id first): discordeno reads the bot id out of it. */
+const TOKEN = `${Buffer.from(BOT_USER_ID).toString('base64')}.SIMSIM.compat-not-a-real-token`;
 const GUILDS = 3;
 /** Real-time limit of one step (login, a ping round trip, a reconnect); a loaded 2-core machine is slow to start node. */
 const STEP_MS = 20_000;

@@ -1,0 +1,41 @@
+// discordeno 21: its gateway manager and REST manager, without the bot framework (whose transformers need
+// `desiredProperties`). REST is redirected with the REST manager's `proxy.baseUrl` (discordeno's documented way to
+// put a REST proxy in front of Discord); the gateway URL and shard count come from GET /gateway/bot through it.
+import { emit, env, INTENTS, onStop, replyTo, report } from './common.mjs';
+import { createGatewayManager } from '@discordeno/gateway';
+import { createRestManager } from '@discordeno/rest';
+
+const rest = createRestManager({ token: env.token, proxy: { baseUrl: env.api, authorization: `Bot ${env.token}` } });
+const expected = new Set();
+const guilds = new Set();
+let userId = null;
+let ready = false;
+
+const connection = await rest.getSessionInfo();
+const gateway = createGatewayManager({
+  token: env.token,
+  intents: INTENTS,
+  connection,
+  url: connection.url,
+  totalShards: 1,
+  events: {
+    message(_shard, { t, d }) {
+      if (t === 'READY') {
+        userId = d.user.id;
+        for (const g of d.guilds) expected.add(g.id);
+      } else if (t === 'GUILD_CREATE') {
+        guilds.add(d.id);
+        if (!ready && [...expected].every((id) => guilds.has(id))) {
+          ready = true;
+          emit('ready', { guilds: guilds.size });
+        }
+      } else if (t === 'MESSAGE_CREATE') {
+        const reply = replyTo(d.content);
+        if (reply) rest.sendMessage(d.channelId, { content: reply }).catch(report);
+        else if (d.author.id === userId) emit('own', { content: d.content });
+      }
+    },
+  },
+});
+onStop(() => gateway.shutdown(1000, 'compat test done'));
+gateway.spawnShards().catch(report);
