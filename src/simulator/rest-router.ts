@@ -81,8 +81,9 @@ export interface NormalizedPath {
  * Returns null when a segment is not valid percent-encoding.
  */
 export function normalizeRestPath(rawUrl: string): NormalizedPath | null {
-  const url = new URL(rawUrl, 'http://sim.invalid');
-  const raw = url.pathname.split('/').filter((s) => s.length > 0);
+  const q = rawUrl.indexOf('?');
+  const pathname = q < 0 ? rawUrl : rawUrl.slice(0, q);
+  const raw = pathname.split('/').filter((s) => s.length > 0);
   const segments: string[] = [];
   for (const s of raw) {
     try {
@@ -101,7 +102,7 @@ export function normalizeRestPath(rawUrl: string): NormalizedPath | null {
     }
   }
   const query: Record<string, string> = {};
-  for (const [k, v] of url.searchParams) query[k] = v;
+  if (q >= 0) for (const [k, v] of new URLSearchParams(rawUrl.slice(q + 1))) query[k] = v;
   return { path: `/${segments.join('/')}`, segments, version, query };
 }
 
