@@ -171,7 +171,10 @@ for (const lib of LIBRARIES) {
       const rest = sim.restRequests();
       assert.ok(rest.length > 0, 'REST requests reached the simulator');
       for (const r of rest) assert.ok(!JSON.stringify(r).includes(TOKEN), 'the token is not recorded');
-      assert.deepEqual(child.lines.filter((l) => l.e === 'violation' || l.e === 'error'), []);
+      assert.deepEqual(
+        child.lines.filter((l) => l.e === 'violation' || l.e === 'error'),
+        [],
+      );
       t.diagnostic(`${lib.name}: ${results.join('; ')}; REST ${[...new Set(rest.map((r) => `${r.method} ${r.route ?? r.path}`))].join(', ')}`);
     } finally {
       proc.stdin!.end();

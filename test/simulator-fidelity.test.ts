@@ -130,7 +130,10 @@ test('traffic never re-sends GUILD_CREATE for an available guild, and reaches ev
     assert.ok(oldEvents.length > 100, `${oldEvents.length} events`);
     assert.equal(newEvents.length, oldEvents.length, 'as many events reached each shard set');
     const sortedOld = [...oldEvents].sort();
-    assert.ok([...newEvents].sort().every((e, i) => e === sortedOld[i]), 'the same events reached both shard sets');
+    assert.ok(
+      [...newEvents].sort().every((e, i) => e === sortedOld[i]),
+      'the same events reached both shard sets',
+    );
     for (const m of new0.inbox.filter((x) => x.t === 'MESSAGE_CREATE')) assert.equal(Number((BigInt(m.d.guild_id) >> 22n) % 2n), 0);
   });
 });

@@ -185,7 +185,12 @@ test('SimRest: POST /channels/{id}/messages answers a Discord-shaped message, th
   // multipart (files): payload_json is the body
   const boundary = 'XyZ';
   const multipart = `--${boundary}\r\nContent-Disposition: form-data; name="files[0]"; filename="a.txt"\r\n\r\nhello\r\n--${boundary}\r\nContent-Disposition: form-data; name="payload_json"\r\nContent-Type: application/json\r\n\r\n{"content":"with file"}\r\n--${boundary}--\r\n`;
-  const mp = r.handle({ method: 'POST', url: `/api/v10/channels/${textChannel}/messages`, headers: { authorization: 'Bot tok', 'content-type': `multipart/form-data; boundary=${boundary}` }, body: Buffer.from(multipart) });
+  const mp = r.handle({
+    method: 'POST',
+    url: `/api/v10/channels/${textChannel}/messages`,
+    headers: { authorization: 'Bot tok', 'content-type': `multipart/form-data; boundary=${boundary}` },
+    body: Buffer.from(multipart),
+  });
   assert.equal(mp.status, 200);
   assert.equal((mp.body as { content: string }).content, 'with file');
   assert.deepEqual(r.requests().at(-1)!.body, { content: 'with file', files: ['a.txt'] });
@@ -194,7 +199,10 @@ test('SimRest: POST /channels/{id}/messages answers a Discord-shaped message, th
 test('SimRest: application commands GET / PUT / POST, global and per guild', () => {
   const { call } = rest();
   assert.deepEqual(call('GET', `/applications/${BOT_USER_ID}/commands`).body, []);
-  const put = call('PUT', `/applications/${BOT_USER_ID}/commands`, [{ name: 'ping', description: 'Ping!' }, { name: 'User info', type: 2 }]).body as unknown as Record<string, unknown>[];
+  const put = call('PUT', `/applications/${BOT_USER_ID}/commands`, [
+    { name: 'ping', description: 'Ping!' },
+    { name: 'User info', type: 2 },
+  ]).body as unknown as Record<string, unknown>[];
   assert.equal(put.length, 2);
   assert.equal(put[0]!.application_id, BOT_USER_ID);
   assert.equal(put[0]!.type, 1);
@@ -265,7 +273,11 @@ test('simulator: REST over HTTP; a created message reaches the session holding t
     await waitFor(() => inbox.some((m) => m.t === 'GUILD_CREATE'), 'GUILD_CREATE');
     const guildId = sim.guildsForShard(0, 2)[0]!;
     const channelId = guildChannels(guildId).find((c) => c.type === 0)!.id as string;
-    const res = await fetch(`${sim.apiBaseUrl}/v10/channels/${channelId}/messages`, { method: 'POST', headers: { authorization: 'Bot sim-token', 'content-type': 'application/json' }, body: JSON.stringify({ content: 'pong' }) });
+    const res = await fetch(`${sim.apiBaseUrl}/v10/channels/${channelId}/messages`, {
+      method: 'POST',
+      headers: { authorization: 'Bot sim-token', 'content-type': 'application/json' },
+      body: JSON.stringify({ content: 'pong' }),
+    });
     assert.equal(res.status, 200);
     assert.ok(res.headers.get('x-ratelimit-remaining'));
     const msg = (await res.json()) as { id: string };

@@ -471,7 +471,19 @@ async function simulator(argv: string[]): Promise<number> {
   }
   // Traffic goes to whichever shards have a live session at each tick.
   const stopTraffic = traffic ? sim.startTraffic({ eventsPerSecond: traffic, mix: 'presences_off' }) : () => {};
-  const info = { url: sim.url, apiUrl: sim.apiUrl, apiBaseUrl: sim.apiBaseUrl, gatewayBot: `${sim.apiUrl}/gateway/bot`, rest: !o['no-rest'], tokens, shards, maxConcurrency, guilds, identifyWindow: identifyWindow ?? 5000, timeScale: scale };
+  const info = {
+    url: sim.url,
+    apiUrl: sim.apiUrl,
+    apiBaseUrl: sim.apiBaseUrl,
+    gatewayBot: `${sim.apiUrl}/gateway/bot`,
+    rest: !o['no-rest'],
+    tokens,
+    shards,
+    maxConcurrency,
+    guilds,
+    identifyWindow: identifyWindow ?? 5000,
+    timeScale: scale,
+  };
   if (o.json) process.stdout.write(`${JSON.stringify(info)}\n`);
   else {
     process.stdout.write(

@@ -79,8 +79,7 @@ function error(status: number, message: string, code = 0, errors?: Obj): RestHtt
   return { status, headers: {}, body: errors ? { message, code, errors } : { message, code } };
 }
 const ok = (body: unknown, status = 200): RestHttpResponse => ({ status, headers: {}, body });
-const formError = (field: string, code: string, message: string): RestHttpResponse =>
-  error(400, 'Invalid Form Body', 50035, { [field]: { _errors: [{ code, message }] } });
+const formError = (field: string, code: string, message: string): RestHttpResponse => error(400, 'Invalid Form Body', 50035, { [field]: { _errors: [{ code, message }] } });
 
 /** The REST API of one simulator. */
 export class SimRest {
@@ -145,7 +144,17 @@ export class SimRest {
       return this.route(m.match, norm.query, body);
     })();
     res.headers = { ...limitHeaders, ...res.headers };
-    this.record({ method, path, route, version: norm?.version ?? null, query: norm?.query ?? {}, status: res.status, ...(body !== undefined ? { body } : {}), headers: safeHeaders(req.headers), at: this.host.clock.now() });
+    this.record({
+      method,
+      path,
+      route,
+      version: norm?.version ?? null,
+      query: norm?.query ?? {},
+      status: res.status,
+      ...(body !== undefined ? { body } : {}),
+      headers: safeHeaders(req.headers),
+      at: this.host.clock.now(),
+    });
     return res;
   }
 
@@ -296,7 +305,8 @@ export class SimRest {
 
   private interactionCallback(interactionId: string, query: Record<string, string>, body: unknown): RestHttpResponse {
     if (!isSnowflake(interactionId)) return error(404, 'Unknown interaction', 10062);
-    if (!isObj(body) || typeof body.type !== 'number' || !INTERACTION_CALLBACK_TYPES.has(body.type)) return formError('type', 'BASE_TYPE_CHOICES', 'Value must be one of {1, 4, 5, 6, 7, 8, 9, 10, 12}.');
+    if (!isObj(body) || typeof body.type !== 'number' || !INTERACTION_CALLBACK_TYPES.has(body.type))
+      return formError('type', 'BASE_TYPE_CHOICES', 'Value must be one of {1, 4, 5, 6, 7, 8, 9, 10, 12}.');
     if (this.acked.has(interactionId)) return error(400, 'Interaction has already been acknowledged.', 40060);
     this.acked.add(interactionId);
     if (this.acked.size > ACKED_KEEP) this.acked.delete(this.acked.values().next().value as string);
