@@ -8,7 +8,9 @@ import type { Clock } from '../clock.js';
 
 /** A request budget: `limit` requests per `window` virtual ms. */
 export interface RestLimit {
+  /** Requests allowed per window. */
   limit: number;
+  /** Window length in virtual ms (starts at the first request of a bucket). */
   window: number;
 }
 

@@ -24,6 +24,7 @@ export interface SimRestOptions {
 
 /** One REST call, as recorded by `sim.restRequests()`. The bot token never appears in it. */
 export interface SimRestRequest {
+  /** HTTP method, upper case. */
   method: string;
   /** Normalised path: no `/api[/v{n}]` prefix, percent-decoded, e.g. `/channels/123/messages`. */
   path: string;
@@ -31,7 +32,9 @@ export interface SimRestRequest {
   route: string | null;
   /** API version of the prefix (`/api/v10` → 10), null without one. */
   version: number | null;
+  /** Query parameters. */
   query: Record<string, string>;
+  /** Status code of the answer. */
   status: number;
   /** Parsed JSON body (`payload_json` of a multipart body), or the text when it is not JSON. */
   body?: unknown;

@@ -1,5 +1,5 @@
 /**
- * {@link GatewaySimulator}: a real `ws` gateway plus `GET /api/v10/gateway[/bot]` on one loopback port.
+ * {@link GatewaySimulator}: a real `ws` gateway plus a Discord-shaped REST API (src/simulator/rest.ts) on one loopback port.
  * @packageDocumentation
  */
 import { EventEmitter } from 'node:events';
@@ -144,7 +144,19 @@ export class GatewaySimulator extends EventEmitter<SimulatorEvents> {
     return this.core.received(shardId);
   }
 
-  /** REST calls received (the last 10 000, oldest first; no token in them): what a bot sent. */
+  /**
+   * REST calls received (the last 10 000, oldest first; no token in them): what a bot sent. Each call is also
+   * emitted as a `rest` event.
+   *
+   * @example Assert that a bot answered `!ping` over REST
+   * ```ts
+   * // discord.js: new Client({ intents, rest: { api: sim.apiBaseUrl } }) logs in with a token the simulator accepts
+   * sim.dispatch({ guildId }, 'MESSAGE_CREATE', { ...userMessage, content: '!ping' });
+   * // ... once the bot replied:
+   * const post = sim.restRequests().find((r) => r.route === '/channels/:channel_id/messages');
+   * assert.equal((post?.body as { content: string }).content, 'pong');
+   * ```
+   */
   restRequests(): SimRestRequest[] {
     return this.rest.requests();
   }
