@@ -139,6 +139,8 @@ for (const lib of LIBRARIES) {
     });
     const child = new Child(proc);
     const results: string[] = [];
+    const identifies: string[] = [];
+    sim.on('identify', (e) => identifies.push(`${e.accepted ? 'accepted' : `refused (${e.reason})`}, compress ${JSON.stringify(e.payload.compress)}`));
     try {
       const ready = await child.waitLine('ready', (l) => l.e === 'ready');
       assert.equal(ready.guilds, GUILDS, 'guild cache filled');
@@ -175,7 +177,8 @@ for (const lib of LIBRARIES) {
         child.lines.filter((l) => l.e === 'violation' || l.e === 'error'),
         [],
       );
-      t.diagnostic(`${lib.name}: ${results.join('; ')}; REST ${[...new Set(rest.map((r) => `${r.method} ${r.route ?? r.path}`))].join(', ')}`);
+      assert.equal(sim.stats.closesByCode['4001'] ?? 0, 0, 'no payload was refused as invalid');
+      t.diagnostic(`${lib.name}: ${results.join('; ')}; IDENTIFY ${identifies.join(' / ')}; REST ${[...new Set(rest.map((r) => `${r.method} ${r.route ?? r.path}`))].join(', ')}`);
     } finally {
       proc.stdin!.end();
       proc.kill('SIGTERM');
