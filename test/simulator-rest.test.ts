@@ -303,3 +303,20 @@ async function waitFor(cond: () => boolean, what: string, timeout = 5000): Promi
     await new Promise((r) => setTimeout(r, 5));
   }
 }
+
+test('simulator: a token reset by the session-start budget is refused by REST too (401)', async () => {
+  const sim = await GatewaySimulator.start({ sessionStartLimit: { total: 0 }, onSessionStartExhausted: 'reset-token' });
+  const me = () => fetch(`${sim.apiUrl}/users/@me`, { headers: { authorization: 'Bot sim-token' } }).then((r) => r.status);
+  try {
+    assert.equal(await me(), 200);
+    const ws = new WebSocket(`${sim.url}/?v=10&encoding=json`);
+    ws.on('message', (data) => {
+      if (JSON.parse(String(data)).op === 10) ws.send(JSON.stringify({ op: 2, d: { token: 'sim-token', intents: 1, properties: { os: 'l', browser: 't', device: 't' } } }));
+    });
+    const code = await new Promise<number>((resolve) => ws.on('close', (c) => resolve(c)));
+    assert.equal(code, 4004);
+    assert.equal(await me(), 401);
+  } finally {
+    await sim.stop();
+  }
+});

@@ -153,7 +153,8 @@ export class SimulatorCore implements ConnectionHost {
     handleRequest(this, conn, op, d);
   }
 
-  private tokenOk(token: unknown): token is string {
+  /** The token is accepted (and was not reset); a leading `Bot ` is allowed. */
+  tokenOk(token: unknown): token is string {
     if (typeof token !== 'string') return false;
     const t = token.startsWith('Bot ') ? token.slice(4) : token;
     return this.opts.tokens.includes(t) && !this.revokedTokens.has(t);

@@ -18,7 +18,7 @@ export function createRest(sim: GatewaySimulator, options: SimRestOptions | bool
     {
       clock: sim.clock,
       guildIds: sim.guildIds,
-      tokenValid: (token) => opts.tokens.includes(token),
+      tokenValid: (token) => core.tokenOk(token),
       gatewayUrl: () => sim.url,
       gatewayBot: () => ({
         url: sim.url,

@@ -95,9 +95,17 @@ export function restGuild(guildId: string, index: number, memberCount: number, w
   return g;
 }
 
+const channelCache = new Map<string, readonly Obj[]>();
+
 /** Channels of a guild as REST returns them (with `guild_id`). */
-export function guildChannels(guildId: string): Obj[] {
-  return (buildGuildCreate(guildId).channels as Obj[]).map((c) => ({ ...c, guild_id: guildId }));
+export function guildChannels(guildId: string): readonly Obj[] {
+  let list = channelCache.get(guildId);
+  if (!list) {
+    list = (buildGuildCreate(guildId).channels as Obj[]).map((c) => Object.freeze({ ...c, guild_id: guildId }));
+    if (channelCache.size >= 1000) channelCache.clear();
+    channelCache.set(guildId, list);
+  }
+  return list;
 }
 
 /** Index of member `userId` in a guild of `memberCount` members (0 is the bot), or -1. */

@@ -233,7 +233,7 @@ export class SimRest {
       const g = (n - k).toString();
       if (!this.guildIndex.has(g)) continue;
       const c = guildChannels(g).find((ch) => ch.id === id);
-      if (c) return c;
+      if (c) return { ...c };
     }
     return null;
   }
