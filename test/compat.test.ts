@@ -54,7 +54,7 @@ class Child {
       for (const w of this.waiters) w();
     });
     proc.stderr!.on('data', (d: Buffer) => this.stderr.push(String(d)));
-    this.exited = new Promise((resolve) => proc.once('exit', (code) => resolve(code)));
+    this.exited = new Promise((resolve) => proc.once('close', (code) => resolve(code))); // after stdout was read
   }
 
   /** Resolve with the first line (from index `from`) that matches, or fail after `ms`. */
@@ -128,6 +128,24 @@ function backOnline(sim: GatewaySimulator): Promise<string> {
     sim.on('ready', onReady);
   });
 }
+
+test('compat: the children refuse (and report) every connection outside loopback, before any DNS lookup', async () => {
+  const script = `import './test/compat/common.mjs'; import net from 'node:net';
+    const s = net.connect(443, 'discord.com'); s.on('error', (e) => { console.log(JSON.stringify({ e: 'refused', message: e.message })); process.exit(0); });`;
+  const proc = spawn(process.execPath, ['--input-type=module', '-e', script], {
+    cwd: new URL('..', import.meta.url),
+    env: { ...process.env, SIM_WS: 'ws://127.0.0.1:1', SIM_API: 'http://127.0.0.1:1/api', SIM_PORT: '1', SIM_TOKEN: 'x' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const child = new Child(proc);
+  assert.equal(await child.exited, 0);
+  assert.deepEqual(
+    child.lines.map((l) => l.e),
+    ['violation', 'refused'],
+  );
+  assert.deepEqual(child.lines[0], { e: 'violation', host: 'discord.com', port: 443 });
+  assert.match(String(child.lines[1]!.message), /compat guard: connection to discord\.com refused/);
+});
 
 for (const lib of LIBRARIES) {
   test(`compat: ${lib.name}`, { timeout: 120_000 }, async (t) => {
