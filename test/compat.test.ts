@@ -188,6 +188,14 @@ for (const lib of LIBRARIES) {
       results.push(`dropped connection: ${await afterDrop}`);
       await pingRound(3);
 
+      // A route limit of 1 per 1.5 s: two pings at once; the library must wait for the bucket (or retry its 429).
+      sim.setOptions({ rest: { rateLimits: { routes: { 'POST /channels/:channel_id/messages': { limit: 1, window: 1500 } } } } });
+      const from = child.lines.length;
+      for (const n of [4, 5]) sim.dispatch({ guildId }, 'MESSAGE_CREATE', userMessage(guildId, channelId, `!ping ${n}`));
+      for (const n of [4, 5]) await child.waitLine(`own reply pong ${n} under a rate limit`, (l) => l.e === 'own' && l.content === `pong ${n}`, from);
+      const posts = sim.restRequests().filter((r) => r.route === '/channels/:channel_id/messages');
+      results.push(`rate limit: ${posts.some((r) => r.status === 429) ? 'retried a 429' : 'waited for the bucket'}`);
+
       const rest = sim.restRequests();
       assert.ok(rest.length > 0, 'REST requests reached the simulator');
       for (const r of rest) assert.ok(!JSON.stringify(r).includes(TOKEN), 'the token is not recorded');

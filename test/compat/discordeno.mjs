@@ -1,11 +1,14 @@
 // discordeno 21: its gateway manager and REST manager, without the bot framework (whose transformers need
-// `desiredProperties`). REST is redirected with the REST manager's `proxy.baseUrl` (discordeno's documented way to
-// put a REST proxy in front of Discord); the gateway URL and shard count come from GET /gateway/bot through it.
+// `desiredProperties`). discordeno treats any `proxy.baseUrl` other than https://discord.com/api as a REST proxy and
+// then skips its own rate limiting (a 429 becomes an error), so the REST manager is created for Discord and its
+// `baseUrl` is pointed at the simulator afterwards: discordeno's full REST path (queues, buckets, 429 retries) runs.
+// The gateway URL and shard count come from GET /gateway/bot through it.
 import { emit, env, INTENTS, onStop, replyTo, report } from './common.mjs';
 import { createGatewayManager } from '@discordeno/gateway';
 import { createRestManager } from '@discordeno/rest';
 
-const rest = createRestManager({ token: env.token, proxy: { baseUrl: env.api, authorization: `Bot ${env.token}` } });
+const rest = createRestManager({ token: env.token });
+rest.baseUrl = env.api;
 const expected = new Set();
 const guilds = new Set();
 let userId = null;
