@@ -79,15 +79,16 @@ export class RestRateLimiter {
   /** Count one request of `method route` (bucket `major`) for `token`; says whether it may proceed. */
   take(method: string, route: string, major: string, token: string): RateVerdict {
     const now = this.clock.now();
+    const who = tokenKey(token);
     if (this.globalLimit) {
-      const g = this.hit(`global:${token}`, this.globalLimit, now);
+      const g = this.hit(`global:${who}`, this.globalLimit, now);
       if (!g.allowed) {
         const retryAfter = round3((g.bucket.resetAt - now) / 1000);
         return { allowed: false, global: true, retryAfter, headers: { 'X-RateLimit-Global': 'true', 'X-RateLimit-Scope': 'global', 'Retry-After': String(Math.ceil(retryAfter)) } };
       }
     }
     const limit = this.routeLimits.get(`${method} ${route}`) ?? this.routeLimits.get(route) ?? this.defaultLimit;
-    const { allowed, bucket } = this.hit(`${method} ${route}:${major}:${token}`, limit, now);
+    const { allowed, bucket } = this.hit(`${method} ${route}:${major}:${who}`, limit, now);
     const resetAfter = round3((bucket.resetAt - now) / 1000);
     const headers: Record<string, string> = {
       'X-RateLimit-Limit': String(limit.limit),
@@ -127,6 +128,11 @@ export class RestRateLimiter {
     }
     return h;
   }
+}
+
+/** Buckets are keyed by a digest of the token, so the token itself is never kept in them. */
+function tokenKey(token: string): string {
+  return token === '' ? '' : createHash('sha256').update(token).digest('base64url').slice(0, 16);
 }
 
 function round3(n: number): number {
