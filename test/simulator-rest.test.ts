@@ -35,6 +35,8 @@ test('router: major parameters, a literal @me never matches a parameter, 404 for
   assert.equal(route('GET', '/guilds/55/members/66').major, '55');
   assert.equal(route('PUT', '/applications/1/guilds/2/commands').name, 'putGuildCommands');
   assert.equal(route('POST', '/interactions/9/tok-en/callback').name, 'interactionCallback');
+  assert.equal(route('PATCH', '/api/v10/webhooks/1/tok/messages/%40original').name, 'editOriginal');
+  assert.equal(route('POST', '/webhooks/1/tok').major, 'tok');
   assert.equal(route('GET', '/users/@me/guilds').status, 404);
   assert.equal(route('GET', '/channels/@me').status, 404);
   assert.equal(route('GET', '/api/v10/nothing/here').status, 404);
@@ -319,4 +321,54 @@ test('simulator: a token reset by the session-start budget is refused by REST to
   } finally {
     await sim.stop();
   }
+});
+
+test('SimRest: a dispatched interaction: the type 4 callback creates the response message (MESSAGE_CREATE), the token works for follow-ups and @original', () => {
+  const { call, dispatched, r } = rest();
+  const user = buildMember(GUILD, 2).user as Record<string, unknown>;
+  r.noteInteraction({ id: '1200000000000000001', token: 'itok-1', type: 2, application_id: BOT_USER_ID, guild_id: GUILD, channel_id: textChannel, member: { user }, data: { name: 'ping' } });
+  assert.equal(call('POST', `/webhooks/${BOT_USER_ID}/itok-1`, { content: 'too early' }, {}).body.code, 10015, 'no follow-up before the callback');
+  const cb = call('POST', '/api/v10/interactions/1200000000000000001/itok-1/callback?with_response=true', { type: 4, data: { content: 'pong' } }, {});
+  assert.equal(cb.status, 200);
+  const message = (cb.body.resource as { message: Record<string, unknown> }).message;
+  assert.equal(message.content, 'pong');
+  assert.equal(message.type, 20);
+  assert.equal(message.channel_id, textChannel);
+  assert.deepEqual((message.interaction_metadata as { name: string; user: unknown }).user, user);
+  assert.deepEqual(
+    dispatched.map((e) => [e.t, e.d.id, e.d.guild_id]),
+    [['MESSAGE_CREATE', message.id, GUILD]],
+  );
+
+  assert.deepEqual(call('GET', `/webhooks/${BOT_USER_ID}/itok-1/messages/@original`, undefined, {}).body, message);
+  const edited = call('PATCH', `/webhooks/${BOT_USER_ID}/itok-1/messages/@original`, { content: 'pong (edited)' }, {});
+  assert.equal(edited.body.content, 'pong (edited)');
+  assert.ok(edited.body.edited_timestamp);
+  assert.equal(dispatched.at(-1)!.t, 'MESSAGE_UPDATE');
+  assert.equal(call('POST', `/webhooks/${BOT_USER_ID}/itok-1`, { content: 'more' }, {}).status, 204, 'no wait: 204');
+  const follow = call('POST', `/webhooks/${BOT_USER_ID}/itok-1?wait=true`, { content: 'and more' }, {});
+  assert.equal(follow.body.content, 'and more');
+  assert.equal(follow.body.type, 0);
+  assert.equal(call('POST', `/webhooks/${BOT_USER_ID}/itok-1?wait=true`, { content: 'secret', flags: 64 }, {}).status, 200);
+  assert.equal(call('DELETE', `/webhooks/${BOT_USER_ID}/itok-1/messages/@original`, undefined, {}).status, 204);
+  assert.equal(call('GET', `/webhooks/${BOT_USER_ID}/itok-1/messages/@original`, undefined, {}).body.code, 10008);
+  assert.deepEqual(
+    dispatched.map((e) => [e.t, e.d.content ?? null]),
+    [
+      ['MESSAGE_CREATE', 'pong'],
+      ['MESSAGE_UPDATE', 'pong (edited)'],
+      ['MESSAGE_CREATE', 'more'],
+      ['MESSAGE_CREATE', 'and more'],
+      ['MESSAGE_DELETE', null],
+    ],
+    'the ephemeral follow-up is never dispatched',
+  );
+
+  // deferred: a loading placeholder, then the edit
+  r.noteInteraction({ id: '1200000000000000002', token: 'itok-2', type: 2, guild_id: GUILD, channel_id: textChannel, member: { user } });
+  assert.equal(call('POST', '/interactions/1200000000000000002/itok-2/callback', { type: 5 }, {}).status, 204);
+  assert.equal((dispatched.at(-1)!.d.flags as number) & 128, 128, 'LOADING');
+  const done = call('PATCH', `/webhooks/${BOT_USER_ID}/itok-2/messages/@original`, { content: 'done' }, {});
+  assert.equal((done.body.flags as number) & 128, 0);
+  assert.equal(call('GET', `/webhooks/1/itok-2/messages/@original`, undefined, {}).body.code, 10015, 'another application');
 });

@@ -26,7 +26,11 @@ export type RestRouteName =
   | 'guildCommands'
   | 'putGuildCommands'
   | 'createGuildCommand'
-  | 'interactionCallback';
+  | 'interactionCallback'
+  | 'executeWebhook'
+  | 'getOriginal'
+  | 'editOriginal'
+  | 'deleteOriginal';
 
 interface RouteDef {
   method: RestMethod;
@@ -61,6 +65,10 @@ export const REST_ROUTES: readonly RouteDef[] = [
     name: 'interactionCallback',
     major: 'interaction_id',
   },
+  { method: 'POST', template: '/webhooks/:webhook_id/:webhook_token', name: 'executeWebhook', major: 'webhook_token' },
+  { method: 'GET', template: '/webhooks/:webhook_id/:webhook_token/messages/@original', name: 'getOriginal', major: 'webhook_token' },
+  { method: 'PATCH', template: '/webhooks/:webhook_id/:webhook_token/messages/@original', name: 'editOriginal', major: 'webhook_token' },
+  { method: 'DELETE', template: '/webhooks/:webhook_id/:webhook_token/messages/@original', name: 'deleteOriginal', major: 'webhook_token' },
 ];
 
 /** A request path after normalisation. */

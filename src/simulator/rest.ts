@@ -9,6 +9,8 @@ import type { Clock } from '../clock.js';
 import { BOT_USER_ID, isSnowflake, snowflake } from './fixtures.js';
 import { RestRateLimiter, type RestRateLimitOptions } from './rest-limits.js';
 import { acceptsMessages, application, buildMessage, currentUser, guildChannels, memberIndex, messageCreateEvent, publicBotUser, restGuild, restMember } from './rest-objects.js';
+import { error, formError, messageBodyError, ok } from './rest-answers.js';
+import { InteractionRoutes } from './rest-interactions.js';
 import { matchRoute, normalizeRestPath, type RouteMatch } from './rest-router.js';
 
 type Obj = Record<string, unknown>;
@@ -74,15 +76,7 @@ export interface RestHost {
 }
 
 const LOG_SIZE = 10_000;
-const INTERACTION_CALLBACK_TYPES = new Set([1, 4, 5, 6, 7, 8, 9, 10, 12]);
-const ACKED_KEEP = 10_000;
-
-/** A Discord JSON error body. */
-function error(status: number, message: string, code = 0, errors?: Obj): RestHttpResponse {
-  return { status, headers: {}, body: errors ? { message, code, errors } : { message, code } };
-}
-const ok = (body: unknown, status = 200): RestHttpResponse => ({ status, headers: {}, body });
-const formError = (field: string, code: string, message: string): RestHttpResponse => error(400, 'Invalid Form Body', 50035, { [field]: { _errors: [{ code, message }] } });
+const NO_BOT_AUTH: ReadonlySet<string> = new Set(['gateway', 'interactionCallback', 'executeWebhook', 'getOriginal', 'editOriginal', 'deleteOriginal']);
 
 /** The REST API of one simulator. */
 export class SimRest {
@@ -90,7 +84,7 @@ export class SimRest {
   private readonly log: SimRestRequest[] = [];
   private logHead = 0;
   private readonly commands = new Map<string, Obj[]>();
-  private readonly acked = new Set<string>();
+  private readonly interactions: InteractionRoutes;
   private readonly guildIndex: Map<string, number>;
   private idCounter = 0;
   private enabled = true;
@@ -103,6 +97,12 @@ export class SimRest {
     this.limiter = new RestRateLimiter(host.clock, options.rateLimits);
     this.enabled = options.enabled ?? true;
     this.guildIndex = new Map(host.guildIds.map((g, i) => [g, i]));
+    this.interactions = new InteractionRoutes(host.dispatchToGuild);
+  }
+
+  /** Remember an INTERACTION_CREATE the simulator dispatched, so its callback and webhook routes act on it. */
+  noteInteraction(d: unknown): void {
+    this.interactions.store.note(d);
   }
 
   /** Change the rate limits at run time. */
@@ -142,7 +142,8 @@ export class SimRest {
       route = m.match.route;
       const refused = limited(m.match.route, m.match.major, token ?? m.match.params.interaction_token ?? '');
       if (refused) return refused;
-      const needsAuth = m.match.name !== 'gateway' && m.match.name !== 'interactionCallback';
+      // Interaction callbacks and interaction webhooks are authorised by the interaction token in the path.
+      const needsAuth = !NO_BOT_AUTH.has(m.match.name);
       if (needsAuth && (token === null || !this.host.tokenValid(token))) return error(401, '401: Unauthorized');
       return this.route(m.match, norm.query, body);
     })();
@@ -209,7 +210,13 @@ export class SimRest {
       case 'createGuildCommand':
         return this.applicationCommands(m, body);
       case 'interactionCallback':
-        return this.interactionCallback(p.interaction_id!, query, body);
+        return this.interactions.callback(p.interaction_id!, query, body);
+      case 'executeWebhook':
+        return this.interactions.followUp(p.webhook_id!, p.webhook_token!, query, body);
+      case 'getOriginal':
+      case 'editOriginal':
+      case 'deleteOriginal':
+        return this.interactions.original(m.name, p.webhook_id!, p.webhook_token!, body);
     }
   }
 
@@ -242,15 +249,9 @@ export class SimRest {
     const channel = this.channel(channelId);
     if (!channel) return error(404, 'Unknown Channel', 10003);
     if (!acceptsMessages(channel)) return error(400, 'Cannot send messages in a non-text channel', 50008);
-    if (!isObj(body)) return error(400, 'Cannot send an empty message', 50006);
-    if (body.content !== undefined && typeof body.content !== 'string') return formError('content', 'STRING_TYPE_CONVERT', 'Could not interpret "content" as string.');
-    const content = typeof body.content === 'string' ? body.content : '';
-    if (content.length > 2000) return formError('content', 'BASE_TYPE_MAX_LENGTH', 'Must be 2000 or fewer in length.');
-    const nonEmpty = (k: string): boolean => Array.isArray(body[k]) && (body[k] as unknown[]).length > 0;
-    if (content === '' && !nonEmpty('embeds') && !nonEmpty('sticker_ids') && !nonEmpty('components') && !nonEmpty('attachments') && body.poll === undefined) {
-      return error(400, 'Cannot send an empty message', 50006);
-    }
-    const message = buildMessage(channelId, body);
+    const bad = messageBodyError(body);
+    if (bad) return bad;
+    const message = buildMessage(channelId, body as Obj);
     const guildId = channel.guild_id as string;
     return { ...ok(message), after: () => this.host.dispatchToGuild(guildId, 'MESSAGE_CREATE', messageCreateEvent(message, guildId)) };
   }
@@ -304,20 +305,6 @@ export class SimRest {
       contexts: input.contexts ?? null,
       ...(Array.isArray(input.options) ? { options: input.options } : {}),
     };
-  }
-
-  private interactionCallback(interactionId: string, query: Record<string, string>, body: unknown): RestHttpResponse {
-    if (!isSnowflake(interactionId)) return error(404, 'Unknown interaction', 10062);
-    if (!isObj(body) || typeof body.type !== 'number' || !INTERACTION_CALLBACK_TYPES.has(body.type))
-      return formError('type', 'BASE_TYPE_CHOICES', 'Value must be one of {1, 4, 5, 6, 7, 8, 9, 10, 12}.');
-    if (this.acked.has(interactionId)) return error(400, 'Interaction has already been acknowledged.', 40060);
-    this.acked.add(interactionId);
-    if (this.acked.size > ACKED_KEEP) this.acked.delete(this.acked.values().next().value as string);
-    if (query.with_response !== 'true') return { status: 204, headers: {}, body: undefined };
-    return ok({
-      interaction: { id: interactionId, type: 2, activity_instance_id: null, response_message_id: null, response_message_loading: body.type === 5, response_message_ephemeral: false },
-      resource: { type: body.type },
-    });
   }
 
   private newId(): string {

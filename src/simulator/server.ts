@@ -172,10 +172,14 @@ export class GatewaySimulator extends EventEmitter<SimulatorEvents> {
    * Send dispatch `t` to a shard (every live session with that shard id), to the shard owning `guildId`
    * (routed per session's shard count), or to every session. Events are buffered for replay even while the
    * socket is down; sessions whose intents exclude the event get nothing (§5.1, unless `filterIntents: false`).
+   * An INTERACTION_CREATE with an `id` and `token` is also remembered by the REST API: its callback (type 4 / 5)
+   * creates the response message (MESSAGE_CREATE), and its token works for `/webhooks/{app}/{token}` follow-ups and
+   * `…/messages/@original`.
    * @returns the sequence numbers assigned (one per receiving session).
    */
   dispatch(target: DispatchTarget, t: string, d: unknown): number[] {
     if (typeof t !== 'string' || t.length === 0) throw new TypeError('dispatch: t must be a non-empty string');
+    if (t === 'INTERACTION_CREATE') this.rest.noteInteraction(d);
     const out: number[] = [];
     for (const s of this.targetSessions(target)) {
       const seq = this.core.deliver(s, t, d);
