@@ -1,7 +1,7 @@
 // The compatibility matrix: each client library's real client, in its own child process (test/compat/<lib>.mjs),
 // against the simulator. Each logs in and fills its guild cache, answers `!ping N` with `pong N` over REST, sees its
-// own reply (the MESSAGE_CREATE the simulator dispatches for the created message), and keeps doing so after an op 7
-// RECONNECT and after a dropped connection. The children refuse every connection outside loopback (common.mjs), and
+// own reply (the MESSAGE_CREATE the simulator dispatches for the created message), answers a `/ping` slash command
+// through the interaction callback, and keeps working after an op 7 RECONNECT, a dropped connection and a 429. The children refuse every connection outside loopback (common.mjs), and
 // every request is asserted to have reached the simulator. To add a library, add one line to LIBRARIES.
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -111,6 +111,32 @@ function userMessage(guildId: string, channelId: string, content: string): Recor
   };
 }
 
+/** A `/ping` slash command from a member of the guild, as Discord dispatches it. */
+function slashCommand(guildId: string, channelId: string): Record<string, unknown> {
+  const { user, ...member } = buildMember(guildId, 1) as Record<string, unknown>;
+  const id = snowflake(Date.now(), messageCounter++ & 4095, 10);
+  return {
+    version: 1,
+    type: 2,
+    token: `aW50ZXJhY3Rpb246${id}`,
+    member: { ...member, user, permissions: '2248473465835073' },
+    locale: 'en-US',
+    id,
+    guild_locale: 'en-US',
+    guild_id: guildId,
+    guild: { id: guildId, locale: 'en-US', features: [] },
+    entitlements: [],
+    data: { type: 1, name: 'ping', id: snowflake(Date.now() - 86_400_000, 1, 11) },
+    context: 0,
+    channel_id: channelId,
+    channel: { id: channelId, type: 0, guild_id: guildId, name: 'general', flags: 0, permissions: '2248473465835073' },
+    authorizing_integration_owners: { '0': guildId },
+    attachment_size_limit: 10_485_760,
+    app_permissions: '2248473465835073',
+    application_id: BOT_USER_ID,
+  };
+}
+
 /** Resolve when shard 0 has a live session again after a disconnect (resumed, or identified anew). */
 function backOnline(sim: GatewaySimulator): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -177,6 +203,15 @@ for (const lib of LIBRARIES) {
       };
       await pingRound(1);
       results.push('!ping → pong → own reply');
+
+      // A slash command: the library answers the interaction callback; the response message comes back as its own.
+      const beforeSlash = child.lines.length;
+      sim.dispatch({ guildId }, 'INTERACTION_CREATE', slashCommand(guildId, channelId));
+      await child.waitLine('own reply to /ping', (l) => l.e === 'own' && l.content === 'pong /ping', beforeSlash);
+      const callback = sim.restRequests().find((r) => r.route === '/interactions/:interaction_id/:interaction_token/callback');
+      assert.ok(callback?.status === 204 || callback?.status === 200, `callback answered ${callback?.status}`); // 200 with ?with_response=true
+      assert.equal((callback?.body as { type?: number })?.type, 4);
+      results.push('/ping → interaction callback → own reply');
 
       const afterOp7 = backOnline(sim);
       assert.ok(sim.sendReconnect(0));

@@ -9,7 +9,8 @@
 //   {"e":"violation","host":"..."}           the library tried to leave loopback (the connection was refused)
 //   {"e":"error","message":"..."}            anything that went wrong (fails the case)
 //   {"e":"warn","message":"..."}             something the library reports and recovers from (logged only)
-// It replies `pong N` over REST to every `!ping N` it receives, and exits on SIGTERM or when stdin closes.
+// It replies `pong N` over REST to every `!ping N` it receives, answers a `/ping` slash command with `pong /ping`
+// through the interaction callback, and exits on SIGTERM or when stdin closes.
 import net from 'node:net';
 
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1', '::ffff:127.0.0.1']);

@@ -32,6 +32,8 @@ const gateway = createGatewayManager({
           ready = true;
           emit('ready', { guilds: guilds.size });
         }
+      } else if (t === 'INTERACTION_CREATE' && d.data?.name === 'ping') {
+        rest.sendInteractionResponse(d.id, d.token, { type: 4, data: { content: 'pong /ping' } }).catch(report);
       } else if (t === 'MESSAGE_CREATE') {
         const reply = replyTo(d.content);
         if (reply) rest.sendMessage(d.channelId, { content: reply }).catch(report);

@@ -20,6 +20,8 @@ manager.on(WebSocketShardEvents.Dispatch, ({ t, d }) => {
       ready = true;
       emit('ready', { guilds: guilds.size });
     }
+  } else if (t === 'INTERACTION_CREATE' && d.data?.name === 'ping') {
+    rest.post(`/interactions/${d.id}/${d.token}/callback`, { body: { type: 4, data: { content: 'pong /ping' } }, auth: false }).catch(report);
   } else if (t === 'MESSAGE_CREATE') {
     const reply = replyTo(d.content);
     if (reply) rest.post(`/channels/${d.channel_id}/messages`, { body: { content: reply } }).catch(report);

@@ -10,6 +10,9 @@ client.on(Events.MessageCreate, (m) => {
   if (reply) m.channel.send(reply).catch(report);
   else if (m.author.id === client.user?.id) emit('own', { content: m.content });
 });
+client.on(Events.InteractionCreate, (i) => {
+  if (i.isChatInputCommand() && i.commandName === 'ping') i.reply('pong /ping').catch(report);
+});
 client.on(Events.Error, report);
 onStop(() => client.destroy());
 client.login(env.token).catch(report);

@@ -5,7 +5,7 @@
 import { emit, env, INTENTS, onStop, replyTo, report } from './common.mjs';
 import https from 'node:https';
 import net from 'node:net';
-import { Client } from 'eris';
+import { Client, CommandInteraction } from 'eris';
 
 class PlainAgent extends https.Agent {
   createConnection(_options, callback) {
@@ -25,6 +25,9 @@ bot.on('messageCreate', (m) => {
   const reply = replyTo(m.content);
   if (reply) bot.createMessage(m.channel.id, reply).catch(report);
   else if (m.author.id === bot.user.id) emit('own', { content: m.content });
+});
+bot.on('interactionCreate', (i) => {
+  if (i instanceof CommandInteraction && i.data.name === 'ping') i.createMessage('pong /ping').catch(report);
 });
 // Eris reports a dropped socket as an 'error' and then reconnects by itself: a warning here, not a failure.
 bot.on('error', (err) => emit('warn', { message: String(err?.message ?? err) }));

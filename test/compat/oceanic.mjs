@@ -14,6 +14,9 @@ client.on('messageCreate', (m) => {
   if (reply) client.rest.channels.createMessage(m.channelID, { content: reply }).catch(report);
   else if (m.author.id === client.user.id) emit('own', { content: m.content });
 });
+client.on('interactionCreate', (i) => {
+  if (i.type === 2 && i.data.name === 'ping') i.createMessage({ content: 'pong /ping' }).catch(report);
+});
 // Oceanic reports a dropped socket as an 'error' and then reconnects by itself: a warning here, not a failure.
 client.on('error', (err) => emit('warn', { message: String(err?.message ?? err) }));
 onStop(() => client.disconnect(false));
