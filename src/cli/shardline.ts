@@ -90,8 +90,9 @@ Exit codes: 0 done (Ctrl-C, or --max-events reached), 1 failed, 2 bad usage.
 
 const SIM_HELP = `Usage: shardline simulator [options]
 
-Start the bundled gateway simulator: a real websocket gateway and GET /api/v10/gateway/bot on one loopback
-port, for bots and tools to test against offline. Prints its URLs, then runs until Ctrl-C.
+Start the bundled gateway simulator: a real websocket gateway and a REST API (gateway/bot, users, guilds,
+channels, messages, application commands, interaction callbacks) on one loopback port, for bots of any library
+to test against offline. Prints its URLs, then runs until Ctrl-C.
 
 Options:
   --port <port>            TCP port (default 0: a free one)
@@ -106,6 +107,8 @@ Options:
                            (default: GuildMembers,GuildPresences,MessageContent)
   --traffic <n>            background events per second over all shards (default 0: none)
   --heartbeat-interval <ms>  heartbeat_interval sent in HELLO (default 41250)
+  --identify-window <ms>   one IDENTIFY per identify lane per window (default 5000)
+  --no-rest                serve only GET /gateway and /gateway/bot (default: the whole REST API)
   --json                   print the URLs as one JSON line instead of text
   -h, --help               show this help
 `;
@@ -143,6 +146,8 @@ const SIM_OPTIONS = {
   'app-intents': { type: 'string' },
   traffic: { type: 'string' },
   'heartbeat-interval': { type: 'string' },
+  'identify-window': { type: 'string' },
+  'no-rest': { type: 'boolean' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies ParseArgsConfig['options'];
@@ -451,6 +456,7 @@ async function simulator(argv: string[]): Promise<number> {
   const scale = positive('time-scale', o['time-scale']) ?? 1;
   const traffic = o.traffic === undefined || o.traffic === '0' ? 0 : positive('traffic', o.traffic)!;
   const heartbeatInterval = int('heartbeat-interval', o['heartbeat-interval'], 1);
+  const identifyWindow = int('identify-window', o['identify-window'], 0);
   const tokens = o.token?.length ? o.token : ['sim-token'];
   const applicationIntents = o['app-intents'] !== undefined ? parseIntents(o['app-intents'], 'app-intents') & PrivilegedIntents : PrivilegedIntents;
   let sim: GatewaySimulator;
@@ -465,6 +471,8 @@ async function simulator(argv: string[]): Promise<number> {
       applicationIntents,
       ...(scale !== 1 ? { timeScale: scale } : {}),
       ...(heartbeatInterval ? { heartbeatInterval } : {}),
+      ...(identifyWindow !== undefined ? { identifyWindow } : {}),
+      rest: !o['no-rest'],
     });
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
@@ -473,14 +481,26 @@ async function simulator(argv: string[]): Promise<number> {
   }
   // Traffic goes to whichever shards have a live session at each tick.
   const stopTraffic = traffic ? sim.startTraffic({ eventsPerSecond: traffic, mix: 'presences_off' }) : () => {};
-  const info = { url: sim.url, apiUrl: sim.apiUrl, gatewayBot: `${sim.apiUrl}/gateway/bot`, tokens, shards, maxConcurrency, guilds, timeScale: scale };
+  const info = {
+    url: sim.url,
+    apiUrl: sim.apiUrl,
+    apiBaseUrl: sim.apiBaseUrl,
+    gatewayBot: `${sim.apiUrl}/gateway/bot`,
+    rest: !o['no-rest'],
+    tokens,
+    shards,
+    maxConcurrency,
+    guilds,
+    identifyWindow: identifyWindow ?? 5000,
+    timeScale: scale,
+  };
   if (o.json) process.stdout.write(`${JSON.stringify(info)}\n`);
   else {
     process.stdout.write(
       [
         `${c.bold('shardline gateway simulator')} listening`,
         `  gateway     ${sim.url}  (?v=10&encoding=json&compress=zlib-stream)`,
-        `  REST        ${sim.apiUrl}  (GET /gateway/bot)`,
+        `  REST        ${sim.apiUrl}  (${o['no-rest'] ? 'GET /gateway/bot only' : `gateway/bot, users, guilds, channels, messages, commands; API root ${sim.apiBaseUrl}`})`,
         `  token       ${tokens.join(', ')}`,
         `  shards      ${shards} recommended, max_concurrency ${maxConcurrency}, ${guilds} guilds${scale !== 1 ? `, time ×${+(1 / scale).toFixed(2)} (clients need --time-scale ${scale})` : ''}`,
         `  try         DISCORD_TOKEN=${tokens[0]} shardline run --api-url ${sim.apiUrl}${scale !== 1 ? ` --time-scale ${scale}` : ''}`,
