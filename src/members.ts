@@ -1,6 +1,6 @@
 import { EventChannel } from './channel.js';
 import type { Clock, TimerHandle } from './clock.js';
-import { ShardlineError } from './errors.js';
+import { ShardlineError, type RateLimitedError } from './errors.js';
 import type { GuildMembersChunk } from './events.js';
 
 /**
@@ -17,6 +17,11 @@ export class MemberRequest implements PromiseLike<GuildMembersChunk[]>, AsyncIte
   private reject!: (err: Error) => void;
   private timer: TimerHandle | undefined;
   private done = false;
+  private readonly timeout: number;
+  /** Rate-limited answers still to be retried (the shard sets it from `{ retry }`). @internal */
+  retries = 0;
+  /** Sends the request (again). @internal */
+  resend: (() => void) | null = null;
 
   constructor(
     nonce: string,
@@ -30,7 +35,34 @@ export class MemberRequest implements PromiseLike<GuildMembersChunk[]>, AsyncIte
       this.reject = rej;
     });
     this.promise.catch(() => undefined); // observed through then() or iteration; never unhandled
-    this.timer = clock.setTimeout(() => this.fail(new ShardlineError('MEMBER_REQUEST_TIMEOUT', `no complete answer to member request ${nonce} within ${timeout} ms`)), timeout);
+    this.timeout = timeout;
+    this.armTimeout();
+  }
+
+  private armTimeout(): void {
+    this.timer = this.clock.setTimeout(
+      () => this.fail(new ShardlineError('MEMBER_REQUEST_TIMEOUT', `no complete answer to member request ${this.nonce} within ${this.timeout} ms`)),
+      this.timeout,
+    );
+  }
+
+  /**
+   * The gateway answered RATE_LIMITED: fail with `err`, or (retries left) wait `err.retryAfter` and ask again, the
+   * answer timeout restarting with the new request. @internal
+   */
+  rateLimited(err: RateLimitedError): void {
+    if (this.done) return;
+    if (this.retries <= 0 || this.resend === null) {
+      this.fail(err);
+      return;
+    }
+    this.retries--;
+    this.clock.clearTimeout(this.timer);
+    this.timer = this.clock.setTimeout(() => {
+      if (this.done) return;
+      this.armTimeout();
+      this.resend?.();
+    }, err.retryAfter);
   }
 
   /** A chunk with this request's nonce arrived. */

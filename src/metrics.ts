@@ -58,6 +58,8 @@ export function disconnectCause(event: Pick<DisconnectedEvent, 'code' | 'kind' |
       return 'malformed';
     case 'worker-exit':
       return 'worker_exit';
+    case 'silent':
+      return 'silent';
   }
 }
 

@@ -5,10 +5,10 @@ import type { BackoffOptions } from './backoff.js';
 import { EventChannel } from './channel.js';
 import { systemClock, type Clock, type TimerHandle } from './clock.js';
 import { TypedEmitter } from './emitter.js';
-import { GatewayError, SendError, ShardlineError, redact } from './errors.js';
+import { GatewayError, GatewayUnreachableError, RateLimitedError, SendError, ShardlineError, redact } from './errors.js';
 import { toDisconnectedEvent, toStateChange, type DispatchEvent, type PresenceData, type ShardEvent, type ShardEventMap } from './events.js';
 import { createInflater, type Inflater, type TransportCompression } from './inflate.js';
-import { AllIntents } from './intents.js';
+import { AllIntents, Intents } from './intents.js';
 import { MemberRequest } from './members.js';
 import { LocalIdentifyQueue, type IdentifyQueue } from './queue.js';
 import { isSession, type Session } from './session.js';
@@ -73,6 +73,19 @@ export interface ShardOptions {
   /** ms to wait for all GUILD_MEMBERS_CHUNKs of a request. Default 30 000. */
   memberRequestTimeout?: number;
   /**
+   * ms without an awaited GUILD_CREATE after which `guildsReady` is emitted anyway, listing the guilds still missing
+   * in `unavailable` (the wait starts at READY and each awaited GUILD_CREATE restarts it). Default 15 000.
+   */
+  guildsTimeout?: number;
+  /**
+   * ms without any dispatch, while heartbeats are ACKed, after which a shard that has guilds emits `silent` (checked
+   * once per heartbeat interval, so it fires up to one interval late). A known failure of the real gateway. Default:
+   * off.
+   */
+  silentTimeout?: number;
+  /** What a `silent` shard does besides reporting: `'resume'` closes the connection and RESUMEs. Default `'report'`. */
+  silentAction?: 'report' | 'resume';
+  /**
    * Hand wanted dispatches over unparsed: called with the raw JSON text of the whole payload instead of parsing it
    * and emitting `dispatch` (READY, RESUMED and member chunks are still parsed). For forwarding events to another
    * thread or process that parses them once. Default: none.
@@ -92,7 +105,35 @@ interface Deferred {
   promise: Promise<void>;
   resolve: () => void;
   reject: (e: Error) => void;
+  /** Sockets opened for this connect (for {@link GatewayUnreachableError}). */
+  attempts: number;
+  /** The last connection loss, as text. */
+  lastCause: string | null;
 }
+
+/** Options of {@link Shard.connect}. */
+export interface ShardConnectOptions {
+  /**
+   * Give up when the shard is not ready after this many ms (on the shard's clock): the promise rejects with a
+   * {@link GatewayUnreachableError}, the shard is closed (its session kept, `shard.session`) and every socket and
+   * timer is released. Default: none (retry with back-off until ready, a fatal close or `close()`).
+   */
+  timeout?: number;
+  /** Abort the connect: the promise rejects with an `AbortError` and the shard is closed as for `timeout`. */
+  signal?: AbortSignal;
+}
+
+/** Options of {@link Shard.requestGuildMembers}. */
+export interface MemberRequestOptions {
+  /**
+   * When the gateway answers RATE_LIMITED: `false` (default) fails the request at once with a
+   * {@link RateLimitedError}; `true` waits `retryAfter` and asks again, up to 3 times; a number sets how many times.
+   */
+  retry?: boolean | number;
+}
+
+/** Retries of a rate-limited member request with `retry: true`. */
+const MEMBER_REQUEST_RETRIES = 3;
 
 interface Armed {
   at: number;
@@ -138,7 +179,7 @@ export class Shard extends TypedEmitter<ShardEventMap> {
   // timer slots, and the rarely used collections created on first use.
   #socket: Socket | null = null;
   #closing: Set<Promise<void>> | null = null;
-  readonly #timers: Record<TimerName, Armed | undefined> = { hello: undefined, ready: undefined, heartbeat: undefined, reconnect: undefined, commands: undefined };
+  readonly #timers: Record<TimerName, Armed | undefined> = { hello: undefined, ready: undefined, heartbeat: undefined, reconnect: undefined, commands: undefined, guilds: undefined };
   #commands: Map<number, { resolve: () => void; reject: (e: Error) => void }> | null = null;
   #channels: Set<EventChannel<DispatchEvent>> | null = null;
   #memberRequests: Map<string, MemberRequest> | null = null;
@@ -208,6 +249,9 @@ export class Shard extends TypedEmitter<ShardEventMap> {
       maxQueuedCommands: options.maxQueuedCommands ?? 1000,
       resumeOnSessionTimeout: options.resumeOnSessionTimeout ?? false,
       rateLimit: options.rateLimit ?? {},
+      guildsTimeout: positiveOption('guildsTimeout', options.guildsTimeout),
+      silentTimeout: positiveOption('silentTimeout', options.silentTimeout),
+      silentAction: options.silentAction,
       isDebugging: () => this.listenerCount('debug') !== 0,
     });
     if (options.presence !== undefined && this.#core.identifySize(options.presence) > MAX_PAYLOAD_BYTES) {
@@ -283,9 +327,29 @@ export class Shard extends TypedEmitter<ShardEventMap> {
    * {@link GatewayError} when the gateway ends the session for good (bad token, disallowed intents, ...)
    * or when {@link Shard.close} is called first. Reconnects afterwards are automatic; calling it during a
    * reconnect's back-off reconnects at once (never a second socket).
+   *
+   * An unreachable gateway (refused, DNS, no HELLO) is retried with back-off and reported as it happens (a
+   * `disconnected` event with kind `connect-failed` and a `stateChange` per attempt). Without `timeout` that goes
+   * on until the shard is ready or closed; with `timeout` (ms on the shard's clock) the promise rejects with a
+   * {@link GatewayUnreachableError}, and when `signal` aborts with an error named `AbortError`; either way the shard
+   * is then closed, keeping its session, and no socket or timer of it is left.
+   *
+   * @example
+   * ```ts
+   * try {
+   *   await shard.connect({ timeout: 30_000, signal: AbortSignal.timeout(60_000) });
+   * } catch (err) {
+   *   if (err instanceof GatewayUnreachableError) console.error(`gateway unreachable after ${err.attempts} attempts`);
+   * }
+   * ```
    */
-  connect(): Promise<void> {
+  connect(options: ShardConnectOptions = {}): Promise<void> {
+    const { timeout, signal } = options;
+    if (timeout !== undefined && !(timeout > 0 && Number.isFinite(timeout))) {
+      return Promise.reject(new ShardlineError('INVALID_OPTION', `connect({ timeout }) must be a positive number of ms, got ${String(timeout)}`));
+    }
     if (this.#core.state === 'ready') return Promise.resolve();
+    if (signal?.aborted) return Promise.reject(abortError(signal, `shard ${this.id}: connect aborted`));
     if (!this.#connecting) {
       let resolve!: () => void;
       let reject!: (e: Error) => void;
@@ -293,12 +357,48 @@ export class Shard extends TypedEmitter<ShardEventMap> {
         resolve = res;
         reject = rej;
       });
-      this.#connecting = { promise, resolve, reject };
+      this.#connecting = { promise, resolve, reject, attempts: 0, lastCause: null };
     }
     const pending = this.#connecting;
     this.#core.connect(); // a no-op while a connection is open or opening; hurries a reconnect's back-off
     this.#drain();
-    return pending.promise;
+    if (timeout === undefined && signal === undefined) return pending.promise;
+    return this.#bounded(pending, timeout, signal);
+  }
+
+  /** `pending`, bounded by `timeout` and `signal`: when either ends first the shard is closed (resumable). */
+  #bounded(pending: Deferred, timeout: number | undefined, signal: AbortSignal | undefined): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      let timer: TimerHandle | undefined;
+      const done = () => {
+        if (timer !== undefined) this.#clock.clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+      };
+      const giveUp = (err: Error) => {
+        done();
+        reject(err);
+        if (this.#connecting === pending) void this.close({ resumable: true });
+      };
+      const onAbort = () => giveUp(abortError(signal!, `shard ${this.id}: connect aborted`));
+      if (timeout !== undefined) {
+        timer = this.#clock.setTimeout(() => {
+          const last = pending.lastCause ? `; last: ${pending.lastCause}` : '';
+          const message = `shard ${this.id}: gateway not reached within ${timeout} ms (${pending.attempts} connect attempt(s)${last}); check gatewayUrl and the network`;
+          giveUp(new GatewayUnreachableError(redact(message, this.#token), { attempts: pending.attempts, shardId: this.id, cause: pending.lastCause ?? undefined }));
+        }, timeout);
+      }
+      signal?.addEventListener('abort', onAbort, { once: true });
+      pending.promise.then(
+        () => {
+          done();
+          resolve();
+        },
+        (err: Error) => {
+          done();
+          reject(err);
+        },
+      );
+    });
   }
 
   /**
@@ -379,16 +479,43 @@ export class Shard extends TypedEmitter<ShardEventMap> {
    * for await (const chunk of shard.requestGuildMembers({ guild_id: '123', user_ids: ['456'] })) console.log(chunk.members);
    * ```
    */
-  requestGuildMembers(request: GatewayRequestGuildMembersData): MemberRequest {
+  requestGuildMembers(request: GatewayRequestGuildMembersData, options: MemberRequestOptions = {}): MemberRequest {
     const nonce = request.nonce ?? `sl${this.id.toString(36)}-${(this.#nonces++).toString(36)}-${Date.now().toString(36)}`;
     const req = new MemberRequest(nonce, this.#clock, this.#memberRequestTimeout, () => this.#memberRequests?.delete(nonce));
     if (Buffer.byteLength(nonce) > 32) {
       req.fail(new SendError('PAYLOAD_TOO_LARGE', 'nonce must be at most 32 bytes'));
       return req;
     }
+    const missing = this.#missingIntent(request);
+    if (missing) {
+      req.fail(missing);
+      return req;
+    }
+    const retry = options.retry;
+    req.retries = retry === true ? MEMBER_REQUEST_RETRIES : typeof retry === 'number' && retry > 0 ? Math.floor(retry) : 0;
     (this.#memberRequests ??= new Map()).set(nonce, req);
-    this.send({ op: 8, d: { ...request, nonce } }).catch((err: Error) => req.fail(err));
+    const d = { ...request, nonce };
+    req.resend = () => void this.send({ op: 8, d }).catch((err: Error) => req.fail(err));
+    req.resend();
     return req;
+  }
+
+  /** A member request the gateway would never answer fully with this shard's intents: the error that says so. */
+  #missingIntent(r: GatewayRequestGuildMembersData): ShardlineError | null {
+    const all = 'query' in r && r.query === '' && (r.limit ?? 0) === 0 && !('user_ids' in r && r.user_ids !== undefined);
+    if (all && (this.intents & Intents.GuildMembers) === 0) {
+      return new ShardlineError(
+        'MISSING_INTENT',
+        `shard ${this.id}: requesting every member of guild ${r.guild_id} (query '' and limit 0) needs the GuildMembers intent: add Intents.GuildMembers (privileged: enable it in the Developer Portal) or ask by query / user_ids`,
+      );
+    }
+    if (r.presences === true && (this.intents & Intents.GuildPresences) === 0) {
+      return new ShardlineError(
+        'MISSING_INTENT',
+        `shard ${this.id}: presences: true needs the GuildPresences intent: add Intents.GuildPresences (privileged: enable it in the Developer Portal) or leave presences out`,
+      );
+    }
+    return null;
   }
 
   /**
@@ -464,6 +591,7 @@ export class Shard extends TypedEmitter<ShardEventMap> {
         return;
       }
       case 'open':
+        if (this.#connecting) this.#connecting.attempts++;
         this.#open(e.conn, e.url);
         return;
       case 'close':
@@ -525,9 +653,33 @@ export class Shard extends TypedEmitter<ShardEventMap> {
         this.#settleConnect();
         return;
       case 'disconnected':
+        if (this.#connecting) this.#connecting.lastCause = e.label;
         this.#emitEvent(e);
         this.#safeEmit('disconnected', toDisconnectedEvent(e));
         return;
+      case 'rateLimited': {
+        this.#emitEvent(e);
+        const { kind: _k, ...event } = e;
+        this.#safeEmit('rateLimited', event);
+        const req = e.nonce !== null ? this.#memberRequests?.get(e.nonce) : undefined;
+        if (req) {
+          const message = `shard ${this.id}: the gateway rate limited member request ${e.nonce}${e.guildId ? ` for guild ${e.guildId}` : ''}: retry after ${e.retryAfter} ms`;
+          req.rateLimited(new RateLimitedError(message, { retryAfter: e.retryAfter, opcode: e.opcode, guildId: e.guildId, shardId: this.id }));
+        }
+        return;
+      }
+      case 'guildsReady': {
+        this.#emitEvent(e);
+        const { kind: _k, ...event } = e;
+        this.#safeEmit('guildsReady', event);
+        return;
+      }
+      case 'silent': {
+        this.#emitEvent(e);
+        const { kind: _k, ...event } = e;
+        this.#safeEmit('silent', event);
+        return;
+      }
       case 'error':
         this.#report(e.error);
         return;
@@ -549,7 +701,7 @@ export class Shard extends TypedEmitter<ShardEventMap> {
   }
 
   /** Emit a named event; a listener that throws is reported, never breaks the protocol. */
-  #safeEmit<K extends 'stateChange' | 'ready' | 'resumed' | 'disconnected'>(name: K, ...args: ShardEventMap[K]): void {
+  #safeEmit<K extends 'stateChange' | 'ready' | 'resumed' | 'disconnected' | 'rateLimited' | 'guildsReady' | 'silent'>(name: K, ...args: ShardEventMap[K]): void {
     try {
       this.emit(name, ...args);
     } catch (err) {
@@ -765,4 +917,18 @@ export class Shard extends TypedEmitter<ShardEventMap> {
     this.#core.pause(after);
     this.#drain();
   }
+}
+
+/** A positive finite number of ms, or undefined. */
+function positiveOption(name: string, v: number | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  if (!(v > 0) || !Number.isFinite(v)) throw new ShardlineError('INVALID_OPTION', `${name} must be a positive number of ms, got ${String(v)}`);
+  return v;
+}
+
+/** The error an aborted `signal` rejects with: its reason when that is an `AbortError`, else a new one (reason as cause). */
+export function abortError(signal: AbortSignal, message: string): Error {
+  const reason: unknown = signal.reason;
+  if (reason instanceof Error && reason.name === 'AbortError') return reason;
+  return new DOMException(message, { name: 'AbortError', cause: reason });
 }
