@@ -8,9 +8,11 @@
 import { setMaxListeners, type EventEmitter } from 'node:events';
 import { inspect, type InspectOptionsStylized } from 'node:util';
 import { systemClock, type Clock } from './clock.js';
-import type { ClusterEventMap, ClusterProgress, ClusterShard, IdentifyStatus, GatewayCommand, ShardSink, ShardStatus, WorkerExitEvent } from './cluster-status.js';
+import type { ClusterConnectOptions, ClusterEventMap, ClusterProgress, ClusterShard, IdentifyStatus, GatewayCommand, ShardSink, ShardStatus, WorkerExitEvent } from './cluster-status.js';
 import { TypedEmitter } from './emitter.js';
-import { ShardlineError, redact } from './errors.js';
+import { Backoff } from './backoff.js';
+import { sleep } from './clock.js';
+import { GatewayError, GatewayUnreachableError, ShardlineError, redact } from './errors.js';
 import type { DispatchEvent, PresenceData } from './events.js';
 import { AllIntents } from './intents.js';
 import { DeliveryPipeline, type PipelineInput } from './pipeline.js';
@@ -20,7 +22,7 @@ import { isSession, type Session } from './session.js';
 import { CLUSTER_IDENTIFY_WINDOW, DEFAULT_API_URL, restartPolicy, type ClusterOptions } from './cluster-options.js';
 import { fetchGatewayBot, type GatewayBot } from './gateway-bot.js';
 import { ClusterConnectError, StartupScheduler, type StartGate } from './scheduler.js';
-import type { ShardOptions } from './shard.js';
+import { abortError, type ShardOptions } from './shard.js';
 import type { ShardState } from './state.js';
 import type { WorkerHost, WorkerRestartPolicy } from './worker/host.js';
 import { ReshardPolicy, Resharder, type AutoReshardOptions, type GatewayBotInfo, type ReshardHost, type ReshardOptions, type ReshardResult } from './reshard.js';
@@ -70,6 +72,9 @@ export class Cluster extends TypedEmitter<ClusterEventMap> {
   private identifyInner: IdentifyQueue | null = null;
   private identifyTotal: number | null = null;
   private connecting: Promise<void> | null = null;
+  /** `GET /gateway/bot` attempts of a bounded connect, and the last failure (for GatewayUnreachableError). */
+  private restAttempts = 0;
+  private restError: Error | null = null;
   private closing: Promise<Record<number, Session>> | null = null;
   private settled = false;
   private resharder: Resharder | null = null;
@@ -151,17 +156,88 @@ export class Cluster extends TypedEmitter<ClusterEventMap> {
    * that failed for good (bad token, invalid shard, spent identify budget, ...) once the rest are ready — those
    * keep running. `onProgress` is told about every state change during start-up. Calls made while an attempt is
    * in flight share it; after a failure the next call tries again (after a `ClusterConnectError`: the failed shards).
+   *
+   * `waitForGuilds: true` resolves only once every shard's guilds are loaded (the `guildsReady` event). `timeout`
+   * (ms) and `signal` bound the wait: the promise rejects with a {@link GatewayUnreachableError} (not wrapped) or
+   * an error named `AbortError`, and the cluster is closed resumably, releasing every socket and timer. Meanwhile an
+   * unreachable gateway is retried by each shard with back-off (`shardDisconnected` with kind `connect-failed`,
+   * `shardStateChange`), and a failing `GET /gateway/bot` is retried too (each failure on `shardError` with shard
+   * id -1). Without them, a failing `GET /gateway/bot` rejects at once and unreachable shards retry until ready.
+   *
+   * @example
+   * ```ts
+   * await cluster.connect({ waitForGuilds: true, timeout: 120_000 }); // every guild loaded, or GatewayUnreachableError
+   * ```
    */
-  connect(options: { onProgress?: (progress: ClusterProgress) => void } = {}): Promise<void> {
+  connect(options: ClusterConnectOptions = {}): Promise<void> {
     if (this.closing) return Promise.reject(new ShardlineError('CLUSTER_CLOSED', 'the cluster is closed; create a new one'));
+    const { timeout, signal, waitForGuilds } = options;
+    if (timeout !== undefined && !(timeout > 0 && Number.isFinite(timeout))) {
+      return Promise.reject(new ShardlineError('INVALID_OPTION', `connect({ timeout }) must be a positive number of ms, got ${String(timeout)}`));
+    }
+    if (signal?.aborted) return Promise.reject(abortError(signal, 'cluster connect aborted'));
+    const bounded = timeout !== undefined || signal !== undefined;
     if (!this.connecting) {
-      const attempt = this.doConnect(options.onProgress ?? null);
+      const attempt = this.doConnect(options.onProgress ?? null, bounded);
       this.connecting = attempt;
       attempt.catch(() => {
         if (this.connecting === attempt && !this.closing) this.connecting = null;
       });
     }
-    return this.connecting;
+    const attempt = this.connecting;
+    if (!bounded && !waitForGuilds) return attempt;
+    const whole = waitForGuilds ? attempt.then(() => this.pipeline.whenGuildsReady()) : attempt;
+    if (!bounded) return whole;
+    return this.bounded(whole, timeout, signal, waitForGuilds === true);
+  }
+
+  /** `whole`, bounded by `timeout` and `signal`: whichever ends first closes the cluster (resumable). */
+  private bounded(whole: Promise<void>, timeout: number | undefined, signal: AbortSignal | undefined, guilds: boolean): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      let attempts = 0;
+      const offObserve = this.pipeline.observe((c) => {
+        if (c.to === 'connecting') attempts++;
+      });
+      let timer: ReturnType<Clock['setTimeout']> | undefined;
+      const done = () => {
+        offObserve();
+        if (timer !== undefined) this.clock.clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+      };
+      const giveUp = (err: Error) => {
+        done();
+        reject(err);
+        void this.close({ resumable: true });
+      };
+      const onAbort = () => giveUp(abortError(signal!, 'cluster connect aborted'));
+      if (timeout !== undefined) {
+        timer = this.clock.setTimeout(() => {
+          const states = this.running?.set.countStates();
+          const ready = states?.get('ready') ?? 0;
+          const phase =
+            this.running === null
+              ? `GET /gateway/bot did not succeed (${this.restAttempts} attempt(s)${this.restError ? `; last: ${this.restError.message}` : ''})`
+              : ready < this._ids.length
+                ? `${ready} of ${this._ids.length} shards ready after ${attempts} connect attempt(s)`
+                : guilds
+                  ? 'every shard is ready but their guilds are still loading'
+                  : 'not every shard was ready';
+          const message = `cluster not up within ${timeout} ms: ${phase}; check gatewayUrl / apiUrl and the network`;
+          giveUp(new GatewayUnreachableError(redact(message, this.#token), { attempts: this.restAttempts + attempts, cause: this.restError ?? undefined }));
+        }, timeout);
+      }
+      signal?.addEventListener('abort', onAbort, { once: true });
+      whole.then(
+        () => {
+          done();
+          resolve();
+        },
+        (err: Error) => {
+          done();
+          reject(err);
+        },
+      );
+    });
   }
 
   /** A redacted summary (never the token): ids, total, shard states. */
@@ -362,13 +438,13 @@ export class Cluster extends TypedEmitter<ClusterEventMap> {
     return sessions;
   }
 
-  private async doConnect(onProgress: ((p: ClusterProgress) => void) | null): Promise<void> {
+  private async doConnect(onProgress: ((p: ClusterProgress) => void) | null, retryRest: boolean): Promise<void> {
     const startedAt = this.clock.now();
     this.pipeline.expectReady(startedAt);
     // A retry after a ClusterConnectError starts the shards that failed; any other failure happened before the
     // shards were created, and the retry starts from scratch.
     const retry = this.running !== null;
-    if (!retry) await this.prepare();
+    if (!retry) await this.prepare(retryRest);
     if (this.abort.signal.aborted) throw this.abort.signal.reason;
     const set = this.running!.set;
     const ids = retry ? this._ids.filter((id) => set.state(id) === 'fatal' || set.state(id) === 'idle') : this._ids;
@@ -389,10 +465,10 @@ export class Cluster extends TypedEmitter<ClusterEventMap> {
   }
 
   /** Learn the shard count, gateway URL and identify limits; create the shards (not yet connected). */
-  private async prepare(): Promise<void> {
+  private async prepare(retryRest: boolean): Promise<void> {
     const o = this.options;
     let bot: GatewayBot | null = null;
-    if (this._total === null || !o.gatewayUrl || !o.identifyQueue) bot = await this.fetchGatewayBot();
+    if (this._total === null || !o.gatewayUrl || !o.identifyQueue) bot = retryRest ? await this.fetchGatewayBotRetrying() : await this.fetchGatewayBot();
     if (this._total === null) this.setShards(bot!.shards, range(bot!.shards));
     this._gatewayUrl = o.gatewayUrl ?? bot!.url;
     const limit = bot?.session_start_limit;
@@ -546,6 +622,26 @@ export class Cluster extends TypedEmitter<ClusterEventMap> {
     set.setDebug(this.listenerCount('debug') > 0);
     this.pipeline.checkReady();
     return old;
+  }
+
+  /** `GET /gateway/bot` retried with back-off while it fails for a reason that may pass (network, 5xx, bad body); not a 401. */
+  private async fetchGatewayBotRetrying(): Promise<GatewayBot> {
+    const backoff = new Backoff();
+    for (;;) {
+      this.restAttempts++;
+      try {
+        const bot = await this.fetchGatewayBot();
+        this.restError = null;
+        return bot;
+      } catch (err) {
+        if (this.abort.signal.aborted || !(err instanceof GatewayError) || err.code !== 'GATEWAY_BOT_FAILED') throw err;
+        this.restError = err;
+        const delay = backoff.next();
+        this.pipeline.shardError(err, -1);
+        this.debugLine(`${err.message}; retrying in ${delay} ms (attempt ${this.restAttempts})`);
+        await sleep(this.clock, delay, this.abort.signal);
+      }
+    }
   }
 
   private fetchGatewayBot(): Promise<GatewayBot> {
