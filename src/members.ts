@@ -18,17 +18,17 @@ export class MemberRequest implements PromiseLike<GuildMembersChunk[]>, AsyncIte
   private timer: TimerHandle | undefined;
   private done = false;
   private readonly timeout: number;
-  /** Rate-limited answers still to be retried (the shard sets it from `{ retry }`). @internal */
-  retries = 0;
-  /** Sends the request (again). @internal */
-  resend: (() => void) | null = null;
+  /** Rate-limited answers still to be retried, and how to send the request again (from the shard's `{ retry }`). */
+  private readonly retry: { retries: number; resend: () => void } | null;
 
   constructor(
     nonce: string,
     private readonly clock: Clock,
     timeout: number,
     private readonly onDone: () => void,
+    retry: { retries: number; resend: () => void } | null = null,
   ) {
+    this.retry = retry;
     this.nonce = nonce;
     this.promise = new Promise((res, rej) => {
       this.resolve = res;
@@ -40,28 +40,26 @@ export class MemberRequest implements PromiseLike<GuildMembersChunk[]>, AsyncIte
   }
 
   private armTimeout(): void {
-    this.timer = this.clock.setTimeout(
-      () => this.fail(new ShardlineError('MEMBER_REQUEST_TIMEOUT', `no complete answer to member request ${this.nonce} within ${this.timeout} ms`)),
-      this.timeout,
-    );
+    this.timer = this.clock.setTimeout(() => this.fail(new ShardlineError('MEMBER_REQUEST_TIMEOUT', `no complete answer to member request ${this.nonce} within ${this.timeout} ms`)), this.timeout);
   }
 
   /**
    * The gateway answered RATE_LIMITED: fail with `err`, or (retries left) wait `err.retryAfter` and ask again, the
-   * answer timeout restarting with the new request. @internal
+   * answer timeout restarting with the new request.
    */
   rateLimited(err: RateLimitedError): void {
     if (this.done) return;
-    if (this.retries <= 0 || this.resend === null) {
+    const retry = this.retry;
+    if (retry === null || retry.retries <= 0) {
       this.fail(err);
       return;
     }
-    this.retries--;
+    retry.retries--;
     this.clock.clearTimeout(this.timer);
     this.timer = this.clock.setTimeout(() => {
       if (this.done) return;
       this.armTimeout();
-      this.resend?.();
+      retry.resend();
     }, err.retryAfter);
   }
 

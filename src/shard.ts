@@ -473,15 +473,24 @@ export class Shard extends TypedEmitter<ShardEventMap> {
    * Request guild members (op 8). The result is both a promise of every GUILD_MEMBERS_CHUNK and an async
    * iterable of the chunks as they arrive, matched by nonce (one is generated when not given).
    *
+   * When the gateway answers RATE_LIMITED (e.g. a second request for every member of a guild within 30 s) the
+   * request fails at once with a {@link RateLimitedError} (`retryAfter` ms) — or, with `{ retry: true }`, waits
+   * `retryAfter` and asks again, at most 3 times. A request these intents can never be answered for (every member
+   * without `GuildMembers`, `presences: true` without `GuildPresences`) fails at once with `MISSING_INTENT`.
+   *
    * @example
    * ```ts
-   * const chunks = await shard.requestGuildMembers({ guild_id: '123', query: '', limit: 0 });
+   * const chunks = await shard.requestGuildMembers({ guild_id: '123', query: '', limit: 0 }, { retry: true });
    * for await (const chunk of shard.requestGuildMembers({ guild_id: '123', user_ids: ['456'] })) console.log(chunk.members);
    * ```
    */
   requestGuildMembers(request: GatewayRequestGuildMembersData, options: MemberRequestOptions = {}): MemberRequest {
     const nonce = request.nonce ?? `sl${this.id.toString(36)}-${(this.#nonces++).toString(36)}-${Date.now().toString(36)}`;
-    const req = new MemberRequest(nonce, this.#clock, this.#memberRequestTimeout, () => this.#memberRequests?.delete(nonce));
+    const d = { ...request, nonce };
+    const send = () => void this.send({ op: 8, d }).catch((err: Error) => req.fail(err));
+    const r = options.retry;
+    const retries = r === true ? MEMBER_REQUEST_RETRIES : typeof r === 'number' && r > 0 ? Math.floor(r) : 0;
+    const req = new MemberRequest(nonce, this.#clock, this.#memberRequestTimeout, () => this.#memberRequests?.delete(nonce), retries > 0 ? { retries, resend: send } : null);
     if (Buffer.byteLength(nonce) > 32) {
       req.fail(new SendError('PAYLOAD_TOO_LARGE', 'nonce must be at most 32 bytes'));
       return req;
@@ -491,12 +500,8 @@ export class Shard extends TypedEmitter<ShardEventMap> {
       req.fail(missing);
       return req;
     }
-    const retry = options.retry;
-    req.retries = retry === true ? MEMBER_REQUEST_RETRIES : typeof retry === 'number' && retry > 0 ? Math.floor(retry) : 0;
     (this.#memberRequests ??= new Map()).set(nonce, req);
-    const d = { ...request, nonce };
-    req.resend = () => void this.send({ op: 8, d }).catch((err: Error) => req.fail(err));
-    req.resend();
+    send();
     return req;
   }
 

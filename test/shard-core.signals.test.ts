@@ -202,7 +202,8 @@ test('a long outage (13 s+ of refused and HELLO-less connects) keeps the session
   const delays: number[] = [w.timers.get('reconnect')! - w.now];
   for (let i = 0; w.now - start < 13_000 || i < 12; i++) {
     w.retry();
-    if (i % 4 === 3) w.advance(20_000); // the socket opens but no HELLO comes: hello timeout
+    if (i % 4 === 3)
+      w.advance(20_000); // the socket opens but no HELLO comes: hello timeout
     else w.refuse();
     assert.ok(w.core.session, `session kept after attempt ${i + 1}`);
     assert.equal(w.core.state, 'reconnecting');
