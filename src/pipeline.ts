@@ -21,6 +21,8 @@ export interface RunningShards {
   readonly ids: readonly number[];
   state(shardId: number): ShardState;
   setPaused(paused: boolean): void;
+  /** The shard's status (its guild count, for a shard that resumed a session and so loads no guilds). */
+  status?(shardId: number): { guilds?: number };
 }
 
 /** What the pipeline needs from the cluster. */
@@ -101,6 +103,8 @@ export class DeliveryPipeline {
   #startedAt = 0;
   /** Each running shard's `guildsReady` until the cluster's own is emitted (then null: once per cluster). */
   #guilds: Map<number, GuildsReadyEvent> | null = new Map();
+  /** Shards seen sending READY while guilds load: their own `guildsReady` follows (a RESUME does not end the wait). */
+  #identified: Set<number> | null = new Set();
   #guildsWaiters: { resolve: () => void; reject: (e: Error) => void }[] | null = null;
 
   constructor(out: PipelineOutput, bufferSize: number) {
@@ -187,11 +191,24 @@ export class DeliveryPipeline {
       for (const g of e.unavailable) unavailable.push(g);
     }
     this.#guilds = null;
+    this.#identified = null;
     const event: GuildsReadyEvent = { shardId: -1, guilds, unavailable };
     this.guard(() => this.#out.emitter.emit('guildsReady', event));
     const waiters = this.#guildsWaiters;
     this.#guildsWaiters = null;
     if (waiters) for (const w of waiters) w.resolve();
+  }
+
+  /**
+   * A shard that resumed a session it did not start here (given in `sessions`, or after its worker thread died)
+   * loads no guilds and reports no `guildsReady`: its guilds count as loaded (those the cluster knows of).
+   */
+  #resumedGuilds(shardId: number): void {
+    const seen = this.#guilds;
+    if (seen === null || seen.has(shardId) || this.#identified?.has(shardId)) return;
+    const guilds = this.#out.running()?.status?.(shardId).guilds ?? 0;
+    seen.set(shardId, { shardId, guilds, unavailable: [] });
+    this.#checkGuilds();
   }
 
   /** Emit `ready` if every running shard is ready and it was not emitted for this `connect()` yet. */
@@ -264,19 +281,25 @@ export class DeliveryPipeline {
     if (emitter.listenerCount('shardEvent') !== 0) this.guard(() => emitter.emit('shardEvent', e));
     switch (e.kind) {
       case 'ready':
+        this.#identified?.add(e.shardId);
         this.guard(() => emitter.emit('shardReady', e.shardId, e.data));
         this.checkReady();
         return;
       case 'resumed':
         this.guard(() => emitter.emit('shardResumed', e.shardId, e.session));
         this.checkReady();
+        this.#resumedGuilds(e.shardId);
         return;
       case 'state': {
         const change = toStateChange(e);
         this.guard(() => emitter.emit('shardStateChange', change));
         for (const fn of this.#observers) this.guard(() => fn(change));
         for (const s of this.#stages) s.stateChanged?.(change);
-        if (e.to === 'fatal' && this.#guilds !== null) this.#checkGuilds();
+        if (this.#guilds !== null) {
+          // A new thread's shard resumes and does not continue the dead thread's wait for guilds.
+          if (e.cause.kind === 'worker-exit') this.#identified?.delete(e.shardId);
+          if (e.to === 'fatal') this.#checkGuilds();
+        }
         return;
       }
       case 'guildsReady':

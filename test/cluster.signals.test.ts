@@ -50,6 +50,27 @@ for (const workers of [0, 1]) {
   });
 }
 
+test('a cluster that resumes its sessions loads no guilds: guildsReady and waitForGuilds do not wait for them', { timeout: 60_000 }, async () => {
+  const r = await rig({ shards: 2, maxConcurrency: 2, guilds: 4 });
+  try {
+    const first = r.cluster();
+    await first.connect({ waitForGuilds: true });
+    const sessions = await first.close({ resumable: true });
+    assert.equal(Object.keys(sessions).length, 2);
+    const second = r.cluster({ sessions });
+    let resumes = 0;
+    second.on('shardResumed', () => resumes++);
+    const ready = new Promise<GuildsReadyEvent>((resolve) => second.once('guildsReady', resolve));
+    await second.connect({ waitForGuilds: true });
+    assert.equal(resumes, 2);
+    const e = await ready;
+    assert.equal(e.shardId, -1);
+    assert.deepEqual(e.unavailable, []);
+  } finally {
+    await r.stop();
+  }
+});
+
 test('guildsReady sums the guilds and lists the unavailable ones; metrics and the status page show it', { timeout: 60_000 }, async () => {
   const r = await rig({ shards: 2, maxConcurrency: 2, guilds: 4 });
   try {
