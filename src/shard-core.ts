@@ -191,15 +191,18 @@ export class ShardCore {
   /** The socket is not being read (only applied to a ready session: a handshake always completes). */
   private readPaused = false;
   private badSeq: { seq: number; count: number } | null = null;
-  /** Guild ids READY listed as unavailable whose GUILD_CREATE has not arrived (null: not waiting; only while loading). */
-  private waitingGuilds: Set<string> | null = null;
+  /**
+   * While guilds load (null otherwise, so an idle shard pays one field): the ids READY listed as unavailable whose
+   * GUILD_CREATE has not arrived, and the virtual time of the last awaited one (the `guilds` timeout counts from it).
+   */
+  private guildWait: { ids: Set<string>; at: number } | null = null;
   /** Guilds READY listed (for `guildsReady` and `silent`). */
   private guildCount = 0;
-  /** Virtual time of the last awaited GUILD_CREATE (or READY): the `guilds` timeout counts from it. */
-  private guildsAt = 0;
-  /** Sequence seen at the last silence check, and since when it has not moved (-1: `silent` already reported). */
-  private quietSeq = -1;
-  private quietSince = 0;
+  /**
+   * With `silentTimeout` only (created on the first check): the sequence seen at the last check and since when it
+   * has not moved (`since` -1: `silent` already reported for this silence).
+   */
+  private silence: { seq: number; since: number } | null = null;
   private readonly o: ShardCoreOptions;
 
   constructor(options: ShardCoreOptions) {
@@ -541,14 +544,18 @@ export class ShardCore {
    * per dispatch: it compares the sequence number once per heartbeat interval.
    */
   private checkSilent(c: Conn, now: number): void {
-    if (this.seq !== this.quietSeq) {
-      this.quietSeq = this.seq;
-      this.quietSince = now;
+    const q = this.silence;
+    if (q === null || this.seq !== q.seq) {
+      if (q === null) this.silence = { seq: this.seq, since: now };
+      else {
+        q.seq = this.seq;
+        q.since = now;
+      }
       return;
     }
-    if (this.quietSince < 0 || this.guildCount === 0 || now - this.quietSince < this.o.silentTimeout!) return;
-    const since = now - this.quietSince;
-    this.quietSince = -1; // reported: once per silence
+    if (q.since < 0 || this.guildCount === 0 || now - q.since < this.o.silentTimeout!) return;
+    const since = now - q.since;
+    q.since = -1; // reported: once per silence
     this.counters.silent++;
     this.emit({ kind: 'silent', shardId: this.o.id, since, guilds: this.guildCount });
     if (this.o.silentAction === 'resume') this.drop(c, { kind: 'silent' }, null);
@@ -556,8 +563,9 @@ export class ShardCore {
 
   /** Ready again (READY / RESUMED): the silence clock restarts. */
   private noteActive(): void {
-    this.quietSeq = this.seq;
-    this.quietSince = this.o.now();
+    if (this.silence === null) return; // nothing to restart (or silentTimeout off)
+    this.silence.seq = this.seq;
+    this.silence.since = this.o.now();
   }
 
   private requestedBeat(c: Conn): void {
@@ -614,14 +622,14 @@ export class ShardCore {
     if (!wanted && !control) {
       if (s !== null) this.seq = s;
       this.counters.filtered++;
-      if (type === 'GUILD_CREATE' && this.waitingGuilds !== null) this.guildArrived(this.guildId(bytes));
+      if (type === 'GUILD_CREATE' && this.guildWait !== null) this.guildArrived(this.guildId(bytes));
       return;
     }
     if (this.o.raw && !control) {
       if (s !== null) this.seq = s;
       this.counters.dispatches++;
       this.effects.push({ type: 'raw', t: type, s: s ?? this.seq, bytes });
-      if (type === 'GUILD_CREATE' && this.waitingGuilds !== null) this.guildArrived(this.guildId(bytes));
+      if (type === 'GUILD_CREATE' && this.guildWait !== null) this.guildArrived(this.guildId(bytes));
       return;
     }
     let payload: ReturnType<typeof parsePayload>;
@@ -660,7 +668,7 @@ export class ShardCore {
     }
     // After the dispatch: whoever sees `guildsReady` has seen every GUILD_CREATE before it.
     if (type === 'READY' && this._state === 'ready') this.startGuildsWait(payload.d as GatewayReadyDispatchData);
-    else if (type === 'GUILD_CREATE' && this.waitingGuilds !== null) this.guildArrived((payload.d as { id?: unknown } | null)?.id);
+    else if (type === 'GUILD_CREATE' && this.guildWait !== null) this.guildArrived((payload.d as { id?: unknown } | null)?.id);
   }
 
   /** RATE_LIMITED (`{ opcode, retry_after: s, meta: { guild_id, nonce } }`): counted and reported; the driver fails or retries the request. */
@@ -685,43 +693,43 @@ export class ShardCore {
   private startGuildsWait(d: GatewayReadyDispatchData): void {
     const list = Array.isArray(d?.guilds) ? d.guilds : [];
     this.guildCount = list.length;
-    let waiting: Set<string> | null = null;
-    for (const g of list) if (g && g.unavailable === true && typeof g.id === 'string') (waiting ??= new Set()).add(g.id);
-    this.waitingGuilds = waiting;
-    if (waiting === null) {
-      this.setTimer('guilds', null);
+    let ids: Set<string> | null = null;
+    for (const g of list) if (g && g.unavailable === true && typeof g.id === 'string') (ids ??= new Set()).add(g.id);
+    if (ids === null) {
+      this.stopGuildsWait();
       this.emit({ kind: 'guildsReady', shardId: this.o.id, guilds: list.length, unavailable: [] });
       return;
     }
-    this.guildsAt = this.o.now();
-    this.setTimer('guilds', this.guildsAt + (this.o.guildsTimeout ?? 15_000));
+    const at = this.o.now();
+    this.guildWait = { ids, at };
+    this.setTimer('guilds', at + (this.o.guildsTimeout ?? 15_000));
   }
 
   private guildArrived(id: unknown): void {
-    const waiting = this.waitingGuilds!;
-    if (typeof id !== 'string' || !waiting.delete(id)) return;
-    this.guildsAt = this.o.now();
-    if (waiting.size === 0) this.finishGuildsWait();
+    const wait = this.guildWait!;
+    if (typeof id !== 'string' || !wait.ids.delete(id)) return;
+    wait.at = this.o.now();
+    if (wait.ids.size === 0) this.finishGuildsWait();
   }
 
   /** The `guilds` timer: fires `guildsTimeout` after READY and is pushed back by each awaited GUILD_CREATE. */
   private guildsTimer(): void {
-    if (this.waitingGuilds === null) return;
-    const due = this.guildsAt + (this.o.guildsTimeout ?? 15_000);
+    if (this.guildWait === null) return;
+    const due = this.guildWait.at + (this.o.guildsTimeout ?? 15_000);
     if (this.o.now() < due) this.setTimer('guilds', due);
     else this.finishGuildsWait();
   }
 
   private finishGuildsWait(): void {
-    const missing = this.waitingGuilds ? [...this.waitingGuilds] : [];
-    this.waitingGuilds = null;
+    const missing = this.guildWait ? [...this.guildWait.ids] : [];
+    this.guildWait = null;
     this.setTimer('guilds', null);
     this.emit({ kind: 'guildsReady', shardId: this.o.id, guilds: this.guildCount - missing.length, unavailable: missing });
   }
 
   private stopGuildsWait(): void {
-    if (this.waitingGuilds === null) return;
-    this.waitingGuilds = null;
+    if (this.guildWait === null) return;
+    this.guildWait = null;
     this.setTimer('guilds', null);
   }
 

@@ -62,7 +62,7 @@ test('guildsReady after the last unavailable guild arrives, after its GUILD_CREA
   const readyAt = after.findIndex((e) => e.type === 'event' && e.event.kind === 'guildsReady');
   assert.ok(dispatchAt >= 0 && dispatchAt < readyAt, 'the last GUILD_CREATE is delivered before guildsReady');
   assert.equal(w.timers.has('guilds'), false, 'timer cleared');
-  assert.equal((w.core as unknown as { waitingGuilds: unknown }).waitingGuilds, null, 'the Set is released');
+  assert.equal((w.core as unknown as { guildWait: unknown }).guildWait, null, 'the Set is released');
   w.dispatch('GUILD_CREATE', { id: '4' });
   w.advance(60_000);
   assert.equal(w.eventsOf('guildsReady').length, 1, 'once');
