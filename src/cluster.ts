@@ -207,7 +207,7 @@ export class Cluster extends TypedEmitter<ClusterEventMap> {
       const giveUp = (err: Error) => {
         done();
         reject(err);
-        void this.close({ resumable: true });
+        this.close({ resumable: true }).catch(() => undefined); // its own errors were reported as they happened
       };
       const onAbort = () => giveUp(abortError(signal!, 'cluster connect aborted'));
       if (timeout !== undefined) {
@@ -441,6 +441,8 @@ export class Cluster extends TypedEmitter<ClusterEventMap> {
   private async doConnect(onProgress: ((p: ClusterProgress) => void) | null, retryRest: boolean): Promise<void> {
     const startedAt = this.clock.now();
     this.pipeline.expectReady(startedAt);
+    this.restAttempts = 0;
+    this.restError = null;
     // A retry after a ClusterConnectError starts the shards that failed; any other failure happened before the
     // shards were created, and the retry starts from scratch.
     const retry = this.running !== null;

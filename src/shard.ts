@@ -377,7 +377,7 @@ export class Shard extends TypedEmitter<ShardEventMap> {
       const giveUp = (err: Error) => {
         done();
         reject(err);
-        if (this.#connecting === pending) void this.close({ resumable: true });
+        if (this.#connecting === pending) this.close({ resumable: true }).catch(() => undefined);
       };
       const onAbort = () => giveUp(abortError(signal!, `shard ${this.id}: connect aborted`));
       if (timeout !== undefined) {
