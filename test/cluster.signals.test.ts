@@ -17,6 +17,9 @@ import { TOKEN, failOnUnhandledRejections } from './helpers/setup.js';
 
 failOnUnhandledRejections();
 
+/** Timers, sockets and other handles keeping the process alive (the TTY aside). */
+const activeHandles = () => process.getActiveResourcesInfo().filter((x) => x !== 'TTYWrap').length;
+
 async function closedPort(): Promise<number> {
   const srv = createServer();
   await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
@@ -100,7 +103,9 @@ test('guildsReady sums the guilds and lists the unavailable ones; metrics and th
 
 test('connect({ timeout }): /gateway/bot unreachable is retried and reported, then GatewayUnreachableError (not wrapped)', { timeout: 60_000 }, async () => {
   const clock = scaledClock(0.01);
-  const cluster = new Cluster({ token: TOKEN, intents: INTENTS, apiUrl: `http://127.0.0.1:${await closedPort()}/api/v10`, clock });
+  const apiUrl = `http://127.0.0.1:${await closedPort()}/api/v10`;
+  const before = activeHandles();
+  const cluster = new Cluster({ token: TOKEN, intents: INTENTS, apiUrl, clock });
   const reported: number[] = [];
   cluster.on('shardError', (_e, id) => reported.push(id));
   const err = await cluster.connect({ timeout: 10_000 }).then(
@@ -114,12 +119,16 @@ test('connect({ timeout }): /gateway/bot unreachable is retried and reported, th
   assert.ok(!err.message.includes(TOKEN));
   assert.ok(reported.length >= 2 && reported.every((id) => id === -1), 'each failed attempt reported as it happened');
   await assert.rejects(cluster.connect(), { code: 'CLUSTER_CLOSED' });
+  await cluster.close();
+  await new Promise((r) => setImmediate(r));
+  assert.ok(activeHandles() <= before, `no timer or socket left behind (${process.getActiveResourcesInfo().join(', ')})`);
 });
 
 test('connect({ timeout }): a gateway nobody answers on → GatewayUnreachableError, the shards are closed', { timeout: 60_000 }, async () => {
   const r = await rig({ shards: 2, maxConcurrency: 2, guilds: 2 });
   try {
     const port = await closedPort();
+    const timersBefore = process.getActiveResourcesInfo().filter((x) => x === 'Timeout').length;
     const cluster = r.cluster({ gatewayUrl: `ws://127.0.0.1:${port}`, shards: 2 });
     const kinds = new Set<string>();
     cluster.on('shardDisconnected', (e) => kinds.add(e.kind));
@@ -132,6 +141,12 @@ test('connect({ timeout }): a gateway nobody answers on → GatewayUnreachableEr
     assert.ok(err.attempts >= 4, `${err.attempts} attempts`);
     assert.ok(kinds.has('connect-failed') || kinds.has('close'), [...kinds].join());
     assert.deepEqual(await cluster.close({ resumable: true }), {}, 'closed; no session was made');
+    await new Promise((r) => setImmediate(r));
+    assert.equal(
+      process.getActiveResourcesInfo().filter((x) => x === 'Timeout').length,
+      timersBefore,
+      `no shard timer left (${process.getActiveResourcesInfo().join(', ')})`,
+    );
     assert.deepEqual(
       cluster.status().map((s) => s.state),
       ['closed', 'closed'],
