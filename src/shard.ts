@@ -107,8 +107,9 @@ interface Deferred {
   reject: (e: Error) => void;
   /** Sockets opened for this connect (for {@link GatewayUnreachableError}). */
   attempts: number;
-  /** The last connection loss, as text. */
+  /** The last connection loss, as text, and the error of the last failed connect. */
   lastCause: string | null;
+  lastError: Error | null;
 }
 
 /** Options of {@link Shard.connect}. */
@@ -357,7 +358,7 @@ export class Shard extends TypedEmitter<ShardEventMap> {
         resolve = res;
         reject = rej;
       });
-      this.#connecting = { promise, resolve, reject, attempts: 0, lastCause: null };
+      this.#connecting = { promise, resolve, reject, attempts: 0, lastCause: null, lastError: null };
     }
     const pending = this.#connecting;
     this.#core.connect(); // a no-op while a connection is open or opening; hurries a reconnect's back-off
@@ -384,7 +385,7 @@ export class Shard extends TypedEmitter<ShardEventMap> {
         timer = this.#clock.setTimeout(() => {
           const last = pending.lastCause ? `; last: ${pending.lastCause}` : '';
           const message = `shard ${this.id}: gateway not reached within ${timeout} ms (${pending.attempts} connect attempt(s)${last}); check gatewayUrl and the network`;
-          giveUp(new GatewayUnreachableError(redact(message, this.#token), { attempts: pending.attempts, shardId: this.id, cause: pending.lastCause ?? undefined }));
+          giveUp(new GatewayUnreachableError(redact(message, this.#token), { attempts: pending.attempts, shardId: this.id, cause: pending.lastError ?? pending.lastCause ?? undefined }));
         }, timeout);
       }
       signal?.addEventListener('abort', onAbort, { once: true });
@@ -753,15 +754,31 @@ export class Shard extends TypedEmitter<ShardEventMap> {
     }
     if (this.#socket !== null) this.#teardown(this.#socket.conn, null); // never two sockets (the core closes first)
     this.#socket = { conn, ws, inflater, identifyAbort: null };
+    // Until the socket opens, an error is why the connect failed (refused, DNS, an HTTP answer instead of an upgrade).
+    let failure: Error | null | undefined = null;
     ws.on('open', () => {
+      failure = undefined;
       this.#core.opened(conn);
       this.#drain();
     });
     ws.on('message', (data: Buffer, isBinary: boolean) => this.#message(conn, inflater, data, isBinary));
     ws.on('error', (err: Error) => {
+      if (failure === null) failure = err;
       if (this.#core.debugOn) this.#debug(`connection ${conn} socket error: ${err.message}`);
     });
     ws.on('close', (code: number, reason: Buffer) => {
+      if (failure !== undefined) {
+        const why = redact(failure?.message ?? `closed with ${code} before it opened`, this.#token);
+        const error = new GatewayError('CONNECT_FAILED', `shard ${this.id}: cannot connect to ${new URL(url).host}: ${why}`, { shardId: this.id, cause: failure });
+        this.#core.openFailed(conn, error);
+        this.#drain();
+        const pending = this.#connecting;
+        if (pending) {
+          pending.lastCause = why;
+          pending.lastError = error;
+        }
+        return;
+      }
       this.#core.closed(conn, code, reason.toString('utf8'));
       this.#drain();
     });

@@ -139,14 +139,10 @@ test('connect({ timeout }): a gateway nobody answers on → GatewayUnreachableEr
     assert.ok(err instanceof GatewayUnreachableError, String(err));
     assert.match(err.message, /0 of 2 shards ready/);
     assert.ok(err.attempts >= 4, `${err.attempts} attempts`);
-    assert.ok(kinds.has('connect-failed') || kinds.has('close'), [...kinds].join());
+    assert.deepEqual([...kinds], ['connect-failed']);
     assert.deepEqual(await cluster.close({ resumable: true }), {}, 'closed; no session was made');
     await new Promise((r) => setImmediate(r));
-    assert.equal(
-      process.getActiveResourcesInfo().filter((x) => x === 'Timeout').length,
-      timersBefore,
-      `no shard timer left (${process.getActiveResourcesInfo().join(', ')})`,
-    );
+    assert.equal(process.getActiveResourcesInfo().filter((x) => x === 'Timeout').length, timersBefore, `no shard timer left (${process.getActiveResourcesInfo().join(', ')})`);
     assert.deepEqual(
       cluster.status().map((s) => s.state),
       ['closed', 'closed'],
