@@ -7,11 +7,11 @@
  */
 import { setMaxListeners, type EventEmitter } from 'node:events';
 import { inspect, type InspectOptionsStylized } from 'node:util';
-import { systemClock, type Clock } from './clock.js';
+import { sleep, systemClock, type Clock } from './clock.js';
 import type { ClusterConnectOptions, ClusterEventMap, ClusterProgress, ClusterShard, IdentifyStatus, GatewayCommand, ShardSink, ShardStatus, WorkerExitEvent } from './cluster-status.js';
 import { TypedEmitter } from './emitter.js';
 import { Backoff } from './backoff.js';
-import { sleep } from './clock.js';
+import { abortError, bounded, checkTimeout } from './bounded.js';
 import { GatewayError, GatewayUnreachableError, ShardlineError, redact } from './errors.js';
 import type { DispatchEvent, PresenceData } from './events.js';
 import { AllIntents } from './intents.js';
@@ -22,7 +22,7 @@ import { isSession, type Session } from './session.js';
 import { CLUSTER_IDENTIFY_WINDOW, DEFAULT_API_URL, restartPolicy, type ClusterOptions } from './cluster-options.js';
 import { fetchGatewayBot, type GatewayBot } from './gateway-bot.js';
 import { ClusterConnectError, StartupScheduler, type StartGate } from './scheduler.js';
-import { abortError, type ShardOptions } from './shard.js';
+import type { ShardOptions } from './shard.js';
 import type { ShardState } from './state.js';
 import type { WorkerHost, WorkerRestartPolicy } from './worker/host.js';
 import { ReshardPolicy, Resharder, type AutoReshardOptions, type GatewayBotInfo, type ReshardHost, type ReshardOptions, type ReshardResult } from './reshard.js';
@@ -172,9 +172,8 @@ export class Cluster extends TypedEmitter<ClusterEventMap> {
   connect(options: ClusterConnectOptions = {}): Promise<void> {
     if (this.closing) return Promise.reject(new ShardlineError('CLUSTER_CLOSED', 'the cluster is closed; create a new one'));
     const { timeout, signal, waitForGuilds } = options;
-    if (timeout !== undefined && !(timeout > 0 && Number.isFinite(timeout))) {
-      return Promise.reject(new ShardlineError('INVALID_OPTION', `connect({ timeout }) must be a positive number of ms, got ${String(timeout)}`));
-    }
+    const invalid = checkTimeout(timeout);
+    if (invalid) return Promise.reject(invalid);
     if (signal?.aborted) return Promise.reject(abortError(signal, 'cluster connect aborted'));
     const bounded = timeout !== undefined || signal !== undefined;
     if (!this.connecting) {
@@ -193,51 +192,35 @@ export class Cluster extends TypedEmitter<ClusterEventMap> {
 
   /** `whole`, bounded by `timeout` and `signal`: whichever ends first closes the cluster (resumable). */
   private bounded(whole: Promise<void>, timeout: number | undefined, signal: AbortSignal | undefined, guilds: boolean): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      let attempts = 0;
-      const offObserve = this.pipeline.observe((c) => {
-        if (c.to === 'connecting') attempts++;
-      });
-      let timer: ReturnType<Clock['setTimeout']> | undefined;
-      const done = () => {
-        offObserve();
-        if (timer !== undefined) this.clock.clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-      };
-      const giveUp = (err: Error) => {
-        done();
-        reject(err);
-        this.close({ resumable: true }).catch(() => undefined); // its own errors were reported as they happened
-      };
-      const onAbort = () => giveUp(abortError(signal!, 'cluster connect aborted'));
-      if (timeout !== undefined) {
-        timer = this.clock.setTimeout(() => {
-          const states = this.running?.set.countStates();
-          const ready = states?.get('ready') ?? 0;
-          const phase =
-            this.running === null
-              ? `GET /gateway/bot did not succeed (${this.restAttempts} attempt(s)${this.restError ? `; last: ${this.restError.message}` : ''})`
-              : ready < this._ids.length
-                ? `${ready} of ${this._ids.length} shards ready after ${attempts} connect attempt(s)`
-                : guilds
-                  ? 'every shard is ready but their guilds are still loading'
-                  : 'not every shard was ready';
-          const message = `cluster not up within ${timeout} ms: ${phase}; check gatewayUrl / apiUrl and the network`;
-          giveUp(new GatewayUnreachableError(redact(message, this.#token), { attempts: this.restAttempts + attempts, cause: this.restError ?? undefined }));
-        }, timeout);
-      }
-      signal?.addEventListener('abort', onAbort, { once: true });
-      whole.then(
-        () => {
-          done();
-          resolve();
-        },
-        (err: Error) => {
-          done();
-          reject(err);
-        },
-      );
+    let attempts = 0;
+    const offObserve = this.pipeline.observe((c) => {
+      if (c.to === 'connecting') attempts++;
     });
+    const timedOut = () => {
+      const ready = this.running?.set.countStates().get('ready') ?? 0;
+      const phase =
+        this.running === null
+          ? `GET /gateway/bot did not succeed (${this.restAttempts} attempt(s)${this.restError ? `; last: ${this.restError.message}` : ''})`
+          : ready < this._ids.length
+            ? `${ready} of ${this._ids.length} shards ready after ${attempts} connect attempt(s)`
+            : guilds
+              ? 'every shard is ready but their guilds are still loading'
+              : 'not every shard was ready';
+      const message = `cluster not up within ${timeout} ms: ${phase}; check gatewayUrl / apiUrl and the network`;
+      return new GatewayUnreachableError(redact(message, this.#token), { attempts: this.restAttempts + attempts, cause: this.restError ?? undefined });
+    };
+    const result = bounded(whole, {
+      clock: this.clock,
+      timeout,
+      signal,
+      abortMessage: 'cluster connect aborted',
+      timedOut,
+      giveUp: () => {
+        this.close({ resumable: true }).catch(() => undefined); // its own errors were reported as they happened
+      },
+    });
+    result.then(offObserve, offObserve);
+    return result;
   }
 
   /** A redacted summary (never the token): ids, total, shard states. */

@@ -9,6 +9,7 @@ import { GatewayError, GatewayUnreachableError, RateLimitedError, SendError, Sha
 import { toDisconnectedEvent, toStateChange, type DispatchEvent, type PresenceData, type ShardEvent, type ShardEventMap } from './events.js';
 import { createInflater, type Inflater, type TransportCompression } from './inflate.js';
 import { AllIntents, Intents } from './intents.js';
+import { abortError, bounded, checkTimeout } from './bounded.js';
 import { MemberRequest } from './members.js';
 import { LocalIdentifyQueue, type IdentifyQueue } from './queue.js';
 import { isSession, type Session } from './session.js';
@@ -215,6 +216,9 @@ export class Shard extends TypedEmitter<ShardEventMap> {
     if (options.session != null && !isSession(options.session)) {
       throw new ShardlineError('INVALID_SESSION', 'session must be { sessionId: string, sequence: integer >= 0, resumeUrl: string }');
     }
+    if (options.silentAction !== undefined && options.silentAction !== 'report' && options.silentAction !== 'resume') {
+      throw new ShardlineError('INVALID_OPTION', `silentAction must be 'report' or 'resume', got ${JSON.stringify(options.silentAction)}`);
+    }
     const gatewayUrl = options.gatewayUrl ?? DEFAULT_GATEWAY_URL;
     if (!URL.canParse(gatewayUrl) || !/^wss?:$/.test(new URL(gatewayUrl).protocol)) {
       throw new ShardlineError('INVALID_OPTION', `gatewayUrl must be a ws:// or wss:// URL, got ${JSON.stringify(gatewayUrl)}`);
@@ -346,9 +350,8 @@ export class Shard extends TypedEmitter<ShardEventMap> {
    */
   connect(options: ShardConnectOptions = {}): Promise<void> {
     const { timeout, signal } = options;
-    if (timeout !== undefined && !(timeout > 0 && Number.isFinite(timeout))) {
-      return Promise.reject(new ShardlineError('INVALID_OPTION', `connect({ timeout }) must be a positive number of ms, got ${String(timeout)}`));
-    }
+    const invalid = checkTimeout(timeout);
+    if (invalid) return Promise.reject(invalid);
     if (this.#core.state === 'ready') return Promise.resolve();
     if (signal?.aborted) return Promise.reject(abortError(signal, `shard ${this.id}: connect aborted`));
     if (!this.#connecting) {
@@ -364,41 +367,19 @@ export class Shard extends TypedEmitter<ShardEventMap> {
     this.#core.connect(); // a no-op while a connection is open or opening; hurries a reconnect's back-off
     this.#drain();
     if (timeout === undefined && signal === undefined) return pending.promise;
-    return this.#bounded(pending, timeout, signal);
-  }
-
-  /** `pending`, bounded by `timeout` and `signal`: when either ends first the shard is closed (resumable). */
-  #bounded(pending: Deferred, timeout: number | undefined, signal: AbortSignal | undefined): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      let timer: TimerHandle | undefined;
-      const done = () => {
-        if (timer !== undefined) this.#clock.clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-      };
-      const giveUp = (err: Error) => {
-        done();
-        reject(err);
+    return bounded(pending.promise, {
+      clock: this.#clock,
+      timeout,
+      signal,
+      abortMessage: `shard ${this.id}: connect aborted`,
+      timedOut: () => {
+        const last = pending.lastCause ? `; last: ${pending.lastCause}` : '';
+        const message = `shard ${this.id}: gateway not reached within ${timeout} ms (${pending.attempts} connect attempt(s)${last}); check gatewayUrl and the network`;
+        return new GatewayUnreachableError(redact(message, this.#token), { attempts: pending.attempts, shardId: this.id, cause: pending.lastError ?? pending.lastCause ?? undefined });
+      },
+      giveUp: () => {
         if (this.#connecting === pending) this.close({ resumable: true }).catch(() => undefined);
-      };
-      const onAbort = () => giveUp(abortError(signal!, `shard ${this.id}: connect aborted`));
-      if (timeout !== undefined) {
-        timer = this.#clock.setTimeout(() => {
-          const last = pending.lastCause ? `; last: ${pending.lastCause}` : '';
-          const message = `shard ${this.id}: gateway not reached within ${timeout} ms (${pending.attempts} connect attempt(s)${last}); check gatewayUrl and the network`;
-          giveUp(new GatewayUnreachableError(redact(message, this.#token), { attempts: pending.attempts, shardId: this.id, cause: pending.lastError ?? pending.lastCause ?? undefined }));
-        }, timeout);
-      }
-      signal?.addEventListener('abort', onAbort, { once: true });
-      pending.promise.then(
-        () => {
-          done();
-          resolve();
-        },
-        (err: Error) => {
-          done();
-          reject(err);
-        },
-      );
+      },
     });
   }
 
@@ -946,11 +927,4 @@ function positiveOption(name: string, v: number | undefined): number | undefined
   if (v === undefined) return undefined;
   if (!(v > 0) || !Number.isFinite(v)) throw new ShardlineError('INVALID_OPTION', `${name} must be a positive number of ms, got ${String(v)}`);
   return v;
-}
-
-/** The error an aborted `signal` rejects with: its reason when that is an `AbortError`, else a new one (reason as cause). */
-export function abortError(signal: AbortSignal, message: string): Error {
-  const reason: unknown = signal.reason;
-  if (reason instanceof Error && reason.name === 'AbortError') return reason;
-  return new DOMException(message, { name: 'AbortError', cause: reason });
 }
