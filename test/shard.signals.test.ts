@@ -304,3 +304,13 @@ test("a silent shard (ACKs, no dispatch) is reported and, with silentAction 'res
     await h.stop();
   }
 });
+
+test('bad options are refused at once with INVALID_OPTION, never retried', async () => {
+  const base = { token: TOKEN, intents: 1, gatewayUrl: 'ws://127.0.0.1:1' };
+  assert.throws(() => new Shard({ ...base, silentAction: 'bogus' as 'resume' }), { code: 'INVALID_OPTION' });
+  assert.throws(() => new Shard({ ...base, guildsTimeout: -1 }), { code: 'INVALID_OPTION' });
+  assert.throws(() => new Shard({ ...base, silentTimeout: Number.NaN }), { code: 'INVALID_OPTION' });
+  const shard = new Shard(base);
+  await assert.rejects(shard.connect({ timeout: 0 }), { code: 'INVALID_OPTION' });
+  assert.equal(shard.state, 'idle', 'nothing was started');
+});
