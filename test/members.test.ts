@@ -15,7 +15,7 @@ const outcome = (req: MemberRequest) => {
   const o: { value?: GuildMembersChunk[]; error?: Error } = {};
   req.then(
     (v) => (o.value = v),
-    (e: Error) => (o.error = e),
+    (e: unknown) => (o.error = e as Error),
   );
   return o;
 };
