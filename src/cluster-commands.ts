@@ -15,7 +15,7 @@ import { MemberRequest } from './members.js';
  * besides `guild_id` — `{ query, limit }` or `{ user_ids }`, and `presences`, `nonce`. Default `{ query: '', limit: 0 }`:
  * every member (needs the GuildMembers intent).
  */
-export type MemberRequestOptions = Omit<GatewayRequestGuildMembersDataWithQuery, 'guild_id'> | Omit<GatewayRequestGuildMembersDataWithUserIds, 'guild_id'>;
+export type GuildMembersQuery = Omit<GatewayRequestGuildMembersDataWithQuery, 'guild_id'> | Omit<GatewayRequestGuildMembersDataWithUserIds, 'guild_id'>;
 
 /** The fields of a Voice State Update (op 4) besides `guild_id`: `{ channel_id, self_mute, self_deaf }`. */
 export type VoiceStateOptions = Omit<GatewayVoiceStateUpdateData, 'guild_id'>;
@@ -35,7 +35,7 @@ export interface RemoteCommands {
 }
 
 /** The full op 8 payload of `requestGuildMembers(guildId | request, options)`. */
-export function memberRequestData(guild: string | bigint | GatewayRequestGuildMembersData, options?: MemberRequestOptions): GatewayRequestGuildMembersData {
+export function memberRequestData(guild: string | bigint | GatewayRequestGuildMembersData, options?: GuildMembersQuery): GatewayRequestGuildMembersData {
   if (typeof guild === 'object' && guild !== null) return guild;
   const o = (options ?? {}) as Partial<GatewayRequestGuildMembersData>;
   const selector = 'user_ids' in o || 'query' in o ? {} : { query: '', limit: 0 };

@@ -3,7 +3,7 @@
  * internal contract between the cluster and where its shards run (this thread or worker threads).
  * @packageDocumentation
  */
-import type { DebugEvent, DisconnectedEvent, DispatchEvent, PresenceData, ReadyData, ShardEvent, StateChange } from './events.js';
+import type { DebugEvent, DisconnectedEvent, DispatchEvent, GuildsReadyEvent, PresenceData, ReadyData, ShardEvent, StateChange } from './events.js';
 import type { NoncedMemberRequest } from './cluster-commands.js';
 import type { MemberRequest } from './members.js';
 import type { IdentifyBudgetEvent } from './queue.js';
@@ -67,6 +67,26 @@ export interface ClusterProgress {
   state: ShardState;
   /** Virtual ms since `connect()` was called. */
   elapsed: number;
+}
+
+/** Options of `cluster.connect()`. */
+export interface ClusterConnectOptions {
+  /** Told about every state change during start-up. */
+  onProgress?: (progress: ClusterProgress) => void;
+  /**
+   * Resolve only once every shard's guilds are loaded (the cluster's `guildsReady`), not as soon as every shard is
+   * ready. Default false.
+   */
+  waitForGuilds?: boolean;
+  /**
+   * Give up when the cluster is not up (ready, and with `waitForGuilds` its guilds loaded) after this many ms of the
+   * cluster's clock: `connect()` rejects with a `GatewayUnreachableError` and the cluster is closed resumably
+   * (`await cluster.close({ resumable: true })` then returns the sessions for a new cluster). With `timeout` or
+   * `signal`, a failing `GET /gateway/bot` (network error, 5xx) is retried with back-off instead of failing at once.
+   */
+  timeout?: number;
+  /** Abort the connect: it rejects with an error named `AbortError` and the cluster is closed as for `timeout`. */
+  signal?: AbortSignal;
 }
 
 /** Payload of the cluster's `ready` event. */
@@ -162,6 +182,12 @@ export interface ClusterEventMap {
   reshard: [event: ReshardEvent];
   /** A worker thread exited on its own (worker mode): it is respawned (`restarting`) or its shards stop. */
   workerExit: [event: WorkerExitEvent];
+  /**
+   * Every shard reported `guildsReady` (its guilds arrived, or its `guildsTimeout` ran out): once per cluster, with
+   * `shardId` -1, `guilds` the sum of the guilds loaded and `unavailable` every id still missing. A shard that
+   * stopped for good does not hold it up. Each shard's own is on the `shardEvent` stream (`kind: 'guildsReady'`).
+   */
+  guildsReady: [event: GuildsReadyEvent];
 }
 
 /** One shard of a cluster, wherever it runs. */

@@ -7,11 +7,13 @@
  */
 import { setMaxListeners, type EventEmitter } from 'node:events';
 import { inspect, type InspectOptionsStylized } from 'node:util';
-import { systemClock, type Clock } from './clock.js';
-import type { ClusterEventMap, ClusterProgress, ClusterShard, IdentifyStatus, GatewayCommand, ShardSink, ShardStatus, WorkerExitEvent } from './cluster-status.js';
+import { sleep, systemClock, type Clock } from './clock.js';
+import type { ClusterConnectOptions, ClusterEventMap, ClusterProgress, ClusterShard, IdentifyStatus, GatewayCommand, ShardSink, ShardStatus, WorkerExitEvent } from './cluster-status.js';
 import { TypedEmitter } from './emitter.js';
-import { allOrReport, byShard, failedMemberRequest, memberRequestData, voiceStateData, type MemberRequestOptions, type VoiceStateOptions } from './cluster-commands.js';
-import { ShardlineError, redact } from './errors.js';
+import { allOrReport, byShard, failedMemberRequest, memberRequestData, voiceStateData, type GuildMembersQuery, type VoiceStateOptions } from './cluster-commands.js';
+import { Backoff } from './backoff.js';
+import { abortError, bounded, checkTimeout } from './bounded.js';
+import { GatewayError, GatewayUnreachableError, ShardlineError, redact } from './errors.js';
 import { resolveEvents, type EventName } from './event-names.js';
 import type { GatewayRequestGuildMembersData, GatewayVoiceStateUpdateData } from 'discord-api-types/v10';
 import type { DispatchEvent, PresenceData } from './events.js';
@@ -74,6 +76,9 @@ export class Cluster extends TypedEmitter<ClusterEventMap> {
   private identifyInner: IdentifyQueue | null = null;
   private identifyTotal: number | null = null;
   private connecting: Promise<void> | null = null;
+  /** `GET /gateway/bot` attempts of a bounded connect, and the last failure (for GatewayUnreachableError). */
+  private restAttempts = 0;
+  private restError: Error | null = null;
   private closing: Promise<Record<number, Session>> | null = null;
   private settled = false;
   private resharder: Resharder | null = null;
@@ -160,17 +165,71 @@ export class Cluster extends TypedEmitter<ClusterEventMap> {
    * that failed for good (bad token, invalid shard, spent identify budget, ...) once the rest are ready — those
    * keep running. `onProgress` is told about every state change during start-up. Calls made while an attempt is
    * in flight share it; after a failure the next call tries again (after a `ClusterConnectError`: the failed shards).
+   *
+   * `waitForGuilds: true` resolves only once every shard's guilds are loaded (the `guildsReady` event). `timeout`
+   * (ms) and `signal` bound the wait: the promise rejects with a {@link GatewayUnreachableError} (not wrapped) or
+   * an error named `AbortError`, and the cluster is closed resumably, releasing every socket and timer. Meanwhile an
+   * unreachable gateway is retried by each shard with back-off (`shardDisconnected` with kind `connect-failed`,
+   * `shardStateChange`), and a failing `GET /gateway/bot` is retried too (each failure on `shardError` with shard
+   * id -1). Without them, a failing `GET /gateway/bot` rejects at once and unreachable shards retry until ready.
+   *
+   * @example
+   * ```ts
+   * await cluster.connect({ waitForGuilds: true, timeout: 120_000 }); // every guild loaded, or GatewayUnreachableError
+   * ```
    */
-  connect(options: { onProgress?: (progress: ClusterProgress) => void } = {}): Promise<void> {
+  connect(options: ClusterConnectOptions = {}): Promise<void> {
     if (this.closing) return Promise.reject(new ShardlineError('CLUSTER_CLOSED', 'the cluster is closed; create a new one'));
+    const { timeout, signal, waitForGuilds } = options;
+    const invalid = checkTimeout(timeout);
+    if (invalid) return Promise.reject(invalid);
+    if (signal?.aborted) return Promise.reject(abortError(signal, 'cluster connect aborted'));
+    const bounded = timeout !== undefined || signal !== undefined;
     if (!this.connecting) {
-      const attempt = this.doConnect(options.onProgress ?? null);
+      const attempt = this.doConnect(options.onProgress ?? null, bounded);
       this.connecting = attempt;
       attempt.catch(() => {
         if (this.connecting === attempt && !this.closing) this.connecting = null;
       });
     }
-    return this.connecting;
+    const attempt = this.connecting;
+    if (!bounded && !waitForGuilds) return attempt;
+    const whole = waitForGuilds ? attempt.then(() => this.pipeline.whenGuildsReady()) : attempt;
+    if (!bounded) return whole;
+    return this.bounded(whole, timeout, signal, waitForGuilds === true);
+  }
+
+  /** `whole`, bounded by `timeout` and `signal`: whichever ends first closes the cluster (resumable). */
+  private bounded(whole: Promise<void>, timeout: number | undefined, signal: AbortSignal | undefined, guilds: boolean): Promise<void> {
+    let attempts = 0;
+    const offObserve = this.pipeline.observe((c) => {
+      if (c.to === 'connecting') attempts++;
+    });
+    const timedOut = () => {
+      const ready = this.running?.set.countStates().get('ready') ?? 0;
+      const phase =
+        this.running === null
+          ? `GET /gateway/bot did not succeed (${this.restAttempts} attempt(s)${this.restError ? `; last: ${this.restError.message}` : ''})`
+          : ready < this._ids.length
+            ? `${ready} of ${this._ids.length} shards ready after ${attempts} connect attempt(s)`
+            : guilds
+              ? 'every shard is ready but their guilds are still loading'
+              : 'not every shard was ready';
+      const message = `cluster not up within ${timeout} ms: ${phase}; check gatewayUrl / apiUrl and the network`;
+      return new GatewayUnreachableError(redact(message, this.#token), { attempts: this.restAttempts + attempts, cause: this.restError ?? undefined });
+    };
+    const result = bounded(whole, {
+      clock: this.clock,
+      timeout,
+      signal,
+      abortMessage: 'cluster connect aborted',
+      timedOut,
+      giveUp: () => {
+        this.close({ resumable: true }).catch(() => undefined); // its own errors were reported as they happened
+      },
+    });
+    result.then(offObserve, offObserve);
+    return result;
   }
 
   /** A redacted summary (never the token): ids, total, shard states. */
@@ -276,10 +335,10 @@ export class Cluster extends TypedEmitter<ClusterEventMap> {
    * for await (const chunk of cluster.requestGuildMembers(guildId, { user_ids: ['80351110224678912'] })) console.log(chunk.members);
    * ```
    */
-  requestGuildMembers(guildId: string | bigint, options?: MemberRequestOptions): MemberRequest;
+  requestGuildMembers(guildId: string | bigint, options?: GuildMembersQuery): MemberRequest;
   /** The same with a full Request Guild Members payload (`{ guild_id, query, limit }` or `{ guild_id, user_ids }`, ...). */
   requestGuildMembers(request: GatewayRequestGuildMembersData): MemberRequest;
-  requestGuildMembers(guild: string | bigint | GatewayRequestGuildMembersData, options?: MemberRequestOptions): MemberRequest {
+  requestGuildMembers(guild: string | bigint | GatewayRequestGuildMembersData, options?: GuildMembersQuery): MemberRequest {
     const request = memberRequestData(guild, options);
     let shardId = -1;
     try {
@@ -451,13 +510,15 @@ export class Cluster extends TypedEmitter<ClusterEventMap> {
     return sessions;
   }
 
-  private async doConnect(onProgress: ((p: ClusterProgress) => void) | null): Promise<void> {
+  private async doConnect(onProgress: ((p: ClusterProgress) => void) | null, retryRest: boolean): Promise<void> {
     const startedAt = this.clock.now();
     this.pipeline.expectReady(startedAt);
+    this.restAttempts = 0;
+    this.restError = null;
     // A retry after a ClusterConnectError starts the shards that failed; any other failure happened before the
     // shards were created, and the retry starts from scratch.
     const retry = this.running !== null;
-    if (!retry) await this.prepare();
+    if (!retry) await this.prepare(retryRest);
     if (this.abort.signal.aborted) throw this.abort.signal.reason;
     const set = this.running!.set;
     const ids = retry ? this._ids.filter((id) => set.state(id) === 'fatal' || set.state(id) === 'idle') : this._ids;
@@ -478,14 +539,14 @@ export class Cluster extends TypedEmitter<ClusterEventMap> {
   }
 
   /** Learn the shard count, gateway URL and identify limits; create the shards (not yet connected). */
-  private async prepare(): Promise<void> {
+  private async prepare(retryRest: boolean): Promise<void> {
     const o = this.options;
     let bot: GatewayBot | null = null;
     if (this.apiBase() === null) {
       // gatewayUrl without apiUrl: the token goes to no host the user did not name (no discord.com REST call).
       if (this._total === null) this.setShards(1, [0]);
       this.debugLine(`gatewayUrl is set and apiUrl is not: GET /gateway/bot skipped (no REST call); ${this._total} shard(s), one identify lane, no daily budget check`);
-    } else if (this._total === null || !o.gatewayUrl || !o.identifyQueue) bot = await this.fetchGatewayBot();
+    } else if (this._total === null || !o.gatewayUrl || !o.identifyQueue) bot = retryRest ? await this.fetchGatewayBotRetrying() : await this.fetchGatewayBot();
     if (this._total === null) this.setShards(bot!.shards, range(bot!.shards));
     this._gatewayUrl = o.gatewayUrl ?? bot!.url;
     const limit = bot?.session_start_limit;
@@ -646,6 +707,26 @@ export class Cluster extends TypedEmitter<ClusterEventMap> {
   /** The REST base `GET /gateway/bot` may use: `apiUrl`, else discord.com only when no `gatewayUrl` was given either. */
   private apiBase(): string | null {
     return this.options.apiUrl ?? (this.options.gatewayUrl ? null : DEFAULT_API_URL);
+  }
+
+  /** `GET /gateway/bot` retried with back-off while it fails for a reason that may pass (network, 5xx, bad body); not a 401. */
+  private async fetchGatewayBotRetrying(): Promise<GatewayBot> {
+    const backoff = new Backoff();
+    for (;;) {
+      this.restAttempts++;
+      try {
+        const bot = await this.fetchGatewayBot();
+        this.restError = null;
+        return bot;
+      } catch (err) {
+        if (this.abort.signal.aborted || !(err instanceof GatewayError) || err.code !== 'GATEWAY_BOT_FAILED') throw err;
+        this.restError = err;
+        const delay = backoff.next();
+        this.pipeline.shardError(err, -1);
+        this.debugLine(`${err.message}; retrying in ${delay} ms (attempt ${this.restAttempts})`);
+        await sleep(this.clock, delay, this.abort.signal);
+      }
+    }
   }
 
   private fetchGatewayBot(): Promise<GatewayBot> {

@@ -149,7 +149,7 @@ export interface StateCause {
 }
 
 /** A bounded, machine-readable label of why a connection ended. */
-export type DisconnectKind = 'close' | 'reconnect-request' | 'invalid-session' | 'zombie' | 'hello-timeout' | 'ready-timeout' | 'malformed' | 'connect-failed' | 'worker-exit';
+export type DisconnectKind = 'close' | 'reconnect-request' | 'invalid-session' | 'zombie' | 'hello-timeout' | 'ready-timeout' | 'malformed' | 'connect-failed' | 'worker-exit' | 'silent';
 
 /**
  * Everything one shard reports, as one typed stream (`shard.on('event', …)`): state changes with a structured

@@ -10,7 +10,7 @@
  * ```
  * @packageDocumentation
  */
-export { Shard, API_VERSION, DEFAULT_GATEWAY_URL, MAX_PAYLOAD_BYTES, type ShardOptions } from './shard.js';
+export { Shard, API_VERSION, DEFAULT_GATEWAY_URL, MAX_PAYLOAD_BYTES, type ShardOptions, type ShardConnectOptions, type MemberRequestOptions } from './shard.js';
 export { Intents, PrivilegedIntents, AllIntents, AllNonPrivilegedIntents, intentsForEvent, intentsForEvents, intentNames, type IntentName } from './intents.js';
 export { ShardlineError, GatewayError, DecodeError, InflateError, SendError, RateLimitedError, GatewayUnreachableError, UnknownEventError } from './errors.js';
 export { EXTRA_DISPATCH_TYPES, KNOWN_EVENT_NAMES, isKnownDispatch, isKnownEventName, type EventName } from './event-names.js';
@@ -44,8 +44,8 @@ export type {
 } from './events.js';
 export type { ShardCounters } from './shard-core.js';
 export { Cluster, ClusterConnectError, CLUSTER_IDENTIFY_WINDOW, DEFAULT_API_URL, type ClusterOptions, type WorkerRestartOptions } from './cluster.js';
-export type { MemberRequestOptions, NoncedMemberRequest, RemoteCommands, VoiceStateOptions } from './cluster-commands.js';
-export type { ShardStatus, ShardIo, ClusterProgress, ClusterReadyEvent, ClusterEventMap, ClusterShard, GatewayCommand } from './cluster-status.js';
+export type { GuildMembersQuery, NoncedMemberRequest, RemoteCommands, VoiceStateOptions } from './cluster-commands.js';
+export type { ShardStatus, ShardIo, ClusterProgress, ClusterReadyEvent, ClusterEventMap, ClusterShard, GatewayCommand, ClusterConnectOptions } from './cluster-status.js';
 export type { SessionStartBudget, ApiSessionStartLimit, IdentifyBudgetEvent } from './queue.js';
 export type { IdentifyStatus, IdentifyTurnEvent, WorkerExitEvent } from './cluster-status.js';
 export { attachMetrics, disconnectCause, type MetricsOptions, type ClusterMetrics, type LastDisconnect } from './metrics.js';

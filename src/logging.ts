@@ -58,6 +58,8 @@ const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 4
  * | shard errors (recovered; a stopped shard is logged by its state change) | warn | `shardId, err: { name, code, message }` |
  * | cluster errors not tied to a stopped shard | error | `err` |
  * | all shards ready, identify budget | info / warn | `shards, elapsed` / `remaining, total, resetIn` |
+ * | guilds loaded (`guildsReady`) | info (warn with unavailable guilds) | `shardId, guilds, unavailable` (a count) |
+ * | gateway rate limit, silent shard | warn | `shardId, opcode, retryAfter, guildId` / `shardId, since, guilds` |
  */
 export function routeLogs(target: Cluster | Shard, logger: Logger, options: RouteLogsOptions = {}): () => void {
   const min = RANK[options.level ?? 'info'];
@@ -124,6 +126,19 @@ export function routeLogs(target: Cluster | Shard, logger: Logger, options: Rout
         return;
       case 'debug':
         emit('debug', shardFields(e.shardId), e.message);
+        return;
+      case 'rateLimited':
+        emit('warn', { shardId: e.shardId, opcode: e.opcode, retryAfter: e.retryAfter, guildId: e.guildId }, `shard ${e.shardId}: gateway rate limited op ${e.opcode}; retry after ${e.retryAfter} ms`);
+        return;
+      case 'guildsReady':
+        emit(
+          e.unavailable.length ? 'warn' : 'info',
+          { shardId: e.shardId, guilds: e.guilds, unavailable: e.unavailable.length },
+          `shard ${e.shardId}: ${e.guilds} guilds loaded${e.unavailable.length ? `, ${e.unavailable.length} still unavailable` : ''}`,
+        );
+        return;
+      case 'silent':
+        emit('warn', { shardId: e.shardId, since: e.since, guilds: e.guilds }, `shard ${e.shardId}: no dispatch for ${e.since} ms although heartbeats are ACKed (silent)`);
         return;
       default:
         return; // dispatches, READY / RESUMED (logged by their state change), heartbeats

@@ -1,6 +1,6 @@
 import { EventChannel } from './channel.js';
 import type { Clock, TimerHandle } from './clock.js';
-import { ShardlineError } from './errors.js';
+import { ShardlineError, type RateLimitedError } from './errors.js';
 import type { GuildMembersChunk } from './events.js';
 
 /**
@@ -17,20 +17,50 @@ export class MemberRequest implements PromiseLike<GuildMembersChunk[]>, AsyncIte
   private reject!: (err: Error) => void;
   private timer: TimerHandle | undefined;
   private done = false;
+  private readonly timeout: number;
+  /** Rate-limited answers still to be retried, and how to send the request again (from the shard's `{ retry }`). */
+  private readonly retry: { retries: number; resend: () => void } | null;
 
   constructor(
     nonce: string,
     private readonly clock: Clock,
     timeout: number,
     private readonly onDone: () => void,
+    retry: { retries: number; resend: () => void } | null = null,
   ) {
+    this.retry = retry;
     this.nonce = nonce;
     this.promise = new Promise((res, rej) => {
       this.resolve = res;
       this.reject = rej;
     });
     this.promise.catch(() => undefined); // observed through then() or iteration; never unhandled
-    this.timer = clock.setTimeout(() => this.fail(new ShardlineError('MEMBER_REQUEST_TIMEOUT', `no complete answer to member request ${nonce} within ${timeout} ms`)), timeout);
+    this.timeout = timeout;
+    this.armTimeout();
+  }
+
+  private armTimeout(): void {
+    this.timer = this.clock.setTimeout(() => this.fail(new ShardlineError('MEMBER_REQUEST_TIMEOUT', `no complete answer to member request ${this.nonce} within ${this.timeout} ms`)), this.timeout);
+  }
+
+  /**
+   * The gateway answered RATE_LIMITED: fail with `err`, or (retries left) wait `err.retryAfter` and ask again, the
+   * answer timeout restarting with the new request.
+   */
+  rateLimited(err: RateLimitedError): void {
+    if (this.done) return;
+    const retry = this.retry;
+    if (retry === null || retry.retries <= 0) {
+      this.fail(err);
+      return;
+    }
+    retry.retries--;
+    this.clock.clearTimeout(this.timer);
+    this.timer = this.clock.setTimeout(() => {
+      if (this.done) return;
+      this.armTimeout();
+      retry.resend();
+    }, err.retryAfter);
   }
 
   /** A chunk with this request's nonce arrived. */

@@ -58,6 +58,8 @@ export function disconnectCause(event: Pick<DisconnectedEvent, 'code' | 'kind' |
       return 'malformed';
     case 'worker-exit':
       return 'worker_exit';
+    case 'silent':
+      return 'silent';
   }
 }
 
@@ -87,6 +89,12 @@ export class ClusterTracker {
   /** Disconnects by `cause\0action`. */
   readonly disconnects = new Map<string, { cause: string; action: string; count: number }>();
   readonly lastDisconnect = new Map<number, LastDisconnect>();
+  /** Shards whose guilds of the current session are loaded (`guildsReady`), → how many were still unavailable. */
+  readonly guildsReady = new Map<number, number>();
+  /** RATE_LIMITED answers, by opcode. */
+  readonly rateLimited = new Map<number, number>();
+  /** `silent` reports, by shard id. */
+  readonly silent: number[] = [];
   readonly createdAt = Date.now();
   private users = 0;
   private readonly latencyObservers = new Set<(ms: number, shardId: number) => void>();
@@ -116,6 +124,18 @@ export class ClusterTracker {
         }
         case 'heartbeatAck':
           if (e.latency !== null) for (const fn of observers) fn(e.latency, e.shardId);
+          return;
+        case 'guildsReady':
+          this.guildsReady.set(e.shardId, e.unavailable.length);
+          return;
+        case 'state':
+          if (e.to === 'identifying' || e.to === 'fatal') this.guildsReady.delete(e.shardId); // a new session loads its guilds anew
+          return;
+        case 'rateLimited':
+          this.rateLimited.set(e.opcode, (this.rateLimited.get(e.opcode) ?? 0) + 1);
+          return;
+        case 'silent':
+          this.silent[e.shardId] = (this.silent[e.shardId] ?? 0) + 1;
           return;
         default:
           return;
@@ -227,7 +247,8 @@ const OP_NAMES: Record<number, string> = {
  * `shard_resumes_total{shard}`, `shard_identifies_total{shard}`, `disconnects_total{cause,action}`,
  * `identify_budget_remaining`, `identify_budget_total`, `identify_budget_reset_seconds`,
  * `identify_queue_waiting`, `identify_queue_wait_seconds` (histogram), `inflate_bytes_in_total{shard}`,
- * `inflate_bytes_out_total{shard}`, `inflate_buffer_bytes{shard}`, `shard_commands_queued{shard}`.
+ * `inflate_bytes_out_total{shard}`, `inflate_buffer_bytes{shard}`, `shard_commands_queued{shard}`,
+ * `shards_guilds_ready`, `guilds_unavailable`, `rate_limited_total{opcode}`, `shard_silent_total{shard}`.
  * With `workers: n` the series counted inside the shards (filtered events, payloads sent, inflate, queued
  * commands) reach the main thread through the workers' status rows; dispatches, disconnects and the heartbeat
  * latency histogram come from the cluster's `shardEvent` stream, complete in both modes.
@@ -325,6 +346,25 @@ export async function attachMetrics(cluster: Cluster, options: MetricsOptions = 
       for (const row of tracker.disconnects.values()) set({ cause: row.cause, action: row.action }, row.count);
     },
   );
+
+  // -- guilds loading, gateway rate limits, silent shards (from the event stream)
+  gauge('shards_guilds_ready', 'Shards whose guilds of the current session are loaded (guildsReady: every unavailable guild arrived or guildsTimeout ran out).', [], (set) => {
+    const ids = new Set(snapshot().status.map((s) => s.id));
+    let n = 0;
+    for (const id of tracker.guildsReady.keys()) if (ids.has(id)) n++;
+    set({}, n);
+  });
+  gauge('guilds_unavailable', 'Guilds still missing when their shard reported guildsReady (guildsTimeout ran out), over all shards.', [], (set) => {
+    let n = 0;
+    for (const v of tracker.guildsReady.values()) n += v;
+    set({}, n);
+  });
+  counter('rate_limited_total', 'Requests the gateway refused for going too fast (RATE_LIMITED dispatches), by opcode.', ['opcode'], (set) => {
+    for (const [opcode, n] of tracker.rateLimited) set({ opcode }, n);
+  });
+  counter('shard_silent_total', 'Times a shard was reported silent (heartbeats ACKed, no dispatch for silentTimeout), by shard.', ['shard'], (set) => {
+    tracker.silent.forEach((n, shard) => set({ shard }, n));
+  });
 
   // -- heartbeat latency histogram: every round trip of every shard, observed as its ACK passes on the stream
   const latencyHistogram = register(

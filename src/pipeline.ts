@@ -13,7 +13,7 @@ import type { Clock } from './clock.js';
 import type { ClusterEventMap, ShardSink } from './cluster-status.js';
 import type { TypedEmitter } from './emitter.js';
 import { ShardlineError } from './errors.js';
-import { toDisconnectedEvent, toStateChange, type DispatchEvent, type ShardEvent, type StateChange } from './events.js';
+import { toDisconnectedEvent, toStateChange, type DispatchEvent, type GuildsReadyEvent, type ShardEvent, type StateChange } from './events.js';
 import type { ShardState } from './state.js';
 
 /** The running shard set, as the pipeline sees it: where states are read and back-pressure is applied. */
@@ -21,6 +21,8 @@ export interface RunningShards {
   readonly ids: readonly number[];
   state(shardId: number): ShardState;
   setPaused(paused: boolean): void;
+  /** The shard's status (its guild count, for a shard that resumed a session and so loads no guilds). */
+  status?(shardId: number): { guilds?: number };
 }
 
 /** What the pipeline needs from the cluster. */
@@ -99,6 +101,11 @@ export class DeliveryPipeline {
   #ended = false;
   #readyReported = false;
   #startedAt = 0;
+  /** Each running shard's `guildsReady` until the cluster's own is emitted (then null: once per cluster). */
+  #guilds: Map<number, GuildsReadyEvent> | null = new Map();
+  /** Shards seen sending READY while guilds load: their own `guildsReady` follows (a RESUME does not end the wait). */
+  #identified: Set<number> | null = new Set();
+  #guildsWaiters: { resolve: () => void; reject: (e: Error) => void }[] | null = null;
 
   constructor(out: PipelineOutput, bufferSize: number) {
     this.#out = out;
@@ -157,6 +164,53 @@ export class DeliveryPipeline {
     this.#readyReported = false;
   }
 
+  /** The cluster's `guildsReady` was emitted. */
+  get guildsReady(): boolean {
+    return this.#guilds === null;
+  }
+
+  /** Resolves once the cluster's `guildsReady` is emitted; rejects with `error` when the pipeline ends first. */
+  whenGuildsReady(): Promise<void> {
+    if (this.#guilds === null) return Promise.resolve();
+    if (this.#ended) return Promise.reject(new ShardlineError('CLUSTER_CLOSED', 'the cluster was closed before its guilds were loaded'));
+    return new Promise((resolve, reject) => (this.#guildsWaiters ??= []).push({ resolve, reject }));
+  }
+
+  /** Emit the cluster's `guildsReady` (shardId -1, the sums) once every running shard reported its own (or is fatal). */
+  #checkGuilds(): void {
+    const seen = this.#guilds;
+    const running = this.#out.running();
+    if (seen === null || seen.size === 0 || !running) return;
+    for (const id of running.ids) if (!seen.has(id) && running.state(id) !== 'fatal') return;
+    let guilds = 0;
+    const unavailable: string[] = [];
+    for (const id of running.ids) {
+      const e = seen.get(id);
+      if (!e) continue;
+      guilds += e.guilds;
+      for (const g of e.unavailable) unavailable.push(g);
+    }
+    this.#guilds = null;
+    this.#identified = null;
+    const event: GuildsReadyEvent = { shardId: -1, guilds, unavailable };
+    this.guard(() => this.#out.emitter.emit('guildsReady', event));
+    const waiters = this.#guildsWaiters;
+    this.#guildsWaiters = null;
+    if (waiters) for (const w of waiters) w.resolve();
+  }
+
+  /**
+   * A shard that resumed a session it did not start here (given in `sessions`, or after its worker thread died)
+   * loads no guilds and reports no `guildsReady`: its guilds count as loaded (those the cluster knows of).
+   */
+  #resumedGuilds(shardId: number): void {
+    const seen = this.#guilds;
+    if (seen === null || seen.has(shardId) || this.#identified?.has(shardId)) return;
+    const guilds = this.#out.running()?.status?.(shardId).guilds ?? 0;
+    seen.set(shardId, { shardId, guilds, unavailable: [] });
+    this.#checkGuilds();
+  }
+
   /** Emit `ready` if every running shard is ready and it was not emitted for this `connect()` yet. */
   checkReady(): void {
     if (this.#readyReported) return;
@@ -191,6 +245,9 @@ export class DeliveryPipeline {
     this.#channels.clear();
     this.#observers.clear();
     this.#pressure = 0;
+    const waiters = this.#guildsWaiters;
+    this.#guildsWaiters = null;
+    if (waiters) for (const w of waiters) w.reject(new ShardlineError('CLUSTER_CLOSED', 'the cluster was closed before its guilds were loaded'));
   }
 
   /** Run a listener call; a throwing listener is reported, never thrown into a shard's socket handler. */
@@ -224,20 +281,32 @@ export class DeliveryPipeline {
     if (emitter.listenerCount('shardEvent') !== 0) this.guard(() => emitter.emit('shardEvent', e));
     switch (e.kind) {
       case 'ready':
+        this.#identified?.add(e.shardId);
         this.guard(() => emitter.emit('shardReady', e.shardId, e.data));
         this.checkReady();
         return;
       case 'resumed':
         this.guard(() => emitter.emit('shardResumed', e.shardId, e.session));
         this.checkReady();
+        this.#resumedGuilds(e.shardId);
         return;
       case 'state': {
         const change = toStateChange(e);
         this.guard(() => emitter.emit('shardStateChange', change));
         for (const fn of this.#observers) this.guard(() => fn(change));
         for (const s of this.#stages) s.stateChanged?.(change);
+        if (this.#guilds !== null) {
+          // A new thread's shard resumes and does not continue the dead thread's wait for guilds.
+          if (e.cause.kind === 'worker-exit') this.#identified?.delete(e.shardId);
+          if (e.to === 'fatal') this.#checkGuilds();
+        }
         return;
       }
+      case 'guildsReady':
+        if (this.#guilds === null) return;
+        this.#guilds.set(e.shardId, e);
+        this.#checkGuilds();
+        return;
       case 'disconnected': {
         const event = toDisconnectedEvent(e);
         this.guard(() => emitter.emit('shardDisconnected', event));
@@ -251,7 +320,7 @@ export class DeliveryPipeline {
         this.guard(() => emitter.emit('debug', { shardId: e.shardId, message: e.message }));
         return;
       default:
-        return; // heartbeats: only on the shardEvent stream
+        return; // heartbeats, rateLimited, silent: only on the shardEvent stream
     }
   }
 

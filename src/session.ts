@@ -27,7 +27,9 @@ export type DisconnectCause =
   | { kind: 'zombie' }
   | { kind: 'hello-timeout' }
   | { kind: 'ready-timeout' }
-  | { kind: 'malformed' };
+  | { kind: 'malformed' }
+  /** No dispatch for `silentTimeout` ms although heartbeats were ACKed (`silentAction: 'resume'`). */
+  | { kind: 'silent' };
 
 /** One row of {@link CLOSE_CODES}. */
 export interface CloseCodeRow {
@@ -106,6 +108,8 @@ export function decide(cause: DisconnectCause, opts: DecisionOptions = {}): Deci
       return { action: 'resume', identifyDelay: false, label: 'no READY/RESUMED in time' };
     case 'malformed':
       return { action: 'resume', identifyDelay: false, label: 'malformed data from the gateway' };
+    case 'silent':
+      return { action: 'resume', identifyDelay: false, label: 'silent connection (heartbeats ACKed, no dispatch)' };
     case 'invalid-session':
       return cause.resumable
         ? { action: 'resume', identifyDelay: false, label: 'op 9 invalid session (resumable)' }

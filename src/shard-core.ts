@@ -29,7 +29,7 @@ export const API_VERSION = 10;
 export const MAX_PAYLOAD_BYTES = 4096;
 
 /** The timers a shard uses; each name has at most one deadline at a time. */
-export type TimerName = 'hello' | 'ready' | 'heartbeat' | 'reconnect' | 'commands';
+export type TimerName = 'hello' | 'ready' | 'heartbeat' | 'reconnect' | 'commands' | 'guilds';
 
 /** What the driver must do. Applied in order. */
 export type Effect =
@@ -88,6 +88,12 @@ export interface ShardCoreOptions {
   maxQueuedCommands: number;
   resumeOnSessionTimeout: boolean;
   rateLimit: { limit?: number; window?: number; presenceLimit?: number; margin?: number };
+  /** Ms without an awaited GUILD_CREATE after which `guildsReady` is emitted with the missing ids. Default 15 000. */
+  guildsTimeout?: number;
+  /** Ms without any dispatch (heartbeats ACKed) after which a shard with guilds emits `silent`. 0 / absent: off. */
+  silentTimeout?: number;
+  /** What a silent shard does besides reporting: `'resume'` closes the connection and RESUMEs. Default `'report'`. */
+  silentAction?: 'report' | 'resume';
   /** Whether debug lines are wanted right now (besides {@link ShardCore.debugging}); asked only where a line would be built. */
   isDebugging?: () => boolean;
 }
@@ -128,6 +134,10 @@ export interface ShardCounters {
   skipped: number;
   /** Payloads with an op this version does not know: ignored (the protocol grows), counted here. */
   unknownOps: number;
+  /** RATE_LIMITED dispatches received (requests the gateway refused for going too fast). */
+  rateLimited: number;
+  /** Times the shard was reported `silent` (heartbeats ACKed, no dispatch for `silentTimeout`). */
+  silent: number;
 }
 
 /** Identify / resume / fatal, as data. */
@@ -151,6 +161,8 @@ export class ShardCore {
     decodeErrors: 0,
     skipped: 0,
     unknownOps: 0,
+    rateLimited: 0,
+    silent: 0,
   };
   /** Payloads written, by op. */
   readonly sent = new Map<number, number>();
@@ -179,6 +191,18 @@ export class ShardCore {
   /** The socket is not being read (only applied to a ready session: a handshake always completes). */
   private readPaused = false;
   private badSeq: { seq: number; count: number } | null = null;
+  /**
+   * While guilds load (null otherwise, so an idle shard pays one field): the ids READY listed as unavailable whose
+   * GUILD_CREATE has not arrived, and the virtual time of the last awaited one (the `guilds` timeout counts from it).
+   */
+  private guildWait: { ids: Set<string>; at: number } | null = null;
+  /** Guilds READY listed (for `guildsReady` and `silent`). */
+  private guildCount = 0;
+  /**
+   * With `silentTimeout` only (created on the first check): the sequence seen at the last check and since when it
+   * has not moved (`since` -1: `silent` already reported for this silence).
+   */
+  private silence: { seq: number; since: number } | null = null;
   private readonly o: ShardCoreOptions;
 
   constructor(options: ShardCoreOptions) {
@@ -232,6 +256,7 @@ export class ShardCore {
     const conn = this.conn;
     if (conn) this.endConn(conn, code ?? (resumable ? RESUMABLE_CLOSE_CODE : 1000));
     this.setTimer('reconnect', null);
+    this.stopGuildsWait();
     if (!resumable) this.clearSession();
     const reason = resumable ? 'closed by user (resumable)' : 'closed by user';
     if (this._state !== 'closed') this.transition('closed', { kind: 'close', resumable, reason });
@@ -408,6 +433,9 @@ export class ShardCore {
         this.commandsAt = null;
         this.drain();
         return;
+      case 'guilds':
+        this.guildsTimer();
+        return;
     }
   }
 
@@ -507,6 +535,37 @@ export class ShardCore {
     }
     this.writeBeat(c, now, false);
     this.setTimer('heartbeat', this.heartbeat.dueAt);
+    if (this.o.silentTimeout && this._state === 'ready') this.checkSilent(c, now);
+  }
+
+  /**
+   * Called on each regular beat (the previous one was ACKed, or the shard would be a zombie): when the sequence has
+   * not moved for `silentTimeout` on a shard with guilds, report `silent` once (and RESUME when asked). Costs nothing
+   * per dispatch: it compares the sequence number once per heartbeat interval.
+   */
+  private checkSilent(c: Conn, now: number): void {
+    const q = this.silence;
+    if (q === null || this.seq !== q.seq) {
+      if (q === null) this.silence = { seq: this.seq, since: now };
+      else {
+        q.seq = this.seq;
+        q.since = now;
+      }
+      return;
+    }
+    if (q.since < 0 || this.guildCount === 0 || now - q.since < this.o.silentTimeout!) return;
+    const since = now - q.since;
+    q.since = -1; // reported: once per silence
+    this.counters.silent++;
+    this.emit({ kind: 'silent', shardId: this.o.id, since, guilds: this.guildCount });
+    if (this.o.silentAction === 'resume') this.drop(c, { kind: 'silent' }, null);
+  }
+
+  /** Ready again (READY / RESUMED): the silence clock restarts. */
+  private noteActive(): void {
+    if (this.silence === null) return; // nothing to restart (or silentTimeout off)
+    this.silence.seq = this.seq;
+    this.silence.since = this.o.now();
   }
 
   private requestedBeat(c: Conn): void {
@@ -559,16 +618,18 @@ export class ShardCore {
     }
     const type = t ?? '';
     const wanted = this.o.events === null || this.o.events.has(type);
-    const control = type === 'READY' || type === 'RESUMED' || type === 'GUILD_MEMBERS_CHUNK';
+    const control = type === 'READY' || type === 'RESUMED' || type === 'GUILD_MEMBERS_CHUNK' || type === 'RATE_LIMITED';
     if (!wanted && !control) {
       if (s !== null) this.seq = s;
       this.counters.filtered++;
+      if (type === 'GUILD_CREATE' && this.guildWait !== null) this.guildArrived(this.guildId(bytes));
       return;
     }
     if (this.o.raw && !control) {
       if (s !== null) this.seq = s;
       this.counters.dispatches++;
       this.effects.push({ type: 'raw', t: type, s: s ?? this.seq, bytes });
+      if (type === 'GUILD_CREATE' && this.guildWait !== null) this.guildArrived(this.guildId(bytes));
       return;
     }
     let payload: ReturnType<typeof parsePayload>;
@@ -600,9 +661,85 @@ export class ShardCore {
     if (type === 'READY') this.onReady(payload.d as GatewayReadyDispatchData);
     else if (type === 'RESUMED') this.onResumed();
     else if (type === 'GUILD_MEMBERS_CHUNK') this.effects.push({ type: 'chunk', data: payload.d as GuildMembersChunk });
-    if (!wanted) return;
-    this.counters.dispatches++;
-    this.effects.push({ type: 'dispatch', event: { shardId: this.o.id, type, sequence: s ?? this.seq, data: payload.d } as DispatchEvent });
+    else if (type === 'RATE_LIMITED') this.onRateLimited(payload.d);
+    if (wanted) {
+      this.counters.dispatches++;
+      this.effects.push({ type: 'dispatch', event: { shardId: this.o.id, type, sequence: s ?? this.seq, data: payload.d } as DispatchEvent });
+    }
+    // After the dispatch: whoever sees `guildsReady` has seen every GUILD_CREATE before it.
+    if (type === 'READY' && this._state === 'ready') this.startGuildsWait(payload.d as GatewayReadyDispatchData);
+    else if (type === 'GUILD_CREATE' && this.guildWait !== null) this.guildArrived((payload.d as { id?: unknown } | null)?.id);
+  }
+
+  /** RATE_LIMITED (`{ opcode, retry_after: s, meta: { guild_id, nonce } }`): counted and reported; the driver fails or retries the request. */
+  private onRateLimited(d: unknown): void {
+    const p = (d ?? {}) as { opcode?: unknown; retry_after?: unknown; meta?: { guild_id?: unknown; nonce?: unknown } | null };
+    const secs = typeof p.retry_after === 'number' && Number.isFinite(p.retry_after) && p.retry_after > 0 ? p.retry_after : 0;
+    const meta = p.meta ?? {};
+    this.counters.rateLimited++;
+    this.emit({
+      kind: 'rateLimited',
+      shardId: this.o.id,
+      opcode: typeof p.opcode === 'number' ? p.opcode : -1,
+      retryAfter: Math.ceil(secs * 1000),
+      guildId: typeof meta.guild_id === 'string' ? meta.guild_id : null,
+      nonce: typeof meta.nonce === 'string' ? meta.nonce : null,
+    });
+  }
+
+  // ---- guilds loading: READY's unavailable guilds until their GUILD_CREATE ------------------------------
+
+  /** After READY: wait for the guilds it listed as unavailable (a Set only while waiting), or report at once. */
+  private startGuildsWait(d: GatewayReadyDispatchData): void {
+    const list = Array.isArray(d?.guilds) ? d.guilds : [];
+    this.guildCount = list.length;
+    let ids: Set<string> | null = null;
+    for (const g of list) if (g && g.unavailable === true && typeof g.id === 'string') (ids ??= new Set()).add(g.id);
+    if (ids === null) {
+      this.stopGuildsWait();
+      this.emit({ kind: 'guildsReady', shardId: this.o.id, guilds: list.length, unavailable: [] });
+      return;
+    }
+    const at = this.o.now();
+    this.guildWait = { ids, at };
+    this.setTimer('guilds', at + (this.o.guildsTimeout ?? 15_000));
+  }
+
+  private guildArrived(id: unknown): void {
+    const wait = this.guildWait!;
+    if (typeof id !== 'string' || !wait.ids.delete(id)) return;
+    wait.at = this.o.now();
+    if (wait.ids.size === 0) this.finishGuildsWait();
+  }
+
+  /** The `guilds` timer: fires `guildsTimeout` after READY and is pushed back by each awaited GUILD_CREATE. */
+  private guildsTimer(): void {
+    if (this.guildWait === null) return;
+    const due = this.guildWait.at + (this.o.guildsTimeout ?? 15_000);
+    if (this.o.now() < due) this.setTimer('guilds', due);
+    else this.finishGuildsWait();
+  }
+
+  private finishGuildsWait(): void {
+    const missing = this.guildWait ? [...this.guildWait.ids] : [];
+    this.guildWait = null;
+    this.setTimer('guilds', null);
+    this.emit({ kind: 'guildsReady', shardId: this.o.id, guilds: this.guildCount - missing.length, unavailable: missing });
+  }
+
+  private stopGuildsWait(): void {
+    if (this.guildWait === null) return;
+    this.guildWait = null;
+    this.setTimer('guilds', null);
+  }
+
+  /** The `id` of a GUILD_CREATE that is not parsed otherwise (filtered out or forwarded raw): parsed only while guilds load. */
+  private guildId(bytes: Uint8Array): unknown {
+    try {
+      return (parsePayload(bytes).d as { id?: unknown } | null)?.id;
+    } catch {
+      return undefined; // a broken GUILD_CREATE counts as missing; the delivery path reports it where it is parsed
+    }
   }
 
   private onReady(d: GatewayReadyDispatchData): void {
@@ -617,6 +754,7 @@ export class ShardCore {
     this.resumeUrlMisses = 0;
     this.badSeq = null;
     this.backoff.reset();
+    this.noteActive();
     this.transition('ready', { kind: 'ready', resumable: true, reason: `READY: session ${d.session_id.slice(0, 8)}…, ${d.guilds?.length ?? 0} guilds` });
     this.warnUncoveredEvents();
     this.emit({ kind: 'ready', shardId: this.o.id, data: d, session: this.session! });
@@ -631,6 +769,7 @@ export class ShardCore {
     this.resumeUrlMisses = 0;
     this.badSeq = null;
     this.backoff.reset();
+    this.noteActive();
     this.transition('ready', { kind: 'resumed', resumable: true, reason: `RESUMED at seq ${this.seq}` });
     this.emit({ kind: 'resumed', shardId: this.o.id, session: this.session! });
     this.syncRead();
@@ -710,6 +849,7 @@ export class ShardCore {
     const c = this.conn;
     if (c) this.endConn(c, 1000);
     this.setTimer('reconnect', null);
+    this.stopGuildsWait();
     this.transition('fatal', { kind: 'fatal', code: err.closeCode, resumable: false, reason: err.message });
     this.report(err);
     this.rejectQueued(new SendError('SHARD_CLOSED', `shard ${this.o.id} stopped: ${err.message}`));
@@ -723,6 +863,7 @@ export class ShardCore {
   }
 
   private clearSession(): void {
+    this.stopGuildsWait(); // a new session loads its guilds anew
     this.sessionId = null;
     this.resumeUrl = null;
     this.seq = 0;

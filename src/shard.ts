@@ -5,11 +5,12 @@ import type { BackoffOptions } from './backoff.js';
 import { EventChannel } from './channel.js';
 import { systemClock, type Clock, type TimerHandle } from './clock.js';
 import { TypedEmitter } from './emitter.js';
-import { GatewayError, SendError, ShardlineError, redact, type UnknownEventError } from './errors.js';
+import { GatewayError, GatewayUnreachableError, RateLimitedError, SendError, ShardlineError, redact, type UnknownEventError } from './errors.js';
 import { resolveEvents, type EventName } from './event-names.js';
 import { toDisconnectedEvent, toStateChange, type DispatchEvent, type PresenceData, type ShardEvent, type ShardEventMap, type UnknownDispatchEvent } from './events.js';
 import { createInflater, type Inflater, type TransportCompression } from './inflate.js';
-import { AllIntents } from './intents.js';
+import { AllIntents, Intents } from './intents.js';
+import { abortError, bounded, checkTimeout } from './bounded.js';
 import { MemberRequest } from './members.js';
 import { LocalIdentifyQueue, type IdentifyQueue } from './queue.js';
 import { isSession, type Session } from './session.js';
@@ -81,6 +82,19 @@ export interface ShardOptions {
   /** ms to wait for all GUILD_MEMBERS_CHUNKs of a request. Default 30 000. */
   memberRequestTimeout?: number;
   /**
+   * ms without an awaited GUILD_CREATE after which `guildsReady` is emitted anyway, listing the guilds still missing
+   * in `unavailable` (the wait starts at READY and each awaited GUILD_CREATE restarts it). Default 15 000.
+   */
+  guildsTimeout?: number;
+  /**
+   * ms without any dispatch, while heartbeats are ACKed, after which a shard that has guilds emits `silent` (checked
+   * once per heartbeat interval, so it fires up to one interval late). A known failure of the real gateway. Default:
+   * off.
+   */
+  silentTimeout?: number;
+  /** What a `silent` shard does besides reporting: `'resume'` closes the connection and RESUMEs. Default `'report'`. */
+  silentAction?: 'report' | 'resume';
+  /**
    * Hand wanted dispatches over unparsed: called with the raw JSON text of the whole payload instead of parsing it
    * and emitting `dispatch` (READY, RESUMED and member chunks are still parsed). For forwarding events to another
    * thread or process that parses them once. Default: none.
@@ -100,7 +114,36 @@ interface Deferred {
   promise: Promise<void>;
   resolve: () => void;
   reject: (e: Error) => void;
+  /** Sockets opened for this connect (for {@link GatewayUnreachableError}). */
+  attempts: number;
+  /** The last connection loss, as text, and the error of the last failed connect. */
+  lastCause: string | null;
+  lastError: Error | null;
 }
+
+/** Options of {@link Shard.connect}. */
+export interface ShardConnectOptions {
+  /**
+   * Give up when the shard is not ready after this many ms (on the shard's clock): the promise rejects with a
+   * {@link GatewayUnreachableError}, the shard is closed (its session kept, `shard.session`) and every socket and
+   * timer is released. Default: none (retry with back-off until ready, a fatal close or `close()`).
+   */
+  timeout?: number;
+  /** Abort the connect: the promise rejects with an `AbortError` and the shard is closed as for `timeout`. */
+  signal?: AbortSignal;
+}
+
+/** Options of {@link Shard.requestGuildMembers}. */
+export interface MemberRequestOptions {
+  /**
+   * When the gateway answers RATE_LIMITED: `false` (default) fails the request at once with a
+   * {@link RateLimitedError}; `true` waits `retryAfter` and asks again, up to 3 times; a number sets how many times.
+   */
+  retry?: boolean | number;
+}
+
+/** Retries of a rate-limited member request with `retry: true`. */
+const MEMBER_REQUEST_RETRIES = 3;
 
 interface Armed {
   at: number;
@@ -146,7 +189,7 @@ export class Shard extends TypedEmitter<ShardEventMap> {
   // timer slots, and the rarely used collections created on first use.
   #socket: Socket | null = null;
   #closing: Set<Promise<void>> | null = null;
-  readonly #timers: Record<TimerName, Armed | undefined> = { hello: undefined, ready: undefined, heartbeat: undefined, reconnect: undefined, commands: undefined };
+  readonly #timers: Record<TimerName, Armed | undefined> = { hello: undefined, ready: undefined, heartbeat: undefined, reconnect: undefined, commands: undefined, guilds: undefined };
   #commands: Map<number, { resolve: () => void; reject: (e: Error) => void }> | null = null;
   #channels: Set<EventChannel<DispatchEvent>> | null = null;
   #memberRequests: Map<string, MemberRequest> | null = null;
@@ -180,6 +223,9 @@ export class Shard extends TypedEmitter<ShardEventMap> {
     }
     if (options.session != null && !isSession(options.session)) {
       throw new ShardlineError('INVALID_SESSION', 'session must be { sessionId: string, sequence: integer >= 0, resumeUrl: string }');
+    }
+    if (options.silentAction !== undefined && options.silentAction !== 'report' && options.silentAction !== 'resume') {
+      throw new ShardlineError('INVALID_OPTION', `silentAction must be 'report' or 'resume', got ${JSON.stringify(options.silentAction)}`);
     }
     const gatewayUrl = options.gatewayUrl ?? DEFAULT_GATEWAY_URL;
     if (!URL.canParse(gatewayUrl) || !/^wss?:$/.test(new URL(gatewayUrl).protocol)) {
@@ -217,6 +263,9 @@ export class Shard extends TypedEmitter<ShardEventMap> {
       maxQueuedCommands: options.maxQueuedCommands ?? 1000,
       resumeOnSessionTimeout: options.resumeOnSessionTimeout ?? false,
       rateLimit: options.rateLimit ?? {},
+      guildsTimeout: positiveOption('guildsTimeout', options.guildsTimeout),
+      silentTimeout: positiveOption('silentTimeout', options.silentTimeout),
+      silentAction: options.silentAction,
       isDebugging: () => this.listenerCount('debug') !== 0,
     });
     if (options.presence !== undefined && this.#core.identifySize(options.presence) > MAX_PAYLOAD_BYTES) {
@@ -292,9 +341,28 @@ export class Shard extends TypedEmitter<ShardEventMap> {
    * {@link GatewayError} when the gateway ends the session for good (bad token, disallowed intents, ...)
    * or when {@link Shard.close} is called first. Reconnects afterwards are automatic; calling it during a
    * reconnect's back-off reconnects at once (never a second socket).
+   *
+   * An unreachable gateway (refused, DNS, no HELLO) is retried with back-off and reported as it happens (a
+   * `disconnected` event with kind `connect-failed` and a `stateChange` per attempt). Without `timeout` that goes
+   * on until the shard is ready or closed; with `timeout` (ms on the shard's clock) the promise rejects with a
+   * {@link GatewayUnreachableError}, and when `signal` aborts with an error named `AbortError`; either way the shard
+   * is then closed, keeping its session, and no socket or timer of it is left.
+   *
+   * @example
+   * ```ts
+   * try {
+   *   await shard.connect({ timeout: 30_000, signal: AbortSignal.timeout(60_000) });
+   * } catch (err) {
+   *   if (err instanceof GatewayUnreachableError) console.error(`gateway unreachable after ${err.attempts} attempts`);
+   * }
+   * ```
    */
-  connect(): Promise<void> {
+  connect(options: ShardConnectOptions = {}): Promise<void> {
+    const { timeout, signal } = options;
+    const invalid = checkTimeout(timeout);
+    if (invalid) return Promise.reject(invalid);
     if (this.#core.state === 'ready') return Promise.resolve();
+    if (signal?.aborted) return Promise.reject(abortError(signal, `shard ${this.id}: connect aborted`));
     if (!this.#connecting) {
       let resolve!: () => void;
       let reject!: (e: Error) => void;
@@ -302,12 +370,26 @@ export class Shard extends TypedEmitter<ShardEventMap> {
         resolve = res;
         reject = rej;
       });
-      this.#connecting = { promise, resolve, reject };
+      this.#connecting = { promise, resolve, reject, attempts: 0, lastCause: null, lastError: null };
     }
     const pending = this.#connecting;
     this.#core.connect(); // a no-op while a connection is open or opening; hurries a reconnect's back-off
     this.#drain();
-    return pending.promise;
+    if (timeout === undefined && signal === undefined) return pending.promise;
+    return bounded(pending.promise, {
+      clock: this.#clock,
+      timeout,
+      signal,
+      abortMessage: `shard ${this.id}: connect aborted`,
+      timedOut: () => {
+        const last = pending.lastCause ? `; last: ${pending.lastCause}` : '';
+        const message = `shard ${this.id}: gateway not reached within ${timeout} ms (${pending.attempts} connect attempt(s)${last}); check gatewayUrl and the network`;
+        return new GatewayUnreachableError(redact(message, this.#token), { attempts: pending.attempts, shardId: this.id, cause: pending.lastError ?? pending.lastCause ?? undefined });
+      },
+      giveUp: () => {
+        if (this.#connecting === pending) this.close({ resumable: true }).catch(() => undefined);
+      },
+    });
   }
 
   /**
@@ -382,22 +464,54 @@ export class Shard extends TypedEmitter<ShardEventMap> {
    * Request guild members (op 8). The result is both a promise of every GUILD_MEMBERS_CHUNK and an async
    * iterable of the chunks as they arrive, matched by nonce (one is generated when not given).
    *
+   * When the gateway answers RATE_LIMITED (e.g. a second request for every member of a guild within 30 s) the
+   * request fails at once with a {@link RateLimitedError} (`retryAfter` ms) — or, with `{ retry: true }`, waits
+   * `retryAfter` and asks again, at most 3 times. A request these intents can never be answered for (every member
+   * without `GuildMembers`, `presences: true` without `GuildPresences`) fails at once with `MISSING_INTENT`.
+   *
    * @example
    * ```ts
-   * const chunks = await shard.requestGuildMembers({ guild_id: '123', query: '', limit: 0 });
+   * const chunks = await shard.requestGuildMembers({ guild_id: '123', query: '', limit: 0 }, { retry: true });
    * for await (const chunk of shard.requestGuildMembers({ guild_id: '123', user_ids: ['456'] })) console.log(chunk.members);
    * ```
    */
-  requestGuildMembers(request: GatewayRequestGuildMembersData): MemberRequest {
+  requestGuildMembers(request: GatewayRequestGuildMembersData, options: MemberRequestOptions = {}): MemberRequest {
     const nonce = request.nonce ?? `sl${this.id.toString(36)}-${(this.#nonces++).toString(36)}-${Date.now().toString(36)}`;
-    const req = new MemberRequest(nonce, this.#clock, this.#memberRequestTimeout, () => this.#memberRequests?.delete(nonce));
+    const d = { ...request, nonce };
+    const send = () => void this.send({ op: 8, d }).catch((err: Error) => req.fail(err));
+    const r = options.retry;
+    const retries = r === true ? MEMBER_REQUEST_RETRIES : typeof r === 'number' && r > 0 ? Math.floor(r) : 0;
+    const req = new MemberRequest(nonce, this.#clock, this.#memberRequestTimeout, () => this.#memberRequests?.delete(nonce), retries > 0 ? { retries, resend: send } : null);
     if (Buffer.byteLength(nonce) > 32) {
       req.fail(new SendError('PAYLOAD_TOO_LARGE', 'nonce must be at most 32 bytes'));
       return req;
     }
+    const missing = this.#missingIntent(request);
+    if (missing) {
+      req.fail(missing);
+      return req;
+    }
     (this.#memberRequests ??= new Map()).set(nonce, req);
-    this.send({ op: 8, d: { ...request, nonce } }).catch((err: Error) => req.fail(err));
+    send();
     return req;
+  }
+
+  /** A member request the gateway would never answer fully with this shard's intents: the error that says so. */
+  #missingIntent(r: GatewayRequestGuildMembersData): ShardlineError | null {
+    const all = 'query' in r && r.query === '' && (r.limit ?? 0) === 0 && !('user_ids' in r && r.user_ids !== undefined);
+    if (all && (this.intents & Intents.GuildMembers) === 0) {
+      return new ShardlineError(
+        'MISSING_INTENT',
+        `shard ${this.id}: requesting every member of guild ${r.guild_id} (query '' and limit 0) needs the GuildMembers intent: add Intents.GuildMembers (privileged: enable it in the Developer Portal) or ask by query / user_ids`,
+      );
+    }
+    if (r.presences === true && (this.intents & Intents.GuildPresences) === 0) {
+      return new ShardlineError(
+        'MISSING_INTENT',
+        `shard ${this.id}: presences: true needs the GuildPresences intent: add Intents.GuildPresences (privileged: enable it in the Developer Portal) or leave presences out`,
+      );
+    }
+    return null;
   }
 
   /**
@@ -473,6 +587,7 @@ export class Shard extends TypedEmitter<ShardEventMap> {
         return;
       }
       case 'open':
+        if (this.#connecting) this.#connecting.attempts++;
         this.#open(e.conn, e.url);
         return;
       case 'close':
@@ -534,9 +649,33 @@ export class Shard extends TypedEmitter<ShardEventMap> {
         this.#settleConnect();
         return;
       case 'disconnected':
+        if (this.#connecting) this.#connecting.lastCause = e.label;
         this.#emitEvent(e);
         this.#safeEmit('disconnected', toDisconnectedEvent(e));
         return;
+      case 'rateLimited': {
+        this.#emitEvent(e);
+        const { kind: _k, ...event } = e;
+        this.#safeEmit('rateLimited', event);
+        const req = e.nonce !== null ? this.#memberRequests?.get(e.nonce) : undefined;
+        if (req) {
+          const message = `shard ${this.id}: the gateway rate limited member request ${e.nonce}${e.guildId ? ` for guild ${e.guildId}` : ''}: retry after ${e.retryAfter} ms`;
+          req.rateLimited(new RateLimitedError(message, { retryAfter: e.retryAfter, opcode: e.opcode, guildId: e.guildId, shardId: this.id }));
+        }
+        return;
+      }
+      case 'guildsReady': {
+        this.#emitEvent(e);
+        const { kind: _k, ...event } = e;
+        this.#safeEmit('guildsReady', event);
+        return;
+      }
+      case 'silent': {
+        this.#emitEvent(e);
+        const { kind: _k, ...event } = e;
+        this.#safeEmit('silent', event);
+        return;
+      }
       case 'error':
         this.#report(e.error);
         return;
@@ -558,7 +697,7 @@ export class Shard extends TypedEmitter<ShardEventMap> {
   }
 
   /** Emit a named event; a listener that throws is reported, never breaks the protocol. */
-  #safeEmit<K extends 'stateChange' | 'ready' | 'resumed' | 'disconnected'>(name: K, ...args: ShardEventMap[K]): void {
+  #safeEmit<K extends 'stateChange' | 'ready' | 'resumed' | 'disconnected' | 'rateLimited' | 'guildsReady' | 'silent'>(name: K, ...args: ShardEventMap[K]): void {
     try {
       this.emit(name, ...args);
     } catch (err) {
@@ -605,15 +744,31 @@ export class Shard extends TypedEmitter<ShardEventMap> {
     }
     if (this.#socket !== null) this.#teardown(this.#socket.conn, null); // never two sockets (the core closes first)
     this.#socket = { conn, ws, inflater, identifyAbort: null };
+    // Until the socket opens, an error is why the connect failed (refused, DNS, an HTTP answer instead of an upgrade).
+    let failure: Error | null | undefined = null;
     ws.on('open', () => {
+      failure = undefined;
       this.#core.opened(conn);
       this.#drain();
     });
     ws.on('message', (data: Buffer, isBinary: boolean) => this.#message(conn, inflater, data, isBinary));
     ws.on('error', (err: Error) => {
+      if (failure === null) failure = err;
       if (this.#core.debugOn) this.#debug(`connection ${conn} socket error: ${err.message}`);
     });
     ws.on('close', (code: number, reason: Buffer) => {
+      if (failure !== undefined) {
+        const why = redact(failure?.message ?? `closed with ${code} before it opened`, this.#token);
+        const error = new GatewayError('CONNECT_FAILED', `shard ${this.id}: cannot connect to ${new URL(url).host}: ${why}`, { shardId: this.id, cause: failure });
+        this.#core.openFailed(conn, error);
+        this.#drain();
+        const pending = this.#connecting;
+        if (pending) {
+          pending.lastCause = why;
+          pending.lastError = error;
+        }
+        return;
+      }
       this.#core.closed(conn, code, reason.toString('utf8'));
       this.#drain();
     });
@@ -774,4 +929,11 @@ export class Shard extends TypedEmitter<ShardEventMap> {
     this.#core.pause(after);
     this.#drain();
   }
+}
+
+/** A positive finite number of ms, or undefined. */
+function positiveOption(name: string, v: number | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  if (!(v > 0) || !Number.isFinite(v)) throw new ShardlineError('INVALID_OPTION', `${name} must be a positive number of ms, got ${String(v)}`);
+  return v;
 }

@@ -46,7 +46,7 @@ export class SimulatorCore implements ConnectionHost {
     this.identifyBuckets = new IdentifyBuckets(clock, opts.identifyWindow);
     const l = opts.sessionStartLimit;
     this.budget = new SessionStartBudget(clock, l.total, l.remaining, l.resetAfter);
-    this.memberCooldown = new KeyedCooldown(clock, 30_000);
+    this.memberCooldown = new KeyedCooldown(clock, () => opts.memberRequestWindow);
     this.stats = {
       connections: 0,
       identifies: 0,

@@ -104,14 +104,15 @@ export class KeyedCooldown {
   private readonly last = new Map<string, number>();
   constructor(
     private readonly clock: Clock,
-    private readonly window: number,
+    private readonly window: () => number,
   ) {}
 
   /** 0 when allowed (and the slot is taken); otherwise milliseconds until it is. */
   take(key: string): number {
     const now = this.clock.now();
     const prev = this.last.get(key);
-    if (prev !== undefined && now - prev < this.window) return this.window - (now - prev);
+    const window = this.window();
+    if (prev !== undefined && now - prev < window) return window - (now - prev);
     this.last.set(key, now);
     return 0;
   }

@@ -38,6 +38,7 @@ export function resolveOptions(o: GatewaySimulatorOptions): ResolvedOptions {
     largeBotShardMultiple: undefined,
     maxGuildsPerShard: 2500,
     guildCreateDelay: 0,
+    memberRequestWindow: 30_000,
     unavailableGuilds: [],
     readyDelay: 0,
     helloOp7: false,
@@ -90,6 +91,7 @@ export function applyOptions(r: ResolvedOptions, o: SimRuntimeOptions): void {
   if (o.largeBotShardMultiple !== undefined) r.largeBotShardMultiple = o.largeBotShardMultiple;
   r.maxGuildsPerShard = nonNegative('maxGuildsPerShard', o.maxGuildsPerShard, r.maxGuildsPerShard);
   r.guildCreateDelay = nonNegative('guildCreateDelay', o.guildCreateDelay, r.guildCreateDelay);
+  r.memberRequestWindow = nonNegative('memberRequestWindow', o.memberRequestWindow, r.memberRequestWindow);
   if (o.unavailableGuilds !== undefined) r.unavailableGuilds = [...o.unavailableGuilds];
   r.readyDelay = nonNegative('readyDelay', o.readyDelay, r.readyDelay);
   if (o.helloOp7 !== undefined) r.helloOp7 = o.helloOp7;

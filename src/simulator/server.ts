@@ -55,6 +55,8 @@ export class GatewaySimulator extends EventEmitter<SimulatorEvents> {
   private listenPort = 0;
   private stopping: Promise<void> | null = null;
   private readonly rest: SimRest;
+  /** Virtual time until which new websocket connections are refused (see refuseConnections). */
+  private refuseUntil = -Infinity;
 
   private constructor(
     options: GatewaySimulatorOptions,
@@ -230,6 +232,16 @@ export class GatewaySimulator extends EventEmitter<SimulatorEvents> {
     return this.core.newestConnection(shardId)?.terminate() ?? false;
   }
 
+  /**
+   * A network outage for new connections: for `ms` virtual ms every websocket upgrade (base URL and resume URL) is
+   * answered `503` and closed, so clients see a failed connect. Live connections are not touched (drop them with
+   * {@link GatewaySimulator.terminate}); sessions live on and keep buffering dispatches for replay. `0` ends it.
+   */
+  refuseConnections(ms: number): void {
+    if (!(ms >= 0) || !Number.isFinite(ms)) throw new RangeError(`refuseConnections: ms must be a non-negative number, got ${ms}`);
+    this.refuseUntil = this.clock.now() + ms;
+  }
+
   /** Stop / resume ACKing heartbeats on a shard's newest connection, or on every connection and new ones ('all'). */
   setAcks(shardId: number | 'all', enabled: boolean): boolean {
     if (shardId === 'all') {
@@ -349,6 +361,10 @@ export class GatewaySimulator extends EventEmitter<SimulatorEvents> {
   private onUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
     socket.on('error', () => {});
     if (this.stopping) return void socket.destroy();
+    if (this.clock.now() < this.refuseUntil) {
+      socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      return;
+    }
     const parsed = new URL(req.url ?? '/', 'ws://sim.invalid');
     const path = parsed.pathname;
     const resumeUrlUsed = path === '/resume' || path.startsWith('/resume/');

@@ -62,6 +62,11 @@ export interface GatewaySimulatorOptions {
   maxGuildsPerShard?: number;
   /** Virtual ms between GUILD_CREATEs after READY. Default 0. */
   guildCreateDelay?: number;
+  /**
+   * Virtual ms during which a second request for every member of one guild (op 8, `query: ''`, `limit: 0`) is answered
+   * with a RATE_LIMITED dispatch instead of chunks (Discord: 1 per guild per 30 s). Default 30 000; 0: never.
+   */
+  memberRequestWindow?: number;
   /** Guild ids sent as GUILD_DELETE `{unavailable:true}` instead of GUILD_CREATE. */
   unavailableGuilds?: string[];
   /** Delay READY by this many virtual ms (outage simulation). Default 0. */
@@ -106,6 +111,7 @@ export interface ResolvedOptions {
   largeBotShardMultiple: number | undefined;
   maxGuildsPerShard: number;
   guildCreateDelay: number;
+  memberRequestWindow: number;
   unavailableGuilds: string[];
   readyDelay: number;
   helloOp7: boolean;

@@ -81,7 +81,7 @@ export const STATUS_PAGE_HTML = `<!doctype html>
   </header>
 
   <section class="cards">
-    <div class="card"><div class="label">Shards ready</div><div class="value num" id="ready">–</div><div class="bar"><i id="ready-bar"></i></div></div>
+    <div class="card"><div class="label">Shards ready</div><div class="value num" id="ready">–</div><div class="bar"><i id="ready-bar"></i></div><div class="sub num" id="guilds-sub"></div></div>
     <div class="card"><div class="label">Events / s</div><div class="value num" id="rate">–</div><div class="sub num" id="events-total"></div></div>
     <div class="card"><div class="label">Heartbeat latency</div><div class="value num" id="latency">–</div><div class="sub num" id="latency-sub"></div></div>
     <div class="card"><div class="label">Reconnects</div><div class="value num" id="reconnects">–</div><div class="sub num" id="reconnects-sub"></div></div>
@@ -156,6 +156,7 @@ export const STATUS_PAGE_HTML = `<!doctype html>
     $('ready').innerHTML = ready + ' <small>/ ' + n + '</small>';
     $('ready-bar').style.width = (n ? (ready / n) * 100 : 0) + '%';
     $('ready-bar').style.background = ready === n ? 'var(--ready)' : (s.cluster.states.fatal ? 'var(--fatal)' : 'var(--connecting)');
+    set($('guilds-sub'), 'guilds loaded on ' + s.cluster.guildsReady + ' / ' + n + (s.cluster.guildsUnavailable ? ' · ' + fmt(s.cluster.guildsUnavailable) + ' unavailable' : ''));
 
     if (prev && s.at > prev.at) {
       const rate = Math.max(0, (s.events.total - prev.events.total) / ((s.at - prev.at) / 1000));

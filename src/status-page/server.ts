@@ -52,7 +52,15 @@ export interface StatusSnapshot {
   title: string;
   /** Seconds since the status page was attached. */
   uptime: number;
-  cluster: { shards: number; total: number | null; gateway: string | null; states: Partial<Record<ShardState, number>> };
+  cluster: {
+    shards: number;
+    total: number | null;
+    gateway: string | null;
+    states: Partial<Record<ShardState, number>>;
+    /** Shards whose guilds are loaded (`guildsReady`), and the guilds they reported still unavailable. */
+    guildsReady: number;
+    guildsUnavailable: number;
+  };
   identify: IdentifyStatus;
   events: { total: number; byType: { type: string; count: number }[] };
   disconnects: { cause: string; action: string; count: number }[];
@@ -107,6 +115,14 @@ export function statusSnapshot(cluster: Cluster, tracker: ClusterTracker, title 
       lastDisconnect: tracker.lastDisconnect.get(s.id) ?? null,
     };
   });
+  let guildsReady = 0;
+  let guildsUnavailable = 0;
+  for (const s of status) {
+    const missing = tracker.guildsReady.get(s.id);
+    if (missing === undefined) continue;
+    guildsReady++;
+    guildsUnavailable += missing;
+  }
   const byType = [...tracker.byType].map(([type, count]) => ({ type, count })).sort((a, b) => b.count - a.count);
   let gateway: string | null = null;
   try {
@@ -119,7 +135,7 @@ export function statusSnapshot(cluster: Cluster, tracker: ClusterTracker, title 
     at: Date.now(),
     title,
     uptime: Math.round((Date.now() - tracker.createdAt) / 1000),
-    cluster: { shards: status.length, total: cluster.total, gateway, states },
+    cluster: { shards: status.length, total: cluster.total, gateway, states, guildsReady, guildsUnavailable },
     identify: cluster.identifyStatus(),
     events: { total: tracker.dispatches, byType: byType.slice(0, 12) },
     disconnects: [...tracker.disconnects.values()].map((d) => ({ ...d })).sort((a, b) => b.count - a.count),
