@@ -4,7 +4,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { REST } from '@discordjs/rest';
+import { createGatewayManager, TransportCompression } from '@discordeno/gateway';
+import WebSocket from 'ws';
 import { CompressionMethod, WebSocketManager, WebSocketShardEvents } from '@discordjs/ws';
 import { TOKEN, until } from './helpers/setup.js';
 import { proxyRig } from './helpers/proxy-rig.js';
@@ -32,6 +35,106 @@ test('@discordjs/ws (zlib-stream, 2 shards) gets READY, every GUILD_CREATE and l
     assert.equal(r.sim.stats.identifies, identifiesBefore, 'clients never reach the upstream gateway');
   } finally {
     await manager.destroy();
+    await r.stop();
+  }
+});
+
+test('discordeno gateway (zstd-stream, 2 shards) gets READY, every GUILD_CREATE and live events through the proxy', async () => {
+  const r = await proxyRig({ shards: 2, guilds: 5 }, { shards: 2 });
+  const seen: { shardId: number; t: string; d: Record<string, unknown> }[] = [];
+  const quiet = { debug() {}, info() {}, warn() {}, error() {}, fatal() {} };
+  const gateway = createGatewayManager({
+    token: TOKEN,
+    intents: 1 | 512 | 32768,
+    url: r.proxy.url,
+    totalShards: 2,
+    lastShardId: 1,
+    spawnShardDelay: 0,
+    preferSnakeCase: true,
+    transportCompression: TransportCompression.zstd,
+    connection: { url: r.proxy.url, shards: 2, sessionStartLimit: { maxConcurrency: 16, remaining: 1000, total: 1000, resetAfter: 0 } },
+    resharding: { enabled: false, shardsFullPercentage: 80, checkInterval: -1 },
+    logger: quiet,
+    events: {
+      message: (shard, payload) => {
+        if (payload.t) seen.push({ shardId: shard.id, t: payload.t, d: payload.d as Record<string, unknown> });
+      },
+    },
+  });
+  try {
+    await gateway.spawnShards();
+    await until(() => seen.filter((e) => e.t === 'GUILD_CREATE').length === 5, 'five GUILD_CREATEs', 10_000);
+    assert.equal(seen.filter((e) => e.t === 'READY').length, 2);
+    assert.deepEqual(seen.filter((e) => e.t === 'GUILD_CREATE').map((e) => e.d.id).sort(), [...r.sim.guildIds].sort());
+    const g = r.sim.guildIds[1]!;
+    r.sim.dispatch({ guildId: g }, 'MESSAGE_CREATE', { id: '1', channel_id: '2', guild_id: g, content: 'zstd through the proxy' });
+    await until(() => seen.some((e) => e.t === 'MESSAGE_CREATE'), 'the live MESSAGE_CREATE', 10_000);
+    assert.equal(seen.find((e) => e.t === 'MESSAGE_CREATE')!.d.content, 'zstd through the proxy');
+  } finally {
+    await gateway.shutdown(1000, 'done', true);
+    await r.stop();
+  }
+});
+
+/** A plain websocket client (no compression) that records every payload. */
+async function rawClient(url: string): Promise<{ ws: WebSocket; got: { op: number; t: string | null; s: number | null; d: any }[]; closed: Promise<number>; send(p: unknown): void }> {
+  const ws = new WebSocket(`${url}/?v=10&encoding=json`);
+  const got: { op: number; t: string | null; s: number | null; d: any }[] = [];
+  ws.on('message', (data) => got.push(JSON.parse(data.toString())));
+  const closed = new Promise<number>((res) => ws.once('close', (code) => res(code)));
+  await once(ws, 'open');
+  return { ws, got, closed, send: (p) => ws.send(JSON.stringify(p)) };
+}
+
+test('several clients on one shard each get the whole stream; op 8 answers go only to the asker; bad input closes only its client', async () => {
+  const r = await proxyRig({ guilds: 2 }, { shards: 1 });
+  try {
+    const a = await rawClient(r.proxy.url);
+    const b = await rawClient(r.proxy.url);
+    const c = await rawClient(r.proxy.url);
+    for (const x of [a, b, c]) x.send({ op: 2, d: { token: TOKEN, intents: 1 | 2 | 512, properties: {} } });
+    await until(() => [a, b, c].every((x) => x.got.filter((p) => p.t === 'GUILD_CREATE').length === 2), 'three clients ready', 10_000);
+    const g = r.sim.guildIds[0]!;
+    a.send({ op: 8, d: { guild_id: g, query: '', limit: 0, nonce: 'mine' } });
+    await until(() => a.got.some((p) => p.t === 'GUILD_MEMBERS_CHUNK'), 'the chunk for the asker', 10_000);
+    assert.equal(a.got.find((p) => p.t === 'GUILD_MEMBERS_CHUNK')!.d.nonce, 'mine', 'the client sees its own nonce');
+    c.ws.send('{not json');
+    assert.equal(await c.closed, 4002);
+    r.sim.dispatch({ guildId: g }, 'MESSAGE_CREATE', { id: '1', channel_id: '2', guild_id: g, content: 'to both' });
+    await until(() => [a, b].every((x) => x.got.some((p) => p.t === 'MESSAGE_CREATE')), 'the message on both clients', 10_000);
+    assert.ok(!b.got.some((p) => p.t === 'GUILD_MEMBERS_CHUNK'), 'the other client got no chunk');
+    const seqs = a.got.filter((p) => p.op === 0).map((p) => p.s);
+    assert.deepEqual(seqs, Array.from({ length: seqs.length }, (_, i) => i + 1), "the client's own sequence numbers");
+    const heartbeat = a.got.length;
+    a.send({ op: 1, d: seqs.at(-1) });
+    await until(() => a.got.slice(heartbeat).some((p) => p.op === 11), 'the heartbeat ACK', 10_000);
+    const bad = await rawClient(r.proxy.url);
+    bad.send({ op: 2, d: { token: 'not-the-token', intents: 1, properties: {} } });
+    assert.equal(await bad.closed, 4004);
+    const wrongShard = await rawClient(r.proxy.url);
+    wrongShard.send({ op: 2, d: { token: TOKEN, intents: 1, properties: {}, shard: [1, 2] } });
+    assert.equal(await wrongShard.closed, 4010);
+    assert.equal(r.sim.stats.identifies, 1, 'upstream identified once, for the proxy');
+    assert.equal(r.proxy.stats().shards[0]!.clients, 2);
+    for (const x of [a, b]) x.ws.close();
+  } finally {
+    await r.stop();
+  }
+});
+
+test('GET /api/v10/gateway/bot is answered by the proxy; other /api/ requests are forwarded with their status', async () => {
+  const r = await proxyRig({ shards: 2 }, { shards: 2 });
+  try {
+    const bot = await fetch(`${r.proxy.apiUrl}/gateway/bot`, { headers: { authorization: `Bot ${TOKEN}` } });
+    const body = (await bot.json()) as { url: string; shards: number; session_start_limit: { remaining: number } };
+    assert.equal(body.url, r.proxy.url);
+    assert.equal(body.shards, 2);
+    assert.ok(body.session_start_limit.remaining > 0);
+    assert.equal((await fetch(`${r.proxy.apiUrl}/gateway/bot`, { headers: { authorization: 'Bot nope' } })).status, 401);
+    const forwarded = await fetch(`${r.proxy.apiUrl}/users/@me`);
+    assert.equal(forwarded.status, 404, "the simulator's answer, forwarded");
+    assert.deepEqual(await forwarded.json(), { message: '404: Not Found', code: 0 });
+  } finally {
     await r.stop();
   }
 });
