@@ -50,10 +50,14 @@ test('a proxy killed and restarted with Redis resumes upstream (no IDENTIFY) and
       return text ? ((JSON.parse(text) as Record<string, { sequence: number }>)['0']?.sequence ?? 0) : 0;
     };
     let storedSeq = 0;
-    await until(() => {
-      void stored().then((s) => (storedSeq = s));
-      return storedSeq >= seq!;
-    }, 'the CHANNEL_CREATE persisted', 20_000);
+    await until(
+      () => {
+        void stored().then((s) => (storedSeq = s));
+        return storedSeq >= seq!;
+      },
+      'the CHANNEL_CREATE persisted',
+      20_000,
+    );
     first.proc.kill('SIGKILL');
     await new Promise((res) => first.proc.once('exit', res));
     sim.dispatch({ guildId: g }, 'CHANNEL_CREATE', { id: '900000000000000002', type: 0, name: 'while-down', guild_id: g });

@@ -71,12 +71,23 @@ test('a client killed with SIGKILL and restarted with its session resumes throug
     const session = { sessionId: ready.sessionId, resumeURL: ready.resumeURL, sequence: last.s, shardId: 0, shardCount: 1 };
     b = bot({ ...env, SESSION: JSON.stringify(session) });
     await until(() => b!.lines.some((l) => l.t === 'MESSAGE_CREATE' && l.n === 150), 'the restarted bot catching up', 20_000);
-    assert.ok(b.lines.some((l) => l.t === 'RESUMED'), 'the restarted bot resumed');
+    assert.ok(
+      b.lines.some((l) => l.t === 'RESUMED'),
+      'the restarted bot resumed',
+    );
     assert.ok(!b.lines.some((l) => l.t === 'READY'), 'no new READY');
     const got2 = b.lines.filter((l) => l.t === 'MESSAGE_CREATE').map((l) => l.n as number);
-    assert.deepEqual([...got1, ...got2], Array.from({ length: 150 }, (_, i) => i + 1), 'every message exactly once, in order');
+    assert.deepEqual(
+      [...got1, ...got2],
+      Array.from({ length: 150 }, (_, i) => i + 1),
+      'every message exactly once, in order',
+    );
     const seqs = b.lines.map((l) => l.s as number);
-    assert.deepEqual(seqs, [...seqs].sort((x, y) => x - y), 'sequence numbers increase');
+    assert.deepEqual(
+      seqs,
+      [...seqs].sort((x, y) => x - y),
+      'sequence numbers increase',
+    );
     assert.equal(seqs[0], (last.s as number) + 1, 'the replay continues from the saved sequence');
     assert.equal(r.sim.stats.identifies, identifies, 'no IDENTIFY upstream');
     assert.equal(r.sim.stats.resumes, resumes, 'no RESUME upstream either');

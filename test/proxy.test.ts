@@ -4,13 +4,18 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { REST } from '@discordjs/rest';
-import { createGatewayManager, TransportCompression } from '@discordeno/gateway';
 import WebSocket from 'ws';
 import { CompressionMethod, WebSocketManager, WebSocketShardEvents } from '@discordjs/ws';
 import { TOKEN, until } from './helpers/setup.js';
 import { proxyRig } from './helpers/proxy-rig.js';
+import { collectJsonLines } from './helpers/servers.js';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
 test('@discordjs/ws (zlib-stream, 2 shards) gets READY, every GUILD_CREATE and live events through the proxy', async () => {
   const r = await proxyRig({ shards: 2, guilds: 6 }, { shards: 2 });
@@ -39,47 +44,58 @@ test('@discordjs/ws (zlib-stream, 2 shards) gets READY, every GUILD_CREATE and l
   }
 });
 
+/** discordeno's gateway in a process of its own (its rate-limit bucket keeps a 60 s timer that nothing releases). */
+const DISCORDENO = `
+  import { createGatewayManager, TransportCompression } from '@discordeno/gateway';
+  const quiet = { debug() {}, info() {}, warn() {}, error: (...a) => console.error(...a), fatal: (...a) => console.error(...a) };
+  const gateway = createGatewayManager({
+    token: process.env.TOKEN, intents: 1 | 512 | 32768, url: process.env.URL, totalShards: 2, lastShardId: 1, spawnShardDelay: 0,
+    preferSnakeCase: true, transportCompression: TransportCompression.zstd, logger: quiet,
+    connection: { url: process.env.URL, shards: 2, sessionStartLimit: { maxConcurrency: 16, remaining: 1000, total: 1000, resetAfter: 0 } },
+    resharding: { enabled: false, shardsFullPercentage: 80, checkInterval: -1 },
+    events: { message: (shard, p) => { if (p.t) console.log(JSON.stringify({ shardId: shard.id, t: p.t, d: p.d })); } },
+  });
+  await gateway.spawnShards();
+`;
+
 test('discordeno gateway (zstd-stream, 2 shards) gets READY, every GUILD_CREATE and live events through the proxy', async () => {
   const r = await proxyRig({ shards: 2, guilds: 5 }, { shards: 2 });
+  const proc = spawn(process.execPath, ['--input-type=module', '-e', DISCORDENO], { cwd: root, env: { ...process.env, TOKEN, URL: r.proxy.url }, stdio: ['ignore', 'pipe', 'inherit'] });
   const seen: { shardId: number; t: string; d: Record<string, unknown> }[] = [];
-  const quiet = { debug() {}, info() {}, warn() {}, error() {}, fatal() {} };
-  const gateway = createGatewayManager({
-    token: TOKEN,
-    intents: 1 | 512 | 32768,
-    url: r.proxy.url,
-    totalShards: 2,
-    lastShardId: 1,
-    spawnShardDelay: 0,
-    preferSnakeCase: true,
-    transportCompression: TransportCompression.zstd,
-    connection: { url: r.proxy.url, shards: 2, sessionStartLimit: { maxConcurrency: 16, remaining: 1000, total: 1000, resetAfter: 0 } },
-    resharding: { enabled: false, shardsFullPercentage: 80, checkInterval: -1 },
-    logger: quiet,
-    events: {
-      message: (shard, payload) => {
-        if (payload.t) seen.push({ shardId: shard.id, t: payload.t, d: payload.d as Record<string, unknown> });
-      },
-    },
-  });
+  collectJsonLines(proc, seen as unknown as Record<string, unknown>[]);
   try {
-    await gateway.spawnShards();
-    await until(() => seen.filter((e) => e.t === 'GUILD_CREATE').length === 5, 'five GUILD_CREATEs', 10_000);
+    await until(() => seen.filter((e) => e.t === 'GUILD_CREATE').length === 5, 'five GUILD_CREATEs', 15_000);
     assert.equal(seen.filter((e) => e.t === 'READY').length, 2);
-    assert.deepEqual(seen.filter((e) => e.t === 'GUILD_CREATE').map((e) => e.d.id).sort(), [...r.sim.guildIds].sort());
+    assert.deepEqual(
+      seen
+        .filter((e) => e.t === 'GUILD_CREATE')
+        .map((e) => e.d.id)
+        .sort(),
+      [...r.sim.guildIds].sort(),
+    );
     const g = r.sim.guildIds[1]!;
     r.sim.dispatch({ guildId: g }, 'MESSAGE_CREATE', { id: '1', channel_id: '2', guild_id: g, content: 'zstd through the proxy' });
     await until(() => seen.some((e) => e.t === 'MESSAGE_CREATE'), 'the live MESSAGE_CREATE', 10_000);
     assert.equal(seen.find((e) => e.t === 'MESSAGE_CREATE')!.d.content, 'zstd through the proxy');
+    assert.equal(r.proxy.stats().clients, 2);
   } finally {
-    await gateway.shutdown(1000, 'done', true);
+    proc.kill('SIGKILL');
     await r.stop();
   }
 });
 
+/** One payload a client received. */
+interface Got {
+  op: number;
+  t: string | null;
+  s: number | null;
+  d: Record<string, unknown>;
+}
+
 /** A plain websocket client (no compression) that records every payload. */
-async function rawClient(url: string): Promise<{ ws: WebSocket; got: { op: number; t: string | null; s: number | null; d: any }[]; closed: Promise<number>; send(p: unknown): void }> {
+async function rawClient(url: string): Promise<{ ws: WebSocket; got: Got[]; closed: Promise<number>; send(p: unknown): void }> {
   const ws = new WebSocket(`${url}/?v=10&encoding=json`);
-  const got: { op: number; t: string | null; s: number | null; d: any }[] = [];
+  const got: Got[] = [];
   ws.on('message', (data) => got.push(JSON.parse(data.toString())));
   const closed = new Promise<number>((res) => ws.once('close', (code) => res(code)));
   await once(ws, 'open');
@@ -104,7 +120,11 @@ test('several clients on one shard each get the whole stream; op 8 answers go on
     await until(() => [a, b].every((x) => x.got.some((p) => p.t === 'MESSAGE_CREATE')), 'the message on both clients', 10_000);
     assert.ok(!b.got.some((p) => p.t === 'GUILD_MEMBERS_CHUNK'), 'the other client got no chunk');
     const seqs = a.got.filter((p) => p.op === 0).map((p) => p.s);
-    assert.deepEqual(seqs, Array.from({ length: seqs.length }, (_, i) => i + 1), "the client's own sequence numbers");
+    assert.deepEqual(
+      seqs,
+      Array.from({ length: seqs.length }, (_, i) => i + 1),
+      "the client's own sequence numbers",
+    );
     const heartbeat = a.got.length;
     a.send({ op: 1, d: seqs.at(-1) });
     await until(() => a.got.slice(heartbeat).some((p) => p.op === 11), 'the heartbeat ACK', 10_000);

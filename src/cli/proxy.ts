@@ -113,7 +113,7 @@ export async function proxyCommand(argv: string[], usage: (message: string) => E
     process.stderr.write(`shardline proxy: metrics at ${ep.url}/metrics\n`);
   }
   if (statusPort !== undefined) {
-    const page = await serveStatus(proxy.cluster, { port: statusPort, host, title: "shardline proxy" });
+    const page = await serveStatus(proxy.cluster, { port: statusPort, host, title: 'shardline proxy' });
     cleanups.push(() => page.close());
     process.stderr.write(`shardline proxy: status page at ${page.url}\n`);
   }

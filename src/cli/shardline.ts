@@ -527,7 +527,11 @@ async function main(argv: string[]): Promise<number> {
     case 'proxy': {
       currentCommand = 'proxy';
       const { proxyCommand } = await import('./proxy.js');
-      return proxyCommand(rest, (message) => new UsageError(message, 'proxy'), (v) => parseIntents(v));
+      return proxyCommand(
+        rest,
+        (message) => new UsageError(message, 'proxy'),
+        (v) => parseIntents(v),
+      );
     }
     default:
       throw new UsageError(`unknown command '${command}' (commands: run, simulator, proxy, help)`, null);

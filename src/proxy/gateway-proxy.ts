@@ -438,7 +438,9 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
       }
       st.commands++;
       this.counters.forwardedCommands++;
-      this.cluster.send(state.shardId, { op, d: payload } as never).catch((err: Error) => this.report(new ShardlineError('PROXY_COMMAND_FAILED', `shard ${state.shardId}: op ${op} from a client was not sent: ${err.message}`, { cause: err })));
+      this.cluster
+        .send(state.shardId, { op, d: payload } as never)
+        .catch((err: Error) => this.report(new ShardlineError('PROXY_COMMAND_FAILED', `shard ${state.shardId}: op ${op} from a client was not sent: ${err.message}`, { cause: err })));
     },
     closed: (conn) => {
       const state = conn.session.session;
