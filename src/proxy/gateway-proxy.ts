@@ -29,15 +29,21 @@ export interface ProxyStats {
   shards: { id: number; clients: number; ringDepth: number; ringBytes: number; guilds: number; commands: number; state: string }[];
   /** Guilds in the cache and the JSON bytes held for them. */
   guilds: number;
+  /** JSON bytes the guild cache holds (see docs/PROXY.md for the heap this takes). */
   cacheBytes: number;
-  /** Connected clients, and disconnected sessions kept for RESUME. */
+  /** Connected clients. */
   clients: number;
+  /** Disconnected client sessions kept for RESUME. */
   detachedSessions: number;
-  /** Totals since start. */
+  /** Client IDENTIFYs answered since start. */
   identifies: number;
+  /** Client RESUMEs replayed since start. */
   resumes: number;
+  /** Client RESUMEs refused with op 9 (unknown session, older than the ring). */
   resumesRefused: number;
+  /** Client commands (op 3, 4, 8, 31, 43) forwarded upstream since start. */
   forwardedCommands: number;
+  /** REST requests forwarded upstream since start. */
   restRequests: number;
 }
 
@@ -81,8 +87,7 @@ const MAX_PENDING_NONCES = 10_000;
  * ```
  */
 export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
-  /** The upstream cluster (for status, metrics, presence). Set once {@link GatewayProxy.start} resolved. */
-  cluster!: Cluster;
+  private upstream: Cluster | null = null;
   readonly #tokenHash: Buffer;
   private readonly settings: ProxySettings;
   private readonly cache = new GuildCache();
@@ -163,6 +168,12 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
     return proxy;
   }
 
+  /** The upstream cluster (for its status, metrics, presence updates). */
+  get cluster(): Cluster {
+    if (this.upstream === null) throw new ShardlineError('PROXY_NOT_STARTED', 'the proxy has no upstream cluster yet: use the proxy GatewayProxy.start() resolved with');
+    return this.upstream;
+  }
+
   /** `ws://host:port`: the gateway URL for clients. */
   get url(): string {
     return this.server?.url ?? '';
@@ -173,9 +184,9 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
     return this.server?.apiUrl ?? '';
   }
 
-  /** Counters and sizes (clients per shard, ring depth, cache bytes, forwarded commands, ...). */
+  /** Counters and sizes (clients per shard, ring depth, cache bytes, forwarded commands, ...), for metrics and status. */
   stats(): ProxyStats {
-    const states = new Map((this.cluster?.status() ?? []).map((s) => [s.id, s.state as string]));
+    const states = new Map((this.upstream?.status() ?? []).map((s) => [s.id, s.state as string]));
     const shards = [...this.streams.values()].map((s) => ({
       id: s.id,
       clients: s.clients.size,
@@ -211,6 +222,7 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
     return `GatewayProxy ${inspect({ url: this.url, shards: this.streams.size, guilds: this.cache.size })}`;
   }
 
+  /** A summary without secrets, for `JSON.stringify`. */
   toJSON(): { url: string; apiUrl: string; shards: number; guilds: number } {
     return { url: this.url, apiUrl: this.apiUrl, shards: this.streams.size, guilds: this.cache.size };
   }
@@ -230,7 +242,7 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
       sessions = saved.sessions;
       for (const [id, session] of Object.entries(sessions)) this.stream(Number(id)).session = { ...session };
     }
-    this.cluster = this.createCluster(sessions);
+    this.upstream = this.createCluster(sessions);
     await this.cluster.connect();
     for (const id of this.cluster.ids) this.stream(id);
     await this.waitGuilds();
@@ -258,7 +270,7 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
     for (const d of this.sessions.values()) if (d.timer) clearTimeout(d.timer);
     this.sessions.clear();
     await this.server?.close();
-    if (this.cluster === undefined) {
+    if (this.upstream === null) {
       await this.store?.close(null);
       return;
     }

@@ -12,3 +12,4 @@
  */
 export { GatewayProxy, type GatewayProxyEventMap, type ProxyStats } from './gateway-proxy.js';
 export type { GatewayProxyOptions } from './options.js';
+export { attachProxyMetrics } from './metrics.js';
