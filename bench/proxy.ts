@@ -20,7 +20,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createInterface } from 'node:readline';
 import { DISPATCH_FIXTURES, GatewaySimulator } from '../dist/simulator/index.js';
 import { GuildCache } from '../dist/proxy/cache.js';
-import { buildGuildCreate } from '../dist/simulator/fixtures.js';
+import { buildGuildCreate, buildMember, buildPresence } from '../dist/simulator/fixtures.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const dist = (p: string) => pathToFileURL(join(root, 'dist', p)).href;
@@ -30,7 +30,7 @@ const arg = (name: string, fallback: number) => {
 };
 const quick = process.argv.includes('--quick');
 const MESSAGES = quick ? 500 : arg('messages', 20_000);
-const MEMBERS = quick ? 50 : arg('members', 500);
+const MEMBERS = quick ? 50 : arg('members', 250);
 const GUILDS = quick ? 20 : arg('guilds', 200);
 const TOKEN = 'bench-token';
 
@@ -101,7 +101,14 @@ async function until(pred: () => Promise<boolean>): Promise<void> {
 }
 
 async function cpuRun(mode: 'direct' | 'proxy', k: number): Promise<{ mode: string; clients: number; proxyUsPerDispatch: number | null; clientUsPerDispatch: number }> {
-  const sim = await GatewaySimulator.start({ tokens: [TOKEN], guilds: 2, guildMemberCount: 5, heartbeatInterval: 600_000, replayBufferSize: MESSAGES + 100, rateLimit: { limit: 10_000, window: 60_000 } });
+  const sim = await GatewaySimulator.start({
+    tokens: [TOKEN],
+    guilds: 2,
+    guildMemberCount: 5,
+    heartbeatInterval: 600_000,
+    replayBufferSize: MESSAGES + 100,
+    rateLimit: { limit: 10_000, window: 60_000 },
+  });
   const d = DISPATCH_FIXTURES.MESSAGE_CREATE!.d as Record<string, unknown>;
   const procs: ChildProcess[] = [];
   try {
@@ -144,7 +151,14 @@ function cacheMemory(): Record<string, number> {
     gc?.();
     return process.memoryUsage().heapUsed;
   };
-  const guilds = Array.from({ length: GUILDS }, (_, i) => buildGuildCreate(`${100000000000000000n + BigInt(i) * 4194304n}`, i, { memberCount: MEMBERS, presences: true }));
+  const guilds = Array.from({ length: GUILDS }, (_, i) => {
+    const id = `${100000000000000000n + BigInt(i) * 4194304n}`;
+    const g = buildGuildCreate(id, i, { memberCount: MEMBERS, presences: true }) as Record<string, unknown>;
+    // The fixture lists a handful of members; a guild under the large threshold lists them all (with presences).
+    g.members = Array.from({ length: MEMBERS }, (_, m) => buildMember(id, m));
+    g.presences = Array.from({ length: MEMBERS }, (_, m) => buildPresence(id, m));
+    return g;
+  });
   const texts = guilds.map((g) => JSON.stringify(g));
   const rawBytes = texts.reduce((n, t) => n + Buffer.byteLength(t), 0) / GUILDS;
   const h0 = heap();
@@ -173,7 +187,9 @@ for (const [mode, k] of [
 ] as const) {
   const r = await cpuRun(mode, k);
   results.push(r);
-  console.log(`${mode === 'direct' ? 'direct      ' : `proxy → ${k}   `} client ${r.clientUsPerDispatch} µs/dispatch${r.proxyUsPerDispatch !== null ? `, proxy ${r.proxyUsPerDispatch} µs/dispatch` : ''}`);
+  console.log(
+    `${mode === 'direct' ? 'direct      ' : `proxy → ${k}   `} client ${r.clientUsPerDispatch} µs/dispatch${r.proxyUsPerDispatch !== null ? `, proxy ${r.proxyUsPerDispatch} µs/dispatch` : ''}`,
+  );
 }
 const mem = cacheMemory();
 console.log(

@@ -4,8 +4,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createInflater } from '../src/inflate.js';
 import { Intents } from '../src/intents.js';
 import { GuildCache } from '../src/proxy/cache.js';
+import { createCompressor, zstdSupported } from '../src/proxy/compress.js';
 import { ClientSession, type ClientEffect, type ClientSessionOptions } from '../src/proxy/client-session.js';
 import { wants } from '../src/proxy/filter.js';
 import { spliceD } from '../src/proxy/gateway-proxy.js';
@@ -217,4 +219,18 @@ test('synth: READY lists the shard guilds as unavailable; GUILD_CREATE needs the
   assert.equal(ready.resume_gateway_url, 'ws://x');
   assert.equal([...guildCreates(cache, ['1', '2'], Intents.Guilds)].length, 1);
   assert.equal([...guildCreates(cache, ['1'], Intents.GuildMessages)].length, 0);
+});
+
+test('downstream compressors: every message inflates on its own, in order, through one client inflater', () => {
+  for (const kind of ['zlib-stream', 'zstd-stream'] as const) {
+    if (kind === 'zstd-stream' && !zstdSupported()) continue;
+    const c = createCompressor(kind);
+    const inflater = createInflater(kind);
+    const messages = Array.from({ length: 50 }, (_, i) => JSON.stringify({ t: 'MESSAGE_CREATE', s: i + 1, op: 0, d: { content: 'x'.repeat(i * 97), i } }));
+    const frames = messages.map((m) => c.compress(Buffer.from(m)));
+    const back = frames.map((f) => inflater.push(f)?.toString());
+    assert.deepEqual(back, messages, kind);
+    c.close();
+    inflater.close();
+  }
 });

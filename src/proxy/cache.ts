@@ -82,6 +82,21 @@ function keyOf(name: CollectionName, v: unknown): string | null {
   return typeof k === 'string' ? k : null;
 }
 
+const NON_ASCII = /[\u0080-\uffff]/g;
+
+/**
+ * JSON text with every non-ASCII character written as a `\uXXXX` escape: the same JSON value, but V8 keeps a
+ * string with any non-ASCII character at two bytes per character, so this halves what most entries take.
+ */
+export function asciiJson(text: string): string {
+  NON_ASCII.lastIndex = 0;
+  if (!NON_ASCII.test(text)) return text;
+  NON_ASCII.lastIndex = 0;
+  return text.replace(NON_ASCII, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+const stringify = (v: unknown): string => asciiJson(JSON.stringify(v));
+
 function without(o: Obj, ...keys: string[]): Obj {
   const out: Obj = {};
   for (const k of Object.keys(o)) if (!keys.includes(k)) out[k] = o[k];
@@ -312,16 +327,16 @@ export class GuildCache {
     const coll: GuildEntry['coll'] = {};
     for (const name of NAMES) {
       const list = d[name];
-      if (!Array.isArray(list)) continue;
+      if (!Array.isArray(list) || list.length === 0) continue;
       const m = new Map<string, string>();
       for (const v of list) {
         const k = keyOf(name, v);
-        if (k !== null) m.set(k, JSON.stringify(v));
+        if (k !== null) m.set(k, stringify(v));
       }
       coll[name] = m;
     }
     const base = without(d, 'member_count', ...NAMES);
-    this.guilds.set(d.id, { base: JSON.stringify(base), memberCount: typeof d.member_count === 'number' ? d.member_count : null, coll });
+    this.guilds.set(d.id, { base: stringify(base), memberCount: typeof d.member_count === 'number' ? d.member_count : null, coll });
     this.unavailable.delete(d.id);
   }
 
@@ -331,7 +346,7 @@ export class GuildCache {
     if (g === undefined) return;
     for (const name of ['roles', 'emojis', 'stickers'] as const) if (Array.isArray(d[name])) this.replace(d.id, name, d[name] as unknown[]);
     const old = JSON.parse(g.base) as Obj;
-    g.base = JSON.stringify({ ...old, ...without(d, 'member_count', 'guild_id', ...NAMES) });
+    g.base = stringify({ ...old, ...without(d, 'member_count', 'guild_id', ...NAMES) });
   }
 
   private map(gid: string, name: CollectionName): Map<string, string> | null {
@@ -345,7 +360,7 @@ export class GuildCache {
   private set(gid: string, name: CollectionName, v: unknown, text?: string): void {
     const k = keyOf(name, v);
     if (k === null) return;
-    this.map(gid, name)?.set(k, text ?? JSON.stringify(v));
+    this.map(gid, name)?.set(k, text !== undefined ? asciiJson(text) : stringify(v));
   }
 
   private merge(gid: string, name: CollectionName, v: Obj): void {
@@ -353,7 +368,7 @@ export class GuildCache {
     const m = this.map(gid, name);
     if (k === null || m === null) return;
     const old = m.get(k);
-    m.set(k, JSON.stringify(old === undefined ? v : { ...(JSON.parse(old) as Obj), ...v }));
+    m.set(k, stringify(old === undefined ? v : { ...(JSON.parse(old) as Obj), ...v }));
   }
 
   private del(gid: string, name: CollectionName, id: string): void {
@@ -366,7 +381,7 @@ export class GuildCache {
     m.clear();
     for (const v of list) {
       const k = keyOf(name, v);
-      if (k !== null) m.set(k, JSON.stringify(v));
+      if (k !== null) m.set(k, stringify(v));
     }
   }
 

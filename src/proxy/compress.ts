@@ -32,7 +32,7 @@ const SYNC = zlib.constants.Z_SYNC_FLUSH;
 let internalsOk: boolean | null = null;
 
 function internalDeflater(): SyncCompressor {
-  const inst = zlib.createDeflate({ chunkSize: 16 * 1024 }) as unknown as zlib.Deflate & DeflateInternals;
+  const inst = zlib.createDeflate({ chunkSize: 16 * 1024, level: 3 }) as unknown as zlib.Deflate & DeflateInternals;
   const handle = inst._handle!;
   const realClose = handle.close;
   handle.close = () => {};
@@ -44,7 +44,8 @@ function internalDeflater(): SyncCompressor {
   return {
     compress(data) {
       try {
-        return inst._processChunk(data, SYNC);
+        // The result is a view of the stream's output buffer, which the next call overwrites: copy it.
+        return Buffer.from(inst._processChunk(data, SYNC));
       } finally {
         inst._handle = handle;
       }
