@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { inspect } from 'node:util';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { REST } from '@discordjs/rest';
@@ -136,6 +137,7 @@ test('several clients on one shard each get the whole stream; op 8 answers go on
     assert.equal(await wrongShard.closed, 4010);
     assert.equal(r.sim.stats.identifies, 1, 'upstream identified once, for the proxy');
     assert.equal(r.proxy.stats().shards[0]!.clients, 2);
+    for (const shown of [inspect(r.proxy), JSON.stringify(r.proxy), inspect({ ...r.proxy }, { depth: 3 })]) assert.ok(!shown.includes(TOKEN), 'the token never shows');
     for (const x of [a, b]) x.ws.close();
   } finally {
     await r.stop();

@@ -89,6 +89,8 @@ const MAX_PENDING_NONCES = 10_000;
 export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
   private upstream: Cluster | null = null;
   readonly #tokenHash: Buffer;
+  /** The bot token: only here (never in an enumerable field, a log line or an error). */
+  readonly #token: string;
   private readonly settings: ProxySettings;
   private readonly cache = new GuildCache();
   private readonly streams = new Map<number, ShardStream>();
@@ -102,7 +104,7 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
   private readonly apiUrl_: string;
   private readonly clock: Clock;
   private readonly intents: number;
-  private readonly clusterOptions: ClusterOptions;
+  private readonly clusterOptions: Omit<ClusterOptions, 'token'>;
   private nonces = 0;
   private tags = 0;
   private closing: Promise<void> | null = null;
@@ -115,6 +117,7 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
       .trim()
       .replace(/^Bot\s+/i, '');
     this.#tokenHash = createHash('sha256').update(token).digest();
+    this.#token = token;
     this.raw = (options.workers ?? 0) === 0;
     this.apiUrl_ = options.apiUrl ?? DEFAULT_API_URL;
     this.clock = options.clock ?? systemClock;
@@ -130,6 +133,7 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
       redisKey: _rk,
       persistInterval: _pi,
       guildsTimeout: _gt,
+      token: _token,
       ...clusterOptions
     } = options;
     this.clusterOptions = clusterOptions;
@@ -141,6 +145,7 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
     const user = o.shardOptions;
     const cluster = new Cluster({
       ...o,
+      token: this.#token,
       sessions: { ...sessions, ...(o.sessions ?? {}) },
       shardOptions: (id) => ({
         ...(user?.(id) ?? {}),
