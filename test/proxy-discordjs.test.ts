@@ -2,8 +2,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Client, GatewayIntentBits } from 'discord.js';
-import { TOKEN, until } from './helpers/setup.ts';
-import { proxyRig } from './helpers/proxy-rig.ts';
+import { TOKEN, until } from './helpers/setup.js';
+import { proxyRig } from './helpers/proxy-rig.js';
 test('discord.js 14 with its REST base at the proxy: READY, the guild cache from synthesized GUILD_CREATEs, live messages', async () => {
   const r = await proxyRig({ shards: 1, guilds: 3 }, { shards: 1 });
   const client = new Client({ intents: [GatewayIntentBits.Guilds, GatewayIntentBits.GuildMessages], rest: { api: r.proxy.apiUrl.replace(/\/v10$/, '') } });
