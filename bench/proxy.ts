@@ -1,7 +1,7 @@
 /**
  * `npm run bench:proxy`: what the gateway proxy costs.
  *
- * 1. CPU per dispatch: the simulator (this process) sends MESSAGE_CREATEs (the real-payload fixture, ~1.3 KB) to
+ * 1. CPU per dispatch: the simulator (this process, from src/ under tsx) sends MESSAGE_CREATEs (the real-payload fixture, ~1.3 KB) to
  *    one shard. Measured with `process.cpuUsage()` in separate plain-`node` processes (shardline from `dist/`):
  *    - direct: one shardline `Shard` (zlib-stream) connected to the simulator — what a bot spends itself;
  *    - proxy → 1 and → 4 clients: the proxy process (upstream zlib-stream, downstream zlib-stream to each client),
@@ -18,9 +18,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createInterface } from 'node:readline';
-import { DISPATCH_FIXTURES, GatewaySimulator } from '../dist/simulator/index.js';
-import { GuildCache } from '../dist/proxy/cache.js';
-import { buildGuildCreate, buildMember, buildPresence } from '../dist/simulator/fixtures.js';
+import { DISPATCH_FIXTURES, GatewaySimulator } from '../src/simulator/index.js';
+import { GuildCache } from '../src/proxy/cache.js';
+import { buildGuildCreate, buildMember, buildPresence } from '../src/simulator/fixtures.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const dist = (p: string) => pathToFileURL(join(root, 'dist', p)).href;

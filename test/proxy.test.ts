@@ -153,9 +153,20 @@ test('GET /api/v10/gateway/bot is answered by the proxy; other /api/ requests ar
     assert.equal(body.shards, 2);
     assert.ok(body.session_start_limit.remaining > 0);
     assert.equal((await fetch(`${r.proxy.apiUrl}/gateway/bot`, { headers: { authorization: 'Bot nope' } })).status, 401);
-    const forwarded = await fetch(`${r.proxy.apiUrl}/users/@me`);
-    assert.equal(forwarded.status, 404, "the simulator's answer, forwarded");
-    assert.deepEqual(await forwarded.json(), { message: '404: Not Found', code: 0 });
+    // Whatever the upstream answers (the simulator's REST routes), the proxy returns the same status and body.
+    const requests: [string, RequestInit][] = [
+      ['/users/@me', {}],
+      ['/users/@me', { headers: { authorization: `Bot ${TOKEN}` } }],
+      ['/channels/123/messages', { method: 'POST', headers: { authorization: `Bot ${TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify({ content: 'hi' }) }],
+      ['/no/such/route?x=1', {}],
+    ];
+    for (const [path, init] of requests) {
+      const direct = await fetch(`${r.sim.apiUrl}${path}`, init);
+      const proxied = await fetch(`${r.proxy.apiUrl}${path}`, init);
+      assert.equal(proxied.status, direct.status, `${init.method ?? 'GET'} ${path}`);
+      assert.equal(await proxied.text(), await direct.text(), `${init.method ?? 'GET'} ${path}`);
+    }
+    assert.equal(r.proxy.stats().restRequests, requests.length);
   } finally {
     await r.stop();
   }
