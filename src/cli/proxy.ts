@@ -8,7 +8,8 @@ import type { ClusterOptions } from '../cluster.js';
 import { attachMetrics } from '../metrics.js';
 import { GatewayProxy } from '../proxy/gateway-proxy.js';
 import { attachProxyMetrics } from '../proxy/metrics.js';
-import { serveStatus } from '../status-page/server.js';
+import { listenHttp, pathOf } from '../status-page/http.js';
+import { statusHandler } from '../status-page/server.js';
 
 export const PROXY_HELP = `shardline proxy — a gateway proxy: bots connect to it instead of Discord and restart without re-identifying
 
@@ -25,7 +26,7 @@ Options:
   --replay-size <n>        dispatches kept per shard for client RESUMEs (default 10000)
   --time-scale <x>         run upstream timers 1/x times faster (only to match a simulator's --time-scale)
   --metrics-port <n>       serve Prometheus metrics (needs prom-client)
-  --status-port <n>        serve the status page
+  --status-port <n>        serve the status page (the proxy's counters at /proxy.json)
   --json                   once upstream is ready, print {"url","apiUrl"} as one JSON line on stdout
   -h, --help               show this help
 `;
@@ -113,9 +114,21 @@ export async function proxyCommand(argv: string[], usage: (message: string) => E
     process.stderr.write(`shardline proxy: metrics at ${ep.url}/metrics\n`);
   }
   if (statusPort !== undefined) {
-    const page = await serveStatus(proxy.cluster, { port: statusPort, host, title: 'shardline proxy' });
-    cleanups.push(() => page.close());
-    process.stderr.write(`shardline proxy: status page at ${page.url}\n`);
+    // The upstream cluster's page, plus the proxy's own counters at /proxy.json.
+    const page = statusHandler(proxy.cluster, { title: 'shardline proxy' });
+    const ep = await listenHttp(
+      (req, res) => {
+        if (!pathOf(req).endsWith('proxy.json')) return page.handler(req, res);
+        res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' }).end(JSON.stringify(proxy.stats()));
+      },
+      { port: statusPort, host },
+      'status page',
+    );
+    cleanups.push(
+      () => ep.close(),
+      () => page.close(),
+    );
+    process.stderr.write(`shardline proxy: status page at ${ep.url}/ (proxy counters at ${ep.url}/proxy.json)\n`);
   }
   if (values.json) process.stdout.write(`${JSON.stringify({ url: proxy.url, apiUrl: proxy.apiUrl })}\n`);
   else process.stderr.write(`shardline proxy: clients connect to ${proxy.url} (REST base ${proxy.apiUrl}) with the bot's token\n`);
