@@ -323,11 +323,16 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
 
   /** A dispatch in raw mode: the whole payload's JSON text, `d` spliced out without parsing. */
   private onRaw(shardId: number, type: string, seq: number, json: string): void {
-    const d = spliceD(json);
-    if (d === null) {
-      const parsed = JSON.parse(json) as { d: unknown };
-      this.onDispatch(shardId, type, seq, JSON.stringify(parsed.d), parsed.d);
-    } else this.onDispatch(shardId, type, seq, d, undefined);
+    // Runs inside the shard's socket handler: a payload that does not parse is reported and skipped, never thrown.
+    try {
+      const d = spliceD(json);
+      if (d === null) {
+        const parsed = JSON.parse(json) as { d: unknown };
+        this.onDispatch(shardId, type, seq, JSON.stringify(parsed.d), parsed.d);
+      } else this.onDispatch(shardId, type, seq, d, undefined);
+    } catch (err) {
+      this.report(new ShardlineError('PROXY_DISPATCH_FAILED', `shard ${shardId}: dispatch ${type} seq ${seq} could not be handled and was not forwarded: ${(err as Error).message}`, { cause: err }));
+    }
   }
 
   private onDispatch(shardId: number, type: string, seq: number, d: string, parsed: unknown): void {
