@@ -171,3 +171,33 @@ test('GET /api/v10/gateway/bot is answered by the proxy; other /api/ requests ar
     await r.stop();
   }
 });
+
+test('an upstream disconnect is invisible to clients: the proxy RESUMEs upstream and the stream continues in order', async () => {
+  const r = await proxyRig({ guilds: 1 }, { shards: 1 });
+  try {
+    const a = await rawClient(r.proxy.url);
+    a.send({ op: 2, d: { token: TOKEN, intents: 1 | 512, properties: {} } });
+    await until(() => a.got.some((p) => p.t === 'GUILD_CREATE'), 'the client ready', 10_000);
+    const g = r.sim.guildIds[0]!;
+    const send = (n: number) => r.sim.dispatch({ guildId: g }, 'MESSAGE_CREATE', { id: String(n), channel_id: '2', guild_id: g, content: String(n) });
+    for (let n = 1; n <= 5; n++) send(n);
+    const resumes = r.sim.stats.resumes;
+    r.sim.terminate(0); // abrupt loss of the proxy's upstream connection
+    for (let n = 6; n <= 10; n++) send(n); // buffered by the gateway for the session, replayed on RESUME
+    await until(() => a.got.filter((p) => p.t === 'MESSAGE_CREATE').length === 10, 'all ten messages', 10_000);
+    assert.deepEqual(
+      a.got.filter((p) => p.t === 'MESSAGE_CREATE').map((p) => p.d.content),
+      Array.from({ length: 10 }, (_, i) => String(i + 1)),
+    );
+    assert.equal(r.sim.stats.resumes, resumes + 1, 'the proxy resumed upstream');
+    assert.equal(a.got.filter((p) => p.t === 'READY').length, 1, 'the client saw nothing of it');
+    const seqs = a.got.filter((p) => p.op === 0).map((p) => p.s);
+    assert.deepEqual(
+      seqs,
+      Array.from({ length: seqs.length }, (_, i) => i + 1),
+    );
+    a.ws.close();
+  } finally {
+    await r.stop();
+  }
+});
