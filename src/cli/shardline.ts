@@ -40,6 +40,7 @@ const MAIN_HELP = `shardline — a Discord gateway client on the command line
 Usage:
   shardline run [options]         connect shards and print every dispatch as a JSON line
   shardline simulator [options]   start the bundled offline gateway simulator
+  shardline proxy [options]       run a gateway proxy: bots restart without re-identifying
   shardline help [command]        show help
 
 Run 'shardline <command> --help' for the options of a command.
@@ -532,6 +533,10 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     case 'help': {
       const topic = rest[0];
+      if (topic === 'proxy') {
+        process.stdout.write((await import('./proxy.js')).PROXY_HELP);
+        return 0;
+      }
       process.stdout.write(topic === 'run' ? RUN_HELP : topic === 'simulator' ? SIM_HELP : MAIN_HELP);
       return topic === undefined || topic === 'run' || topic === 'simulator' ? 0 : 2;
     }
@@ -549,8 +554,17 @@ async function main(argv: string[]): Promise<number> {
     case 'sim':
       currentCommand = 'simulator';
       return simulator(rest);
+    case 'proxy': {
+      currentCommand = 'proxy';
+      const { proxyCommand } = await import('./proxy.js');
+      return proxyCommand(
+        rest,
+        (message) => new UsageError(message, 'proxy'),
+        (v) => parseIntents(v),
+      );
+    }
     default:
-      throw new UsageError(`unknown command '${command}' (commands: run, simulator, help)`, null);
+      throw new UsageError(`unknown command '${command}' (commands: run, simulator, proxy, help)`, null);
   }
 }
 

@@ -1,0 +1,142 @@
+/**
+ * `shardline proxy`: run a {@link GatewayProxy} until SIGINT / SIGTERM.
+ * @packageDocumentation
+ */
+import { parseArgs } from 'node:util';
+import { scaledClock, systemClock } from '../clock.js';
+import type { ClusterOptions } from '../cluster.js';
+import { attachMetrics } from '../metrics.js';
+import { GatewayProxy } from '../proxy/gateway-proxy.js';
+import { attachProxyMetrics } from '../proxy/metrics.js';
+import { listenHttp, pathOf } from '../status-page/http.js';
+import { statusHandler } from '../status-page/server.js';
+
+export const PROXY_HELP = `shardline proxy — a gateway proxy: bots connect to it instead of Discord and restart without re-identifying
+
+Usage: DISCORD_TOKEN=... shardline proxy --port <n> [options]
+
+Options:
+  --port <n>               port for clients: the gateway websocket and /api/ (default 0: a free port)
+  --host <addr>            interface to listen on (default 127.0.0.1)
+  --shards <n|auto>        upstream shard count (default auto: GET /gateway/bot)
+  --intents <names|n>      upstream intents, e.g. Guilds,GuildMessages or 513 (default Guilds,GuildMessages)
+  --api-url <url>          upstream REST base (default https://discord.com/api/v10)
+  --gateway-url <url>      upstream gateway URL (default: from GET /gateway/bot)
+  --redis <url>            persist upstream sessions and the cache: a restarted proxy RESUMEs upstream
+  --replay-size <n>        dispatches kept per shard for client RESUMEs (default 10000)
+  --time-scale <x>         run upstream timers 1/x times faster (only to match a simulator's --time-scale)
+  --metrics-port <n>       serve Prometheus metrics (needs prom-client)
+  --status-port <n>        serve the status page (the proxy's counters at /proxy.json)
+  --json                   once upstream is ready, print {"url","apiUrl"} as one JSON line on stdout
+  -h, --help               show this help
+`;
+
+/**
+ * Run the proxy command. `usage` builds the CLI's usage error (exit code 2); `parseIntents` is the CLI's parser.
+ * Resolves with the exit code once stopped by a signal.
+ */
+export async function proxyCommand(argv: string[], usage: (message: string) => Error, parseIntents: (v: string) => number): Promise<number> {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    values = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        port: { type: 'string' },
+        host: { type: 'string' },
+        shards: { type: 'string' },
+        intents: { type: 'string' },
+        'api-url': { type: 'string' },
+        'gateway-url': { type: 'string' },
+        redis: { type: 'string' },
+        'replay-size': { type: 'string' },
+        'time-scale': { type: 'string' },
+        'metrics-port': { type: 'string' },
+        'status-port': { type: 'string' },
+        json: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }).values;
+  } catch (err) {
+    throw usage((err as Error).message);
+  }
+  if (values.help) {
+    process.stdout.write(PROXY_HELP);
+    return 0;
+  }
+  const str = (k: string) => values[k] as string | undefined;
+  const int = (k: string, min: number, max: number): number | undefined => {
+    const v = str(k);
+    if (v === undefined) return undefined;
+    const n = Number(v);
+    if (!/^\d+$/.test(v) || n < min || n > max) throw usage(`--${k} must be an integer from ${min} to ${max}, got '${v}'`);
+    return n;
+  };
+  const token = process.env.DISCORD_TOKEN?.trim().replace(/^Bot\s+/i, '');
+  if (!token) throw usage('no token: set the DISCORD_TOKEN environment variable to your bot token (clients connect with the same token)');
+  const port = int('port', 0, 65535) ?? 0;
+  const replaySize = int('replay-size', 1, 10_000_000);
+  const metricsPort = int('metrics-port', 0, 65535);
+  const statusPort = int('status-port', 0, 65535);
+  let shards: ClusterOptions['shards'] = 'auto';
+  if (str('shards') !== undefined && str('shards') !== 'auto') shards = int('shards', 1, 100_000);
+  const scaleText = str('time-scale');
+  const scale = scaleText === undefined ? 1 : Number(scaleText);
+  if (!(scale > 0) || !Number.isFinite(scale)) throw usage(`--time-scale must be a positive number, got '${scaleText}'`);
+  for (const k of ['api-url', 'gateway-url'] as const) {
+    const v = str(k);
+    if (v !== undefined && !URL.canParse(v)) throw usage(`--${k} is not a URL: '${v}'`);
+  }
+  const intents = str('intents') !== undefined ? parseIntents(str('intents')!) : 1 | 512;
+  const host = str('host') ?? '127.0.0.1';
+
+  const proxy = await GatewayProxy.start({
+    token,
+    intents,
+    shards,
+    port,
+    host,
+    clock: scale === 1 ? systemClock : scaledClock(scale),
+    ...(replaySize !== undefined ? { replaySize } : {}),
+    ...(str('api-url') ? { apiUrl: str('api-url') } : {}),
+    ...(str('gateway-url') ? { gatewayUrl: str('gateway-url') } : {}),
+    ...(str('redis') ? { redis: str('redis') } : {}),
+    ...(scale !== 1 ? { shardOptions: () => ({ helloTimeout: 600_000, readyTimeout: 600_000 }) } : {}),
+  });
+  proxy.on('error', (err) => process.stderr.write(`shardline proxy: ${err.message.replaceAll(token, '[token]')}\n`));
+  const cleanups: (() => unknown)[] = [];
+  if (metricsPort !== undefined) {
+    const metrics = await attachMetrics(proxy.cluster, { defaultMetrics: true });
+    const detach = await attachProxyMetrics(proxy, metrics.registry);
+    const ep = await metrics.listen({ port: metricsPort, host });
+    cleanups.push(detach, () => metrics.detach());
+    process.stderr.write(`shardline proxy: metrics at ${ep.url}/metrics\n`);
+  }
+  if (statusPort !== undefined) {
+    // The upstream cluster's page, plus the proxy's own counters at /proxy.json.
+    const page = statusHandler(proxy.cluster, { title: 'shardline proxy' });
+    const ep = await listenHttp(
+      (req, res) => {
+        if (!pathOf(req).endsWith('proxy.json')) return page.handler(req, res);
+        res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' }).end(JSON.stringify(proxy.stats()));
+      },
+      { port: statusPort, host },
+      'status page',
+    );
+    cleanups.push(
+      () => ep.close(),
+      () => page.close(),
+    );
+    process.stderr.write(`shardline proxy: status page at ${ep.url}/ (proxy counters at ${ep.url}/proxy.json)\n`);
+  }
+  if (values.json) process.stdout.write(`${JSON.stringify({ url: proxy.url, apiUrl: proxy.apiUrl })}\n`);
+  else process.stderr.write(`shardline proxy: clients connect to ${proxy.url} (REST base ${proxy.apiUrl}) with the bot's token\n`);
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  for (const c of cleanups.reverse()) await c();
+  await proxy.close();
+  return 0;
+}

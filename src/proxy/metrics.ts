@@ -1,0 +1,67 @@
+/**
+ * Prometheus series of a {@link GatewayProxy}, read from `proxy.stats()` at scrape time.
+ * @packageDocumentation
+ */
+import type { Registry } from 'prom-client';
+import { loadPromClient } from '../metrics.js';
+import type { GatewayProxy } from './gateway-proxy.js';
+
+/**
+ * Register the proxy's series in `registry` (prefix `shardline_proxy_`): `clients{shard}`, `replay_depth{shard}`,
+ * `replay_bytes{shard}`, `forwarded_commands_total{shard}`, `cache_guilds`, `cache_bytes`, `detached_sessions`,
+ * `client_identifies_total`, `client_resumes_total`, `client_resumes_refused_total`, `rest_requests_total`.
+ * Returns a function that removes them.
+ */
+export async function attachProxyMetrics(proxy: GatewayProxy, registry: Registry, prefix = 'shardline_proxy_'): Promise<() => void> {
+  const prom = await loadPromClient();
+  const names: string[] = [];
+  const perShard = (name: string, help: string, field: 'clients' | 'ringDepth' | 'ringBytes' | 'commands', kind: 'Gauge' | 'Counter') => {
+    const Ctor = prom[kind] as unknown as new (o: object) => { name: string };
+    names.push(prefix + name);
+    registry.registerMetric(
+      new Ctor({
+        name: prefix + name,
+        help,
+        labelNames: ['shard'],
+        registers: [],
+        collect(this: { reset(): void; set?(l: object, v: number): void; inc?(l: object, v: number): void }) {
+          this.reset();
+          for (const s of proxy.stats().shards) {
+            if (this.set) this.set({ shard: String(s.id) }, s[field]);
+            else this.inc?.({ shard: String(s.id) }, s[field]);
+          }
+        },
+      }) as never,
+    );
+  };
+  perShard('clients', 'Clients attached to each upstream shard.', 'clients', 'Gauge');
+  perShard('replay_depth', 'Dispatches held in each shard replay ring.', 'ringDepth', 'Gauge');
+  perShard('replay_bytes', 'JSON bytes held in each shard replay ring.', 'ringBytes', 'Gauge');
+  perShard('forwarded_commands_total', 'Client commands forwarded upstream, per shard.', 'commands', 'Counter');
+  const single = (name: string, help: string, read: () => number, kind: 'Gauge' | 'Counter') => {
+    const Ctor = prom[kind] as unknown as new (o: object) => { name: string };
+    names.push(prefix + name);
+    registry.registerMetric(
+      new Ctor({
+        name: prefix + name,
+        help,
+        registers: [],
+        collect(this: { reset(): void; set?(v: number): void; inc?(v: number): void }) {
+          this.reset();
+          if (this.set) this.set(read());
+          else this.inc?.(read());
+        },
+      }) as never,
+    );
+  };
+  single('cache_guilds', 'Guilds in the proxy cache.', () => proxy.stats().guilds, 'Gauge');
+  single('cache_bytes', 'JSON bytes the guild cache holds.', () => proxy.cacheBytes(), 'Gauge');
+  single('detached_sessions', 'Disconnected client sessions kept for RESUME.', () => proxy.stats().detachedSessions, 'Gauge');
+  single('client_identifies_total', 'Client IDENTIFYs answered.', () => proxy.stats().identifies, 'Counter');
+  single('client_resumes_total', 'Client RESUMEs replayed.', () => proxy.stats().resumes, 'Counter');
+  single('client_resumes_refused_total', 'Client RESUMEs refused (op 9).', () => proxy.stats().resumesRefused, 'Counter');
+  single('rest_requests_total', 'REST requests forwarded upstream.', () => proxy.stats().restRequests, 'Counter');
+  return () => {
+    for (const n of names) registry.removeSingleMetric(n);
+  };
+}

@@ -1,0 +1,66 @@
+/**
+ * Options of a {@link GatewayProxy} and their validation.
+ * @packageDocumentation
+ */
+import type { ClusterOptions } from '../cluster-options.js';
+import type { RedisConnection } from '../distributed/redis-client.js';
+import { ShardlineError } from '../errors.js';
+
+/** Options of {@link GatewayProxy.start}: a Cluster's (upstream) plus the proxy's own. */
+export interface GatewayProxyOptions extends ClusterOptions {
+  /** Port to listen on for clients (websocket and `/api/`). Default 0: a free port (read `url`). */
+  port?: number;
+  /** Interface to listen on. Default `127.0.0.1`. */
+  host?: string;
+  /** Dispatches kept per shard for client RESUMEs. Default 10 000. */
+  replaySize?: number;
+  /** Heartbeat interval told to clients in HELLO, real ms. Default 41 250. */
+  heartbeatInterval?: number;
+  /** How long a disconnected client's session can be resumed, real ms. Default 300 000. */
+  resumeTimeout?: number;
+  /** Disconnected client sessions kept for RESUME at most (the oldest is dropped). Default 1000. */
+  maxDetachedSessions?: number;
+  /**
+   * Persist the upstream sessions and the guild cache in Redis, so a restarted proxy RESUMEs upstream (no IDENTIFY)
+   * and still serves complete READY / GUILD_CREATEs. Needs the optional peer dependency `ioredis`.
+   */
+  redis?: RedisConnection;
+  /** Names the Redis keys (`shardline:proxy:{redisKey}:`). Default `default`. */
+  redisKey?: string;
+  /** How often the cache and sessions are written to Redis, real ms. Default 1000. */
+  persistInterval?: number;
+  /** Longest wait after the shards are READY for their guilds' GUILD_CREATEs, virtual ms. Default 15 000. */
+  guildsTimeout?: number;
+}
+
+/** Validated proxy-only settings. */
+export interface ProxySettings {
+  port: number;
+  host: string;
+  replaySize: number;
+  heartbeatInterval: number;
+  resumeTimeout: number;
+  maxDetachedSessions: number;
+  persistInterval: number;
+  guildsTimeout: number;
+}
+
+function intOpt(name: string, v: number | undefined, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (v === undefined) return fallback;
+  if (!Number.isInteger(v) || v < min || v > max) throw new ShardlineError('INVALID_OPTION', `${name} must be an integer from ${min} to ${max}, got ${String(v)}`);
+  return v;
+}
+
+/** Defaults and validation of the proxy-only options. */
+export function proxySettings(o: GatewayProxyOptions): ProxySettings {
+  return {
+    port: intOpt('port', o.port, 0, 0, 65535),
+    host: o.host ?? '127.0.0.1',
+    replaySize: intOpt('replaySize', o.replaySize, 10_000, 1, 10_000_000),
+    heartbeatInterval: intOpt('heartbeatInterval', o.heartbeatInterval, 41_250, 100),
+    resumeTimeout: intOpt('resumeTimeout', o.resumeTimeout, 300_000, 0),
+    maxDetachedSessions: intOpt('maxDetachedSessions', o.maxDetachedSessions, 1000, 0),
+    persistInterval: intOpt('persistInterval', o.persistInterval, 1000, 10),
+    guildsTimeout: intOpt('guildsTimeout', o.guildsTimeout, 15_000, 0),
+  };
+}

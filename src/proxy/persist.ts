@@ -1,0 +1,135 @@
+/**
+ * {@link ProxyStore}: the proxy's upstream sessions and guild cache in Redis. Sessions and the guilds changed since
+ * the last write go in one `MULTI` every `interval`, so the stored sequence and the stored cache always describe
+ * the same moment: a restarted proxy RESUMEs from that sequence and the gateway replays exactly what the stored
+ * cache lacks. (Not the `RedisSessionStore` of `shardline/distributed`: its sequences are written on their own
+ * schedule, which could run ahead of the cache.)
+ * @packageDocumentation
+ */
+import type { Redis } from 'ioredis';
+import { closeRedis, openRedis, whenReady, type RedisConnection, type RedisHandle } from '../distributed/redis-client.js';
+import { ShardlineError } from '../errors.js';
+import { isSession, type Session } from '../session.js';
+import type { CachedGuildSnapshot, GuildCache } from './cache.js';
+
+/** What the proxy writes each time. */
+export interface PersistState {
+  sessions: Record<number, Session>;
+  shardGuilds: Record<number, string[]>;
+  user: string;
+  application: string;
+  cache: GuildCache;
+}
+
+/** What a starting proxy reads back. */
+export interface LoadedState {
+  sessions: Record<number, Session>;
+  shardGuilds: Record<number, string[]>;
+  user: string | null;
+  application: string | null;
+  guilds: Record<string, CachedGuildSnapshot>;
+}
+
+/** Redis persistence of one proxy's upstream state. */
+export class ProxyStore {
+  private readonly dirty = new Set<string>();
+  private metaDirty = true;
+  private timer: ReturnType<typeof setInterval> | null = null;
+  private writing: Promise<void> | null = null;
+
+  private constructor(
+    private readonly handle: RedisHandle,
+    private readonly prefix: string,
+    private readonly interval: number,
+    private readonly onError: (err: Error) => void,
+  ) {}
+
+  /** Connect (waits up to 5 s for Redis). */
+  static async open(conn: RedisConnection, key: string, interval: number, onError: (err: Error) => void): Promise<ProxyStore> {
+    const handle = await openRedis(conn, 'proxy', onError);
+    try {
+      await whenReady(handle.redis, 5000);
+    } catch (err) {
+      await closeRedis(handle);
+      throw err;
+    }
+    return new ProxyStore(handle, `shardline:proxy:{${key}}:`, interval, onError);
+  }
+
+  private get redis(): Redis {
+    return this.handle.redis;
+  }
+
+  /** Read everything stored. */
+  async load(): Promise<LoadedState> {
+    const [meta, guilds] = await Promise.all([this.redis.hgetall(`${this.prefix}meta`), this.redis.hgetall(`${this.prefix}guilds`)]);
+    const out: LoadedState = { sessions: {}, shardGuilds: {}, user: meta.user ?? null, application: meta.application ?? null, guilds: {} };
+    try {
+      const sessions = meta.sessions ? (JSON.parse(meta.sessions) as Record<string, unknown>) : {};
+      for (const [id, s] of Object.entries(sessions)) if (isSession(s)) out.sessions[Number(id)] = s;
+      out.shardGuilds = meta.shardGuilds ? (JSON.parse(meta.shardGuilds) as Record<number, string[]>) : {};
+      for (const [id, text] of Object.entries(guilds)) out.guilds[id] = JSON.parse(text) as CachedGuildSnapshot;
+    } catch (err) {
+      throw new ShardlineError('PROXY_STORE_CORRUPT', `the proxy state in Redis (${this.prefix}*) is not readable: delete those keys: ${(err as Error).message}`, { cause: err });
+    }
+    return out;
+  }
+
+  markGuild(guildId: string): void {
+    this.dirty.add(guildId);
+  }
+
+  markMeta(): void {
+    this.metaDirty = true;
+  }
+
+  /** Write every `interval` from `state()`. */
+  start(state: () => PersistState): void {
+    this.timer = setInterval(() => {
+      if (this.writing) return;
+      this.writing = this.flush(state())
+        .catch((err: Error) => this.onError(new ShardlineError('REDIS_UNAVAILABLE', `proxy state not written: ${err.message}`, { cause: err })))
+        .finally(() => {
+          this.writing = null;
+        });
+    }, this.interval);
+    this.timer.unref();
+  }
+
+  /** One write: the sessions, the meta data and the guilds changed since the last write, atomically. */
+  async flush(s: PersistState): Promise<void> {
+    const m = this.redis.multi();
+    const guilds = [...this.dirty];
+    this.dirty.clear();
+    for (const id of guilds) {
+      const snap = s.cache.snapshotGuild(id);
+      if (snap === null) m.hdel(`${this.prefix}guilds`, id);
+      else m.hset(`${this.prefix}guilds`, id, JSON.stringify(snap));
+    }
+    const meta: Record<string, string> = { sessions: JSON.stringify(s.sessions) };
+    if (this.metaDirty) {
+      this.metaDirty = false;
+      Object.assign(meta, { user: s.user, application: s.application, shardGuilds: JSON.stringify(s.shardGuilds) });
+    }
+    m.hset(`${this.prefix}meta`, meta);
+    try {
+      await m.exec();
+    } catch (err) {
+      for (const id of guilds) this.dirty.add(id);
+      this.metaDirty = true;
+      throw err;
+    }
+  }
+
+  /** Stop writing; with a state, write it one last time. Closes the connection if the store opened it. */
+  async close(state: PersistState | null): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    await this.writing;
+    if (state !== null) {
+      this.metaDirty = true;
+      await this.flush(state).catch((err: Error) => this.onError(err));
+    }
+    await closeRedis(this.handle);
+  }
+}

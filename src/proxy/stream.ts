@@ -1,0 +1,27 @@
+/**
+ * {@link ShardStream}: what the proxy holds for one upstream shard — its guild ids, its replay ring, the clients
+ * attached to it, and the upstream session (for persistence).
+ * @packageDocumentation
+ */
+import type { Session } from '../session.js';
+import type { ClientConnection } from './client-conn.js';
+import { ReplayRing } from './replay.js';
+
+/** One upstream shard as the proxy sees it. */
+export class ShardStream {
+  readonly ring: ReplayRing;
+  /** The shard's guilds: READY's list, plus GUILD_CREATEs, minus GUILD_DELETEs (not unavailable ones). */
+  readonly guilds = new Set<string>();
+  readonly clients = new Set<ClientConnection>();
+  /** The upstream session and the sequence of the last dispatch applied (what a restarted proxy resumes). */
+  session: Session | null = null;
+  /** Commands forwarded upstream for this shard's clients. */
+  commands = 0;
+
+  constructor(
+    readonly id: number,
+    replaySize: number,
+  ) {
+    this.ring = new ReplayRing(replaySize);
+  }
+}

@@ -1,0 +1,72 @@
+/**
+ * `shardline proxy`: the --json line once upstream is ready, the metrics and status ports with the proxy's own
+ * counters, a clean exit on SIGTERM, usage errors (exit 2).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { scaledClock } from '../src/clock.js';
+import { GatewaySimulator } from '../src/simulator/index.js';
+import { collectJsonLines } from './helpers/servers.js';
+import { SCALE, TOKEN, until } from './helpers/setup.js';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const cli = join(root, 'src/cli/shardline.ts');
+
+test('shardline proxy --json prints the URLs once ready, serves metrics and /proxy.json, exits 0 on SIGTERM', async () => {
+  const sim = await GatewaySimulator.start({ tokens: [TOKEN], clock: scaledClock(SCALE), heartbeatInterval: 150_000, guilds: 2, guildMemberCount: 5 });
+  const proc = spawn(
+    process.execPath,
+    ['--import', 'tsx', cli, 'proxy', '--json', '--shards', '1', '--api-url', sim.apiUrl, '--time-scale', String(SCALE), '--metrics-port', '0', '--status-port', '0'],
+    {
+      cwd: root,
+      env: { ...process.env, DISCORD_TOKEN: TOKEN },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  const lines: Record<string, unknown>[] = [];
+  collectJsonLines(proc, lines);
+  let stderr = '';
+  proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | null>((res) => proc.once('exit', (code) => res(code)));
+  try {
+    await until(() => lines.length > 0 && /status page at (\S+)\//.test(stderr) && /metrics at (\S+)\/metrics/.test(stderr), `the --json line and the ports (${stderr})`, 20_000);
+    const info = lines[0] as { url: string; apiUrl: string };
+    assert.match(info.url, /^ws:\/\/127\.0\.0\.1:\d+$/);
+    assert.equal(info.apiUrl, `${info.url.replace('ws', 'http')}/api/v10`);
+    assert.ok(!stderr.includes(TOKEN) && !JSON.stringify(lines).includes(TOKEN), 'the token is never printed');
+    const metricsUrl = /metrics at (\S+)\/metrics/.exec(stderr)![1]!;
+    const statusUrl = /status page at (\S+)\//.exec(stderr)![1]!;
+    const metrics = await (await fetch(`${metricsUrl}/metrics`)).text();
+    assert.match(metrics, /shardline_proxy_clients\{shard="0"\} 0/);
+    assert.match(metrics, /shardline_proxy_cache_guilds 2/);
+    const stats = (await (await fetch(`${statusUrl}/proxy.json`)).json()) as { guilds: number; shards: { id: number }[] };
+    assert.equal(stats.guilds, 2);
+    assert.deepEqual(
+      stats.shards.map((s) => s.id),
+      [0],
+    );
+    assert.match(await (await fetch(`${statusUrl}/`)).text(), /shardline proxy/);
+    proc.kill('SIGTERM');
+    assert.equal(await exited, 0);
+  } finally {
+    proc.kill('SIGKILL');
+    await sim.stop();
+  }
+});
+
+test('shardline proxy: usage errors exit 2 and say what to fix; --help exits 0', () => {
+  const run = (args: string[], env: Record<string, string> = { DISCORD_TOKEN: TOKEN }) =>
+    spawnSync(process.execPath, ['--import', 'tsx', cli, 'proxy', ...args], { cwd: root, env: { ...process.env, DISCORD_TOKEN: '', ...env }, encoding: 'utf8' });
+  const help = run(['--help']);
+  assert.equal(help.status, 0);
+  assert.match(help.stdout, /--replay-size/);
+  const bad = run(['--port', 'x']);
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /--port must be an integer/);
+  const noToken = run([], { DISCORD_TOKEN: '' });
+  assert.equal(noToken.status, 2);
+  assert.match(noToken.stderr, /DISCORD_TOKEN/);
+});

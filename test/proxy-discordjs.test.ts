@@ -1,0 +1,41 @@
+/** The README's discord.js recipe, run: an unmodified discord.js 14 Client whose REST base is the proxy. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Client, GatewayIntentBits } from 'discord.js';
+import { TOKEN, until } from './helpers/setup.js';
+import { proxyRig } from './helpers/proxy-rig.js';
+test('discord.js 14 with its REST base at the proxy: READY, the guild cache from synthesized GUILD_CREATEs, live messages', async () => {
+  const r = await proxyRig({ shards: 1, guilds: 3 }, { shards: 1 });
+  const client = new Client({ intents: [GatewayIntentBits.Guilds, GatewayIntentBits.GuildMessages], rest: { api: r.proxy.apiUrl.replace(/\/v10$/, '') } });
+  const messages: string[] = [];
+  client.on('messageCreate', (m) => messages.push(m.content));
+  try {
+    await client.login(TOKEN);
+    await until(() => client.isReady() && client.guilds.cache.size === 3, 'discord.js ready with three guilds', 15_000);
+    assert.equal(r.sim.stats.identifies, 1, 'discord.js identified with the proxy, not upstream');
+    const g = r.sim.guildIds[0]!;
+    const ch = client.guilds.cache.get(g)!.channels.cache.find((c) => c.type === 0)!;
+    r.sim.dispatch({ guildId: g }, 'MESSAGE_CREATE', {
+      id: '5',
+      channel_id: ch.id,
+      guild_id: g,
+      content: 'hi djs',
+      author: { id: '7', username: 'u', discriminator: '0', avatar: null },
+      type: 0,
+      timestamp: new Date().toISOString(),
+      edited_timestamp: null,
+      tts: false,
+      mention_everyone: false,
+      mentions: [],
+      mention_roles: [],
+      attachments: [],
+      embeds: [],
+      pinned: false,
+    });
+    await until(() => messages.length > 0, 'the messageCreate', 10_000);
+    assert.equal(messages[0], 'hi djs');
+  } finally {
+    await client.destroy();
+    await r.stop();
+  }
+});

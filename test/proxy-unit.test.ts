@@ -1,0 +1,236 @@
+/**
+ * The pure parts of the proxy, without sockets: the replay ring, the guild cache, intents filtering, the client
+ * session machine (identify/resume/heartbeat/limits/close codes) and the dispatch splice.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createInflater } from '../src/inflate.js';
+import { Intents } from '../src/intents.js';
+import { GuildCache } from '../src/proxy/cache.js';
+import { createCompressor, zstdSupported } from '../src/proxy/compress.js';
+import { ClientSession, type ClientEffect, type ClientSessionOptions } from '../src/proxy/client-session.js';
+import { wants } from '../src/proxy/filter.js';
+import { spliceD } from '../src/proxy/gateway-proxy.js';
+import { ReplayRing } from '../src/proxy/replay.js';
+import { guildCreates, readyData } from '../src/proxy/synth.js';
+import { buildGuildCreate } from '../src/simulator/fixtures.js';
+
+test('ReplayRing: entries after a position, and null once they have been overwritten', () => {
+  const ring = new ReplayRing(3);
+  assert.deepEqual(ring.after(0), []);
+  for (const t of ['A', 'B', 'C', 'D']) ring.push(t, `{"x":"${t}"}`);
+  assert.equal(ring.newest, 4);
+  assert.equal(ring.oldest, 2);
+  assert.equal(ring.size, 3);
+  assert.deepEqual(
+    ring.after(2)!.map((e) => [e.pos, e.type]),
+    [
+      [3, 'C'],
+      [4, 'D'],
+    ],
+  );
+  assert.deepEqual(ring.after(1)!.length, 3);
+  assert.equal(ring.after(0), null, 'position 1 is gone');
+  assert.deepEqual(ring.after(4), []);
+  assert.equal(ring.after(5), null, 'beyond the newest');
+});
+
+test('GuildCache: GUILD_CREATE round-trips and follows channel, role, member, presence and voice updates', () => {
+  const cache = new GuildCache();
+  const g = buildGuildCreate('100000000000000001', 0, { memberCount: 3, presences: true }) as Record<string, unknown>;
+  cache.apply('GUILD_CREATE', g);
+  const back = JSON.parse(cache.build('100000000000000001')!) as Record<string, unknown>;
+  for (const k of ['id', 'name', 'roles', 'channels', 'members', 'presences', 'emojis']) assert.deepEqual(back[k], g[k], k);
+  assert.equal(back.member_count, g.member_count);
+  cache.apply('CHANNEL_CREATE', { id: '5', type: 0, name: 'new', guild_id: '100000000000000001' });
+  cache.apply('GUILD_ROLE_DELETE', { guild_id: '100000000000000001', role_id: (g.roles as { id: string }[])[0]!.id });
+  cache.apply('GUILD_MEMBER_ADD', { guild_id: '100000000000000001', user: { id: '77', username: 'x' }, roles: [], joined_at: 'now' });
+  cache.apply('GUILD_MEMBER_UPDATE', { guild_id: '100000000000000001', user: { id: '77', username: 'y' }, roles: ['1'] });
+  cache.apply('VOICE_STATE_UPDATE', { guild_id: '100000000000000001', user_id: '77', channel_id: '5', session_id: 's' });
+  cache.apply('GUILD_UPDATE', { id: '100000000000000001', name: 'renamed' });
+  const after = JSON.parse(cache.build('100000000000000001', { presences: false })!) as Record<string, unknown>;
+  assert.equal(after.name, 'renamed');
+  assert.ok((after.channels as { name: string }[]).some((c) => c.name === 'new'));
+  assert.equal((after.roles as unknown[]).length, (g.roles as unknown[]).length - 1);
+  const m = (after.members as { user: { id: string; username: string }; roles: string[]; joined_at: string }[]).find((x) => x.user.id === '77')!;
+  assert.deepEqual([m.user.username, m.roles, m.joined_at], ['y', ['1'], 'now'], 'an update merges into the member');
+  assert.equal(after.member_count, (g.member_count as number) + 1);
+  assert.deepEqual(after.presences, [], 'no presences without asking');
+  const voice = ((g.voice_states as unknown[] | undefined) ?? []).length;
+  assert.equal((after.voice_states as unknown[]).length, voice + 1);
+  cache.apply('VOICE_STATE_UPDATE', { guild_id: '100000000000000001', user_id: '77', channel_id: null });
+  cache.apply('GUILD_MEMBER_REMOVE', { guild_id: '100000000000000001', user: { id: '77' } });
+  const last = JSON.parse(cache.build('100000000000000001')!) as Record<string, unknown>;
+  assert.equal((last.voice_states as unknown[]).length, voice);
+  assert.equal(last.member_count, g.member_count);
+  assert.ok(cache.bytes() > 0 && cache.bytes() < JSON.stringify(g).length * 2);
+  const copy = new GuildCache();
+  copy.restore('100000000000000001', JSON.parse(JSON.stringify(cache.snapshotGuild('100000000000000001'))));
+  assert.equal(copy.build('100000000000000001'), cache.build('100000000000000001'), 'a snapshot restores the same guild');
+  cache.apply('GUILD_DELETE', { id: '100000000000000001', unavailable: true });
+  assert.ok(cache.has('100000000000000001') && cache.isUnavailable('100000000000000001'));
+  cache.apply('GUILD_DELETE', { id: '100000000000000001' });
+  assert.equal(cache.build('100000000000000001'), null);
+});
+
+test('wants(): intent gating, and the guild / DM forms of message events', () => {
+  assert.equal(wants(0, 'INTERACTION_CREATE', '{}'), true);
+  assert.equal(wants(Intents.Guilds, 'MESSAGE_CREATE', '{"guild_id":"1"}'), false);
+  assert.equal(wants(Intents.GuildMessages, 'MESSAGE_CREATE', '{"guild_id":"1"}'), true);
+  assert.equal(wants(Intents.GuildMessages, 'MESSAGE_CREATE', '{"channel_id":"1"}'), false, 'a DM needs DirectMessages');
+  assert.equal(wants(Intents.DirectMessages, 'MESSAGE_CREATE', '{"channel_id":"1"}'), true);
+  assert.equal(wants(Intents.DirectMessages, 'MESSAGE_CREATE', '{"guild_id":"1"}'), false);
+  assert.equal(wants(Intents.GuildPresences, 'PRESENCE_UPDATE', '{}'), true);
+  assert.equal(wants(Intents.Guilds, 'PRESENCE_UPDATE', '{}'), false);
+});
+
+test('spliceD(): d cut out of Discord-layout payloads, null for anything else', () => {
+  assert.equal(spliceD('{"t":"MESSAGE_CREATE","s":12,"op":0,"d":{"a":[1,{"b":"}"}]}}'), '{"a":[1,{"b":"}"}]}');
+  assert.equal(spliceD('{"op":0,"d":{},"s":1,"t":"X"}'), null);
+  assert.equal(spliceD('{"t":"X","s":1,"op":0,"x":{},"d":{}}'), null);
+});
+
+function machine(over: Partial<ClientSessionOptions> = {}): { c: ClientSession; now: { t: number }; take: () => ClientEffect[] } {
+  const now = { t: 1000 };
+  const c = new ClientSession({
+    heartbeatInterval: 40_000,
+    heartbeatSlack: 5000,
+    checkToken: (t) => t === 'tok',
+    total: 2,
+    hasShard: (id) => id === 0 || id === 1,
+    upstreamIntents: Intents.Guilds | Intents.GuildMessages,
+    now: () => now.t,
+    ...over,
+  });
+  return { c, now, take: () => c.effects.splice(0) };
+}
+const closeOf = (effects: ClientEffect[]) => effects.find((e) => e.type === 'close') as { code: number } | undefined;
+const identify = (d: Record<string, unknown>) => JSON.stringify({ op: 2, d: { token: 'tok', intents: 513, properties: {}, shard: [0, 2], ...d } });
+
+test('ClientSession: HELLO, heartbeat ACK and deadline, and Discord close codes for bad input', () => {
+  const { c, now, take } = machine();
+  c.open();
+  const hello = take();
+  assert.match((hello[0] as { data: string }).data, /"op":10,"d":\{"heartbeat_interval":40000\}/);
+  assert.deepEqual(hello[1], { type: 'deadline', at: 46_000 });
+  now.t = 2000;
+  c.message('{"op":1,"d":null}');
+  assert.deepEqual(take(), [
+    { type: 'send', data: '{"t":null,"s":null,"op":11,"d":null}' },
+    { type: 'deadline', at: 47_000 },
+  ]);
+  const cases: [string, number][] = [
+    ['not json', 4002],
+    ['{"op":3,"d":{}}', 4003],
+    ['{"op":99,"d":{}}', 4001],
+    [`{"op":1,"d":"${'x'.repeat(5000)}"}`, 4002],
+    [identify({ token: 'other' }), 4004],
+    [identify({ shard: [2, 2] }), 4010],
+    [identify({ shard: [0, 3] }), 4010],
+    [identify({ shard: [0, 1] }), 4011],
+    [identify({ shard: undefined }), 4011],
+    [identify({ intents: 1 << 29 }), 4013],
+    [identify({ intents: Intents.GuildPresences }), 4014],
+  ];
+  for (const [text, code] of cases) {
+    const m = machine();
+    m.c.open();
+    m.take();
+    m.c.message(text);
+    assert.equal(closeOf(m.take())?.code, code, text.slice(0, 60));
+  }
+  const m = machine();
+  m.c.timer();
+  assert.equal(closeOf(m.take())?.code, 4009, 'a missed heartbeat');
+});
+
+test('ClientSession: 120 payloads per 60 s, the 121st closes with 4008', () => {
+  const { c, now, take } = machine();
+  c.open();
+  for (let i = 0; i < 120; i++) c.message('{"op":1,"d":null}');
+  assert.equal(closeOf(take()), undefined);
+  now.t += 59_999;
+  c.message('{"op":1,"d":null}');
+  assert.equal(closeOf(take())?.code, 4008);
+  const m = machine();
+  m.c.open();
+  for (let i = 0; i < 120; i++) m.c.message('{"op":1,"d":null}');
+  m.now.t += 60_000;
+  m.c.message('{"op":1,"d":null}');
+  assert.equal(closeOf(m.take()), undefined, 'the window slides');
+});
+
+test('ClientSession: IDENTIFY → READY + GUILD_CREATEs, live dispatches numbered and filtered, RESUME replays after the seq', () => {
+  const { c, take } = machine();
+  c.open();
+  take();
+  c.message(identify({}));
+  assert.deepEqual(take(), [{ type: 'identify', shardId: 0, intents: 513 }]);
+  c.start('sess', '{"session_id":"sess"}', ['{"id":"1"}', '{"id":"2"}'], 10, 100);
+  const synth = take().map((e) => (e as { data: string }).data);
+  assert.deepEqual(synth, ['{"t":"READY","s":1,"op":0,"d":{"session_id":"sess"}}', '{"t":"GUILD_CREATE","s":2,"op":0,"d":{"id":"1"}}', '{"t":"GUILD_CREATE","s":3,"op":0,"d":{"id":"2"}}']);
+  c.deliver('MESSAGE_CREATE', '{"guild_id":"1","n":1}', 11);
+  c.deliver('PRESENCE_UPDATE', '{}', 12);
+  c.deliver('MESSAGE_CREATE', '{"guild_id":"1","n":2}', 13);
+  assert.deepEqual(
+    take().map((e) => (e as { data: string }).data),
+    ['{"t":"MESSAGE_CREATE","s":4,"op":0,"d":{"guild_id":"1","n":1}}', '{"t":"MESSAGE_CREATE","s":5,"op":0,"d":{"guild_id":"1","n":2}}'],
+    'PRESENCE_UPDATE is not for this client',
+  );
+  c.message('{"op":8,"d":{"guild_id":"1","query":"","limit":0}}');
+  assert.deepEqual(take(), [{ type: 'command', op: 8, d: { guild_id: '1', query: '', limit: 0 } }]);
+  const state = c.session!;
+  c.ended();
+  assert.equal(c.posOf(state, 4), 11);
+  assert.equal(c.posOf(state, 2), null, 'inside the synthesized start');
+  assert.equal(c.posOf(state, 6), null, 'beyond what was sent');
+
+  const r = machine();
+  r.c.open();
+  r.take();
+  r.c.message(JSON.stringify({ op: 6, d: { token: 'tok', session_id: 'sess', seq: 4 } }));
+  assert.deepEqual(r.take(), [{ type: 'resume', sessionId: 'sess', seq: 4 }]);
+  r.c.resume(state, [
+    { pos: 12, type: 'PRESENCE_UPDATE', d: '{}' },
+    { pos: 13, type: 'MESSAGE_CREATE', d: '{"guild_id":"1","n":2}' },
+    { pos: 14, type: 'MESSAGE_CREATE', d: '{"guild_id":"1","n":3}' },
+  ]);
+  assert.deepEqual(
+    r.take().map((e) => (e as { data: string }).data),
+    ['{"t":"MESSAGE_CREATE","s":5,"op":0,"d":{"guild_id":"1","n":2}}', '{"t":"MESSAGE_CREATE","s":6,"op":0,"d":{"guild_id":"1","n":3}}', '{"t":"RESUMED","s":7,"op":0,"d":{}}'],
+  );
+  const x = machine();
+  x.c.open();
+  x.take();
+  x.c.message(JSON.stringify({ op: 6, d: { token: 'tok', session_id: 'nope', seq: 1 } }));
+  x.take();
+  x.c.invalidate();
+  assert.deepEqual(x.take(), [{ type: 'send', data: '{"t":null,"s":null,"op":9,"d":false}' }]);
+});
+
+test('synth: READY lists the shard guilds as unavailable; GUILD_CREATE needs the Guilds intent', () => {
+  const cache = new GuildCache();
+  cache.apply('GUILD_CREATE', { id: '1', name: 'a', channels: [] });
+  const ready = JSON.parse(readyData({ user: '{"id":"9"}', application: '{"id":"8"}', sessionId: 's', resumeUrl: 'ws://x', shard: [0, 1] }, ['1', '2'])) as Record<string, unknown>;
+  assert.deepEqual(ready.guilds, [
+    { id: '1', unavailable: true },
+    { id: '2', unavailable: true },
+  ]);
+  assert.equal(ready.resume_gateway_url, 'ws://x');
+  assert.equal([...guildCreates(cache, ['1', '2'], Intents.Guilds)].length, 1);
+  assert.equal([...guildCreates(cache, ['1'], Intents.GuildMessages)].length, 0);
+});
+
+test('downstream compressors: every message inflates on its own, in order, through one client inflater', () => {
+  for (const kind of ['zlib-stream', 'zstd-stream'] as const) {
+    if (kind === 'zstd-stream' && !zstdSupported()) continue;
+    const c = createCompressor(kind);
+    const inflater = createInflater(kind);
+    const messages = Array.from({ length: 50 }, (_, i) => JSON.stringify({ t: 'MESSAGE_CREATE', s: i + 1, op: 0, d: { content: 'x'.repeat(i * 97), i } }));
+    const frames = messages.map((m) => c.compress(Buffer.from(m)));
+    const back = frames.map((f) => inflater.push(f)?.toString());
+    assert.deepEqual(back, messages, kind);
+    c.close();
+    inflater.close();
+  }
+});
