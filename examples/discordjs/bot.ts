@@ -43,7 +43,11 @@ const resumed = new Promise((resolve) => client.once(Events.ShardResume, resolve
 sim.sendReconnect(0); // op 7: shard 0 resumes its session, discord.js stays ready
 await resumed;
 await new Promise<void>((resolve) => {
-  const poll = setInterval(() => client.ws.ping >= 0 && (clearInterval(poll), resolve()), 50);
+  const poll = setInterval(() => {
+    if (client.ws.ping < 0) return; // -1 until the first heartbeat ACK
+    clearInterval(poll);
+    resolve();
+  }, 50);
 });
 console.log(`gateway ping ${Math.round(client.ws.ping)} ms`);
 
