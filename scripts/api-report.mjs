@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// API reports for the package's three entry points (api/*.api.md), made by API Extractor from the compiled
+// API reports for the package's four entry points (api/*.api.md), made by API Extractor from the compiled
 // declarations in dist/ (run `npm run build` first).
 //
 //   node scripts/api-report.mjs           check: fails when an exported API differs from its checked-in report
@@ -14,7 +14,7 @@ import { Extractor, ExtractorConfig } from '@microsoft/api-extractor';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const local = process.argv.includes('--local');
-const configs = ['api-extractor.json', 'config/api-extractor.simulator.json', 'config/api-extractor.distributed.json'];
+const configs = ['api-extractor.json', 'config/api-extractor.simulator.json', 'config/api-extractor.distributed.json', 'config/api-extractor.discordjs.json'];
 
 let failed = 0;
 for (const file of configs) {
