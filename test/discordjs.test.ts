@@ -184,6 +184,30 @@ describe('ShardlineStrategy with a discord.js 14 Client (@discordjs/ws 1.x event
     assert.equal(env.sim.connections().length, 2, 'the command did not cost a connection');
   });
 
+  it('runs the shards in a worker thread (workers: 1) with the same events, in order', async () => {
+    const env = await simulator({ shards: 1 });
+    let built: ShardlineStrategy | null = null;
+    const client = new Client({
+      intents: INTENTS,
+      rest: { api: env.api },
+      ws: { buildStrategy: (m) => (built = new ShardlineStrategy(m, { clock: env.clock, gatewayUrl: env.sim.url, workers: 1, shardOptions: () => SHARD_OPTS })) },
+    });
+    cleanups.push(() => client.destroy());
+    await login(client);
+    assert.equal(built!.cluster!.status()[0]!.worker, 0, 'the shard runs in worker 0');
+    assert.equal(client.guilds.cache.size, env.sim.guildIds.length);
+    const guildId = env.sim.guildIds[1]!;
+    const seen: string[] = [];
+    client.on('messageCreate', (m: Message) => seen.push(m.content));
+    for (let i = 0; i < 100; i++) env.sim.dispatch({ guildId }, 'MESSAGE_CREATE', message(guildId, i));
+    await until(() => seen.length >= 100, 10_000, '100 messages');
+    assert.deepEqual(
+      seen,
+      Array.from({ length: 100 }, (_, i) => `m${i}`),
+    );
+    await client.destroy();
+  });
+
   it('buildIdentifyThrottler: two clients (two processes of one bot) share one identify queue', async () => {
     // One lane, one IDENTIFY per 5 s (virtual): the simulator answers a faster second IDENTIFY with op 9. The queue
     // spaces them 15 s apart, so event-loop lag of up to 100 real ms (10 s virtual at this speed) cannot fail the test.
@@ -261,6 +285,45 @@ describe('ShardlineStrategy with a bare @discordjs/ws 2.x WebSocketManager (2.x 
     assert.equal((await manager.fetchStatus()).get(0), 3);
     assert.equal(env.sim.stats.identifies, 2);
     await manager.destroy();
+  });
+
+  it('resumes stored sessions (sessions option); without READY it says a discord.js Client would not become ready', async () => {
+    const env = await simulator({ shards: 1 });
+    const make = (sessions?: Record<number, { sessionId: string; sequence: number; resumeUrl: string }>) => {
+      let strategy: ShardlineStrategy | null = null;
+      const manager = new WebSocketManager2({
+        token: TOKEN,
+        intents: INTENTS,
+        rest: new REST({ api: env.api }).setToken(TOKEN),
+        buildStrategy: (m) => (strategy = new ShardlineStrategy(m, { clock: env.clock, gatewayUrl: env.sim.url, sessions, shardOptions: () => SHARD_OPTS })),
+      });
+      cleanups.push(async () => manager.destroy());
+      return { manager, strategy: strategy! };
+    };
+    const first = make();
+    await first.manager.connect();
+    const guildId = env.sim.guildIds[0]!;
+    // The first process stops keeping its session (as a deploy would, with a session store), then events keep coming.
+    const sessions = await first.strategy.cluster!.close({ resumable: true });
+    for (let i = 0; i < 5; i++) env.sim.dispatch({ guildId }, 'MESSAGE_CREATE', message(guildId, i));
+    const second = make(sessions);
+    const events: string[] = [];
+    const debug: string[] = [];
+    second.manager.on('ready', () => events.push('ready'));
+    second.manager.on('resumed', () => events.push('resumed'));
+    second.manager.on('dispatch', (p) => p.t === 'MESSAGE_CREATE' && events.push(p.d.content));
+    second.manager.on('debug', (m) => debug.push(m));
+    await second.manager.connect();
+    await until(() => events.length >= 6, 10_000, 'the replayed messages');
+    assert.equal(env.sim.stats.identifies, 1, 'the second manager resumed instead of identifying');
+    // The gateway replays what was missed, then sends RESUMED.
+    assert.deepEqual(events, ['m0', 'm1', 'm2', 'm3', 'm4', 'resumed'], 'the replay, once and in order, and no READY');
+    assert.ok(
+      debug.some((m) => /no READY/.test(m)),
+      'the lessons-doc finding is reported: a discord.js Client needs READY',
+    );
+    await first.manager.destroy();
+    await second.manager.destroy();
   });
 
   it('send() rejects for an unknown shard without an unhandled rejection, and reports it as an error event', async () => {
