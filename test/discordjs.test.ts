@@ -7,7 +7,6 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { inspect } from 'node:util';
 import { after, describe, it } from 'node:test';
-import { REST } from '@discordjs/rest';
 import { WebSocketManager as WebSocketManager2 } from '@discordjs/ws';
 import { Client, GatewayIntentBits, type Message } from 'discord.js';
 import { scaledClock, type Clock } from '../src/clock.js';
@@ -88,6 +87,20 @@ function message(guildId: string, n: number): Record<string, unknown> {
     pinned: false,
     type: 0,
   };
+}
+
+/**
+ * The part of a REST client a bare @discordjs/ws manager uses: `get('/gateway/bot')`, here against the simulator
+ * (discord.js tests use the client's real REST client).
+ */
+function restFor(api: string): never {
+  return {
+    get: async (route: string) => {
+      const res = await fetch(`${api}/v10${route}`, { headers: { authorization: `Bot ${TOKEN}` } });
+      if (!res.ok) throw new Error(`GET ${route}: ${res.status}`);
+      return res.json();
+    },
+  } as never;
 }
 
 async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
@@ -229,7 +242,7 @@ describe('ShardlineStrategy with a discord.js 14 Client (@discordjs/ws 1.x event
 describe('ShardlineStrategy with a bare @discordjs/ws 2.x WebSocketManager (2.x events)', () => {
   it('emits positional 2.x events, sends, reports status, and connects again after destroy', async () => {
     const env = await simulator({ shards: 1 });
-    const rest = new REST({ api: env.api }).setToken(TOKEN);
+    const rest = restFor(env.api);
     let strategy: ShardlineStrategy | null = null;
     const manager = new WebSocketManager2({
       token: TOKEN,
@@ -294,7 +307,7 @@ describe('ShardlineStrategy with a bare @discordjs/ws 2.x WebSocketManager (2.x 
       const manager = new WebSocketManager2({
         token: TOKEN,
         intents: INTENTS,
-        rest: new REST({ api: env.api }).setToken(TOKEN),
+        rest: restFor(env.api),
         buildStrategy: (m) => (strategy = new ShardlineStrategy(m, { clock: env.clock, gatewayUrl: env.sim.url, sessions, shardOptions: () => SHARD_OPTS })),
       });
       cleanups.push(async () => manager.destroy());
@@ -331,7 +344,7 @@ describe('ShardlineStrategy with a bare @discordjs/ws 2.x WebSocketManager (2.x 
     const manager = new WebSocketManager2({
       token: TOKEN,
       intents: INTENTS,
-      rest: new REST({ api: env.api }).setToken(TOKEN),
+      rest: restFor(env.api),
       buildStrategy: (m) => new ShardlineStrategy(m, { clock: env.clock, gatewayUrl: env.sim.url, shardOptions: () => SHARD_OPTS }),
     });
     cleanups.push(async () => manager.destroy());
