@@ -6,12 +6,17 @@
  * @packageDocumentation
  */
 import type { APIGatewayBotInfo } from 'discord-api-types/v10';
+import type { ShardlineIdentifyThrottler } from './throttler.js';
 
 /** `SessionInfo` of `@discordjs/ws` (both versions). */
 export interface DiscordjsSessionInfo {
+  /** `resume_gateway_url` of READY. */
   resumeURL: string;
+  /** Last sequence number received (as of the last update: READY, RESUMED, or the disconnect). */
   sequence: number;
+  /** `session_id` of READY. */
   sessionId: string;
+  /** The bot's shard count when the shard identified. */
   shardCount: number;
   shardId: number;
 }
@@ -21,16 +26,23 @@ export interface DiscordjsSessionInfo {
  * `intents` is required; the rest is read when present.
  */
 export interface DiscordjsManagerOptions {
+  /** Gateway intents (a bit field). */
   intents: number;
   /** 1.x keeps the token here; 2.x behind `manager.token`. */
   token?: string;
   /** Non-null: zlib-stream transport compression (1.x `'zlib-stream'`, 2.x a `CompressionMethod` number). */
   compression?: unknown;
+  /** Presence sent with IDENTIFY. */
   initialPresence?: unknown;
+  /** IDENTIFY's `large_threshold`. */
   largeThreshold?: number | null;
+  /** IDENTIFY's connection properties. */
   identifyProperties?: { os?: string; browser?: string; device?: string };
+  /** A stored session of the shard (`SessionInfo`, sync or async), resumed when its `shardCount` matches. */
   retrieveSessionInfo?(shardId: number): unknown;
+  /** Told the shard's session on READY, RESUMED and each disconnect (null when it ends); never awaited. */
   updateSessionInfo?(shardId: number, info: DiscordjsSessionInfo | null): unknown;
+  /** Builds the identify throttler (an `IIdentifyThrottler`; a {@link ShardlineIdentifyThrottler} is unwrapped). */
   buildIdentifyThrottler?(manager: never): unknown;
 }
 
@@ -39,6 +51,7 @@ export interface DiscordjsManagerOptions {
  * Typed structurally so that shardline needs no `@discordjs/ws` at all.
  */
 export interface DiscordjsManager {
+  /** The manager's options (1.x and 2.x). */
   readonly options: DiscordjsManagerOptions;
   /** `GET /gateway/bot` through the manager's REST client (cached by the manager). */
   fetchGatewayInformation(force?: boolean): Promise<APIGatewayBotInfo>;

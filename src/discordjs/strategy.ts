@@ -173,14 +173,16 @@ export class ShardlineStrategy {
   async destroy(options: { code?: number; reason?: string } = {}): Promise<void> {
     const cluster = this.#cluster;
     if (!cluster) return;
+    // Taken now: a spawn() while this close is in flight installs its own cluster and listeners.
+    const detach = this.#detach;
     this.#cluster = null;
+    this.#detach = null;
     const ids = [...cluster.ids];
     this.#emit.debug(undefined, `ShardlineStrategy: destroying ${ids.length} shard(s)${options.reason ? ` (${options.reason})` : ''}`);
     try {
       await cluster.close({ resumable: false });
     } finally {
-      this.#detach?.();
-      this.#detach = null;
+      detach?.();
       for (const id of ids) this.#updateSession(id, null);
     }
   }
