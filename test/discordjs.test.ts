@@ -149,7 +149,7 @@ describe('ShardlineStrategy with a discord.js 14 Client (@discordjs/ws 1.x event
     assert.equal(env.sim.connections().length, 0, 'every socket closed');
   });
 
-  it('delivers injected MESSAGE_CREATEs once and in order across op 7 and a dropped connection (resumes)', async () => {
+  it('delivers injected MESSAGE_CREATEs once and in order across op 7, a dropped connection and a zombie (resumes)', async () => {
     // Split zlib frames: the stock async inflate is where peers reordered events (lessons doc).
     const env = await simulator({ frameSplit: 64 });
     const { client } = djsClient(env);
@@ -161,7 +161,7 @@ describe('ShardlineStrategy with a discord.js 14 Client (@discordjs/ws 1.x event
     const resumes: number[] = [];
     client.on('shardResume', (id) => resumes.push(id));
     const identifies = env.sim.stats.identifies;
-    const N = 300;
+    const N = 400;
     let sent = 0;
     const burst = (n: number): void => {
       for (let i = 0; i < n; i++, sent++) env.sim.dispatch({ guildId }, 'MESSAGE_CREATE', message(guildId, sent));
@@ -172,15 +172,18 @@ describe('ShardlineStrategy with a discord.js 14 Client (@discordjs/ws 1.x event
     await until(() => resumes.length >= 1, 10_000, 'the resume after op 7');
     env.sim.terminate(shardId); // abrupt drop (1006)
     burst(100);
-    await until(() => seen.length >= N && resumes.length >= 2, 15_000, `${N} messages (have ${seen.length}) and a second resume`);
+    await until(() => resumes.length >= 2, 10_000, 'the resume after the drop');
+    env.sim.setAcks(shardId, false); // a zombie connection: no heartbeat ACKs
+    burst(100);
+    await until(() => seen.length >= N && resumes.length >= 3, 15_000, `${N} messages (have ${seen.length}) and a third resume`);
     await new Promise((r) => setTimeout(r, 100)); // a duplicate would arrive now
     assert.deepEqual(
       seen,
       Array.from({ length: N }, (_, i) => `m${i}`),
       'every message once, in order',
     );
-    assert.equal(env.sim.stats.identifies, identifies, 'no new session: both faults resumed');
-    assert.ok(env.sim.stats.resumes >= 2);
+    assert.equal(env.sim.stats.identifies, identifies, 'no new session: every fault resumed');
+    assert.ok(env.sim.stats.resumes >= 3);
     assert.equal(client.guilds.cache.size, env.sim.guildIds.length, 'the guild cache survived');
     assert.ok(client.isReady(), 'the client stayed ready');
   });
