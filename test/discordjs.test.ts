@@ -362,3 +362,27 @@ describe('ShardlineStrategy with a bare @discordjs/ws 2.x WebSocketManager (2.x 
     await manager.destroy();
   });
 });
+
+describe('ShardlineStrategy options and misuse (typed errors, no connection made)', () => {
+  const rest = restFor('http://127.0.0.1:9/api');
+  it('rejects bad options and a non-manager with INVALID_OPTION', () => {
+    assert.throws(() => new ShardlineStrategy({} as never), { code: 'INVALID_OPTION' });
+    const build = (options: object) => () => new WebSocketManager2({ token: TOKEN, intents: INTENTS, rest, buildStrategy: (m) => new ShardlineStrategy(m, options as never) });
+    assert.throws(build({ compression: 'gzip' }), { code: 'INVALID_OPTION', message: /compression/ });
+    assert.throws(build({ workers: -1 }), { code: 'INVALID_OPTION', message: /workers/ });
+    assert.throws(build({ gatewayUrl: 'http://x' }), { code: 'INVALID_OPTION', message: /gatewayUrl/ });
+    assert.throws(build({ identifyQueue: {} }), { code: 'INVALID_OPTION', message: /identifyQueue/ });
+    assert.throws(build({ eventShape: 'v3' }), { code: 'INVALID_OPTION', message: /eventShape/ });
+    assert.throws(() => new ShardlineIdentifyThrottler({} as never), TypeError);
+  });
+
+  it('connect() before spawn() is NOT_STARTED; a 2.x manager without a token is INVALID_TOKEN; send() without shards rejects', async () => {
+    let strategy: ShardlineStrategy | null = null;
+    const manager = new WebSocketManager2({ intents: INTENTS, rest, buildStrategy: (m) => (strategy = new ShardlineStrategy(m, { eventShape: 'v2' })) });
+    await assert.rejects(strategy!.connect(), { code: 'NOT_STARTED' });
+    await assert.rejects(strategy!.spawn([0]), { code: 'INVALID_TOKEN' });
+    manager.on('error', () => undefined);
+    await assert.rejects(strategy!.send(0, { op: 1, d: null }), { code: 'NOT_STARTED' });
+    assert.equal((await strategy!.fetchStatus()).size, 0);
+  });
+});
