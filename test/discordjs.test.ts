@@ -35,7 +35,7 @@ async function simulator(opts: GatewaySimulatorOptions = {}): Promise<{ sim: Gat
 /** A discord.js Client on ShardlineStrategy against `sim`; `strategy()` is the strategy discord.js built. */
 function djsClient(
   env: { sim: GatewaySimulator; clock: Clock; api: string },
-  extra: { shards?: 'auto' | number[]; shardCount?: number; compression?: 'zlib-stream' | false; buildIdentifyThrottler?: () => unknown } = {},
+  extra: { shards?: 'auto' | number[]; shardCount?: number; compression?: 'zlib-stream' | false; buildIdentifyThrottler?: () => unknown; identifyQueue?: LocalIdentifyQueue } = {},
 ): { client: Client; strategy: () => ShardlineStrategy } {
   let built: ShardlineStrategy | null = null;
   const client = new Client({
@@ -45,7 +45,13 @@ function djsClient(
     rest: { api: env.api },
     ws: {
       buildStrategy: (manager) => {
-        built = new ShardlineStrategy(manager, { clock: env.clock, gatewayUrl: env.sim.url, compression: extra.compression ?? 'zlib-stream', shardOptions: () => SHARD_OPTS });
+        built = new ShardlineStrategy(manager, {
+          clock: env.clock,
+          gatewayUrl: env.sim.url,
+          compression: extra.compression ?? 'zlib-stream',
+          identifyQueue: extra.identifyQueue,
+          shardOptions: () => SHARD_OPTS,
+        });
         return built;
       },
       ...(extra.buildIdentifyThrottler ? { buildIdentifyThrottler: extra.buildIdentifyThrottler as never } : {}),
@@ -224,7 +230,7 @@ describe('ShardlineStrategy with a discord.js 14 Client (@discordjs/ws 1.x event
     await client.destroy();
   });
 
-  it('buildIdentifyThrottler: two clients (two processes of one bot) share one identify queue', async () => {
+  it('buildIdentifyThrottler / identifyQueue: two clients (two processes of one bot) share one identify queue', async () => {
     // One lane, one IDENTIFY per 5 s (virtual): the simulator answers a faster second IDENTIFY with op 9. The queue
     // spaces them 15 s apart, so event-loop lag of up to 100 real ms (10 s virtual at this speed) cannot fail the test.
     const env = await simulator({ shards: 2, maxConcurrency: 1, identifyWindow: 5000 });
@@ -232,7 +238,7 @@ describe('ShardlineStrategy with a discord.js 14 Client (@discordjs/ws 1.x event
     const identifies: { shardId: number; at: number; accepted: boolean }[] = [];
     env.sim.on('identify', (e) => identifies.push({ shardId: e.shardId, at: env.clock.now(), accepted: e.accepted }));
     const a = djsClient(env, { shards: [0], shardCount: 2, buildIdentifyThrottler: shardlineIdentifyThrottler(queue) });
-    const b = djsClient(env, { shards: [1], shardCount: 2, buildIdentifyThrottler: () => new ShardlineIdentifyThrottler(queue) });
+    const b = djsClient(env, { shards: [1], shardCount: 2, identifyQueue: queue }); // the strategy's own option
     await Promise.all([login(a.client), login(b.client)]);
     assert.equal(identifies.length, 2, `one IDENTIFY per shard, none refused: ${JSON.stringify(identifies)}`);
     assert.ok(identifies.every((e) => e.accepted));

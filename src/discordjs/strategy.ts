@@ -124,7 +124,7 @@ export class ShardlineStrategy {
     if (token === null) throw new ShardlineError('INVALID_TOKEN', 'the manager has no token: pass token to the WebSocketManager (or log the client in)');
     const [info, total] = await Promise.all([m.fetchGatewayInformation(), m.getShardCount()]);
     const o = this.#options;
-    const identifyQueue = o.identifyQueue ?? (await this.#throttlerQueue(info));
+    const identifyQueue = o.identifyQueue ? withLanes(o.identifyQueue, info) : await this.#throttlerQueue(info);
     const sessions = { ...(await this.#storedSessions(shardIds, total)), ...(o.sessions ?? {}) };
     const mo = m.options;
     const identify: Partial<ShardOptions> = {};
@@ -331,6 +331,13 @@ export class ShardlineStrategy {
   toJSON(): { eventShape: EventShape; shards: number[]; total: number } {
     return { eventShape: this.eventShape, shards: [...(this.#cluster?.ids ?? [])], total: this.#total };
   }
+}
+
+/** `queue` as is when it declares its lanes (`maxConcurrency`), else with those of `/gateway/bot` (start-up pacing). */
+function withLanes(queue: IdentifyQueue, info: APIGatewayBotInfo): IdentifyQueue {
+  if (typeof (queue as { maxConcurrency?: unknown }).maxConcurrency === 'number') return queue;
+  const maxConcurrency = Math.max(1, info.session_start_limit?.max_concurrency ?? 1);
+  return { maxConcurrency, acquire: (id, signal) => queue.acquire(id, signal) } as IdentifyQueue;
 }
 
 function validate(o: ShardlineStrategyOptions): void {
