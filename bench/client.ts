@@ -173,7 +173,7 @@ async function startShardline(job: StreamJob | IdleJob, onDispatch: ((s: number,
       gatewayUrl: url(job.port),
       compression,
       identifyQueue,
-      ...(job.kind === 'stream' && job.events ? { events: job.events } : {}),
+      ...(job.kind === 'stream' && job.events ? { events: job.events as Shardline.EventName[] } : {}),
     });
     shard.on('error', (err) => void fail(`shardline shard ${id}: ${err.message}`));
     if (onDispatch) shard.on('dispatch', (e) => onDispatch(e.sequence, e.type, e.data));

@@ -160,7 +160,7 @@ async function runClient(job: Job): Promise<void> {
     // server re-encode the whole stream for the held ACK afterwards (100s of ms of its CPU while it refills no
     // other socket), which would starve the client at random; the client's own heartbeat cost is negligible.
     clock: sl.scaledClock(100),
-    ...(job.events ? { events: job.events } : {}),
+    ...(job.events ? { events: job.events as Shardline.EventName[] } : {}),
   });
   cluster.on('shardError', (err, id) => void clientFail(`shard ${id}: ${err.message}`));
   cluster.on('error', (err) => void clientFail(`cluster: ${err.message}`));

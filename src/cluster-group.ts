@@ -4,7 +4,9 @@
  * guild counts for status, and applies event back-pressure to their sockets (`Shard.pause()`/`resume()`).
  * @packageDocumentation
  */
+import type { NoncedMemberRequest } from './cluster-commands.js';
 import { ShardlineError } from './errors.js';
+import type { MemberRequest } from './members.js';
 import type { ShardEvent } from './events.js';
 import type { Session } from './session.js';
 import { Shard, type ShardOptions } from './shard.js';
@@ -63,6 +65,10 @@ export class ShardGroup implements ShardBackend {
 
   send(shardId: number, payload: GatewayCommand): Promise<void> {
     return this.entry(shardId).shard.send(payload);
+  }
+
+  requestGuildMembers(shardId: number, request: NoncedMemberRequest): MemberRequest {
+    return this.entry(shardId).shard.requestGuildMembers(request);
   }
 
   async restart(shardId: number, resume: boolean): Promise<void> {

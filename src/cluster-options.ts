@@ -3,7 +3,9 @@
  * @packageDocumentation
  */
 import type { Clock } from './clock.js';
-import { ShardlineError } from './errors.js';
+import type { RemoteCommands } from './cluster-commands.js';
+import { ShardlineError, type UnknownEventError } from './errors.js';
+import type { EventName } from './event-names.js';
 import type { TransportCompression } from './inflate.js';
 import type { IdentifyQueue, LocalIdentifyQueue } from './queue.js';
 import type { AutoReshardOptions } from './reshard.js';
@@ -45,9 +47,17 @@ export interface ClusterOptions {
    * shards `0..n-1` of `n`; `{ ids, total }` runs some shards of a larger bot (e.g. one machine of several).
    */
   shards?: 'auto' | number | { ids: number[]; total: number };
-  /** Gateway URL. Default: the `url` from `GET /gateway/bot`. */
+  /**
+   * Gateway URL. Default: the `url` from `GET /gateway/bot`. Setting it without `apiUrl` means the cluster makes no
+   * REST call at all (the token goes only to the hosts you configured): `GET /gateway/bot` is skipped,
+   * `shards: 'auto'` runs 1 shard, identifies use one lane (`max_concurrency` 1) without a daily budget, and a cluster
+   * `debug` line says so. Pass `shards` (and `apiUrl` or an `identifyQueue` for more lanes) when that is not right.
+   */
   gatewayUrl?: string;
-  /** REST base for `GET /gateway/bot`. Default `https://discord.com/api/v10`. */
+  /**
+   * REST base for `GET /gateway/bot` (shard count, gateway URL, identify limits). Default
+   * `https://discord.com/api/v10`, but only when `gatewayUrl` is not set either (see `gatewayUrl`).
+   */
   apiUrl?: string;
   /**
    * Decides when each shard may IDENTIFY (share one between processes to share the rate). Default: a
@@ -58,6 +68,13 @@ export interface ClusterOptions {
   onIdentifyBudgetExhausted?: 'wait' | 'error';
   /** Resume these shards (by id) instead of identifying, e.g. the result of a previous `close({ resumable: true })`. */
   sessions?: Record<number, Session>;
+  /**
+   * Where commands go for the bot's shards this cluster does not run (`shards: { ids, total }`, the rest run in
+   * other processes): `cluster.requestGuildMembers()`, `updateVoiceState()`, `requestSoundboardSounds()` and
+   * `updatePresence()` reach them through it. `NatsBroker.remoteCommands()` (`shardline/distributed`) is one.
+   * Default: none (such a command rejects with `UNKNOWN_SHARD`).
+   */
+  remoteCommands?: RemoteCommands;
   /** Per-shard options (presence, large threshold, ...). In worker mode only plain data survives (no functions). */
   shardOptions?: (id: number) => Partial<ShardOptions>;
   /** 0 (default): every shard in this thread; n: shards spread over n worker threads (round robin by id). */
@@ -81,8 +98,17 @@ export interface ClusterOptions {
    * ```
    */
   workerRestart?: false | WorkerRestartOptions;
-  /** Dispatch types to deliver (others are never parsed). Default: all. */
-  events?: Iterable<string>;
+  /**
+   * Dispatch types to deliver (others are never parsed), e.g. `['MESSAGE_CREATE']`. Default: all. Checked when the
+   * cluster is constructed: a name this version does not know throws an {@link UnknownEventError} naming the
+   * closest known one (`MESSAGE_CRAETE` → `MESSAGE_CREATE`).
+   */
+  events?: Iterable<EventName>;
+  /**
+   * Dispatch types Discord added after this release, delivered in addition to `events` (as `UnknownDispatchEvent`s):
+   * only their form is checked (UPPER_SNAKE_CASE). Only needed with `events`.
+   */
+  extraEvents?: Iterable<string>;
   /** Transport compression of every shard. Default `'zlib-stream'`. */
   compression?: TransportCompression | false;
   /** Time source. Default real time; tests pass `scaledClock(...)`. In worker mode only its `scale` is used. */

@@ -4,6 +4,8 @@
  * @packageDocumentation
  */
 import type { DebugEvent, DisconnectedEvent, DispatchEvent, PresenceData, ReadyData, ShardEvent, StateChange } from './events.js';
+import type { NoncedMemberRequest } from './cluster-commands.js';
+import type { MemberRequest } from './members.js';
 import type { IdentifyBudgetEvent } from './queue.js';
 import type { ReshardEvent } from './reshard.js';
 import type { Session } from './session.js';
@@ -187,6 +189,8 @@ export interface ShardSink {
 export interface ShardBackend {
   connect(shardId: number): Promise<void>;
   send(shardId: number, payload: GatewayCommand): Promise<void>;
+  /** Request guild members (op 8) on the shard; its chunks come back to this thread through the returned request. */
+  requestGuildMembers(shardId: number, request: NoncedMemberRequest): MemberRequest;
   restart(shardId: number, resume: boolean): Promise<void>;
   /**
    * Resolve once the shard has delivered every dispatch the gateway sent it before now: two heartbeats are sent

@@ -10,8 +10,12 @@ import { inspect, type InspectOptionsStylized } from 'node:util';
 import { systemClock, type Clock } from './clock.js';
 import type { ClusterEventMap, ClusterProgress, ClusterShard, IdentifyStatus, GatewayCommand, ShardSink, ShardStatus, WorkerExitEvent } from './cluster-status.js';
 import { TypedEmitter } from './emitter.js';
+import { allOrReport, byShard, failedMemberRequest, memberRequestData, voiceStateData, type MemberRequestOptions, type VoiceStateOptions } from './cluster-commands.js';
 import { ShardlineError, redact } from './errors.js';
+import { resolveEvents, type EventName } from './event-names.js';
+import type { GatewayRequestGuildMembersData, GatewayVoiceStateUpdateData } from 'discord-api-types/v10';
 import type { DispatchEvent, PresenceData } from './events.js';
+import type { MemberRequest } from './members.js';
 import { AllIntents } from './intents.js';
 import { DeliveryPipeline, type PipelineInput } from './pipeline.js';
 import { Placement } from './placement.js';
@@ -77,6 +81,8 @@ export class Cluster extends TypedEmitter<ClusterEventMap> {
   private policy: ReshardPolicy | null = null;
   /** Last presence given to updatePresence(): a resharded set identifies with it. */
   private presence: PresenceData | undefined;
+  /** Member request nonces made here. */
+  private nonces = 0;
   /** Respawn policy of the worker threads (null: a worker that exits stops its shards). */
   private readonly workerRestart: WorkerRestartPolicy | null;
 
@@ -92,6 +98,9 @@ export class Cluster extends TypedEmitter<ClusterEventMap> {
     const workers = options.workers ?? 0;
     if (!Number.isInteger(workers) || workers < 0) throw new ShardlineError('INVALID_OPTION', `workers must be an integer >= 0, got ${String(workers)}`);
     this.workerRestart = restartPolicy(options.workerRestart);
+    // Checked here, not at connect(): a typo in `events` throws where the cluster is built.
+    this.#events = resolveEvents(options.events, options.extraEvents) ?? undefined;
+    this.#extraEvents = options.extraEvents ? [...options.extraEvents] : undefined;
     this.#token = options.token.trim().replace(/^Bot\s+/i, '');
     const { token: _token, ...rest } = options;
     this.options = rest;
@@ -220,6 +229,13 @@ export class Cluster extends TypedEmitter<ClusterEventMap> {
     return Number((id >> 22n) % BigInt(this._total));
   }
 
+  /** A command for the shard owning a guild: this cluster's shard, or through `remoteCommands` another process's. */
+  private async sendRouted(shardId: number, payload: GatewayCommand): Promise<void> {
+    const remote = this.options.remoteCommands;
+    if (remote && !this._ids.includes(shardId)) await remote.send(shardId, payload);
+    else await this.send(shardId, payload);
+  }
+
   /** Send a command on one shard (routed to the thread that owns it). */
   send(shardId: number, payload: GatewayCommand): Promise<void> {
     try {
@@ -229,18 +245,91 @@ export class Cluster extends TypedEmitter<ClusterEventMap> {
     }
   }
 
-  /** Update the presence of every running shard. Rejects (after trying all) if some could not send it. */
+  /**
+   * Update the presence of every shard (op 3): every running shard of this cluster, in this thread or in worker
+   * threads, and with `remoteCommands` the bot's shards other processes run too. Rejects with `PRESENCE_FAILED`
+   * (after trying all) if some could not send it. Shards resharded in later identify with it.
+   */
   async updatePresence(presence: PresenceData): Promise<void> {
     this.presence = presence;
     const set = this.running?.set;
     const ids = this._ids.filter((id) => set && set.state(id) !== 'fatal' && set.state(id) !== 'closed');
-    const results = await Promise.allSettled(ids.map((id) => this.send(id, { op: 3, d: presence })));
-    const failed = results.flatMap((r, i) => (r.status === 'rejected' ? [{ id: ids[i]!, err: r.reason as Error }] : []));
-    if (failed.length > 0) {
-      throw new ShardlineError('PRESENCE_FAILED', `presence not sent on ${failed.length} of ${ids.length} shards (shard ${failed[0]!.id}: ${failed[0]!.err.message})`, {
-        cause: failed[0]!.err,
-      });
+    const calls = ids.map((id) => ({ shardId: id, run: () => this.send(id, { op: 3, d: presence }) }));
+    const remote = this.options.remoteCommands;
+    if (remote && this._total !== null) {
+      for (let id = 0; id < this._total; id++) if (!this._ids.includes(id)) calls.push({ shardId: id, run: () => remote.send(id, { op: 3, d: presence }).then(() => undefined) });
     }
+    await allOrReport(calls, 'PRESENCE_FAILED', 'presence');
+  }
+
+  /**
+   * Request guild members (op 8) on the shard that owns the guild (`shardIdFor(guildId)`), wherever it runs: this
+   * thread, a worker thread (the chunks come back to this thread), or — with `remoteCommands` — another process.
+   * The result is the Shard's: a {@link MemberRequest}, both a promise of every GUILD_MEMBERS_CHUNK and an async
+   * iterable of the chunks as they arrive. `options` default to `{ query: '', limit: 0 }` (every member); a full
+   * request object (`{ guild_id, ... }`) is accepted too. Failures (not a snowflake, a shard nobody runs, a closed
+   * shard, the timeout) reject it.
+   *
+   * @example
+   * ```ts
+   * const chunks = await cluster.requestGuildMembers('175928847299117063');
+   * for await (const chunk of cluster.requestGuildMembers(guildId, { user_ids: ['80351110224678912'] })) console.log(chunk.members);
+   * ```
+   */
+  requestGuildMembers(guildId: string | bigint, options?: MemberRequestOptions): MemberRequest;
+  /** The same with a full Request Guild Members payload (`{ guild_id, query, limit }` or `{ guild_id, user_ids }`, ...). */
+  requestGuildMembers(request: GatewayRequestGuildMembersData): MemberRequest;
+  requestGuildMembers(guild: string | bigint | GatewayRequestGuildMembersData, options?: MemberRequestOptions): MemberRequest {
+    const request = memberRequestData(guild, options);
+    let shardId = -1;
+    try {
+      if (this.closing) throw new ShardlineError('CLUSTER_CLOSED', 'the cluster is closed');
+      shardId = this.shardIdFor(request.guild_id);
+    } catch (err) {
+      return failedMemberRequest(request.nonce ?? 'unsent', this.clock, err as Error);
+    }
+    const nonce = request.nonce ?? `c${shardId.toString(36)}-${(this.nonces++).toString(36)}-${Date.now().toString(36)}`;
+    const sent = { ...request, nonce };
+    const set = this.running?.set;
+    if (set?.owner(shardId)) return set.requestGuildMembers(shardId, sent);
+    const remote = this.options.remoteCommands;
+    if (remote && !this._ids.includes(shardId)) return remote.requestGuildMembers(shardId, sent);
+    try {
+      this.route(shardId);
+      throw new ShardlineError('UNKNOWN_SHARD', `shard ${shardId} is not running`);
+    } catch (err) {
+      return failedMemberRequest(nonce, this.clock, err as Error);
+    }
+  }
+
+  /**
+   * Join, move or leave a voice channel (op 4) through the shard that owns the guild, wherever it runs (as
+   * `requestGuildMembers()`). Resolves once sent.
+   *
+   * @example
+   * ```ts
+   * await cluster.updateVoiceState(guildId, { channel_id: voiceChannelId, self_mute: false, self_deaf: true });
+   * await cluster.updateVoiceState(guildId, { channel_id: null, self_mute: false, self_deaf: false }); // leave
+   * ```
+   */
+  updateVoiceState(guildId: string | bigint, state: VoiceStateOptions): Promise<void>;
+  /** The same with a full Voice State Update payload (`{ guild_id, channel_id, self_mute, self_deaf }`). */
+  updateVoiceState(state: GatewayVoiceStateUpdateData): Promise<void>;
+  async updateVoiceState(guild: string | bigint | GatewayVoiceStateUpdateData, state?: VoiceStateOptions): Promise<void> {
+    const d = voiceStateData(guild, state);
+    await this.sendRouted(this.shardIdFor(d.guild_id), { op: 4, d });
+  }
+
+  /**
+   * Ask for the soundboard sounds of guilds (op 31): the guilds are split by the shard that owns each, and each shard
+   * is asked for its own (in this thread, a worker, or with `remoteCommands` another process). The answers arrive as
+   * SOUNDBOARD_SOUNDS dispatches. Resolves once every shard sent its request; rejects with `SOUNDBOARD_FAILED`
+   * (after trying all) when some could not.
+   */
+  async requestSoundboardSounds(guildIds: Iterable<string>): Promise<void> {
+    const groups = byShard(guildIds, (g) => this.shardIdFor(g));
+    const calls = [...groups].map(([shardId, ids]) => ({ shardId, run: () => this.sendRouted(shardId, { op: 31, d: { guild_ids: ids } }) }));
+    await allOrReport(calls, 'SOUNDBOARD_FAILED', 'soundboard request');
   }
 
   /**
@@ -392,7 +481,11 @@ export class Cluster extends TypedEmitter<ClusterEventMap> {
   private async prepare(): Promise<void> {
     const o = this.options;
     let bot: GatewayBot | null = null;
-    if (this._total === null || !o.gatewayUrl || !o.identifyQueue) bot = await this.fetchGatewayBot();
+    if (this.apiBase() === null) {
+      // gatewayUrl without apiUrl: the token goes to no host the user did not name (no discord.com REST call).
+      if (this._total === null) this.setShards(1, [0]);
+      this.debugLine(`gatewayUrl is set and apiUrl is not: GET /gateway/bot skipped (no REST call); ${this._total} shard(s), one identify lane, no daily budget check`);
+    } else if (this._total === null || !o.gatewayUrl || !o.identifyQueue) bot = await this.fetchGatewayBot();
     if (this._total === null) this.setShards(bot!.shards, range(bot!.shards));
     this._gatewayUrl = o.gatewayUrl ?? bot!.url;
     const limit = bot?.session_start_limit;
@@ -459,10 +552,11 @@ export class Cluster extends TypedEmitter<ClusterEventMap> {
     this.running?.set.setDebug(this.listenerCount('debug') > 0);
   }
 
-  /** Full options of one shard (without clock / queue). */
-  /** The `events` filter, one Set for every shard (workers get it as an array). */
+  /** The `events` filter, one checked Set for every shard (workers get it as an array, with `extraEvents`). */
   #events: ReadonlySet<string> | undefined;
+  #extraEvents: string[] | undefined;
 
+  /** Full options of one shard (without clock / queue). */
   private shardOptions(id: number, total = this._total!, fresh = false): ShardOptions {
     const o = this.options;
     const per = o.shardOptions?.(id) ?? {};
@@ -471,7 +565,8 @@ export class Cluster extends TypedEmitter<ClusterEventMap> {
       intents: o.intents,
       gatewayUrl: this._gatewayUrl!,
       compression: o.compression,
-      events: (this.#events ??= o.events ? new Set(o.events) : undefined), // one Set shared by every shard of this thread
+      events: this.#events as ReadonlySet<EventName> | undefined, // one checked Set shared by every shard of this thread
+      extraEvents: this.#extraEvents,
       ...per,
       ...(fresh && this.presence ? { presence: this.presence } : {}),
       id,
@@ -548,8 +643,19 @@ export class Cluster extends TypedEmitter<ClusterEventMap> {
     return old;
   }
 
+  /** The REST base `GET /gateway/bot` may use: `apiUrl`, else discord.com only when no `gatewayUrl` was given either. */
+  private apiBase(): string | null {
+    return this.options.apiUrl ?? (this.options.gatewayUrl ? null : DEFAULT_API_URL);
+  }
+
   private fetchGatewayBot(): Promise<GatewayBot> {
-    return fetchGatewayBot(this.options.apiUrl ?? DEFAULT_API_URL, this.#token, this.abort.signal, (m) => this.debugLine(m));
+    const base = this.apiBase();
+    if (base === null) {
+      return Promise.reject(
+        new ShardlineError('NO_API_URL', 'GET /gateway/bot needs apiUrl: this cluster has gatewayUrl set and no apiUrl, so it makes no REST call (pass apiUrl, or the shard count)'),
+      );
+    }
+    return fetchGatewayBot(base, this.#token, this.abort.signal, (m) => this.debugLine(m));
   }
 
   private setShards(total: number, ids: number[]): void {

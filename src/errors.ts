@@ -97,6 +97,36 @@ export class GatewayUnreachableError extends ShardlineError {
 }
 
 /**
+ * A dispatch name in the `events` option that this version does not know, e.g. a typo (`MESSAGE_CRAETE`). Thrown
+ * at construction of a {@link Shard} or {@link Cluster}, so a typo never silently delivers nothing. A `TypeError`
+ * (bad input of the wrong shape) that carries the project's stable `code` like every {@link ShardlineError}.
+ * A type Discord added after this release can be listed in `extraEvents` instead.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   new Shard({ token, intents, events: ['MESSAGE_CRAETE'] as never });
+ * } catch (err) {
+ *   if (err instanceof UnknownEventError) console.error(err.message); // ... did you mean MESSAGE_CREATE?
+ * }
+ * ```
+ */
+export class UnknownEventError extends TypeError {
+  /** Always `UNKNOWN_EVENT`. */
+  readonly code = 'UNKNOWN_EVENT';
+  /** The name that was given. */
+  readonly event: string;
+  /** The closest known dispatch name, when one is near. */
+  readonly suggestion: string | null;
+  constructor(event: string, suggestion: string | null, message: string) {
+    super(message);
+    this.name = 'UnknownEventError';
+    this.event = event;
+    this.suggestion = suggestion;
+  }
+}
+
+/**
  * Remove every occurrence of `secret` (and of `Bot secret`) from a string. Used on every debug line and
  * error message that could echo user input, so the token can never leak.
  */

@@ -2,30 +2,48 @@ import type { GatewayDispatchPayload, GatewayGuildMembersChunkDispatchData, Gate
 import type { Session } from './session.js';
 import type { ShardState } from './state.js';
 
-/** Every dispatch type `discord-api-types` knows. Unknown types are still delivered (typed as the union's `string`). */
+/** Every dispatch type `discord-api-types` knows. Types it does not know arrive as {@link UnknownDispatchEvent}. */
 export type DispatchType = GatewayDispatchPayload['t'];
 
-/**
- * One dispatch, as delivered by a shard or cluster: a discriminated union on `type`.
- *
- * @example
- * ```ts
- * shard.on('dispatch', (e) => {
- *   if (e.type === 'MESSAGE_CREATE') console.log(e.data.content); // e.data is APIMessage-shaped
- * });
- * ```
- */
-export type DispatchEvent = {
+/** A dispatch of a type `discord-api-types` knows, with `data` typed by `type`. */
+export type KnownDispatchEvent = {
   [P in GatewayDispatchPayload as P['t']]: { shardId: number; type: P['t']; sequence: number; data: P['d'] };
 }[DispatchType];
 
-/** A dispatch whose type is not (yet) in `discord-api-types`; delivered as-is. */
+/**
+ * A dispatch whose type `discord-api-types` does not know (`READY_SUPPLEMENTAL`, a type Discord adds after this
+ * release): delivered as it came, without an error, `data` as parsed from the gateway's JSON.
+ */
 export interface UnknownDispatchEvent {
   shardId: number;
   type: string;
   sequence: number;
   data: unknown;
 }
+
+/**
+ * One dispatch, as delivered by a shard or cluster (`dispatch` listeners, `events()`): a union discriminated by
+ * `type`. A known type gives typed `data`; every other type arrives through the explicit last variant, an
+ * {@link UnknownDispatchEvent}.
+ *
+ * Inside this union the unknown variant's `data` is typed `never`, not `unknown`: TypeScript cannot express "any
+ * string except the known names", so comparing `e.type` with a known name keeps the unknown variant in the
+ * narrowed type, and an `unknown` there would erase the typed `data` of every known branch. `never` vanishes from
+ * that union instead. In a branch for a type this version does not know, treat `data` as unknown: assign the event
+ * to an `UnknownDispatchEvent` or check the shape before use (`isKnownDispatch(e)` tells them apart).
+ *
+ * @example
+ * ```ts
+ * shard.on('dispatch', (e) => {
+ *   if (e.type === 'MESSAGE_CREATE') console.log(e.data.content); // e.data is APIMessage-shaped
+ *   else if (!isKnownDispatch(e)) {
+ *     const unknown: UnknownDispatchEvent = e; // e.g. READY_SUPPLEMENTAL: data is unknown
+ *     console.log('new dispatch type', unknown.type, unknown.data);
+ *   }
+ * });
+ * ```
+ */
+export type DispatchEvent = KnownDispatchEvent | (UnknownDispatchEvent & { data: never });
 
 /** The `d` of one GUILD_MEMBERS_CHUNK. */
 export type GuildMembersChunk = GatewayGuildMembersChunkDispatchData;

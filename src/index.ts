@@ -12,7 +12,8 @@
  */
 export { Shard, API_VERSION, DEFAULT_GATEWAY_URL, MAX_PAYLOAD_BYTES, type ShardOptions } from './shard.js';
 export { Intents, PrivilegedIntents, AllIntents, AllNonPrivilegedIntents, intentsForEvent, intentsForEvents, intentNames, type IntentName } from './intents.js';
-export { ShardlineError, GatewayError, DecodeError, InflateError, SendError, RateLimitedError, GatewayUnreachableError } from './errors.js';
+export { ShardlineError, GatewayError, DecodeError, InflateError, SendError, RateLimitedError, GatewayUnreachableError, UnknownEventError } from './errors.js';
+export { EXTRA_DISPATCH_TYPES, KNOWN_EVENT_NAMES, isKnownDispatch, isKnownEventName, type EventName } from './event-names.js';
 export { CLOSE_CODES, isSession, RESUMABLE_CLOSE_CODE, type Session, type ReconnectAction, type DisconnectCause, type CloseCodeRow } from './session.js';
 export { TRANSITIONS, type ShardState } from './state.js';
 export { LocalIdentifyQueue, type IdentifyQueue, type LocalIdentifyQueueOptions } from './queue.js';
@@ -24,6 +25,7 @@ export { scanHeader, parsePayload, type FrameHeader, type GatewayPayload } from 
 export type { TypedEmitter, Listener } from './emitter.js';
 export type {
   DispatchEvent,
+  KnownDispatchEvent,
   DispatchType,
   UnknownDispatchEvent,
   GuildMembersChunk,
@@ -42,6 +44,7 @@ export type {
 } from './events.js';
 export type { ShardCounters } from './shard-core.js';
 export { Cluster, ClusterConnectError, CLUSTER_IDENTIFY_WINDOW, DEFAULT_API_URL, type ClusterOptions, type WorkerRestartOptions } from './cluster.js';
+export type { MemberRequestOptions, NoncedMemberRequest, RemoteCommands, VoiceStateOptions } from './cluster-commands.js';
 export type { ShardStatus, ShardIo, ClusterProgress, ClusterReadyEvent, ClusterEventMap, ClusterShard, GatewayCommand } from './cluster-status.js';
 export type { SessionStartBudget, ApiSessionStartLimit, IdentifyBudgetEvent } from './queue.js';
 export type { IdentifyStatus, IdentifyTurnEvent, WorkerExitEvent } from './cluster-status.js';

@@ -6,6 +6,9 @@
  * @packageDocumentation
  */
 import type { Clock } from './clock.js';
+import type { NoncedMemberRequest } from './cluster-commands.js';
+import { resolveEvents } from './event-names.js';
+import type { MemberRequest } from './members.js';
 import { ShardGroup } from './cluster-group.js';
 import type { GatewayCommand, ShardBackend, ShardSink, ShardStatus, WorkerExitEvent } from './cluster-status.js';
 import type { IdentifyQueue } from './queue.js';
@@ -52,7 +55,11 @@ export class Placement {
         for (let w = 0; w < workers; w++) {
           const mine = ids.filter((_, k) => k % workers === w);
           const shardOptions: Record<number, Partial<ShardOptions>> = {};
-          for (const id of mine) shardOptions[id] = cloneableShardOptions(o.shardOptions(id));
+          for (const id of mine) {
+            const full = o.shardOptions(id);
+            resolveEvents(full.events, full.extraEvents); // a bad per-shard `events` throws here, not in the worker
+            shardOptions[id] = cloneableShardOptions(full);
+          }
           const host = new WorkerHost({ index: w, ids: mine, shardOptions, clockScale: o.clock.scale }, o.sink, o.queue, {
             clock: o.clock,
             restart: o.restart,
@@ -114,6 +121,10 @@ export class Placement {
 
   send(id: number, payload: GatewayCommand): Promise<void> {
     return this.#owners.get(id)!.send(id, payload);
+  }
+
+  requestGuildMembers(id: number, request: NoncedMemberRequest): MemberRequest {
+    return this.#owners.get(id)!.requestGuildMembers(id, request);
   }
 
   restart(id: number, resume: boolean): Promise<void> {

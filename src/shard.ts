@@ -5,8 +5,9 @@ import type { BackoffOptions } from './backoff.js';
 import { EventChannel } from './channel.js';
 import { systemClock, type Clock, type TimerHandle } from './clock.js';
 import { TypedEmitter } from './emitter.js';
-import { GatewayError, SendError, ShardlineError, redact } from './errors.js';
-import { toDisconnectedEvent, toStateChange, type DispatchEvent, type PresenceData, type ShardEvent, type ShardEventMap } from './events.js';
+import { GatewayError, SendError, ShardlineError, redact, type UnknownEventError } from './errors.js';
+import { resolveEvents, type EventName } from './event-names.js';
+import { toDisconnectedEvent, toStateChange, type DispatchEvent, type PresenceData, type ShardEvent, type ShardEventMap, type UnknownDispatchEvent } from './events.js';
 import { createInflater, type Inflater, type TransportCompression } from './inflate.js';
 import { AllIntents } from './intents.js';
 import { MemberRequest } from './members.js';
@@ -35,9 +36,16 @@ export interface ShardOptions {
   compression?: TransportCompression | false;
   /**
    * Dispatch types to deliver, e.g. `['MESSAGE_CREATE']`. Others are never parsed (only their sequence number
-   * is read). Default: all.
+   * is read). Default: all (types this version does not know included, as {@link UnknownDispatchEvent}s).
+   * A name this version does not know throws an {@link UnknownEventError} here, naming the closest known one.
    */
-  events?: Iterable<string>;
+  events?: Iterable<EventName>;
+  /**
+   * Dispatch types Discord added after this release, delivered in addition to `events` (as
+   * {@link UnknownDispatchEvent}s): not checked against the known names, only their form (UPPER_SNAKE_CASE).
+   * Only needed with `events`. Example: `{ events: ['MESSAGE_CREATE'], extraEvents: ['GUILD_SOMETHING_NEW'] }`.
+   */
+  extraEvents?: Iterable<string>;
   /** Resume this session instead of identifying. */
   session?: Session | null;
   /** Initial presence sent with IDENTIFY. */
@@ -177,6 +185,7 @@ export class Shard extends TypedEmitter<ShardEventMap> {
     if (!URL.canParse(gatewayUrl) || !/^wss?:$/.test(new URL(gatewayUrl).protocol)) {
       throw new ShardlineError('INVALID_OPTION', `gatewayUrl must be a ws:// or wss:// URL, got ${JSON.stringify(gatewayUrl)}`);
     }
+    const events = resolveEvents(options.events, options.extraEvents);
     this.#clock = options.clock ?? systemClock;
     this.#queue = options.identifyQueue ?? new LocalIdentifyQueue({ clock: this.#clock });
     this.#compression = options.compression === undefined ? 'zlib-stream' : options.compression;
@@ -192,7 +201,7 @@ export class Shard extends TypedEmitter<ShardEventMap> {
       intents,
       gatewayUrl,
       compression: this.#compression,
-      events: options.events ? (options.events instanceof Set ? (options.events as ReadonlySet<string>) : new Set(options.events)) : null, // a Set is shared, not copied
+      events, // a cluster's filter is shared by its shards, not copied
       raw: options.forwardRaw !== undefined,
       session: options.session ?? null,
       presence: options.presence,

@@ -86,6 +86,11 @@ test('bad usage: exit 2, one line saying what to fix, no stack trace, never the 
       ['run', '--simulator', '--events', 'MESSAGE_CREATE', '--intents', 'Guilds'],
       /--events MESSAGE_CREATE needs the GuildMessages or DirectMessages intent, which --intents lacks: add it \(e\.g\. --intents Guilds,GuildMessages\)/,
     ],
+    [
+      ['run', '--simulator', '--events', 'MESSAGE_CRAETE'],
+      /--events MESSAGE_CRAETE is not a dispatch type this version knows \(did you mean MESSAGE_CREATE\?\); a type Discord added after this release goes in --extra-events MESSAGE_CRAETE/,
+    ],
+    [['run', '--simulator', '--events', 'MESSAGE_CREATE', '--extra-events', 'not-a-name'], /--extra-events NOT-A-NAME is not a dispatch name/],
     [['run', '--simulator', '--compression', 'gzip'], /--compression must be zlib-stream, zstd-stream or none/],
     [['run', '--traffic', '5'], /--traffic and --sim-guilds only apply with --simulator/],
     [['frobnicate'], /unknown command 'frobnicate'/],
@@ -159,13 +164,19 @@ test('run serves metrics and the status page while running, logs at debug withou
 });
 
 test('shardline simulator prints its URLs; a rejected token and disallowed intents are clear errors (exit 1)', async () => {
-  const sim = start(['simulator', '--json', '--time-scale', SCALE, '--shards', '2', '--token', 'good-token-1', '--app-intents', 'GuildPresences']);
+  const sim = start(['simulator', '--json', '--time-scale', SCALE, '--shards', '2', '--token', 'good-token-1', '--app-intents', 'GuildPresences', '--identify-window', '250']);
   try {
-    const info = JSON.parse((await waitFor(() => sim.out.join(''), /^\{.*\}\n/, 'simulator URLs'))[0]) as { url: string; apiUrl: string; gatewayBot: string };
+    const info = JSON.parse((await waitFor(() => sim.out.join(''), /^\{.*\}\n/, 'simulator URLs'))[0]) as { url: string; apiUrl: string; gatewayBot: string; rest: boolean; identifyWindow: number };
     assert.match(info.url, /^ws:\/\/127\.0\.0\.1:\d+$/);
+    assert.equal(info.identifyWindow, 250);
+    assert.equal(info.rest, true);
     const bot = (await (await fetch(info.gatewayBot, { headers: { authorization: 'Bot good-token-1' } })).json()) as { shards: number; url: string };
     assert.equal(bot.shards, 2);
     assert.equal(bot.url, info.url);
+    // REST is on by default: the bot user answers
+    const me = await fetch(`${info.apiUrl}/users/%40me`, { headers: { authorization: 'Bot good-token-1' } });
+    assert.equal(me.status, 200);
+    assert.ok(me.headers.get('x-ratelimit-bucket'));
 
     // a token the gateway rejects: GET /gateway/bot answers 401
     const bad = await cli(['run', '--api-url', info.apiUrl, '--time-scale', SCALE], { DISCORD_TOKEN: SECRET });

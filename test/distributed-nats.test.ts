@@ -10,7 +10,9 @@ import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { ShardlineError } from '../src/errors.js';
 import type { Shard } from '../src/shard.js';
-import { NatsBroker, type BrokerEvent, type PoisonEvent } from '../src/distributed/index.js';
+import type { Cluster } from '../src/cluster.js';
+import { NatsBroker, type BrokerEvent, type CommandServer, type PoisonEvent } from '../src/distributed/index.js';
+import { INTENTS, rig } from './helpers/cluster-rig.js';
 import { startNats, type ServerProcess } from './helpers/servers.js';
 import { TOKEN, delay, harness, until } from './helpers/setup.js';
 
@@ -193,6 +195,78 @@ test('commands reach the process that owns the shard; NO_SHARD_OWNER when nobody
   } finally {
     await Promise.all(brokers.map((b) => b.close()));
     await h.stop();
+    await nats.stop();
+  }
+});
+
+test('cluster commands across processes: members, voice, soundboard and presence reach the process that owns the shard; chunks come back', async () => {
+  const r = await rig({ shards: 2, guilds: 4 });
+  const nats = await startNats();
+  const brokers: NatsBroker[] = [];
+  try {
+    // two "processes", each a broker connection and a cluster running one shard of two
+    const clusters: Cluster[] = [];
+    const servers: CommandServer[] = [];
+    for (const id of [0, 1]) {
+      const b = await NatsBroker.connect({ servers: nats.url, bot: 'routing', commandTimeout: 1000 });
+      brokers.push(b);
+      const patient = () => ({ helloTimeout: 600_000, readyTimeout: 600_000, memberRequestTimeout: 600_000 });
+      const c = r.cluster({ shards: { ids: [id], total: 2 }, intents: INTENTS | 2, remoteCommands: b.remoteCommands(), shardOptions: patient });
+      clusters.push(c);
+      servers.push(await b.serveCommands(c));
+    }
+    await Promise.all(clusters.map((c) => c.connect()));
+    const ops: { op: number; shardId: number | null; d: unknown }[] = [];
+    r.sim.on('payload', (p) => {
+      if (p.op !== 1) ops.push(p);
+    });
+    const [a] = clusters as [Cluster, Cluster];
+    const g0 = r.sim.guildsForShard(0, 2);
+    const g1 = r.sim.guildsForShard(1, 2);
+    // a member request for shard 1, made in the process that runs shard 0: iterable, chunks streamed back
+    const req = a.requestGuildMembers(g1[0]!);
+    const chunks = [];
+    for await (const chunk of req) chunks.push(chunk);
+    assert.equal(chunks.length, 2); // the simulator's 1200 members
+    assert.ok(chunks.every((c) => c.nonce === req.nonce && c.guild_id === g1[0]));
+    // ... and awaitable
+    assert.equal((await a.requestGuildMembers(g1[1]!, { user_ids: ['1'] })).length, 1);
+    await a.updateVoiceState(g1[0]!, { channel_id: null, self_mute: true, self_deaf: false });
+    await a.requestSoundboardSounds([g0[0]!, g1[0]!, g1[1]!]);
+    await a.updatePresence({ since: null, activities: [], status: 'dnd', afk: false });
+    await until(() => ops.filter((o) => o.op === 3).length >= 2 && ops.some((o) => o.op === 31 && o.shardId === 1), 'commands at the gateway');
+    const sent = (op: number) => ops.filter((o) => o.op === op).map((o) => [o.shardId, o.d] as const);
+    assert.deepEqual(
+      sent(8).map(([s]) => s),
+      [1, 1],
+    );
+    assert.deepEqual(sent(4), [[1, { channel_id: null, self_mute: true, self_deaf: false, guild_id: g1[0] }]]);
+    assert.deepEqual(
+      sent(31).sort((x, y) => x[0]! - y[0]!),
+      [
+        [0, { guild_ids: [g0[0]] }],
+        [1, { guild_ids: [g1[0], g1[1]] }],
+      ],
+    );
+    assert.deepEqual(
+      sent(3)
+        .map(([s]) => s)
+        .sort(),
+      [0, 1],
+    );
+    // nobody serves shard 1 any more: the request rejects with NO_SHARD_OWNER instead of waiting
+    await servers[1]!.close();
+    await assert.rejects(Promise.resolve(a.requestGuildMembers(g1[0]!, { user_ids: ['1'] })), (e: unknown) => e instanceof ShardlineError && e.code === 'NO_SHARD_OWNER');
+    // a request still waiting (a guild of shard 0 the gateway does not know: never answered) ends when its broker closes
+    const b = clusters[1]!;
+    const pending = b.requestGuildMembers(String(2n << 22n), { user_ids: ['1'] });
+    assert.equal(b.shardIdFor(String(2n << 22n)), 0);
+    await until(() => ops.some((o) => o.op === 8 && o.shardId === 0), 'the pending request at the gateway');
+    await brokers[1]!.close();
+    await assert.rejects(Promise.resolve(pending), (e: unknown) => e instanceof ShardlineError && e.code === 'BROKER_CLOSED');
+  } finally {
+    await Promise.all(brokers.map((b) => b.close()));
+    await r.stop();
     await nats.stop();
   }
 });

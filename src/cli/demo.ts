@@ -34,10 +34,8 @@ async function demo(): Promise<void> {
   const sim = await GatewaySimulator.start({ clock, guilds: 48, shards, maxConcurrency: lanes });
   say(`${color.bold('gateway simulator')} listening on ${sim.url} (time runs 10x faster): ${shards} shards recommended, max_concurrency ${lanes}`);
   const cluster = new Cluster({
-    token: 'sim-token',
+    ...sim.clusterOptions(), // token, gatewayUrl, apiUrl, clock: nothing is asked of discord.com
     intents: Intents.Guilds | Intents.GuildMessages | Intents.GuildMessageTyping | Intents.GuildMessageReactions | Intents.GuildVoiceStates,
-    apiUrl: sim.apiUrl,
-    clock,
   });
   const dispatches = new Map<number, number>();
   const watched = 0; // the shard the faults happen to

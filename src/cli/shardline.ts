@@ -11,14 +11,13 @@
  */
 import { once } from 'node:events';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { GatewayDispatchEvents } from 'discord-api-types/v10';
+import { closestEventName, isKnownEventName, type EventName } from '../event-names.js';
 import { scaledClock, systemClock, type Clock } from '../clock.js';
-import { Cluster, CLUSTER_IDENTIFY_WINDOW, ClusterConnectError, type ClusterOptions } from '../cluster.js';
+import { Cluster, ClusterConnectError, type ClusterOptions } from '../cluster.js';
 import { redact, ShardlineError } from '../errors.js';
 import type { TransportCompression } from '../inflate.js';
 import { AllIntents, Intents, intentNames, intentsForEvent, intentsForEvents, PrivilegedIntents } from '../intents.js';
 import { routeLogs, type LogLevel } from '../logging.js';
-import { LocalIdentifyQueue } from '../queue.js';
 import { attachMetrics } from '../metrics.js';
 import { GatewaySimulator } from '../simulator/index.js';
 import { serveStatus } from '../status-page/server.js';
@@ -64,7 +63,9 @@ Options:
   --intents <names|n>      intents by name, e.g. Guilds,GuildMessages,MessageContent, or as a number
                            (default: the intents --events need, or Guilds)
   --events <types>         dispatch types to print, e.g. MESSAGE_CREATE,GUILD_CREATE (default: all);
-                           others are skipped without being parsed
+                           others are skipped without being parsed; a name this version does not
+                           know is refused (with the closest known one)
+  --extra-events <types>   dispatch types Discord added after this release, printed in addition to --events
   --max-events <n>         exit after printing n dispatches
   --metrics-port <port>    serve Prometheus metrics at http://<host>:<port>/metrics (needs prom-client)
   --status-port <port>     serve the live status page at http://<host>:<port>/
@@ -72,7 +73,8 @@ Options:
   --workers <n>            run the shards in n worker threads (default 0: this thread)
   --compression <c>        zlib-stream (default), zstd-stream or none
   --api-url <url>          REST base for GET /gateway/bot (default https://discord.com/api/v10)
-  --gateway-url <url>      gateway URL (default: the one GET /gateway/bot returns)
+  --gateway-url <url>      gateway URL (default: the one GET /gateway/bot returns); without --api-url no REST
+                           call is made (--shards auto then runs 1 shard)
   --time-scale <x>         run every timer 1/x times faster: only to match a simulator started with the same
                            --time-scale (default 1)
   --log-level <level>      debug, info, warn (default), error or silent
@@ -88,8 +90,9 @@ Exit codes: 0 done (Ctrl-C, or --max-events reached), 1 failed, 2 bad usage.
 
 const SIM_HELP = `Usage: shardline simulator [options]
 
-Start the bundled gateway simulator: a real websocket gateway and GET /api/v10/gateway/bot on one loopback
-port, for bots and tools to test against offline. Prints its URLs, then runs until Ctrl-C.
+Start the bundled gateway simulator: a real websocket gateway and a REST API (gateway/bot, users, guilds,
+channels, messages, application commands, interaction callbacks) on one loopback port, for bots of any library
+to test against offline. Prints its URLs, then runs until Ctrl-C.
 
 Options:
   --port <port>            TCP port (default 0: a free one)
@@ -104,6 +107,8 @@ Options:
                            (default: GuildMembers,GuildPresences,MessageContent)
   --traffic <n>            background events per second over all shards (default 0: none)
   --heartbeat-interval <ms>  heartbeat_interval sent in HELLO (default 41250)
+  --identify-window <ms>   one IDENTIFY per identify lane per window (default 5000)
+  --no-rest                serve only GET /gateway and /gateway/bot (default: the whole REST API)
   --json                   print the URLs as one JSON line instead of text
   -h, --help               show this help
 `;
@@ -113,6 +118,7 @@ const RUN_OPTIONS = {
   shards: { type: 'string' },
   intents: { type: 'string' },
   events: { type: 'string' },
+  'extra-events': { type: 'string' },
   'max-events': { type: 'string' },
   'metrics-port': { type: 'string' },
   'status-port': { type: 'string' },
@@ -140,6 +146,8 @@ const SIM_OPTIONS = {
   'app-intents': { type: 'string' },
   traffic: { type: 'string' },
   'heartbeat-interval': { type: 'string' },
+  'identify-window': { type: 'string' },
+  'no-rest': { type: 'boolean' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies ParseArgsConfig['options'];
@@ -211,8 +219,6 @@ function envToken(): string | undefined {
   return process.env.DISCORD_TOKEN?.trim().replace(/^Bot\s+/i, '') || undefined;
 }
 
-const KNOWN_EVENTS = new Set<string>(Object.values(GatewayDispatchEvents));
-
 /** "2 of 2 shards failed to start: <cause> (shards 0, 1)", one line per distinct cause. */
 function describeFailures(err: ClusterConnectError, total: number): string {
   const byCause = new Map<string, number[]>();
@@ -241,11 +247,21 @@ async function run(argv: string[]): Promise<number> {
     .map((e) => e.trim().toUpperCase())
     .filter(Boolean);
   if (o.events !== undefined && (!events || events.length === 0)) throw new UsageError('--events names no event type (e.g. --events MESSAGE_CREATE)', 'run');
+  const extraEvents = o['extra-events']
+    ?.split(',')
+    .map((e) => e.trim().toUpperCase())
+    .filter(Boolean);
   for (const e of events ?? []) {
-    if (!KNOWN_EVENTS.has(e)) {
-      const hint = [...KNOWN_EVENTS].find((k) => k.replace(/_/g, '') === e.replace(/_/g, '') || k.startsWith(e.slice(0, 7)));
-      ui.line(`shardline ${c.yellow('warn')} --events ${e} is not a dispatch type this version knows${hint ? ` (did you mean ${hint}?)` : ''}; it is kept in case the gateway sends it`, true);
+    if (!isKnownEventName(e) && !extraEvents?.includes(e)) {
+      const hint = closestEventName(e);
+      throw new UsageError(
+        `--events ${e} is not a dispatch type this version knows${hint ? ` (did you mean ${hint}?)` : ''}; a type Discord added after this release goes in --extra-events ${e}`,
+        'run',
+      );
     }
+  }
+  for (const e of extraEvents ?? []) {
+    if (!/^[A-Z][A-Z0-9_]*$/.test(e)) throw new UsageError(`--extra-events ${e} is not a dispatch name (UPPER_SNAKE_CASE)`, 'run');
   }
   const intents = o.intents !== undefined ? parseIntents(o.intents) : events ? intentsForEvents(events) || Intents.Guilds : Intents.Guilds;
   for (const e of events ?? []) {
@@ -322,18 +338,17 @@ async function run(argv: string[]): Promise<number> {
       // Traffic goes to whichever shards have a live session at each tick.
       if (traffic) stopTraffic = sim.startTraffic({ eventsPerSecond: traffic, mix: 'presences_off' });
     }
-    // With a gateway URL and a shard count there is nothing to ask GET /gateway/bot (unless --api-url is given):
-    // a local identify queue with one lane replaces its session_start_limit.
-    const noRest = o['gateway-url'] !== undefined && typeof shards === 'number' && apiUrl === undefined;
+    // With --gateway-url and no --api-url the cluster makes no REST call (the token goes nowhere else): 'auto' runs
+    // 1 shard, one identify lane.
     const cluster = new Cluster({
       token,
       intents,
       shards,
-      ...(noRest ? { identifyQueue: new LocalIdentifyQueue({ clock, window: CLUSTER_IDENTIFY_WINDOW }) } : {}),
       workers,
       compression,
       clock,
-      ...(events ? { events } : {}),
+      ...(events ? { events: events as EventName[] } : {}),
+      ...(extraEvents ? { extraEvents } : {}),
       ...(apiUrl ? { apiUrl } : {}),
       ...(o['gateway-url'] ? { gatewayUrl: o['gateway-url'] } : {}),
     });
@@ -441,6 +456,7 @@ async function simulator(argv: string[]): Promise<number> {
   const scale = positive('time-scale', o['time-scale']) ?? 1;
   const traffic = o.traffic === undefined || o.traffic === '0' ? 0 : positive('traffic', o.traffic)!;
   const heartbeatInterval = int('heartbeat-interval', o['heartbeat-interval'], 1);
+  const identifyWindow = int('identify-window', o['identify-window'], 0);
   const tokens = o.token?.length ? o.token : ['sim-token'];
   const applicationIntents = o['app-intents'] !== undefined ? parseIntents(o['app-intents'], 'app-intents') & PrivilegedIntents : PrivilegedIntents;
   let sim: GatewaySimulator;
@@ -455,6 +471,8 @@ async function simulator(argv: string[]): Promise<number> {
       applicationIntents,
       ...(scale !== 1 ? { timeScale: scale } : {}),
       ...(heartbeatInterval ? { heartbeatInterval } : {}),
+      ...(identifyWindow !== undefined ? { identifyWindow } : {}),
+      rest: !o['no-rest'],
     });
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
@@ -463,14 +481,26 @@ async function simulator(argv: string[]): Promise<number> {
   }
   // Traffic goes to whichever shards have a live session at each tick.
   const stopTraffic = traffic ? sim.startTraffic({ eventsPerSecond: traffic, mix: 'presences_off' }) : () => {};
-  const info = { url: sim.url, apiUrl: sim.apiUrl, gatewayBot: `${sim.apiUrl}/gateway/bot`, tokens, shards, maxConcurrency, guilds, timeScale: scale };
+  const info = {
+    url: sim.url,
+    apiUrl: sim.apiUrl,
+    apiBaseUrl: sim.apiBaseUrl,
+    gatewayBot: `${sim.apiUrl}/gateway/bot`,
+    rest: !o['no-rest'],
+    tokens,
+    shards,
+    maxConcurrency,
+    guilds,
+    identifyWindow: identifyWindow ?? 5000,
+    timeScale: scale,
+  };
   if (o.json) process.stdout.write(`${JSON.stringify(info)}\n`);
   else {
     process.stdout.write(
       [
         `${c.bold('shardline gateway simulator')} listening`,
         `  gateway     ${sim.url}  (?v=10&encoding=json&compress=zlib-stream)`,
-        `  REST        ${sim.apiUrl}  (GET /gateway/bot)`,
+        `  REST        ${sim.apiUrl}  (${o['no-rest'] ? 'GET /gateway/bot only' : `gateway/bot, users, guilds, channels, messages, commands; API root ${sim.apiBaseUrl}`})`,
         `  token       ${tokens.join(', ')}`,
         `  shards      ${shards} recommended, max_concurrency ${maxConcurrency}, ${guilds} guilds${scale !== 1 ? `, time ×${+(1 / scale).toFixed(2)} (clients need --time-scale ${scale})` : ''}`,
         `  try         DISCORD_TOKEN=${tokens[0]} shardline run --api-url ${sim.apiUrl}${scale !== 1 ? ` --time-scale ${scale}` : ''}`,

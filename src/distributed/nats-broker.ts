@@ -6,10 +6,13 @@
 import type { NatsConnection, Msg } from '@nats-io/transport-node';
 import type { ConsumerMessages, JetStreamClient, JetStreamManager, JsMsg, PubAck } from '@nats-io/jetstream';
 import type { GatewayRequestGuildMembersData, GatewayVoiceStateUpdateData } from 'discord-api-types/v10';
+import { systemClock } from '../clock.js';
 import { Cluster } from '../cluster.js';
+import type { NoncedMemberRequest, RemoteCommands } from '../cluster-commands.js';
+import { MemberRequest } from '../members.js';
 import { TypedEmitter } from '../emitter.js';
 import { ShardlineError } from '../errors.js';
-import type { DispatchEvent, PresenceData, ShardEvent } from '../events.js';
+import type { DispatchEvent, GuildMembersChunk, PresenceData, ShardEvent } from '../events.js';
 import type { Session } from '../session.js';
 import { Shard } from '../shard.js';
 import type { RedisSessionStore } from './redis-sessions.js';
@@ -128,7 +131,8 @@ export interface PoisonEvent {
 export type ShardCommand =
   | { kind: 'presence'; presence: PresenceData }
   | { kind: 'voice'; state: GatewayVoiceStateUpdateData }
-  | { kind: 'members'; request: GatewayRequestGuildMembersData }
+  /** `chunks`: a subject on which the owner publishes each GUILD_MEMBERS_CHUNK (`{ chunk }`) or the failure (`{ error }`). */
+  | { kind: 'members'; request: GatewayRequestGuildMembersData; chunks?: string }
   | { kind: 'send'; op: number; d: unknown };
 
 /** The owner's answer to a command. */
@@ -406,6 +410,66 @@ export class NatsBroker extends TypedEmitter<NatsBrokerEvents> {
    */
   requestGuildMembers(request: GatewayRequestGuildMembersData, options: { shardId?: number } = {}): Promise<CommandReply> {
     return this.command(options.shardId ?? this.shardForGuild(request.guild_id), { kind: 'members', request });
+  }
+
+  /**
+   * Commands for the shards other processes run, to pass as a Cluster's `remoteCommands`: then
+   * `cluster.requestGuildMembers()` / `updateVoiceState()` / `requestSoundboardSounds()` / `updatePresence()` reach
+   * a shard the cluster does not run through its owner's {@link NatsBroker.serveCommands}. A member request's chunks
+   * come back to the caller (on a private inbox subject), so it is awaitable and iterable as on a local shard.
+   * `memberRequestTimeout` (real ms, default 35 000) bounds the wait here; the owner's shard has its own timeout.
+   *
+   * @example
+   * ```ts
+   * const broker = await NatsBroker.connect({ servers, bot: 'mybot' });
+   * const cluster = new Cluster({ token, intents, shards: { ids: [0, 1], total: 4 }, remoteCommands: broker.remoteCommands() });
+   * await broker.serveCommands(cluster);
+   * const chunks = await cluster.requestGuildMembers(guildOnShard3); // answered by the process running shard 3
+   * ```
+   */
+  remoteCommands(options: { memberRequestTimeout?: number } = {}): RemoteCommands {
+    const timeout = options.memberRequestTimeout ?? 35_000;
+    return {
+      send: (shardId, payload) => this.send(shardId, payload),
+      requestGuildMembers: (shardId, request) => this.remoteMembers(shardId, request, timeout),
+    };
+  }
+
+  private remoteMembers(shardId: number, request: NoncedMemberRequest, timeout: number): MemberRequest {
+    let sub: { unsubscribe(): void } | null = null;
+    const req = new MemberRequest(request.nonce, systemClock, timeout, () => {
+      this.closers.delete(closer);
+      try {
+        sub?.unsubscribe();
+      } catch {
+        // the connection is already closed: so is the subscription
+      }
+    });
+    // Closing the broker ends the request at once (its timer and subscription must not outlive the broker).
+    const closer = async () => req.fail(new ShardlineError('BROKER_CLOSED', `the broker was closed before member request ${request.nonce} was answered`));
+    this.closers.add(closer);
+    try {
+      this.assertOpen();
+      const inbox = this.mods.nats.createInbox();
+      sub = this.nc.subscribe(inbox, {
+        callback: (err, msg) => {
+          if (err) return req.fail(err);
+          let m: { chunk?: GuildMembersChunk; error?: { code?: string; message?: string } };
+          try {
+            m = JSON.parse(dec.decode(msg.data)) as typeof m;
+          } catch (e) {
+            return req.fail(new ShardlineError('BAD_REPLY', `the owner of shard ${shardId} sent an unreadable member chunk`, { cause: e }));
+          }
+          if (m.chunk) req.push(m.chunk);
+          else req.fail(new ShardlineError(m.error?.code ?? 'COMMAND_FAILED', m.error?.message ?? `member request failed on shard ${shardId}`));
+        },
+      });
+      // The subscription is registered before the command is published (one connection, in order).
+      this.command(shardId, { kind: 'members', request, chunks: inbox }).catch((err: Error) => req.fail(err));
+    } catch (err) {
+      req.fail(err as Error);
+    }
+    return req;
   }
 
   /** Send a raw gateway payload on a shard (ops 1, 2 and 6 are refused: they belong to the session). */
@@ -811,6 +875,8 @@ export class CommandServer {
   private closed = false;
   private nonces = 0;
 
+  private readonly nc: NatsConnection;
+
   /** @internal */
   constructor(
     broker: NatsBroker,
@@ -819,6 +885,7 @@ export class CommandServer {
     private readonly report: (err: Error) => void,
   ) {
     this.shardIds = ids;
+    this.nc = broker.nc;
     for (const id of ids) {
       // A queue group: even if two processes briefly served one shard, a command runs once.
       const sub = broker.nc.subscribe(broker.commandSubject(id), {
@@ -856,6 +923,30 @@ export class CommandServer {
     }
   }
 
+  private localMembers(shardId: number, request: NoncedMemberRequest): MemberRequest {
+    const source = this.source;
+    if (source instanceof Shard) {
+      if (source.id !== shardId) throw new ShardlineError('UNKNOWN_SHARD', `this process runs shard ${source.id}, not ${shardId}`);
+      return source.requestGuildMembers(request);
+    }
+    const owner = source.shardIdFor(request.guild_id);
+    if (owner !== shardId) throw new ShardlineError('WRONG_SHARD', `guild ${request.guild_id} belongs to shard ${owner}, not ${shardId} (do both sides use the same shard count?)`);
+    return source.requestGuildMembers(request);
+  }
+
+  private async streamMembers(req: MemberRequest, subject: string): Promise<void> {
+    try {
+      for await (const chunk of req) this.nc.publish(subject, enc.encode(JSON.stringify({ chunk })));
+    } catch (err) {
+      const e = err as Error & { code?: string };
+      try {
+        this.nc.publish(subject, enc.encode(JSON.stringify({ error: { code: typeof e.code === 'string' ? e.code : 'COMMAND_FAILED', message: e.message ?? String(err) } })));
+      } catch (publishError) {
+        this.report(publishError as Error);
+      }
+    }
+  }
+
   private async run(shardId: number, cmd: ShardCommand): Promise<{ nonce?: string }> {
     const send = (payload: { op: number; d: unknown }): Promise<void> => {
       if (this.source instanceof Shard) {
@@ -873,6 +964,11 @@ export class CommandServer {
         return {};
       case 'members': {
         const nonce = cmd.request.nonce ?? `slr${shardId.toString(36)}-${(this.nonces++).toString(36)}-${Date.now().toString(36)}`;
+        if (typeof cmd.chunks === 'string') {
+          // The caller wants the chunks back: run the request here and publish each chunk to its inbox.
+          void this.streamMembers(this.localMembers(shardId, { ...cmd.request, nonce }), cmd.chunks);
+          return { nonce };
+        }
         await send({ op: 8, d: { ...cmd.request, nonce } });
         return { nonce };
       }

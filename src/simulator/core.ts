@@ -153,7 +153,8 @@ export class SimulatorCore implements ConnectionHost {
     handleRequest(this, conn, op, d);
   }
 
-  private tokenOk(token: unknown): token is string {
+  /** The token is accepted (and was not reset); a leading `Bot ` is allowed. */
+  tokenOk(token: unknown): token is string {
     if (typeof token !== 'string') return false;
     const t = token.startsWith('Bot ') ? token.slice(4) : token;
     return this.opts.tokens.includes(t) && !this.revokedTokens.has(t);
@@ -165,7 +166,8 @@ export class SimulatorCore implements ConnectionHost {
     if (!isObj(d.properties)) return void conn.close(4001, 'Invalid IDENTIFY payload: properties.');
     if (d.large_threshold !== undefined && !(isInt(d.large_threshold) && d.large_threshold >= 50 && d.large_threshold <= 250))
       return void conn.close(4001, 'Invalid IDENTIFY payload: large_threshold.');
-    if (d.compress !== undefined && typeof d.compress !== 'boolean') return void conn.close(4001, 'Invalid IDENTIFY payload: compress.');
+    // `compress` of any type is tolerated as Discord does (Oceanic sends its transport setting, e.g. 'zlib-stream');
+    // only `true` turns payload compression on.
     let shardId = 0;
     let total = 1;
     if (d.shard !== undefined) {

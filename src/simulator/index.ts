@@ -4,7 +4,8 @@
  * A real `ws` WebSocket server on loopback that speaks the gateway protocol (HELLO, heartbeats, IDENTIFY,
  * READY, GUILD_CREATE streaming, RESUME with replay, op 7 / op 9, every documented close code, the 120/60 s send
  * limit, identify buckets, the session-start budget, zlib-stream and zstd-stream transport compression) plus
- * `GET /api/v10/gateway/bot` on the same port. Faults can be injected at any moment and every timer runs on an
+ * a REST API on the same port (gateway/bot, users, the application, guilds, members, channels, messages, application
+ * commands, interaction callbacks, Discord's rate-limit headers and 429s) that bots of any library can use offline. Faults can be injected at any moment and every timer runs on an
  * injectable clock, so a 41 s heartbeat interval can pass in 400 ms.
  *
  * @example Run it against a raw `ws` client
@@ -59,6 +60,8 @@ export type {
   TrafficMix,
   TrafficOptions,
 } from './types.js';
+export type { SimRestOptions, SimRestRequest } from './rest.js';
+export type { RestLimit, RestRateLimitOptions } from './rest-limits.js';
 export { zstdAvailable } from './compress.js';
 export { I as SimIntents, PRIVILEGED_INTENTS, dispatchAllowed } from './events.js';
 export {

@@ -96,8 +96,9 @@ function requestMembers(core: SimulatorCore, conn: SimConnection, d: unknown, ba
       core.deliver(session, 'RATE_LIMITED', { opcode: 8, retry_after: Math.round(wait) / 1000, meta: { guild_id: guildId, ...(nonce !== undefined ? { nonce } : {}) } });
       return;
     }
-    // [SIM] without GUILD_MEMBERS a full request is answered with one empty chunk.
-    if ((session.intents & I.GUILD_MEMBERS) !== 0) indices = Array.from({ length: count }, (_, i) => i);
+    // Without GUILD_MEMBERS Discord answers a full request with nothing (no chunk, no close).
+    if ((session.intents & I.GUILD_MEMBERS) === 0) return;
+    indices = Array.from({ length: count }, (_, i) => i);
   } else if (ids !== undefined) {
     notFound = [];
     const byId = new Map<string, number>();

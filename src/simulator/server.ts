@@ -1,5 +1,5 @@
 /**
- * {@link GatewaySimulator}: a real `ws` gateway plus `GET /api/v10/gateway[/bot]` on one loopback port.
+ * {@link GatewaySimulator}: a real `ws` gateway plus a Discord-shaped REST API (src/simulator/rest.ts) on one loopback port.
  * @packageDocumentation
  */
 import { EventEmitter } from 'node:events';
@@ -13,6 +13,8 @@ import { generateGuildIds, isSnowflake, shardForGuild } from './fixtures.js';
 import { IdentifyBuckets, SessionStartBudget } from './limits.js';
 import { applyOptions, resolveOptions } from './options.js';
 import type { SimSession } from './session.js';
+import type { SimRest, SimRestRequest } from './rest.js';
+import { createRest, readRestBody, writeRest } from './rest-http.js';
 import { prng, startTraffic } from './traffic.js';
 import type { GatewaySimulatorOptions, ReceivedPayload, ResolvedOptions, SimConnectionInfo, SimRuntimeOptions, SimSessionInfo, SimStats, SimulatorEvents, TrafficOptions } from './types.js';
 
@@ -52,6 +54,7 @@ export class GatewaySimulator extends EventEmitter<SimulatorEvents> {
   private host = '127.0.0.1';
   private listenPort = 0;
   private stopping: Promise<void> | null = null;
+  private readonly rest: SimRest;
 
   private constructor(
     options: GatewaySimulatorOptions,
@@ -63,6 +66,7 @@ export class GatewaySimulator extends EventEmitter<SimulatorEvents> {
     this.guildIds = resolveGuilds(options.guilds, this.opts.shards);
     this.random = prng(this.opts.seed);
     this.core = new SimulatorCore(this.opts, this.clock, this.guildIds, this, () => this.resumeUrl);
+    this.rest = createRest(this, options.rest, this.opts, this.core);
     this.wss = new WebSocketServer({ noServer: true, maxPayload: 1 << 20, perMessageDeflate: false, clientTracking: true });
     server.on('request', (req, res) => this.onHttp(req, res));
     server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => this.onUpgrade(req, socket, head));
@@ -103,11 +107,37 @@ export class GatewaySimulator extends EventEmitter<SimulatorEvents> {
 
   /** `http://host:port/api/v10`. */
   get apiUrl(): string {
-    return `${this.url.replace(/^ws/, 'http')}/api/v10`;
+    return `${this.apiBaseUrl}/v10`;
+  }
+
+  /** `http://host:port/api`: the API root without a version (discord.js `rest.api`, discordeno `proxy.baseUrl`). */
+  get apiBaseUrl(): string {
+    return `${this.url.replace(/^ws/, 'http')}/api`;
   }
 
   get port(): number {
     return this.listenPort;
+  }
+
+  /**
+   * What to spread into a `Cluster`'s options to run it against this simulator: the first accepted token, the
+   * gateway and REST URLs (so nothing is asked of discord.com) and the simulator's clock.
+   *
+   * @example
+   * ```ts
+   * const cluster = new Cluster({ ...sim.clusterOptions(), intents: Intents.Guilds });
+   * ```
+   */
+  clusterOptions(): { token: string; gatewayUrl: string; apiUrl: string; clock: Clock } {
+    return { token: this.opts.tokens[0] ?? 'sim-token', gatewayUrl: this.url, apiUrl: this.apiUrl, clock: this.clock };
+  }
+
+  /**
+   * What to spread into a `Shard`'s options to run it against this simulator: the first accepted token, the
+   * gateway URL and the simulator's clock. `new Shard({ ...sim.shardOptions(), intents: Intents.Guilds })`.
+   */
+  shardOptions(): { token: string; gatewayUrl: string; clock: Clock } {
+    return { token: this.opts.tokens[0] ?? 'sim-token', gatewayUrl: this.url, clock: this.clock };
   }
 
   // ------------------------------------------------------------------ inspection
@@ -135,6 +165,23 @@ export class GatewaySimulator extends EventEmitter<SimulatorEvents> {
     return this.core.received(shardId);
   }
 
+  /**
+   * REST calls received (the last 10 000, oldest first; no token in them): what a bot sent. Each call is also
+   * emitted as a `rest` event.
+   *
+   * @example Assert that a bot answered `!ping` over REST
+   * ```ts
+   * // discord.js: new Client({ intents, rest: { api: sim.apiBaseUrl } }) logs in with a token the simulator accepts
+   * sim.dispatch({ guildId }, 'MESSAGE_CREATE', { ...userMessage, content: '!ping' });
+   * // ... once the bot replied:
+   * const post = sim.restRequests().find((r) => r.route === '/channels/:channel_id/messages');
+   * assert.equal((post?.body as { content: string }).content, 'pong');
+   * ```
+   */
+  restRequests(): SimRestRequest[] {
+    return this.rest.requests();
+  }
+
   /** Guild ids routed to `shardId` when the bot runs `total` shards. */
   guildsForShard(shardId: number, total: number): string[] {
     return [...this.core.guildsForShard(shardId, total)];
@@ -146,10 +193,14 @@ export class GatewaySimulator extends EventEmitter<SimulatorEvents> {
    * Send dispatch `t` to a shard (every live session with that shard id), to the shard owning `guildId`
    * (routed per session's shard count), or to every session. Events are buffered for replay even while the
    * socket is down; sessions whose intents exclude the event get nothing (§5.1, unless `filterIntents: false`).
+   * An INTERACTION_CREATE with an `id` and `token` is also remembered by the REST API: its callback (type 4 / 5)
+   * creates the response message (MESSAGE_CREATE), and its token works for `/webhooks/{app}/{token}` follow-ups and
+   * `…/messages/@original`.
    * @returns the sequence numbers assigned (one per receiving session).
    */
   dispatch(target: DispatchTarget, t: string, d: unknown): number[] {
     if (typeof t !== 'string' || t.length === 0) throw new TypeError('dispatch: t must be a non-empty string');
+    if (t === 'INTERACTION_CREATE') this.rest.noteInteraction(d);
     const out: number[] = [];
     for (const s of this.targetSessions(target)) {
       const seq = this.core.deliver(s, t, d);
@@ -242,6 +293,7 @@ export class GatewaySimulator extends EventEmitter<SimulatorEvents> {
   /** Change options at run time (connection-level settings apply to new connections). */
   setOptions(partial: SimRuntimeOptions): void {
     applyOptions(this.opts, partial);
+    if (partial.rest !== undefined) this.rest.configure(partial.rest);
     if (partial.identifyWindow !== undefined) this.core.identifyBuckets = new IdentifyBuckets(this.clock, this.opts.identifyWindow);
     if (partial.sessionStartLimit !== undefined) {
       const l = this.opts.sessionStartLimit;
@@ -316,27 +368,9 @@ export class GatewaySimulator extends EventEmitter<SimulatorEvents> {
   }
 
   private onHttp(req: IncomingMessage, res: ServerResponse): void {
-    const send = (status: number, body: unknown): void => {
-      const text = JSON.stringify(body);
-      res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-      res.end(text);
-    };
-    const path = new URL(req.url ?? '/', 'http://sim.invalid').pathname.replace(/\/+$/, '');
-    const m = /^\/api\/v\d+\/gateway(\/bot)?$/.exec(path);
-    if (req.method !== 'GET' || !m) return send(404, { message: '404: Not Found', code: 0 });
-    if (!m[1]) return send(200, { url: this.url });
-    const auth = req.headers.authorization ?? '';
-    const token = auth.startsWith('Bot ') ? auth.slice(4) : null;
-    if (token === null || !this.opts.tokens.includes(token)) return send(401, { message: '401: Unauthorized', code: 0 });
-    send(200, {
-      url: this.url,
-      shards: this.opts.shards,
-      session_start_limit: {
-        total: this.core.budget.total,
-        remaining: this.core.budget.remaining,
-        reset_after: this.core.budget.resetAfter,
-        max_concurrency: this.opts.maxConcurrency,
-      },
+    readRestBody(req, (body) => {
+      if (body === null) return writeRest(res, { status: 413, headers: {}, body: { message: 'Request entity too large', code: 40005 } });
+      writeRest(res, this.rest.handle({ method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers, body }));
     });
   }
 }

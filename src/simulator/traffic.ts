@@ -5,7 +5,7 @@
 import type { TimerHandle } from '../clock.js';
 import type { SimulatorCore } from './core.js';
 import { SUGGESTED_MIX } from './fixtures-data.js';
-import { fixtureEventJson, snowflake, TRAFFIC_EVENTS } from './fixtures.js';
+import { fixtureEventJson, shardForGuild, snowflake, TRAFFIC_EVENTS } from './fixtures.js';
 import type { SimSession } from './session.js';
 import type { TrafficOptions } from './types.js';
 
@@ -21,6 +21,13 @@ export function prng(seed: number): () => number {
   };
 }
 
+/**
+ * Events traffic may send. GUILD_CREATE is not one of them: traffic goes to guilds a session already has available,
+ * and Discord sends GUILD_CREATE only when a guild becomes available or the bot joins one, never again for an
+ * available guild (its weight in a mix is spread like `other`).
+ */
+const TRAFFIC_NAMES: readonly string[] = TRAFFIC_EVENTS.filter((t) => t !== 'GUILD_CREATE');
+
 /** Normalised cumulative weights over events that have a fixture; `other` and unknown names are spread evenly. */
 export function resolveMix(mix: TrafficOptions['mix']): { names: string[]; cumulative: number[] } {
   const weights = typeof mix === 'object' ? mix : SUGGESTED_MIX[mix ?? 'presences_off'];
@@ -28,16 +35,36 @@ export function resolveMix(mix: TrafficOptions['mix']): { names: string[]; cumul
   let spread = 0;
   for (const [name, w] of Object.entries(weights)) {
     if (!(w > 0)) continue;
-    if (TRAFFIC_EVENTS.includes(name)) acc.set(name, (acc.get(name) ?? 0) + w);
+    if (TRAFFIC_NAMES.includes(name)) acc.set(name, (acc.get(name) ?? 0) + w);
     else spread += w;
   }
-  if (spread > 0) for (const name of TRAFFIC_EVENTS) acc.set(name, (acc.get(name) ?? 0) + spread / TRAFFIC_EVENTS.length);
+  if (spread > 0) for (const name of TRAFFIC_NAMES) acc.set(name, (acc.get(name) ?? 0) + spread / TRAFFIC_NAMES.length);
   const names = [...acc.keys()];
   const total = [...acc.values()].reduce((a, b) => a + b, 0);
   if (names.length === 0 || !(total > 0)) throw new RangeError('traffic mix has no usable events');
   let run = 0;
   const cumulative = names.map((n) => (run += acc.get(n)! / total));
   return { names, cumulative };
+}
+
+/** The sessions among `sessions` that hold a guild, by guild id (shard routing computed once per shard count). */
+function holdersOf(sessions: readonly SimSession[]): (guildId: string) => SimSession[] {
+  const byTotal = new Map<number, Map<number, SimSession[]>>();
+  for (const s of sessions) {
+    let shards = byTotal.get(s.total);
+    if (!shards) byTotal.set(s.total, (shards = new Map()));
+    const list = shards.get(s.shardId);
+    if (list) list.push(s);
+    else shards.set(s.shardId, [s]);
+  }
+  return (guildId) => {
+    const out: SimSession[] = [];
+    for (const [total, shards] of byTotal) {
+      const list = shards.get(shardForGuild(guildId, total));
+      if (list) out.push(...list);
+    }
+    return out;
+  };
 }
 
 /** Start a traffic generator; returns its stop function. */
@@ -74,13 +101,17 @@ export function startTraffic(core: SimulatorCore, opts: TrafficOptions, random: 
     carry -= n;
     const sessions = n > 0 ? targets() : [];
     if (sessions.length > 0) {
+      const holders = sessions.length > 1 ? holdersOf(sessions) : null;
       for (let k = 0; k < n; k++) {
         const session = sessions[Math.floor(random() * sessions.length)]!;
         const guilds = core.guildsForShard(session.shardId, session.total);
         const guildId = guilds[Math.floor(random() * guilds.length)]!;
         const t = pickName();
         const json = fixtureEventJson(t, guildId, snowflake(Date.now(), nextId++ & 4095, 3, 1));
-        if (json !== null) core.deliverJson(session, t, json);
+        if (json === null) continue;
+        // The same event reaches every session that holds the guild (both shard sets during a reshard's overlap).
+        if (holders) for (const s of holders(guildId)) core.deliverJson(s, t, json);
+        else core.deliverJson(session, t, json);
       }
     }
     timer = clock.setTimeout(run, tick);

@@ -3,6 +3,7 @@
  * @packageDocumentation
  */
 import type { Clock } from '../clock.js';
+import type { SimRestOptions, SimRestRequest } from './rest.js';
 
 /** Transport compression a client asked for with `compress=`. */
 export type SimCompression = 'zlib-stream' | 'zstd-stream';
@@ -15,6 +16,9 @@ export interface GatewaySimulatorOptions {
   port?: number;
   /** Accepted bot tokens. Default `['sim-token']`. A leading `Bot ` in IDENTIFY/RESUME is accepted. */
   tokens?: string[];
+  /** The REST API (users, guilds, channels, messages, commands, interaction callbacks, rate limits): on by default;
+   *  false serves only `GET /gateway` and `/gateway/bot`. See {@link SimRestOptions}. */
+  rest?: boolean | SimRestOptions;
   /** Privileged intents the application has enabled (bit mask). Default: all three. Requesting others → 4014. */
   applicationIntents?: number;
   /** `heartbeat_interval` sent in HELLO. Default 41 250. */
@@ -200,6 +204,8 @@ export interface SimulatorEvents {
   close: [ev: { connectionId: number; shardId: number | null; code: number; byClient: boolean; reason: string }];
   ready: [ev: { shardId: number; sessionId: string; connectionId: number }];
   heartbeat: [ev: { shardId: number | null; d: unknown; connectionId: number }];
+  /** A REST call was answered (the same record as `sim.restRequests()`). */
+  rest: [req: SimRestRequest];
   error: [err: Error];
 }
 

@@ -8,6 +8,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { scaledClock } from '../clock.js';
 import { ShardGroup } from '../cluster-group.js';
+import type { NoncedMemberRequest } from '../cluster-commands.js';
 import type { ShardSink } from '../cluster-status.js';
 import type { IdentifyQueue } from '../queue.js';
 import type { ShardOptions } from '../shard.js';
@@ -156,6 +157,12 @@ async function run(method: string, args: unknown[]): Promise<unknown> {
       return group.connect(args[0] as number);
     case 'send':
       return group.send(args[0] as number, args[1] as { op: number; d: unknown });
+    case 'members': {
+      // Each chunk goes to the main thread in the batch stream; the result follows the last one (post() flushes).
+      const shardId = args[0] as number;
+      for await (const chunk of group.requestGuildMembers(shardId, args[1] as NoncedMemberRequest)) push(['m', chunk], shardId);
+      return undefined;
+    }
     case 'restart':
       return group.restart(args[0] as number, args[1] as boolean);
     case 'barrier': // its result is posted after the batch of everything read before the ACK (post() flushes)

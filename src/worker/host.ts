@@ -14,6 +14,8 @@ import { scaledClock, type Clock, type TimerHandle } from '../clock.js';
 import { DecodeError, GatewayError, SendError, ShardlineError, redact } from '../errors.js';
 import type { DispatchEvent, ShardEvent } from '../events.js';
 import { trackGuilds } from '../cluster-group.js';
+import type { NoncedMemberRequest } from '../cluster-commands.js';
+import { MemberRequest } from '../members.js';
 import type { IdentifyQueue } from '../queue.js';
 import type { Session } from '../session.js';
 import type { Shard, ShardOptions } from '../shard.js';
@@ -23,13 +25,15 @@ import { eventFromWire, fromWire, toWire, RAW_LINE, type BatchItem, type CallMet
 
 /** How long `close()` waits for a worker to close its shards before terminating it, real ms. */
 const CLOSE_TIMEOUT = 10_000;
+/** Virtual ms a member request waits here beyond the worker shard's own `memberRequestTimeout`. */
+const MEMBER_TIMEOUT_MARGIN = 5_000;
 
 /** Shard options that can cross a thread boundary: plain data only (functions, the clock and queue stay behind). */
 export function cloneableShardOptions(options: Partial<ShardOptions>): Partial<ShardOptions> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(options)) {
     if (v === undefined || typeof v === 'function' || k === 'clock' || k === 'identifyQueue' || k === 'random') continue;
-    out[k] = k === 'events' && v !== null && typeof v === 'object' ? [...(v as Iterable<string>)] : v;
+    out[k] = (k === 'events' || k === 'extraEvents') && v !== null && typeof v === 'object' ? [...(v as Iterable<string>)] : v;
   }
   return out as Partial<ShardOptions>;
 }
@@ -111,6 +115,8 @@ export class WorkerHost implements ShardBackend {
   private readonly mirror = new Map<number, ShardStatus>();
   private readonly calls = new Map<number, Pending>();
   private readonly acquires = new Map<number, AbortController>();
+  /** Member requests made through this host, by nonce: their chunks arrive in the batches. */
+  private readonly members = new Map<string, MemberRequest>();
   private nextCall = 1;
   /** The current thread is not running (it exited, and was not respawned yet or will not be). */
   private exited = false;
@@ -180,6 +186,28 @@ export class WorkerHost implements ShardBackend {
     return this.call('send', [shardId, { op: payload.op, d: payload.d }]).then(() => undefined);
   }
 
+  /**
+   * The request lives here, in the main thread: the worker's shard sends op 8 and streams the chunks back in its
+   * batches. Its timeout is the shard's plus a margin, so the worker's own (authoritative) timeout normally wins.
+   */
+  requestGuildMembers(shardId: number, request: NoncedMemberRequest): MemberRequest {
+    const nonce = request.nonce;
+    const timeout = (this.#spec.shardOptions[shardId]?.memberRequestTimeout ?? 30_000) + MEMBER_TIMEOUT_MARGIN;
+    const req = new MemberRequest(nonce, this.clock, timeout, () => {
+      if (this.members.get(nonce) === req) this.members.delete(nonce);
+    });
+    if (this.frozen.has(shardId)) {
+      req.fail(new SendError('SHARD_CLOSED', `shard ${shardId} is ${this.mirror.get(shardId)?.state ?? 'closed'}; connect() it again before sending`));
+      return req;
+    }
+    this.members.set(nonce, req);
+    this.call('members', [shardId, request]).then(
+      () => req.fail(new ShardlineError('MEMBER_REQUEST_INCOMPLETE', `member request ${nonce}: worker ${this.index} finished it without every chunk`)),
+      (err: Error) => req.fail(err),
+    );
+    return req;
+  }
+
   restart(shardId: number, resume: boolean): Promise<void> {
     return this.call('restart', [shardId, resume]).then(() => undefined);
   }
@@ -237,6 +265,7 @@ export class WorkerHost implements ShardBackend {
     }
     for (const ac of this.acquires.values()) ac.abort(new ShardlineError('ABORTED', 'cluster closed'));
     this.acquires.clear();
+    for (const req of [...this.members.values()]) req.fail(new SendError('SHARD_CLOSED', `the shards of worker ${this.index} were closed`));
     if (!this.exited) await this.worker.terminate();
     this.worker.removeAllListeners();
     return sessions;
@@ -420,6 +449,11 @@ export class WorkerHost implements ShardBackend {
   private onItem(item: BatchItem, sink: ShardSink): void {
     if (item[0] === 's') {
       this.applyStatus(item[1]);
+      return;
+    }
+    if (item[0] === 'm') {
+      const chunk = item[1];
+      if (chunk.nonce) this.members.get(chunk.nonce)?.push(chunk);
       return;
     }
     const e = eventFromWire(item[1]);

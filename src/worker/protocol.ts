@@ -7,7 +7,7 @@
  * @packageDocumentation
  */
 import { GatewayError, SendError, ShardlineError } from '../errors.js';
-import type { ShardEvent } from '../events.js';
+import type { GuildMembersChunk, ShardEvent } from '../events.js';
 import type { ShardOptions } from '../shard.js';
 import type { ShardState } from '../state.js';
 import type { ShardIo } from '../cluster-status.js';
@@ -45,8 +45,11 @@ export const RAW_LINE = 'r';
 /** A {@link ShardEvent} as it crosses the thread boundary (an `error` event's error serialised). */
 export type WireShardEvent = Exclude<ShardEvent, { kind: 'error' }> | { kind: 'error'; shardId: number; error: WireError };
 
-/** One batched item: a shard's event (its one stream, in order), or a status row. */
-export type BatchItem = ['v', WireShardEvent] | ['s', StatusRow];
+/**
+ * One batched item: a shard's event (its one stream, in order), a status row, or a GUILD_MEMBERS_CHUNK answering a
+ * member request the main thread made (matched there by its nonce).
+ */
+export type BatchItem = ['v', WireShardEvent] | ['s', StatusRow] | ['m', GuildMembersChunk];
 
 export function eventToWire(e: ShardEvent): WireShardEvent {
   return e.kind === 'error' ? { kind: 'error', shardId: e.shardId, error: toWire(e.error) } : e;
@@ -56,7 +59,7 @@ export function eventFromWire(e: WireShardEvent): ShardEvent {
   return e.kind === 'error' ? { kind: 'error', shardId: e.shardId, error: fromWire(e.error) } : e;
 }
 
-export type CallMethod = 'connect' | 'send' | 'restart' | 'close' | 'barrier';
+export type CallMethod = 'connect' | 'send' | 'members' | 'restart' | 'close' | 'barrier';
 
 /** main → worker. */
 export type ToWorker =
