@@ -33,7 +33,7 @@ async function rig(budget?: { total: number; remaining: number; resetAfter: numb
       intents: GatewayIntentBits.Guilds,
       shards: [id],
       shardCount: 2,
-      rest: { api: sim.apiUrl.replace(/\/v\d+$/, '') },
+      rest: { api: sim.apiBaseUrl },
       ws: {
         buildStrategy: (m) => new ShardlineStrategy(m, { clock, gatewayUrl: sim.url, shardOptions: () => ({ helloTimeout: 600_000, readyTimeout: 600_000 }) }),
         buildIdentifyThrottler: shardlineIdentifyThrottler(queue) as never,

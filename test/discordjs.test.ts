@@ -28,8 +28,7 @@ async function simulator(opts: GatewaySimulatorOptions = {}): Promise<{ sim: Gat
   const clock = scaledClock(0.01);
   const sim = await GatewaySimulator.start({ clock, tokens: [TOKEN], guilds: 6, shards: 2, maxConcurrency: 2, ...opts });
   cleanups.push(() => sim.stop());
-  // discord.js's REST appends /v10 itself.
-  return { sim, clock, api: sim.apiUrl.replace(/\/v\d+$/, '') };
+  return { sim, clock, api: sim.apiBaseUrl };
 }
 
 /** A discord.js Client on ShardlineStrategy against `sim`; `strategy()` is the strategy discord.js built. */

@@ -1,7 +1,7 @@
 // A discord.js 14 bot on shardline's shards, run against the bundled gateway simulator: `npm run example`
 // (`npm run example -- --forever` keeps it running, with a message every few seconds, until Ctrl-C).
 //
-// For your real bot, drop the simulator, `rest` and `gatewayUrl`, and log in with your token:
+// For your real bot, drop the simulator and `rest`, and log in with your token:
 //   new Client({ intents, ws: { buildStrategy: (manager) => new ShardlineStrategy(manager) } }).login(process.env.DISCORD_TOKEN)
 import { Client, Events, GatewayIntentBits } from 'discord.js';
 import { ShardlineStrategy } from 'shardline/discordjs';
@@ -13,8 +13,8 @@ const sim = await GatewaySimulator.start({ guilds: 5, shards: 2, maxConcurrency:
 const client = new Client({
   intents: [GatewayIntentBits.Guilds, GatewayIntentBits.GuildMessages, GatewayIntentBits.MessageContent],
   shards: 'auto', // the count /gateway/bot recommends (2 here)
-  rest: { api: sim.apiUrl.replace(/\/v\d+$/, '') }, // the simulator answers /gateway/bot: nothing reaches discord.com
-  ws: { buildStrategy: (manager) => new ShardlineStrategy(manager, { gatewayUrl: sim.url }) },
+  rest: { api: sim.apiBaseUrl }, // the simulator answers REST, /gateway/bot included (its url: the simulator's gateway)
+  ws: { buildStrategy: (manager) => new ShardlineStrategy(manager, { compression: 'zlib-stream' }) },
 });
 
 client.on(Events.MessageCreate, (m) => console.log(`#${'name' in m.channel ? m.channel.name : m.channelId} ${m.author.username}: ${m.content}`));
