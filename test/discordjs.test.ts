@@ -10,6 +10,7 @@ import { after, describe, it } from 'node:test';
 import { WebSocketManager as WebSocketManager2 } from '@discordjs/ws';
 import { Client, GatewayIntentBits, type Message } from 'discord.js';
 import { scaledClock, type Clock } from '../src/clock.js';
+import type { Cluster } from '../src/cluster.js';
 import { ShardlineIdentifyThrottler, ShardlineStrategy, shardlineIdentifyThrottler } from '../src/discordjs/index.js';
 import { LocalIdentifyQueue } from '../src/queue.js';
 import { buildGuildCreate, GatewaySimulator, type GatewaySimulatorOptions } from '../src/simulator/index.js';
@@ -252,11 +253,12 @@ describe('ShardlineStrategy with a bare @discordjs/ws 2.x WebSocketManager (2.x 
     const env = await simulator({ shards: 1 });
     const rest = restFor(env.api);
     let strategy: ShardlineStrategy | null = null;
+    const clusters: Cluster[] = [];
     const manager = new WebSocketManager2({
       token: TOKEN,
       intents: INTENTS,
       rest,
-      buildStrategy: (m) => (strategy = new ShardlineStrategy(m, { clock: env.clock, gatewayUrl: env.sim.url, shardOptions: () => SHARD_OPTS })),
+      buildStrategy: (m) => (strategy = new ShardlineStrategy(m, { clock: env.clock, gatewayUrl: env.sim.url, shardOptions: () => SHARD_OPTS, onCluster: (c) => clusters.push(c) })),
     });
     cleanups.push(async () => manager.destroy());
     assert.equal(strategy!.eventShape, 'v2');
@@ -305,6 +307,9 @@ describe('ShardlineStrategy with a bare @discordjs/ws 2.x WebSocketManager (2.x 
     await manager.connect();
     assert.equal((await manager.fetchStatus()).get(0), 3);
     assert.equal(env.sim.stats.identifies, 2);
+    assert.equal(clusters.length, 2, 'onCluster: told about each spawn');
+    assert.equal(clusters[1]!.status()[0]!.state, 'ready');
+    assert.ok(clusters[1] === (strategy as ShardlineStrategy | null)?.cluster, 'the running one');
     await manager.destroy();
   });
 
@@ -378,6 +383,7 @@ describe('ShardlineStrategy options and misuse (typed errors, no connection made
     assert.throws(build({ gatewayUrl: 'http://x' }), { code: 'INVALID_OPTION', message: /gatewayUrl/ });
     assert.throws(build({ identifyQueue: {} }), { code: 'INVALID_OPTION', message: /identifyQueue/ });
     assert.throws(build({ eventShape: 'v3' }), { code: 'INVALID_OPTION', message: /eventShape/ });
+    assert.throws(build({ onCluster: 1 }), { code: 'INVALID_OPTION', message: /onCluster/ });
     assert.throws(() => new ShardlineIdentifyThrottler({} as never), TypeError);
   });
 

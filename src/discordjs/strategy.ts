@@ -43,6 +43,16 @@ export interface ShardlineStrategyOptions {
   shardOptions?: (id: number) => Partial<ShardOptions>;
   /** Time source (tests: `scaledClock(...)`, the simulator's clock). Default real time. */
   clock?: Clock;
+  /**
+   * Told about each shardline {@link Cluster} the strategy creates (on every spawn: `login()`, a shard count
+   * change), before it connects: attach metrics, the status page, logs or a session store to it.
+   *
+   * @example
+   * ```ts
+   * new ShardlineStrategy(manager, { onCluster: (cluster) => void serveStatus(cluster, { port: 8080 }) })
+   * ```
+   */
+  onCluster?: (cluster: Cluster) => void;
 }
 
 /** `WebSocketShardStatus` of `@discordjs/ws` (1.x and 2.x): Idle 0, Connecting 1, Resuming 2, Ready 3. */
@@ -159,6 +169,7 @@ export class ShardlineStrategy {
       cluster.off('error', onError);
     };
     this.#cluster = cluster;
+    o.onCluster?.(cluster);
     this.#emit.debug(undefined, `ShardlineStrategy: ${shardIds.length} shard(s) of ${total} on shardline (${this.eventShape} events, ${o.workers ?? 0} worker thread(s))`);
   }
 
@@ -354,6 +365,7 @@ function validate(o: ShardlineStrategyOptions): void {
   if (o.gatewayUrl !== undefined && (typeof o.gatewayUrl !== 'string' || !/^wss?:\/\//.test(o.gatewayUrl))) {
     throw new ShardlineError('INVALID_OPTION', `gatewayUrl must be a ws:// or wss:// URL, got ${String(o.gatewayUrl).slice(0, 200)}`);
   }
+  if (o.onCluster !== undefined && typeof o.onCluster !== 'function') throw new ShardlineError('INVALID_OPTION', 'onCluster must be a function');
   if (o.eventShape !== undefined && o.eventShape !== 'auto' && o.eventShape !== 'v1' && o.eventShape !== 'v2') {
     throw new ShardlineError('INVALID_OPTION', `eventShape must be 'auto', 'v1' or 'v2', got ${String(o.eventShape)}`);
   }
