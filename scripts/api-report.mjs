@@ -14,7 +14,7 @@ import { Extractor, ExtractorConfig } from '@microsoft/api-extractor';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const local = process.argv.includes('--local');
-const configs = ['api-extractor.json', 'config/api-extractor.simulator.json', 'config/api-extractor.distributed.json', 'config/api-extractor.proxy.json'];
+const configs = ['api-extractor.json', 'config/api-extractor.simulator.json', 'config/api-extractor.distributed.json', 'config/api-extractor.proxy.json', 'config/api-extractor.discordjs.json'];
 
 let failed = 0;
 for (const file of configs) {

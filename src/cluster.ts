@@ -550,7 +550,7 @@ export class Cluster extends TypedEmitter<ClusterEventMap> {
     if (this._total === null) this.setShards(bot!.shards, range(bot!.shards));
     this._gatewayUrl = o.gatewayUrl ?? bot!.url;
     const limit = bot?.session_start_limit;
-    this._maxConcurrency = Math.max(1, limit?.max_concurrency ?? (o.identifyQueue instanceof LocalIdentifyQueue ? o.identifyQueue.maxConcurrency : 1));
+    this._maxConcurrency = Math.max(1, limit?.max_concurrency ?? queueLanes(o.identifyQueue));
     const inner =
       o.identifyQueue ??
       new LocalIdentifyQueue({
@@ -783,6 +783,12 @@ export class Cluster extends TypedEmitter<ClusterEventMap> {
  */
 export function workerHosts(cluster: Cluster): WorkerHost[] {
   return cluster['running']?.set.workerHosts() ?? [];
+}
+
+/** Lanes a user's identify queue declares (`maxConcurrency` of LocalIdentifyQueue, RedisIdentifyQueue, ...), else 1. */
+function queueLanes(queue: IdentifyQueue | undefined): number {
+  const lanes = (queue as { maxConcurrency?: unknown } | undefined)?.maxConcurrency;
+  return typeof lanes === 'number' && Number.isInteger(lanes) && lanes >= 1 ? lanes : 1;
 }
 
 function range(n: number): number[] {
