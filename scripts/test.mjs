@@ -39,7 +39,7 @@ const STAGES = [
   { name: 'typecheck', cmd: ['npm', 'run', 'typecheck'], needsDist: true },
   { name: 'lint', cmd: ['npm', 'run', 'lint'] },
   { name: 'api', cmd: ['npm', 'run', 'api:check'], needsDist: true },
-  { name: 'unit', files: () => testFiles('test'), flags: ['--test-concurrency=2'], distFiles: ['test/cli.test.ts', 'test/discordjs-example.test.ts'] },
+  { name: 'unit', files: () => testFiles('test'), flags: ['--test-concurrency=2'], distFiles: ['test/cli.test.ts', 'test/discordjs-example.test.ts', 'test/compat.test.ts'] },
   { name: 'inflate-fallback', files: () => ['test/inflate.test.ts'], env: { SHARDLINE_INFLATE_FALLBACK: '1' } },
   { name: 'serial', files: () => testFiles('test/serial'), flags: ['--test-concurrency=1'] },
 ];

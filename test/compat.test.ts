@@ -20,6 +20,7 @@ interface CompatCase {
 
 const LIBRARIES: CompatCase[] = [
   { name: 'discord.js 14 (default strategy)', script: 'test/compat/discordjs.mjs' },
+  { name: 'discord.js 14 (ShardlineStrategy)', script: 'test/compat/discordjs-shardline.mjs' },
   { name: '@discordjs/ws 2 (WebSocketManager)', script: 'test/compat/discordjs-ws.mjs' },
   { name: 'discordeno 21 (gateway + rest)', script: 'test/compat/discordeno.mjs' },
   { name: 'Eris 0.18', script: 'test/compat/eris.mjs' },
