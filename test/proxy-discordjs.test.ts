@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { Client, GatewayIntentBits } from 'discord.js';
 import { TOKEN, until } from './helpers/setup.js';
 import { proxyRig } from './helpers/proxy-rig.js';
-test('discord.js 14 with its REST base at the proxy: READY, the guild cache from synthesized GUILD_CREATEs, live messages', async () => {
+test('discord.js 14 with its REST base at the proxy: READY, the guild cache from synthesized GUILD_CREATEs, live messages; a restarted bot costs no upstream IDENTIFY', async () => {
   const r = await proxyRig({ shards: 1, guilds: 3 }, { shards: 1 });
   const client = new Client({ intents: [GatewayIntentBits.Guilds, GatewayIntentBits.GuildMessages], rest: { api: r.proxy.apiUrl.replace(/\/v10$/, '') } });
   const messages: string[] = [];
@@ -34,8 +34,45 @@ test('discord.js 14 with its REST base at the proxy: READY, the guild cache from
     });
     await until(() => messages.length > 0, 'the messageCreate', 10_000);
     assert.equal(messages[0], 'hi djs');
+
+    // The bot restarts (a deploy): a new Client logs in through the proxy. Upstream sees no new IDENTIFY, the new
+    // process is ready with the whole guild cache at once and receives live messages.
+    await client.destroy();
+    const restarted = new Client({ intents: [GatewayIntentBits.Guilds, GatewayIntentBits.GuildMessages], rest: { api: r.proxy.apiUrl.replace(/\/v10$/, '') } });
+    const after: string[] = [];
+    restarted.on('messageCreate', (m) => after.push(m.content));
+    try {
+      await restarted.login(TOKEN);
+      await until(() => restarted.isReady() && restarted.guilds.cache.size === 3, 'the restarted discord.js ready with three guilds', 15_000);
+      r.sim.dispatch({ guildId: g }, 'MESSAGE_CREATE', { ...message(ch.id, g), id: '6', content: 'after restart' });
+      await until(() => after.length > 0, 'the messageCreate after the restart', 10_000);
+      assert.deepEqual(after, ['after restart']);
+      assert.equal(r.sim.stats.identifies, 1, 'the restart cost no upstream IDENTIFY');
+    } finally {
+      await restarted.destroy();
+    }
   } finally {
     await client.destroy();
     await r.stop();
   }
 });
+
+function message(channelId: string, guildId: string) {
+  return {
+    id: '5',
+    channel_id: channelId,
+    guild_id: guildId,
+    content: '',
+    author: { id: '7', username: 'u', discriminator: '0', avatar: null },
+    type: 0,
+    timestamp: new Date().toISOString(),
+    edited_timestamp: null,
+    tts: false,
+    mention_everyone: false,
+    mentions: [],
+    mention_roles: [],
+    attachments: [],
+    embeds: [],
+    pinned: false,
+  };
+}
