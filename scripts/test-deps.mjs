@@ -96,7 +96,14 @@ export function aptInstall(packages, run = spawnSync) {
     run('apt-get', ['update', '-qq'], { env, encoding: 'utf8' });
     r = install();
   }
-  return r.status === 0 ? null : `apt-get install ${packages.join(' ')} failed: ${String(r.stderr ?? r.error ?? '').trim().split('\n').slice(-1)[0]}`;
+  return r.status === 0
+    ? null
+    : `apt-get install ${packages.join(' ')} failed: ${
+        String(r.stderr ?? r.error ?? '')
+          .trim()
+          .split('\n')
+          .slice(-1)[0]
+      }`;
 }
 
 /**

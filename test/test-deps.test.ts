@@ -14,7 +14,17 @@ import { ensureTools, extractTar, installPlan, locate, ROOT, world, type World }
 /** A machine with only these files, Linux x64, not root, no npm chromium unless `pkg`. */
 function machine(files: string[], over: Partial<World> = {}): World {
   const set = new Set(files);
-  return world({ env: { PATH: '/usr/local/bin:/usr/bin:/bin' }, platform: 'linux', arch: 'x64', isRoot: false, hasApt: true, fresh: false, exists: (p) => set.has(p), chromiumPackage: () => null, ...over });
+  return world({
+    env: { PATH: '/usr/local/bin:/usr/bin:/bin' },
+    platform: 'linux',
+    arch: 'x64',
+    isRoot: false,
+    hasApt: true,
+    fresh: false,
+    exists: (p) => set.has(p),
+    chromiumPackage: () => null,
+    ...over,
+  });
 }
 
 test('a fresh machine (only node): nothing is found, and the one line names the apt-get command', () => {
@@ -24,7 +34,10 @@ test('a fresh machine (only node): nothing is found, and the one line names the 
   assert.equal(locate('nats-server', w), null);
   const plan = installPlan(['chromium', 'redis-server', 'nats-server'], w);
   assert.equal(plan.apt, undefined);
-  assert.equal(plan.line, 'chromium, redis-server, nats-server not found: install with `sudo apt-get install chromium redis-server nats-server` (or point $SHARDLINE_CHROMIUM / $REDIS_SERVER_BIN / $NATS_SERVER_BIN at the binary)');
+  assert.equal(
+    plan.line,
+    'chromium, redis-server, nats-server not found: install with `sudo apt-get install chromium redis-server nats-server` (or point $SHARDLINE_CHROMIUM / $REDIS_SERVER_BIN / $NATS_SERVER_BIN at the binary)',
+  );
   assert.ok(!plan.line!.includes('\n'));
   assert.match(installPlan(['nats-server'], machine([], { platform: 'darwin' })).line!, /`brew install nats-server`/);
 });
