@@ -29,7 +29,7 @@ let tarball: string;
 let files: string[];
 
 function run(cmd: string, args: string[], cwd: string, timeout = 120_000): SpawnSyncReturns<string> {
-  const env = { ...process.env, npm_config_audit: 'false', npm_config_fund: 'false', npm_config_update_notifier: 'false' };
+  const env: NodeJS.ProcessEnv = { ...process.env, npm_config_audit: 'false', npm_config_fund: 'false', npm_config_update_notifier: 'false' };
   delete env.NODE_TEST_CONTEXT;
   for (const k of Object.keys(env)) if (k.startsWith('npm_package_') || k === 'npm_lifecycle_event' || k === 'npm_lifecycle_script') delete env[k];
   const t0 = performance.now();
