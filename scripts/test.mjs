@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // `npm test`: every check CI runs, in stages. Each stage runs and is reported even when an earlier one failed; the
-// stages that need dist/ are skipped (and listed with the reason) when the build failed. Ends with a table and, on
+// stages that need dist/ are skipped (and listed with the reason) when the build failed. A stage that needs a tool
+// from outside node_modules (chromium, redis-server, nats-server) gets it through scripts/test-deps.mjs, or fails at
+// once with one line naming the command that installs it. Ends with a table and, on
 // the last line, `N passed, N failed[, N skipped]` (tests of the test stages; a failed build, typecheck, lint or api
 // stage counts as 1 failed, a skipped stage as 1 skipped). Exits non-zero when any stage failed.
 //

@@ -32,10 +32,8 @@ function shards(n: number): ShardStatus[] {
 /** The lines a terminal shows for `written` (cursor movements and colours take no columns). */
 function terminalLines(written: string): string[] {
   // biome-ignore lint/suspicious/noControlCharactersInRegex: cursor control sequences
-  return written
-    .replace(/\x1b\[\d*[AJK]/g, '')
-    .split('\n')
-    .slice(0, -1);
+  const cursor = /\x1b\[\d*[AJK]/g;
+  return written.replace(cursor, '').split('\n').slice(0, -1);
 }
 
 test('at 80 columns, every line of the narration, the progress panel and the status table fits without wrapping', () => {

@@ -16,7 +16,9 @@ export type ReadinessMode = 'shards' | 'guilds';
 
 /** The body of `/readyz`. */
 export interface Readiness {
+  /** True: `/readyz` answers 200; false: 503. */
   ready: boolean;
+  /** What was waited for. */
   mode: ReadinessMode;
   /** Shards of this cluster. */
   shards: number;
