@@ -41,7 +41,7 @@ const OWN_STAGE = new Set([...BROWSER, ...DISTRIBUTED, ...PACKAGE]);
 /**
  * name; `cmd`: an npm script (a check), or `files` (+ node flags, env): node's test runner. `needsDist`: skipped when
  * dist/ is not there (build failed). `distFiles`: test files of the stage that need dist/; only they are skipped then.
- * `requires`: tools outside node_modules (scripts/test-deps.mjs gets them, or the stage fails at once with one line
+ * `timeout`: ms, instead of TEST_TIMEOUT. `requires`: tools outside node_modules (scripts/test-deps.mjs gets them, or the stage fails at once with one line
  * that says how to install them).
  */
 const STAGES = [
@@ -54,8 +54,9 @@ const STAGES = [
   { name: 'browser', files: () => BROWSER, requires: ['chromium'] },
   { name: 'distributed', files: () => DISTRIBUTED, flags: ['--test-concurrency=2'], requires: ['redis-server', 'nats-server'] },
   { name: 'inflate-fallback', files: () => ['test/inflate.test.ts'], env: { SHARDLINE_INFLATE_FALLBACK: '1' } },
-  // npm pack, install the tarball into a temporary project (offline, from npm's cache), run and type-check it
-  { name: 'package', files: () => PACKAGE },
+  // npm pack, install the tarball into temporary projects (npm's cache first), run and type-check it: about a minute
+  // of two cores, so its time-out is for a machine that is busy with something else as well
+  { name: 'package', files: () => PACKAGE, timeout: 600_000 },
   { name: 'serial', files: () => testFiles('test/serial'), flags: ['--test-concurrency=1'] },
 ];
 const NAMES = STAGES.map((s) => s.name);
@@ -188,10 +189,11 @@ for (const stage of STAGES) {
     outcome = await run(stage.cmd[0], stage.cmd.slice(1), {});
   } else {
     const countsFile = join(tmp, `${stage.name}.json`);
-    const args = ['--import', 'tsx', '--test', ...(stage.flags ?? []), TEST_TIMEOUT, '--test-reporter=spec', '--test-reporter-destination=stdout'];
+    const timeout = stage.timeout ? `--test-timeout=${stage.timeout}` : TEST_TIMEOUT;
+    const args = ['--import', 'tsx', '--test', ...(stage.flags ?? []), timeout, '--test-reporter=spec', '--test-reporter-destination=stdout'];
     args.push(`--test-reporter=${REPORTER}`, `--test-reporter-destination=${countsFile}`, ...testFlags, ...files);
     const envText = Object.entries(stage.env ?? {}).map(([k, v]) => `${k}=${v} `);
-    console.log(`\n=== ${stage.name}: ${envText.join('')}node --import tsx --test ${[...(stage.flags ?? []), TEST_TIMEOUT, ...testFlags].join(' ')} ${files.join(' ')}\n`);
+    console.log(`\n=== ${stage.name}: ${envText.join('')}node --import tsx --test ${[...(stage.flags ?? []), timeout, ...testFlags].join(' ')} ${files.join(' ')}\n`);
     outcome = await run(process.execPath, args, stage.env ?? {});
     result.counts = readCounts(countsFile) ?? { pass: 0, fail: 0, skipped: 0 };
     result.counts.skipped += withheld.length;
