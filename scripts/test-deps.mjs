@@ -84,7 +84,9 @@ export function installPlan(missing, w = world()) {
   let command;
   if (w.platform === 'darwin') command = `brew install ${missing.map((t) => TOOLS[t].brew).join(' ')}`;
   else command = `${w.isRoot ? '' : 'sudo '}apt-get install ${apt.join(' ')}`;
-  return { line: `${missing.join(', ')} not found: install with \`${command}\` (or point ${vars} at the binary)` };
+  // on linux x64 the browser also comes with `npm install` (the dev dependency), when it was skipped or failed
+  const npm = missing.includes('chromium') && w.platform === 'linux' && w.arch === 'x64' ? `, run \`npm install\` for ${CHROMIUM_PACKAGE}` : '';
+  return { line: `${missing.join(', ')} not found: install with \`${command}\`${npm} (or point ${vars} at the binary)` };
 }
 
 /** Run apt-get install (after an `apt-get update` if the first try fails). Returns an error text or null. */
