@@ -36,7 +36,7 @@ test('a fresh machine (only node): nothing is found, and the one line names the 
   assert.equal(plan.apt, undefined);
   assert.equal(
     plan.line,
-    'chromium, redis-server, nats-server not found: install with `sudo apt-get install chromium redis-server nats-server` (or point $SHARDLINE_CHROMIUM / $REDIS_SERVER_BIN / $NATS_SERVER_BIN at the binary)',
+    'chromium, redis-server, nats-server not found: install with `sudo apt-get install chromium redis-server nats-server`, run `npm install` for @sparticuz/chromium (or point $SHARDLINE_CHROMIUM / $REDIS_SERVER_BIN / $NATS_SERVER_BIN at the binary)',
   );
   assert.ok(!plan.line!.includes('\n'));
   assert.match(installPlan(['nats-server'], machine([], { platform: 'darwin' })).line!, /`brew install nats-server`/);
