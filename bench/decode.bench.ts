@@ -10,7 +10,7 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import zlib from 'node:zlib';
 import { scanHeader, parsePayload } from '../src/decode.js';
-import { createInflater, inflateBackends } from '../src/inflate.js';
+import { createInflater, inflateBackends, probeZlibZstd } from '../src/inflate.js';
 import { CONTROL_FIXTURES, DISPATCH_FIXTURES, SUGGESTED_MIX, type FixtureEnvelope } from '../src/simulator/fixtures-data.js';
 
 const quick = process.argv.includes('--quick');
@@ -164,6 +164,9 @@ console.log(
   `   zlib-stream ${(sum(zlibFrames) / N).toFixed(0)} B/message (ratio ${(rawBytes / sum(zlibFrames)).toFixed(2)})${zstdFrames ? `, zstd-stream ${(sum(zstdFrames) / N).toFixed(0)} B/message (ratio ${(rawBytes / sum(zstdFrames)).toFixed(2)})` : ''}\n`,
 );
 const backends = inflateBackends();
+// zstd-stream: node:zlib's own zstd (Node 22.15+) where this Node has it, else zstd-napi / fzstd; say which and why
+const nodeZstd = probeZlibZstd();
+console.log(`   zstd-stream backends here: ${backends.zstd.join(', ')} ('auto' uses ${backends.zstd[0]})${nodeZstd.ok ? '' : `; node:zlib-zstd: ${nodeZstd.reason}`}`);
 const inflateCases: StreamCase[] = [];
 for (const [kind, frames, names] of [
   ['zlib-stream', zlibFrames, backends.zlib],

@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // `npm test`: every check CI runs, in stages. Each stage runs and is reported even when an earlier one failed; the
-// stages that need dist/ are skipped (and listed with the reason) when the build failed. Ends with a table and, on
+// stages that need dist/ are skipped (and listed with the reason) when the build failed. A stage that needs a tool
+// from outside node_modules (chromium, redis-server, nats-server) gets it through scripts/test-deps.mjs, or fails at
+// once with one line naming the command that installs it. Ends with a table and, on
 // the last line, `N passed, N failed[, N skipped]` (tests of the test stages; a failed build, typecheck, lint or api
 // stage counts as 1 failed, a skipped stage as 1 skipped). Exits non-zero when any stage failed.
 //
@@ -16,6 +18,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ensureTools } from './test-deps.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const REPORTER = join(ROOT, 'scripts', 'count-reporter.mjs');
@@ -29,9 +32,17 @@ function testFiles(dir) {
     .map((f) => `${dir}/${f}`);
 }
 
+/** Test files that need something outside node_modules run in stages of their own (see `requires`). */
+const BROWSER = ['test/status-page.test.ts'];
+const DISTRIBUTED = ['test/distributed-redis.test.ts', 'test/distributed-nats.test.ts', 'test/discordjs-redis.test.ts', 'test/proxy-redis.test.ts'];
+const PACKAGE = ['test/package.test.ts'];
+const OWN_STAGE = new Set([...BROWSER, ...DISTRIBUTED, ...PACKAGE]);
+
 /**
  * name; `cmd`: an npm script (a check), or `files` (+ node flags, env): node's test runner. `needsDist`: skipped when
  * dist/ is not there (build failed). `distFiles`: test files of the stage that need dist/; only they are skipped then.
+ * `timeout`: ms, instead of TEST_TIMEOUT. `requires`: tools outside node_modules (scripts/test-deps.mjs gets them, or the stage fails at once with one line
+ * that says how to install them).
  */
 const STAGES = [
   { name: 'build', cmd: ['npm', 'run', 'build'] },
@@ -39,8 +50,18 @@ const STAGES = [
   { name: 'typecheck', cmd: ['npm', 'run', 'typecheck'], needsDist: true },
   { name: 'lint', cmd: ['npm', 'run', 'lint'] },
   { name: 'api', cmd: ['npm', 'run', 'api:check'], needsDist: true },
-  { name: 'unit', files: () => testFiles('test'), flags: ['--test-concurrency=2'], distFiles: ['test/cli.test.ts', 'test/discordjs-example.test.ts', 'test/compat.test.ts'] },
+  {
+    name: 'unit',
+    files: () => testFiles('test').filter((f) => !OWN_STAGE.has(f)),
+    flags: ['--test-concurrency=2'],
+    distFiles: ['test/cli.test.ts', 'test/discordjs-example.test.ts', 'test/compat.test.ts'],
+  },
+  { name: 'browser', files: () => BROWSER, requires: ['chromium'] },
+  { name: 'distributed', files: () => DISTRIBUTED, flags: ['--test-concurrency=2'], requires: ['redis-server', 'nats-server'] },
   { name: 'inflate-fallback', files: () => ['test/inflate.test.ts'], env: { SHARDLINE_INFLATE_FALLBACK: '1' } },
+  // npm pack, install the tarball into temporary projects (npm's cache first), run and type-check it: about a minute
+  // of two cores, so its time-out is for a machine that is busy with something else as well
+  { name: 'package', files: () => PACKAGE, timeout: 600_000 },
   { name: 'serial', files: () => testFiles('test/serial'), flags: ['--test-concurrency=1'] },
 ];
 const NAMES = STAGES.map((s) => s.name);
@@ -80,17 +101,13 @@ for (let i = 0; i < argv.length; i++) {
 }
 for (const f of fileArgs) if (!existsSync(join(ROOT, f))) usage(`no such test file: ${f}`);
 
-// Test files given on the command line: test/serial/* run in serial, any other in unit (the inflate suite in both
-// unit and inflate-fallback).
+// Test files given on the command line run in every stage that runs them (the inflate suite in both unit and
+// inflate-fallback); a file no stage lists (a new one) in unit.
 const given = fileArgs.length > 0 ? new Map(STAGES.filter((s) => s.files).map((s) => [s.name, []])) : null;
 if (given) {
-  const filesOf = (name) => STAGES.find((s) => s.name === name).files();
-  const serialFiles = filesOf('serial');
-  const fallbackFiles = filesOf('inflate-fallback');
   for (const f of fileArgs) {
-    given.get(serialFiles.includes(f) ? 'serial' : 'unit').push(f);
-    // the fallback stage runs the inflate suite again when it is given
-    if (fallbackFiles.includes(f)) given.get('inflate-fallback').push(f);
+    const stages = STAGES.filter((s) => s.files?.().includes(f));
+    for (const s of stages.length > 0 ? stages : [STAGES.find((s) => s.name === 'unit')]) given.get(s.name).push(f);
   }
 }
 
@@ -107,7 +124,9 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
 
 function run(command, args, env) {
   return new Promise((done) => {
-    const child = spawn(command, args, { cwd: ROOT, stdio: 'inherit', env: { ...process.env, ...env } });
+    const childEnv = { ...process.env, ...env };
+    delete childEnv.NODE_TEST_CONTEXT; // when run from a test: our runners report to us, not to that test
+    const child = spawn(command, args, { cwd: ROOT, stdio: 'inherit', env: childEnv });
     current = child;
     child.on('error', (err) => {
       console.error(`test.mjs: cannot start ${command}: ${err.message}`);
@@ -158,16 +177,28 @@ for (const stage of STAGES) {
   }
 
   const started = performance.now();
+  if (stage.requires) {
+    const tools = await ensureTools(stage.requires);
+    if (!tools.ok) {
+      // stop this stage at once, with the one line that says what to install; the other stages still run
+      console.log(`\n=== ${stage.name}: ${tools.line}`);
+      Object.assign(result, { status: 'FAILED', ms: performance.now() - started, counts: { pass: 0, fail: 1, skipped: 0 } });
+      result.notes.push(tools.line);
+      continue;
+    }
+    result.notes.push(...tools.notes);
+  }
   let outcome;
   if (stage.cmd) {
     console.log(`\n=== ${stage.name}: ${stage.cmd.join(' ')}\n`);
     outcome = await run(stage.cmd[0], stage.cmd.slice(1), {});
   } else {
     const countsFile = join(tmp, `${stage.name}.json`);
-    const args = ['--import', 'tsx', '--test', ...(stage.flags ?? []), TEST_TIMEOUT, '--test-reporter=spec', '--test-reporter-destination=stdout'];
+    const timeout = stage.timeout ? `--test-timeout=${stage.timeout}` : TEST_TIMEOUT;
+    const args = ['--import', 'tsx', '--test', ...(stage.flags ?? []), timeout, '--test-reporter=spec', '--test-reporter-destination=stdout'];
     args.push(`--test-reporter=${REPORTER}`, `--test-reporter-destination=${countsFile}`, ...testFlags, ...files);
     const envText = Object.entries(stage.env ?? {}).map(([k, v]) => `${k}=${v} `);
-    console.log(`\n=== ${stage.name}: ${envText.join('')}node --import tsx --test ${[...(stage.flags ?? []), TEST_TIMEOUT, ...testFlags].join(' ')} ${files.join(' ')}\n`);
+    console.log(`\n=== ${stage.name}: ${envText.join('')}node --import tsx --test ${[...(stage.flags ?? []), timeout, ...testFlags].join(' ')} ${files.join(' ')}\n`);
     outcome = await run(process.execPath, args, stage.env ?? {});
     result.counts = readCounts(countsFile) ?? { pass: 0, fail: 0, skipped: 0 };
     result.counts.skipped += withheld.length;

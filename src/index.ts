@@ -59,5 +59,6 @@ export {
   type StatusShard,
 } from './status-page/server.js';
 export type { HttpEndpoint, ListenOptions, RequestHandler } from './status-page/http.js';
+export type { Readiness, ReadinessMode } from './status-page/probes.js';
 export { routeLogs, type Logger, type LogLevel, type RouteLogsOptions } from './logging.js';
 export type { ReshardOptions, ReshardResult, ReshardEvent, AutoReshardOptions } from './reshard.js';

@@ -9,7 +9,9 @@
  *   {@link probeZlibInternals} passes, checked lazily once; `SHARDLINE_INFLATE_FALLBACK=1` turns it off),
  *   `zlib-sync` (optional native addon), `node:zlib-public` (documented `node:zlib` calls only, native),
  *   `fflate` (pure JS).
- * - zstd: `zstd-napi` (optional native addon, low-level `DCtx.decompressStream`), `fzstd` (pure JS).
+ * - zstd: `node:zlib-zstd` (Node's own zstd, 22.15+, through the same synchronous internal path: only used when
+ *   {@link probeZlibZstd} passes), `zstd-napi` (optional native addon, low-level `DCtx.decompressStream`),
+ *   `fzstd` (pure JS).
  *
  * @module
  */
@@ -175,7 +177,12 @@ const maxOutputLength = (max: number): number => Math.max(1, Math.min(Math.floor
  */
 function internalZlibEngine(z: ZlibLike, max: number): [Engine, zlib.Inflate] {
   // The smallest chunkSize (64 B, from the shared 8 KiB pool) so construction allocates no slab of its own.
-  const inst = new z.Inflate({ chunkSize: 64, maxOutputLength: maxOutputLength(max) }) as NodeZlibInternals;
+  return internalEngine('node:zlib-sync', new z.Inflate({ chunkSize: 64, maxOutputLength: maxOutputLength(max) }), z.constants.Z_SYNC_FLUSH, max, 'inflated message');
+}
+
+/** The same synchronous path on any `node:zlib` stream class (`Inflate`, `ZstdDecompress`), flushed with `flag`. */
+function internalEngine(name: string, stream: zlib.Inflate, flag: number, max: number, what: string): [Engine, zlib.Inflate] {
+  const inst = stream as NodeZlibInternals;
   inst._outBuffer = EMPTY;
   const handle = inst._handle!;
   const realClose = handle.close;
@@ -191,20 +198,19 @@ function internalZlibEngine(z: ZlibLike, max: number): [Engine, zlib.Inflate] {
   inst.on = function (this: zlib.Inflate, event: string | symbol, listener: (...args: unknown[]) => void) {
     return event === 'error' ? this : ownOn.call(this, event, listener);
   } as typeof inst.on;
-  const SYNC = z.constants.Z_SYNC_FLUSH;
   const engine: Engine = {
     run(input, transient) {
-      if (streamError !== null) throw corrupt('node:zlib-sync', streamError);
+      if (streamError !== null) throw corrupt(name, streamError);
       const buf = transient ? scratchBuffer() : freeSlab();
       inst._outBuffer = buf;
       inst._outOffset = transient ? 0 : slabOff;
       inst._chunkSize = buf.length;
       let out: Buffer;
       try {
-        out = inst._processChunk(input, SYNC);
+        out = inst._processChunk(input, flag);
       } catch (err) {
-        if ((err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') throw tooLarge('inflated message', max);
-        throw corrupt('node:zlib-sync', err);
+        if ((err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') throw tooLarge(what, max);
+        throw corrupt(name, err);
       } finally {
         inst._handle = handle;
         inst._outBuffer = EMPTY;
@@ -630,6 +636,121 @@ const zstdNapiEngine: EngineFactory = (max) => {
 };
 
 // ---------------------------------------------------------------------------------------------------------
+// zstd: node:zlib's own zstd (Node 22.15+), synchronous internal path (only ever used behind probeZlibZstd)
+// ---------------------------------------------------------------------------------------------------------
+
+/** The part of `node:zlib` the zstd backend needs; {@link probeZlibZstd} takes one so a test can hand it another Node's. */
+export interface ZstdZlibLike {
+  ZstdDecompress?: new (opts?: zlib.ZlibOptions) => zlib.Inflate;
+  constants: { readonly ZSTD_e_continue?: number };
+}
+
+const nodeZlibZstd = zlib as unknown as ZstdZlibLike;
+
+function internalZstdEngine(z: ZstdZlibLike, max: number): [Engine, zlib.Inflate] {
+  const inst = new z.ZstdDecompress!({ chunkSize: 64, maxOutputLength: maxOutputLength(max) });
+  return internalEngine('node:zlib-zstd', inst, z.constants.ZSTD_e_continue!, max, 'decompressed message');
+}
+
+const nodeZstdEngine: EngineFactory = (max) => internalZstdEngine(nodeZlibZstd, max)[0];
+
+/** One zstd frame over three messages, each flushed (`ZSTD_e_flush`), made by Node 24's `ZstdCompress`; the third is 80 KB. */
+const ZSTD_PROBE_IN = [
+  'KLUv/QBYJAMAwsYWG4C5GQP9NrNmxbjHOQZKUlNzibB07vYntjAzRs+zWiwxbQUMI3ebc/YWtEiNKgmBVLGsvnE9uJcAtC2mXkrsuVqoubWrOx5IzuzkajzyxI1IvuOGgYBQOFd2AgEA4WUzCg==',
+  'VAEA0E1FU1NBR0VfQ1JFQVRFMmNvbnRlbnQiOn19BQACow8PDYC8/sBqDwEI',
+  'RAMAEsUSGYCpOhJSmsD3KMSZpV0UGxFirF05nTmYlRHdqrGX22J6thZxVEnP2xTv2OtWAp+IFBPIk0ZBCEDynB/6t7z4kfT89uDWGUGBYBgECABUPdrgGXg6zEcCzazoMWnTMsgXjaPqEII=',
+];
+
+let zstdProbe: ZlibProbe | null = null;
+
+/**
+ * The capability check in front of the `node:zlib-zstd` backend, in the style of {@link probeZlibInternals}: Node
+ * has zstd in `node:zlib` from 22.15 (`ZstdDecompress`, `constants.ZSTD_e_continue`), and the backend drives it
+ * through the same private members as the zlib fast path (checked), then a self-test on a known zstd-stream sample
+ * (context kept between messages, owned and transient output, a result larger than the scratch), corrupt data
+ * (`INFLATE_CORRUPT`, synchronously), the output bound (`INFLATE_TOO_LARGE`) and no 'error' listener per call.
+ * Without an argument: `node:zlib`, once per process (`SHARDLINE_INFLATE_FALLBACK` set turns it off too); with one
+ * (tests): that object, uncached.
+ */
+export function probeZlibZstd(z?: ZstdZlibLike): ZlibProbe {
+  if (z !== undefined) return runZstdProbe(z);
+  if (zstdProbe === null) {
+    const forced = process.env[INFLATE_FALLBACK_ENV];
+    zstdProbe = forced !== undefined && forced !== '' && forced !== '0' ? { ok: false, reason: `${INFLATE_FALLBACK_ENV}=${forced.slice(0, 20)} forces the fallback` } : runZstdProbe(nodeZlibZstd);
+  }
+  return zstdProbe;
+}
+
+function runZstdProbe(z: ZstdZlibLike): ZlibProbe {
+  const no = (reason: string): ZlibProbe => ({ ok: false, reason });
+  try {
+    if (typeof z.ZstdDecompress !== 'function') return no(`zlib.ZstdDecompress is not a constructor (Node ${process.versions.node}; it has zstd from 22.15)`);
+    if (typeof z.constants?.ZSTD_e_continue !== 'number') return no('zlib.constants.ZSTD_e_continue is not a number');
+    const proto = z.ZstdDecompress.prototype as Partial<NodeZlibInternals>;
+    if (typeof proto._processChunk !== 'function') return no('zlib.ZstdDecompress.prototype._processChunk is not a function');
+    const inst = new z.ZstdDecompress() as Partial<NodeZlibInternals> & zlib.Inflate;
+    const handle: unknown = inst._handle;
+    const ok =
+      typeof handle === 'object' &&
+      handle !== null &&
+      typeof (handle as { close?: unknown }).close === 'function' &&
+      Buffer.isBuffer(inst._outBuffer) &&
+      typeof inst._outOffset === 'number' &&
+      typeof inst._chunkSize === 'number';
+    inst.on('error', noop);
+    inst.close();
+    if (!ok) return no('a zlib.ZstdDecompress lacks _handle.close(), _outBuffer, _outOffset or _chunkSize');
+    const frames = ZSTD_PROBE_IN.map((b) => Buffer.from(b, 'base64'));
+    const messages = freshProbeStream().messages;
+    let listeners = -1;
+    const engines: Engine[] = [];
+    const open = (max: number): Engine => {
+      const [engine, raw] = internalZstdEngine(z, max);
+      const e: Engine = {
+        run(input, transient) {
+          const out = engine.run(input, transient);
+          listeners = Math.max(listeners, raw.listenerCount('error'));
+          return out;
+        },
+        free: () => engine.free(),
+      };
+      engines.push(e);
+      return e;
+    };
+    try {
+      for (const transient of [false, true]) {
+        const e = open(1 << 20);
+        const owned: Array<[Buffer, string]> = [];
+        for (const [i, frame] of frames.entries()) {
+          const out = e.run(frame, transient);
+          if (!out.equals(messages[i]!)) return no(`node:zlib-zstd: sample message ${i + 1}${transient ? ' (transient)' : ''} decompressed to the wrong bytes`);
+          if (!transient) owned.push([out, out.toString('latin1')]);
+        }
+        if (!owned.every(([buf, text]) => buf.toString('latin1') === text)) return no('node:zlib-zstd: an owned result was overwritten by a later call');
+      }
+      const errCode = (engine: Engine, input: Buffer): string => {
+        try {
+          engine.run(input, false);
+          return 'no error';
+        } catch (err) {
+          return err instanceof InflateError ? err.code : `a non-InflateError (${String(err).slice(0, 80)})`;
+        }
+      };
+      const corruptGot = errCode(open(1 << 20), Buffer.from('28b52ffd00580000ffffffffffffffff', 'hex'));
+      if (corruptGot !== 'INFLATE_CORRUPT') return no(`node:zlib-zstd: corrupt data gave ${corruptGot} instead of INFLATE_CORRUPT`);
+      const tooLargeGot = errCode(open(64), frames[0]!);
+      if (tooLargeGot !== 'INFLATE_TOO_LARGE') return no(`node:zlib-zstd: output over maxMessageSize gave ${tooLargeGot} instead of INFLATE_TOO_LARGE`);
+    } finally {
+      for (const e of engines) e.free();
+    }
+    if (listeners !== 1) return no(`a zstd call left ${listeners} 'error' listeners (expected the 1 permanent one)`);
+    return { ok: true };
+  } catch (err) {
+    return no(`the probe threw: ${err instanceof Error ? err.message : String(err)}`.slice(0, 200));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
 // zstd: fzstd (pure JS)
 // ---------------------------------------------------------------------------------------------------------
 
@@ -661,10 +782,48 @@ const ZLIB_BACKENDS: readonly Backend[] = [
   { name: 'fflate', make: fflateEngine, unavailable: () => null },
 ];
 
-const ZSTD_BACKENDS: readonly Backend[] = [
-  { name: 'zstd-napi', make: zstdNapiEngine, unavailable: () => (zstdBinding !== null && typeof zstdBinding.DCtx === 'function' ? null : 'the optional zstd-napi addon is not installed') },
-  { name: 'fzstd', make: fzstdEngine, unavailable: () => null },
-];
+/**
+ * What the zstd backends depend on: Node's own zstd (its probe) and the zstd-napi addon.
+ * @internal Tests pass their own to check the selection.
+ */
+export interface ZstdCapabilities {
+  readonly nodeZstd: ZlibProbe;
+  readonly zstdNapi: boolean;
+}
+
+/** This process' zstd capabilities (the probe runs lazily, once). */
+function zstdCapabilities(): ZstdCapabilities {
+  return { nodeZstd: probeZlibZstd(), zstdNapi: zstdBinding !== null && typeof zstdBinding.DCtx === 'function' };
+}
+
+/** The zstd-stream backends in preference order, each unavailable or not according to `caps()`. */
+function zstdBackendList(caps: () => ZstdCapabilities): readonly Backend[] {
+  return [
+    {
+      name: 'node:zlib-zstd',
+      make: nodeZstdEngine,
+      unavailable: () => {
+        const probe = caps().nodeZstd;
+        return probe.ok ? null : `capability probe of node:zlib's zstd: ${probe.reason}`;
+      },
+    },
+    { name: 'zstd-napi', make: zstdNapiEngine, unavailable: () => (caps().zstdNapi ? null : 'the optional zstd-napi addon is not installed') },
+    { name: 'fzstd', make: fzstdEngine, unavailable: () => null },
+  ];
+}
+
+const ZSTD_BACKENDS = zstdBackendList(zstdCapabilities);
+
+/**
+ * The zstd-stream backends usable with `caps` (default: this process'), in preference order: the first is what
+ * `'auto'` picks — Node's own zstd where it has one (22.15+), else `zstd-napi` if installed, else `fzstd`.
+ * @internal
+ */
+export function zstdBackendOrder(caps: ZstdCapabilities = zstdCapabilities()): string[] {
+  return zstdBackendList(() => caps)
+    .filter((b) => b.unavailable() === null)
+    .map((b) => b.name);
+}
 
 /** Backends usable in this process, in preference order (the first one is what `'auto'` picks). */
 export function inflateBackends(): { zlib: string[]; zstd: string[] } {

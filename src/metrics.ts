@@ -20,6 +20,7 @@
  * @packageDocumentation
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createRequire } from 'node:module';
 import type { Counter, Gauge, Registry } from 'prom-client';
 import type { Cluster } from './cluster.js';
 import type { IdentifyStatus, ShardStatus } from './cluster-status.js';
@@ -28,6 +29,7 @@ import type { DisconnectedEvent, ShardEvent } from './events.js';
 import { CLOSE_CODES } from './session.js';
 import { TRANSITIONS, type ShardState } from './state.js';
 import { listenHttp, pathOf, type HttpEndpoint, type ListenOptions, type RequestHandler } from './status-page/http.js';
+import { createProbes, type Probes, type ReadinessMode } from './status-page/probes.js';
 
 // ---- what the cluster does, observed from the main thread (shared by metrics and the status page) ------------
 
@@ -206,6 +208,8 @@ export interface MetricsOptions {
   latencyBuckets?: number[];
   /** Buckets of the identify queue wait histogram, seconds. Default 0 … 600. */
   identifyWaitBuckets?: number[];
+  /** What `/readyz` of {@link ClusterMetrics.listen}'s server waits for. Default `'shards'` (see {@link ReadinessMode}). */
+  readyz?: ReadinessMode;
 }
 
 /** A cluster's metrics: the registry, its text, and an HTTP endpoint. */
@@ -217,14 +221,15 @@ export interface ClusterMetrics {
   metrics(): Promise<string>;
   /** `(req, res)` handler answering GET / HEAD with the metrics; mount it where you like, e.g. `app.get('/metrics', metrics.handler)`. */
   readonly handler: RequestHandler;
-  /** Serve `GET /metrics` on a port of its own (default host 127.0.0.1). */
+  /** Serve `GET /metrics`, and the container probes `/healthz` and `/readyz`, on a port of its own (default host 127.0.0.1). */
   listen(options: ListenOptions): Promise<HttpEndpoint>;
   /** Remove the metrics from the registry and stop listening to the cluster. Servers from `listen()` are closed. */
   detach(): Promise<void>;
 }
 
 const STATES = Object.keys(TRANSITIONS) as ShardState[];
-const STATE_CODE = new Map(STATES.map((s, i) => [s, i]));
+/** This package's version (the `build_info` series). */
+const VERSION = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
 const OP_NAMES: Record<number, string> = {
   1: 'heartbeat',
   2: 'identify',
@@ -240,14 +245,16 @@ const OP_NAMES: Record<number, string> = {
  * Register shardline's metrics for `cluster` and return them with an HTTP handler. Opt-in and per cluster:
  * nothing is measured until this is called. Needs `prom-client` (`npm install prom-client`).
  *
- * Series (prefix `shardline_`): `dispatches_total{type}`, `shard_dispatches_total{shard}`,
- * `events_filtered_total{shard}`, `payloads_sent_total{op,name}`, `shards{state}`, `shard_state{shard}`,
+ * Series (prefix `shardline_`), named by Prometheus' conventions (base units in the name, `_total` for counters):
+ * `build_info{version,node}` (always 1), `dispatches_total{type}`, `shard_dispatches_total{shard}`,
+ * `events_filtered_total{shard}`, `payloads_sent_total{op,name}`, `shards{state}`, `shard_state{shard,state}` (1 for
+ * each shard's current state),
  * `shard_latency_seconds{shard}`, `heartbeat_latency_seconds` (histogram), `shard_sequence{shard}`,
  * `shard_guilds{shard}`, `shard_last_close_code{shard}`, `shard_reconnects_total{shard}`,
  * `shard_resumes_total{shard}`, `shard_identifies_total{shard}`, `disconnects_total{cause,action}`,
- * `identify_budget_remaining`, `identify_budget_total`, `identify_budget_reset_seconds`,
- * `identify_queue_waiting`, `identify_queue_wait_seconds` (histogram), `inflate_bytes_in_total{shard}`,
- * `inflate_bytes_out_total{shard}`, `inflate_buffer_bytes{shard}`, `shard_commands_queued{shard}`,
+ * `identify_budget_remaining`, `identify_budget_limit`, `identify_budget_reset_seconds`,
+ * `identify_queue_waiting`, `identify_queue_wait_seconds` (histogram), `inflate_input_bytes_total{shard}`,
+ * `inflate_output_bytes_total{shard}`, `inflate_buffer_bytes{shard}`, `shard_commands_queued{shard}`,
  * `shards_guilds_ready`, `guilds_unavailable`, `rate_limited_total{opcode}`, `shard_silent_total{shard}`.
  * With `workers: n` the series counted inside the shards (filtered events, payloads sent, inflate, queued
  * commands) reach the main thread through the workers' status rows; dispatches, disconnects and the heartbeat
@@ -309,6 +316,8 @@ export async function attachMetrics(cluster: Cluster, options: MetricsOptions = 
     });
   };
 
+  gauge('build_info', 'Always 1: the shardline version and the Node.js version running it, as labels.', ['version', 'node'], (set) => set({ version: VERSION, node: process.versions.node }, 1));
+
   // -- events
   counter('dispatches_total', 'Dispatches delivered, by event type (events excluded by the `events` filter are not delivered).', ['type'], (set) => {
     for (const [type, n] of tracker.byType) set({ type }, n);
@@ -329,7 +338,9 @@ export async function attachMetrics(cluster: Cluster, options: MetricsOptions = 
     for (const s of snapshot().status) counts.set(s.state, (counts.get(s.state) ?? 0) + 1);
     for (const [state, n] of counts) set({ state }, n);
   });
-  gauge('shard_state', `State of each shard as a number: ${STATES.map((s, i) => `${i} ${s}`).join(', ')}.`, ['shard'], (set) => perShard((s) => STATE_CODE.get(s.state))(set));
+  gauge('shard_state', `1 for each shard's current state (${STATES.join(', ')}); one series per shard.`, ['shard', 'state'], (set) => {
+    for (const s of snapshot().status) set({ shard: s.id, state: s.state }, 1);
+  });
   gauge('shard_latency_seconds', 'Average heartbeat round trip of each shard (last 10 heartbeats), seconds.', ['shard'], (set) => perShard((s) => (s.latency === null ? null : s.latency / 1000))(set));
   gauge('shard_sequence', 'Last sequence number received by each shard.', ['shard'], (set) => perShard((s) => s.sequence)(set));
   gauge('shard_guilds', 'Guilds of each shard.', ['shard'], (set) => perShard((s) => s.guilds)(set));
@@ -382,7 +393,7 @@ export async function attachMetrics(cluster: Cluster, options: MetricsOptions = 
     const r = snapshot().identify.remaining;
     if (r !== null) set({}, r);
   });
-  gauge('identify_budget_total', 'Session starts per budget period.', [], (set) => {
+  gauge('identify_budget_limit', 'Session starts (IDENTIFYs) per budget period.', [], (set) => {
     const t = snapshot().identify.total;
     if (t !== null) set({}, t);
   });
@@ -403,8 +414,8 @@ export async function attachMetrics(cluster: Cluster, options: MetricsOptions = 
   cluster.on('identifyTurn', onTurn);
 
   // -- transport decompression
-  counter('inflate_bytes_in_total', 'Compressed bytes received, by shard.', ['shard'], (set) => perShard((s) => s.io?.inflate.bytesIn)(set));
-  counter('inflate_bytes_out_total', 'Decompressed bytes produced, by shard.', ['shard'], (set) => perShard((s) => s.io?.inflate.bytesOut)(set));
+  counter('inflate_input_bytes_total', 'Compressed bytes received, by shard.', ['shard'], (set) => perShard((s) => s.io?.inflate.bytesIn)(set));
+  counter('inflate_output_bytes_total', 'Decompressed bytes produced, by shard.', ['shard'], (set) => perShard((s) => s.io?.inflate.bytesOut)(set));
   gauge('inflate_buffer_bytes', 'Compressed bytes held for an incomplete message, by shard.', ['shard'], (set) => perShard((s) => s.io?.inflate.bufferSize)(set));
 
   if (options.defaultMetrics) {
@@ -430,6 +441,7 @@ export async function attachMetrics(cluster: Cluster, options: MetricsOptions = 
     );
   };
   let detached = false;
+  let probes: Probes | null = null;
   return {
     registry,
     get contentType() {
@@ -438,15 +450,17 @@ export async function attachMetrics(cluster: Cluster, options: MetricsOptions = 
     metrics,
     handler,
     async listen(opts) {
+      probes ??= createProbes(cluster, options.readyz);
       const ep = await listenHttp(
         (req, res) => {
           const path = pathOf(req);
           if (path === '/metrics') return handler(req, res);
+          if (probes?.answer(req, res)) return;
           if (path === '/') {
             res.writeHead(302, { location: '/metrics' }).end();
             return;
           }
-          res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end('not found: the metrics are at /metrics\n');
+          res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end('not found: the metrics are at /metrics (probes: /healthz, /readyz)\n');
         },
         opts,
         'metrics',
@@ -460,6 +474,7 @@ export async function attachMetrics(cluster: Cluster, options: MetricsOptions = 
       cluster.off('identifyTurn', onTurn);
       offLatency();
       tracker.release();
+      probes?.close();
       for (const name of names) registry.removeSingleMetric(name);
       await Promise.all([...endpoints].map((e) => e.close()));
     },

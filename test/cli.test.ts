@@ -147,6 +147,11 @@ test('run serves metrics and the status page while running, logs at debug withou
     assert.ok(Number(/^shardline_dispatches_total\{type="GUILD_CREATE"\} (\d+)$/m.exec(metrics)?.[1]) >= 10, 'GUILD_CREATE of every guild counted');
     assert.match(metrics, /^shardline_dispatches_total\{type="MESSAGE_CREATE"\} [1-9]\d*$/m);
     assert.match(metrics, /^shardline_process_cpu_seconds_total /m, 'process metrics too');
+    // container probes on both ports
+    for (const base of [metricsUrl.replace(/\/metrics$/, '/'), statusUrl]) {
+      assert.equal((await fetch(`${base}healthz`)).status, 200);
+      assert.equal((await fetch(`${base}readyz`)).status, 200, `${base}readyz: both shards ready`);
+    }
     const status = await (await fetch(`${statusUrl}status.json`)).text();
     assert.equal((JSON.parse(status) as { shards: unknown[] }).shards.length, 2);
     assert.match(await (await fetch(statusUrl)).text(), /<title>shardline · shard status<\/title>/);

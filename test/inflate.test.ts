@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import fc from 'fast-check';
-import { createInflater, inflateBackends, INFLATE_FALLBACK_ENV, probeZlibInternals, type Inflater, type ZlibLike } from '../src/inflate.js';
+import { createInflater, inflateBackends, INFLATE_FALLBACK_ENV, probeZlibInternals, probeZlibZstd, zstdBackendOrder, type Inflater, type ZlibLike, type ZstdZlibLike } from '../src/inflate.js';
 import { InflateError } from '../src/errors.js';
 import { CONTROL_FIXTURES, DISPATCH_FIXTURES } from '../src/simulator/fixtures-data.js';
 import { deflateStream, zstdBinding, zstdStream } from './helpers/streams.js';
@@ -72,6 +72,41 @@ describe('inflateBackends', () => {
     assert.equal(createInflater('zstd-stream').backend, backends.zstd[0]);
     expectInflateError(() => createInflater('zlib-stream', { backend: 'fzstd' }), 'INFLATE_UNAVAILABLE');
     expectInflateError(() => createInflater('brotli' as 'zlib-stream'), 'INFLATE_UNAVAILABLE');
+  });
+});
+
+describe("zstd-stream backend selection: node:zlib's own zstd where Node has it (22.15+), else zstd-napi, else fzstd", () => {
+  const yes = { ok: true } as const;
+  const no = { ok: false, reason: 'Node 20' } as const;
+
+  it('picks by capability (injected)', () => {
+    assert.deepEqual(zstdBackendOrder({ nodeZstd: yes, zstdNapi: true }), ['node:zlib-zstd', 'zstd-napi', 'fzstd']);
+    assert.deepEqual(zstdBackendOrder({ nodeZstd: yes, zstdNapi: false }), ['node:zlib-zstd', 'fzstd']);
+    assert.deepEqual(zstdBackendOrder({ nodeZstd: no, zstdNapi: true }), ['zstd-napi', 'fzstd']);
+    assert.deepEqual(zstdBackendOrder({ nodeZstd: no, zstdNapi: false }), ['fzstd']);
+  });
+
+  it("this process: node:zlib-zstd exactly when the probe passes, and 'auto' uses the first", () => {
+    const probe = probeZlibZstd();
+    const hasZstd = typeof (zlib as unknown as ZstdZlibLike).ZstdDecompress === 'function';
+    if (!FALLBACK_FORCED) assert.equal(probe.ok, hasZstd, `probe ${JSON.stringify(probe)} on Node ${process.versions.node}`);
+    assert.deepEqual(backends.zstd, zstdBackendOrder());
+    assert.equal(backends.zstd[0] === 'node:zlib-zstd', probe.ok);
+    assert.equal(createInflater('zstd-stream').backend, backends.zstd[0]);
+  });
+
+  it('the probe refuses a zlib without zstd or with changed internals, saying why', () => {
+    const cases: Array<[string, ZstdZlibLike, RegExp]> = [
+      ['Node 20: no ZstdDecompress', { constants: {} }, /ZstdDecompress is not a constructor/],
+      ['no ZSTD_e_continue', { ZstdDecompress: zlib.Inflate, constants: {} }, /ZSTD_e_continue/],
+      ['no _processChunk', { ZstdDecompress: class extends zlib.Inflate {}, constants: { ZSTD_e_continue: 0 } } as unknown as ZstdZlibLike, /./],
+    ];
+    // the third: an Inflate is no zstd decoder, so at the latest the self-test refuses it
+    for (const [what, z, why] of cases) {
+      const probe = probeZlibZstd(z);
+      assert.equal(probe.ok, false, `${what}: the probe must refuse`);
+      assert.match(probe.ok ? '' : probe.reason, why, what);
+    }
   });
 });
 

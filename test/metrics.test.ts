@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
@@ -78,7 +79,13 @@ test('metrics scraped over HTTP after traffic and faults on the simulator; the t
   const seen = new Map<string, number>();
   cluster.on('dispatch', (e) => seen.set(e.type, (seen.get(e.type) ?? 0) + 1));
   try {
+    // container probes before connect: alive, not ready
+    assert.equal((await fetch(`${endpoint.url}/healthz`)).status, 200);
+    const early = await fetch(`${endpoint.url}/readyz`);
+    assert.equal(early.status, 503);
+    assert.deepEqual(await early.json(), { ready: false, mode: 'shards', shards: 0, waiting: [] });
     await cluster.connect();
+    assert.equal((await fetch(`${endpoint.url}/readyz`)).status, 200, 'every shard ready');
     // traffic: explicit messages plus a mix, most of which the `events` filter skips unparsed
     for (let i = 0; i < 20; i++) sim.dispatch(i % 4, 'MESSAGE_CREATE', MSG(i));
     const stopTraffic = sim.startTraffic({ eventsPerSecond: 30, mix: 'presences_off' });
@@ -141,8 +148,13 @@ test('metrics scraped over HTTP after traffic and faults on the simulator; the t
     assert.equal(get(m, 'shardline_shards{state="ready"}'), 3);
     assert.equal(get(m, 'shardline_shards{state="fatal"}'), 1);
     assert.equal(get(m, 'shardline_shards{state="reconnecting"}'), 0);
-    assert.equal(get(m, 'shardline_shard_state{shard="3"}'), 7);
-    assert.equal(get(m, 'shardline_shard_state{shard="0"}'), 4);
+    assert.equal(get(m, 'shardline_shard_state{shard="3",state="fatal"}'), 1);
+    assert.equal(get(m, 'shardline_shard_state{shard="0",state="ready"}'), 1);
+    assert.equal([...m.keys()].filter((k) => k.startsWith('shardline_shard_state{')).length, 4, 'one series per shard: its current state');
+    // readyz names the shard that is not ready
+    const notReady = await fetch(`${endpoint.url}/readyz`);
+    assert.equal(notReady.status, 503);
+    assert.deepEqual(await notReady.json(), { ready: false, mode: 'shards', shards: 4, waiting: [{ id: 3, state: 'fatal' }] });
     assert.equal(get(m, 'shardline_shard_last_close_code{shard="3"}'), 4014);
     assert.equal(get(m, 'shardline_shard_guilds{shard="0"}'), 2);
     assert.ok(get(m, 'shardline_shard_sequence{shard="0"}') > 2);
@@ -162,7 +174,7 @@ test('metrics scraped over HTTP after traffic and faults on the simulator; the t
     assert.equal(get(m, 'shardline_shard_identifies_total{shard="0"}'), 1);
 
     // identify budget and queue: 4 shards over 2 lanes, so the second wave waited about one 5 s window
-    assert.equal(get(m, 'shardline_identify_budget_total'), 1000);
+    assert.equal(get(m, 'shardline_identify_budget_limit'), 1000);
     assert.equal(get(m, 'shardline_identify_budget_remaining'), 1000 - 4);
     assert.ok(get(m, 'shardline_identify_budget_reset_seconds') > 80_000);
     assert.equal(get(m, 'shardline_identify_queue_waiting'), 0);
@@ -171,10 +183,20 @@ test('metrics scraped over HTTP after traffic and faults on the simulator; the t
     assert.ok(Math.abs(waitSum - waits.reduce((a, b) => a + b, 0) / 1000) < 1e-6, 'every wait observed');
 
     // transport decompression
-    const inBytes = get(m, 'shardline_inflate_bytes_in_total{shard="0"}');
-    const outBytes = get(m, 'shardline_inflate_bytes_out_total{shard="0"}');
+    const inBytes = get(m, 'shardline_inflate_input_bytes_total{shard="0"}');
+    const outBytes = get(m, 'shardline_inflate_output_bytes_total{shard="0"}');
     assert.ok(inBytes > 0 && outBytes > inBytes, `zlib-stream inflates (${inBytes} → ${outBytes})`);
     assert.equal(get(m, 'shardline_inflate_buffer_bytes{shard="0"}'), 0);
+
+    // Prometheus' conventions: counters end in _total, nothing else does; units are base units in the name
+    const version = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+    assert.equal(get(m, `shardline_build_info{version="${version}",node="${process.versions.node}"}`), 1);
+    const types = [...text.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((x) => [x[1]!, x[2]!] as const);
+    assert.ok(types.length >= 25, `${types.length} series`);
+    for (const [name, type] of types) {
+      assert.equal(name.endsWith('_total'), type === 'counter', `${name} (${type}): _total if and only if a counter`);
+      assert.doesNotMatch(name, /_(ms|milliseconds|kb|kib|mb|percent)(_|$)/, `${name}: base units (seconds, bytes)`);
+    }
 
     // a second scrape does not double counters that are read from totals
     const again = parseMetrics(await (await fetch(`${endpoint.url}/metrics`)).text());
@@ -314,8 +336,8 @@ test('metrics in worker mode: status and main-thread counters are complete', asy
     assert.ok(get(m, 'bot_shard_latency_seconds{shard="0"}') >= 0);
     assert.equal(get(m, 'bot_shard_guilds{shard="1"}'), 2);
     // series counted inside the workers reach the main thread through status rows
-    assert.ok(get(m, 'bot_inflate_bytes_in_total{shard="0"}') > 0);
-    assert.ok(get(m, 'bot_inflate_bytes_out_total{shard="1"}') > get(m, 'bot_inflate_bytes_in_total{shard="1"}'));
+    assert.ok(get(m, 'bot_inflate_input_bytes_total{shard="0"}') > 0);
+    assert.ok(get(m, 'bot_inflate_output_bytes_total{shard="1"}') > get(m, 'bot_inflate_input_bytes_total{shard="1"}'));
     assert.ok(get(m, 'bot_payloads_sent_total{op="2",name="identify"}') >= 2);
     assert.ok(get(m, 'bot_heartbeat_latency_seconds_count') >= 2);
   } finally {

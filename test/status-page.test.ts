@@ -1,6 +1,6 @@
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
@@ -11,19 +11,22 @@ import { STATUS_PAGE_HTML } from '../src/status-page/page.js';
 import { GatewaySimulator } from '../src/simulator/index.js';
 import { createServer } from 'node:http';
 import { TOKEN, until } from './helpers/setup.js';
+import { chromiumLaunch } from '../scripts/test-deps.mjs';
 
-const CHROMIUM = '/usr/bin/chromium';
 export const SCREENSHOT = '/tmp/shardline-status-page.png';
 
 let browser: BrowserContext | undefined;
 let profile: string | undefined;
 
 before(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (.ci/run does it)`);
+  // A system chromium, or the one the devDependency @sparticuz/chromium ships (scripts/test-deps.mjs)
+  const launch = await chromiumLaunch();
+  if ('missing' in launch) throw new Error(launch.missing);
   profile = mkdtempSync(join(tmpdir(), 'shardline-chromium-'));
   // A fresh profile directory (launchPersistentContext passes it as --user-data-dir).
   browser = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
+    executablePath: launch.executablePath,
+    env: { ...process.env, ...launch.env } as Record<string, string>,
     headless: true,
     viewport: { width: 1280, height: 900 },
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],

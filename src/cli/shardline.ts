@@ -68,8 +68,8 @@ Options:
                            know is refused (with the closest known one)
   --extra-events <types>   dispatch types Discord added after this release, printed in addition to --events
   --max-events <n>         exit after printing n dispatches
-  --metrics-port <port>    serve Prometheus metrics at http://<host>:<port>/metrics (needs prom-client)
-  --status-port <port>     serve the live status page at http://<host>:<port>/
+  --metrics-port <port>    serve Prometheus /metrics (needs prom-client) and the probes /healthz, /readyz
+  --status-port <port>     serve the live status page at http://<host>:<port>/ (and /healthz, /readyz)
   --host <address>         interface of the metrics and status servers (default 127.0.0.1)
   --workers <n>            run the shards in n worker threads (default 0: this thread)
   --compression <c>        zlib-stream (default), zstd-stream or none

@@ -7,6 +7,7 @@
 import type { ShardStatus } from '../cluster-status.js';
 import { redact } from '../errors.js';
 import type { Logger } from '../logging.js';
+import { fit } from './width.js';
 
 const tty = process.stderr.isTTY === true && !process.env.NO_COLOR;
 const paint = (code: number) => (s: string) => (tty ? `\x1b[${code}m${s}\x1b[0m` : s);
@@ -50,13 +51,7 @@ export class StderrUi {
       process.stderr.write(`shardline: ${ready}/${total} shards ready (${secs})${failed ? `, ${failed} failed` : ''}\n`);
       return;
     }
-    const width = 28;
-    const filled = Math.round((ready / Math.max(1, total)) * width);
-    const bar = c.green('█'.repeat(filled)) + c.dim('░'.repeat(width - filled));
-    const waiting = total - ready - starting - failed;
-    const parts = [`${starting} starting`, `${waiting} waiting`];
-    if (failed) parts.push(c.red(`${failed} failed`));
-    this.drawBar(`${c.bold('shards ready')} ${bar} ${ready}/${total}  ${c.dim(parts.join(' · '))}  ${c.dim(secs)}`);
+    this.drawBar(fit(progressLine({ ready, starting, failed, total }, secs), (process.stderr.columns || 80) - 1));
   }
 
   /** Remove the progress bar for good. */
@@ -76,6 +71,17 @@ export class StderrUi {
     process.stderr.write('\r\x1b[K');
     this.barShown = false;
   }
+}
+
+/** The progress bar's line (under 80 columns up to ~1000 shards; cut to the terminal's width when drawn). */
+export function progressLine(n: { ready: number; starting: number; failed: number; total: number }, secs: string): string {
+  const width = 16;
+  const filled = Math.round((n.ready / Math.max(1, n.total)) * width);
+  const bar = c.green('█'.repeat(filled)) + c.dim('░'.repeat(width - filled));
+  const waiting = n.total - n.ready - n.starting - n.failed;
+  const parts = [`${n.starting} starting`, `${waiting} waiting`];
+  if (n.failed) parts.push(c.red(`${n.failed} failed`));
+  return `${c.bold('ready')} ${bar} ${n.ready}/${n.total}  ${c.dim(parts.join(' · '))}  ${c.dim(secs)}`;
 }
 
 /** A {@link Logger} that writes readable lines to the CLI's stderr. */

@@ -20,6 +20,7 @@ import { ClusterTracker, type ClusterMetrics, type LastDisconnect } from '../met
 import type { ShardState } from '../state.js';
 import { listenHttp, pathOf, type HttpEndpoint, type ListenOptions, type RequestHandler } from './http.js';
 import { STATUS_PAGE_HTML } from './page.js';
+import { createProbes, type ReadinessMode } from './probes.js';
 
 /** One shard in the status snapshot. */
 export interface StatusShard {
@@ -73,11 +74,13 @@ export interface StatusPageOptions {
   title?: string;
   /** Also answer `/metrics` from these metrics (one port for both). */
   metrics?: ClusterMetrics;
+  /** What `/readyz` waits for. Default `'shards'` (see {@link ReadinessMode}). */
+  readyz?: ReadinessMode;
 }
 
 /** A status page that can be closed. */
 export interface StatusPage {
-  /** `(req, res)` handler: the page for any path, `…/status.json` for the snapshot. */
+  /** `(req, res)` handler: the page for any path, `…/status.json` for the snapshot, `/healthz` and `/readyz` for container probes. */
   readonly handler: RequestHandler;
   /** The current snapshot (what `status.json` returns). */
   snapshot(): StatusSnapshot;
@@ -152,6 +155,7 @@ export function statusHandler(cluster: Cluster, options: StatusPageOptions = {})
   const title = options.title ?? 'shardline';
   const html = STATUS_PAGE_HTML.replaceAll('__TITLE__', escapeHtml(title));
   let closed = false;
+  const probes = createProbes(cluster, options.readyz);
   const snapshot = () => statusSnapshot(cluster, tracker, title);
   const handler: RequestHandler = (req: IncomingMessage, res: ServerResponse) => {
     if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -160,6 +164,7 @@ export function statusHandler(cluster: Cluster, options: StatusPageOptions = {})
     }
     const path = pathOf(req);
     if (options.metrics && path.endsWith('/metrics')) return options.metrics.handler(req, res);
+    if (probes.answer(req, res)) return;
     if (path.endsWith('/favicon.ico')) {
       res.writeHead(204).end();
       return;
@@ -180,6 +185,7 @@ export function statusHandler(cluster: Cluster, options: StatusPageOptions = {})
     async close() {
       if (closed) return;
       closed = true;
+      probes.close();
       tracker.release();
     },
   };
