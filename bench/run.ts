@@ -406,8 +406,8 @@ function streamTable(records: StreamRecord[], w: StreamWorkload, info: WorkloadI
     `### ${w.name}${w.events ? ` (shardline asks only for ${w.events.join(', ')}; floor and peers parse everything)` : ''}`,
     '',
     `mix \`${w.mix}\`, ${info.lastSeq - info.warmupSeq} measured dispatches (after ${info.warmupSeq - 1} warm-up), ` +
-      `${mb(info.jsonBytes)} MB JSON → zlib-stream ${mb(info.bytes['zlib-stream'])} MB` +
-      (info.bytes['zstd-stream'] ? `, zstd-stream ${mb(info.bytes['zstd-stream'])} MB` : ''),
+      `${mb(info.jsonBytes)} MB JSON → zlib-stream ${mb(info.bytes['zlib-stream'])} MB (${(info.jsonBytes / info.bytes['zlib-stream']).toFixed(1)}x)` +
+      (info.bytes['zstd-stream'] ? `, zstd-stream ${mb(info.bytes['zstd-stream'])} MB (${(info.jsonBytes / info.bytes['zstd-stream']).toFixed(1)}x)` : ''),
     '',
     '| client | transport (backend) | µs / dispatch (median) | min–max | × floor-zlib | × floor, same transport | RSS end | peak RSS |',
     '|---|---|---:|---:|---:|---:|---:|---:|',
@@ -596,6 +596,8 @@ async function main(): Promise<void> {
           }
         }
       }
+      if (opts.callgrind)
+        console.log(`mix \`${w.mix}\`: ${mb(info.jsonBytes)} MB JSON → zlib-stream ${mb(info.bytes['zlib-stream'])} MB (${(info.jsonBytes / info.bytes['zlib-stream']).toFixed(1)}x)\n`);
       console.log((opts.callgrind ? instructionTable(streamRecords, w) : streamTable(streamRecords, w, info)) + '\n');
     }
     if (workloadSelected(opts, 'memory') && !opts.callgrind) {
