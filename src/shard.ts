@@ -707,7 +707,7 @@ export class Shard extends TypedEmitter<ShardEventMap> {
     }
     // One closure per armed timer, its handle as the identity (an idle shard keeps its heartbeat armed).
     let handle: TimerHandle | undefined;
-    handle = clock.setTimeout(
+    const made = clock.setTimeout(
       () => {
         if (handle === undefined || this.#timers[name] !== handle) return;
         if (clock.now() <= at + 1) this.#fire(name, handle);
@@ -715,6 +715,7 @@ export class Shard extends TypedEmitter<ShardEventMap> {
       },
       Math.max(0, at - clock.now()),
     );
+    handle = made ?? ({} as TimerHandle); // a custom clock that returns no handle still gets an identity
     this.#timers[name] = handle;
   }
 
