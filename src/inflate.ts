@@ -104,6 +104,7 @@ const SLAB_MIN_FREE = 2 * 1024;
 const SCRATCH = 64 * 1024;
 const noop = (): void => {};
 const EMPTY = Buffer.alloc(0);
+const NO_CHUNKS: readonly Buffer[] = [];
 
 /**
  * The output slab of owned results, shared by every inflater in the process. Every push is synchronous on this
@@ -182,53 +183,88 @@ function internalZlibEngine(z: ZlibLike, max: number): [Engine, zlib.Inflate] {
 
 /** The same synchronous path on any `node:zlib` stream class (`Inflate`, `ZstdDecompress`), flushed with `flag`. */
 function internalEngine(name: string, stream: zlib.Inflate, flag: number, max: number, what: string): [Engine, zlib.Inflate] {
-  const inst = stream as NodeZlibInternals;
-  inst._outBuffer = EMPTY;
-  const handle = inst._handle!;
-  const realClose = handle.close;
-  handle.close = noop;
-  let streamError: unknown = null;
-  const onError = (err: unknown): void => {
-    streamError ??= err;
-  };
-  inst.on('error', onError);
-  // `_processChunk` registers a throw-away 'error' listener on every call (its errors actually arrive
-  // synchronously through the handle's onerror, see above): swallow those registrations.
-  const ownOn = inst.on;
-  inst.on = function (this: zlib.Inflate, event: string | symbol, listener: (...args: unknown[]) => void) {
-    return event === 'error' ? this : ownOn.call(this, event, listener);
-  } as typeof inst.on;
-  const engine: Engine = {
-    run(input, transient) {
-      if (streamError !== null) throw corrupt(name, streamError);
-      const buf = transient ? scratchBuffer() : freeSlab();
-      inst._outBuffer = buf;
-      inst._outOffset = transient ? 0 : slabOff;
-      inst._chunkSize = buf.length;
-      let out: Buffer;
-      try {
-        out = inst._processChunk(input, flag);
-      } catch (err) {
-        if ((err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') throw tooLarge(what, max);
-        throw corrupt(name, err);
-      } finally {
-        inst._handle = handle;
-        inst._outBuffer = EMPTY;
-      }
-      // Owned result inside the slab: keep those bytes, the next result starts after them.
-      if (!transient && out.buffer === buf.buffer && out.length > 0) slabOff = out.byteOffset - buf.byteOffset + out.length;
-      return out;
-    },
-    free() {
-      inst._handle = null;
-      try {
-        realClose.call(handle);
-      } catch {
-        /* already closed */
-      }
-    },
-  };
-  return [engine, inst];
+  const engine = new InternalZlibEngine(name, stream, flag, max, what);
+  return [engine, engine.inst];
+}
+
+/**
+ * `_processChunk` registers a throw-away 'error' listener on every call (its errors actually arrive synchronously
+ * through the handle's onerror, see above): an instance's own `on` swallows those registrations. One function
+ * for every instance (no per-connection closure).
+ */
+function onIgnoringErrors(this: zlib.Inflate, event: string | symbol, listener: (...args: unknown[]) => void): zlib.Inflate {
+  return event === 'error' ? this : (Object.getPrototypeOf(this) as zlib.Inflate).on.call(this, event, listener);
+}
+
+/** Where the permanent 'error' listener keeps the first stream error (a symbol-keyed field of the instance). */
+const kStreamError = Symbol('shardline.streamError');
+
+/** The permanent 'error' listener, shared by every instance: remembers the first error on the instance. */
+function rememberStreamError(this: zlib.Inflate & { [kStreamError]?: unknown }, err: unknown): void {
+  this[kStreamError] ??= err;
+}
+
+/**
+ * The fast-path engine as a class (methods on the prototype): an idle connection holds this object, the
+ * `zlib.Inflate` and its native handle, and no closures.
+ */
+class InternalZlibEngine implements Engine {
+  readonly inst: NodeZlibInternals & { [kStreamError]?: unknown };
+  private readonly handle: { close(): void };
+  private readonly realClose: () => void;
+  private readonly max: number;
+  private readonly sync: number;
+  private readonly name: string;
+  private readonly what: string;
+
+  constructor(name: string, stream: zlib.Inflate, flag: number, max: number, what: string) {
+    const inst = stream as NodeZlibInternals & { [kStreamError]?: unknown };
+    inst._outBuffer = EMPTY;
+    this.inst = inst;
+    this.max = max;
+    this.sync = flag;
+    this.name = name;
+    this.what = what;
+    const handle = inst._handle!;
+    this.handle = handle;
+    this.realClose = handle.close;
+    handle.close = noop;
+    inst[kStreamError] = null;
+    inst.on('error', rememberStreamError);
+    inst.on = onIgnoringErrors as typeof inst.on;
+  }
+
+  run(input: Buffer, transient: boolean): Buffer {
+    const inst = this.inst;
+    const streamError = inst[kStreamError];
+    if (streamError != null) throw corrupt(this.name, streamError);
+    const buf = transient ? scratchBuffer() : freeSlab();
+    inst._outBuffer = buf;
+    inst._outOffset = transient ? 0 : slabOff;
+    inst._chunkSize = buf.length;
+    let out: Buffer;
+    try {
+      out = inst._processChunk(input, this.sync);
+    } catch (err) {
+      if ((err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') throw tooLarge(this.what, this.max);
+      throw corrupt(this.name, err);
+    } finally {
+      inst._handle = this.handle;
+      inst._outBuffer = EMPTY;
+    }
+    // Owned result inside the slab: keep those bytes, the next result starts after them.
+    if (!transient && out.buffer === buf.buffer && out.length > 0) slabOff = out.byteOffset - buf.byteOffset + out.length;
+    return out;
+  }
+
+  free(): void {
+    this.inst._handle = null;
+    try {
+      this.realClose.call(this.handle);
+    } catch {
+      /* already closed */
+    }
+  }
 }
 
 const nodeZlibEngine: EngineFactory = (max) => internalZlibEngine(zlib, max)[0];
@@ -836,7 +872,7 @@ export function inflateBackends(): { zlib: string[]; zstd: string[] } {
 // ---------------------------------------------------------------------------------------------------------
 
 /** True when the bytes of `pending` followed by `last` end with the zlib sync-flush marker `00 00 FF FF`. */
-function endsWithSyncFlush(pending: Buffer[], last: Buffer): boolean {
+function endsWithSyncFlush(pending: readonly Buffer[], last: Buffer): boolean {
   const n = last.length;
   if (n >= 4) return last[n - 4] === 0x00 && last[n - 3] === 0x00 && last[n - 2] === 0xff && last[n - 1] === 0xff;
   // Marker split across websocket messages: walk back through the buffered chunks.
@@ -861,7 +897,8 @@ class StreamInflater implements Inflater {
   private readonly max: number;
   /** zlib-stream only: chunks of a message split across websocket messages. */
   private readonly framed: boolean;
-  private pending: Buffer[] = [];
+  /** Created for the first message split across websocket messages (rare): an idle connection holds none. */
+  private pending: Buffer[] | null = null;
   private failure: InflateError | null = null;
   private closed = false;
 
@@ -882,15 +919,16 @@ class StreamInflater implements Inflater {
     if (this.framed) {
       const buffered = stats.bufferSize + chunk.length;
       if (buffered > this.max) return this.fail(tooLarge('buffered compressed input', this.max));
-      if (!endsWithSyncFlush(this.pending, chunk)) {
-        if (chunk.length > 0) this.pending.push(chunk);
+      const pending = this.pending;
+      if (!endsWithSyncFlush(pending ?? NO_CHUNKS, chunk)) {
+        if (chunk.length > 0) (this.pending ??= []).push(chunk);
         stats.bufferSize = buffered;
         return null;
       }
-      if (this.pending.length > 0) {
-        this.pending.push(chunk);
-        input = Buffer.concat(this.pending, buffered);
-        this.pending = [];
+      if (pending !== null && pending.length > 0) {
+        pending.push(chunk);
+        input = Buffer.concat(pending, buffered);
+        this.pending = null;
         stats.bufferSize = 0;
       }
     } else {
@@ -915,14 +953,14 @@ class StreamInflater implements Inflater {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.pending = [];
+    this.pending = null;
     this.stats.bufferSize = 0;
     this.engine.free();
   }
 
   private fail(err: InflateError): never {
     this.failure = err;
-    this.pending = [];
+    this.pending = null;
     this.stats.bufferSize = 0;
     throw err;
   }

@@ -29,7 +29,8 @@ export class RateLimit {
   private readonly presenceWindow: number;
   /** Send times in the current window, oldest first. */
   private log: number[] = [];
-  private presenceLog: number[] = [];
+  /** Presence updates (op 3) in the window; created by the first one (most shards never send one). */
+  private presenceLog: number[] | null = null;
   /** Slots kept for regular heartbeats and the one IDENTIFY/RESUME of the connection. */
   reserved = 3;
 
@@ -44,15 +45,20 @@ export class RateLimit {
   /** A new connection got HELLO: a fresh window, and the reservation for its heartbeats and handshake. */
   reset(heartbeatInterval: number): void {
     this.log = [];
-    this.presenceLog = [];
+    this.presenceLog = null;
     const beats = heartbeatInterval > 0 ? Math.ceil(this.window / heartbeatInterval) + 1 : 2;
     this.reserved = Math.min(this.limit - 1, beats + 1);
   }
 
   /** Record one payload written now. */
   record(now: number, op: number): void {
-    this.log.push(now);
-    if (op === 3) this.presenceLog.push(now);
+    // Prune here too: an idle shard only ever records heartbeats, and its log must not grow for as long as the
+    // connection lives. A short log is copied at its exact size (a push would give it room for 16 more).
+    this.prune(now);
+    const log = this.log;
+    if (log.length < 8) this.log = log.concat(now);
+    else log.push(now);
+    if (op === 3) (this.presenceLog ??= []).push(now);
   }
 
   /** Payloads sent in the window ending now. */
@@ -73,9 +79,10 @@ export class RateLimit {
       const over = this.log.length - (this.limit - this.reserved);
       at = Math.max(at, this.log[over]! + this.window + 1);
     }
-    if (op === 3 && this.presenceLog.length >= this.presenceLimit) {
-      const over = this.presenceLog.length - this.presenceLimit;
-      at = Math.max(at, this.presenceLog[over]! + this.presenceWindow + 1);
+    const presences = this.presenceLog;
+    if (op === 3 && presences !== null && presences.length >= this.presenceLimit) {
+      const over = presences.length - this.presenceLimit;
+      at = Math.max(at, presences[over]! + this.presenceWindow + 1);
     }
     return at;
   }
@@ -85,9 +92,11 @@ export class RateLimit {
     let i = 0;
     while (i < this.log.length && this.log[i]! <= cutoff) i++;
     if (i) this.log.splice(0, i);
+    const presences = this.presenceLog;
+    if (presences === null) return;
     const pcut = now - this.presenceWindow;
     let j = 0;
-    while (j < this.presenceLog.length && this.presenceLog[j]! <= pcut) j++;
-    if (j) this.presenceLog.splice(0, j);
+    while (j < presences.length && presences[j]! <= pcut) j++;
+    if (j) presences.splice(0, j);
   }
 }

@@ -100,7 +100,6 @@ export interface ShardCoreOptions {
 
 interface Conn {
   readonly id: number;
-  readonly url: string;
   /** This connection RESUMEs (decided when it was opened). */
   readonly resuming: boolean;
   /** Opened on `resume_gateway_url`. */
@@ -164,8 +163,15 @@ export class ShardCore {
     rateLimited: 0,
     silent: 0,
   };
-  /** Payloads written, by op. */
-  readonly sent = new Map<number, number>();
+  /** Payloads written, by op (a new Map on each read; see {@link ShardCore.countSent}). */
+  get sent(): ReadonlyMap<number, number> {
+    const m = new Map<number, number>();
+    if (this.sentBeats !== 0) m.set(1, this.sentBeats);
+    if (this.sentIdentifies !== 0) m.set(2, this.sentIdentifies);
+    if (this.sentResumes !== 0) m.set(6, this.sentResumes);
+    if (this.sentOps !== null) for (const [op, n] of this.sentOps) m.set(op, n);
+    return m;
+  }
   lastCloseCode: number | null = null;
   /** Produce `debug` events (string building costs; the driver turns it on while someone listens). */
   debugging = false;
@@ -204,6 +210,12 @@ export class ShardCore {
    */
   private silence: { seq: number; since: number } | null = null;
   private readonly o: ShardCoreOptions;
+  // Payloads written by op: heartbeats, IDENTIFYs and RESUMEs (what every shard sends) in fields, the rest in a
+  // map created by the first command (a map per shard costs ~0.2 KB; thousands of idle shards per process).
+  private sentBeats = 0;
+  private sentIdentifies = 0;
+  private sentResumes = 0;
+  private sentOps: Map<number, number> | null = null;
 
   constructor(options: ShardCoreOptions) {
     this.o = options;
@@ -459,10 +471,10 @@ export class ShardCore {
     url.searchParams.set('encoding', 'json');
     if (this.o.compression) url.searchParams.set('compress', this.o.compression);
     else url.searchParams.delete('compress');
-    const conn: Conn = { id: ++this.connIds, url: url.href, resuming, viaResumeUrl: viaResume, hello: false, awaitingTurn: false, authSent: false };
+    const conn: Conn = { id: ++this.connIds, resuming, viaResumeUrl: viaResume, hello: false, awaitingTurn: false, authSent: false };
     this.conn = conn;
     this.transition('connecting', { ...cause, reason: `${cause.reason}; ${resuming ? 'resume' : 'identify'} via ${url.host}` });
-    this.effects.push({ type: 'open', conn: conn.id, url: conn.url });
+    this.effects.push({ type: 'open', conn: conn.id, url: url.href });
     this.setTimer('hello', this.o.now() + this.o.helloTimeout);
   }
 
@@ -900,7 +912,13 @@ export class ShardCore {
   }
 
   private countSent(op: number): void {
-    this.sent.set(op, (this.sent.get(op) ?? 0) + 1);
+    if (op === 1) this.sentBeats++;
+    else if (op === 2) this.sentIdentifies++;
+    else if (op === 6) this.sentResumes++;
+    else {
+      const m = (this.sentOps ??= new Map());
+      m.set(op, (m.get(op) ?? 0) + 1);
+    }
   }
 
   private emit(event: ShardEvent): void {

@@ -95,3 +95,16 @@ test('a flood with regular heartbeats never exceeds the limit in any sliding win
   // and the commands get (almost) all of the rest: ~116 per 61 s
   assert.ok(sent.length >= (600_000 / 61_000) * 114, `${sent.length} payloads in 600 s`);
 });
+
+test('an idle connection (heartbeats only, never asking for a slot) keeps only its window in the log', () => {
+  const rl = new RateLimit();
+  rl.reset(41_250);
+  let now = 0;
+  for (let beat = 0; beat < 2000; beat++, now += 41_250) rl.record(now, 1); // ~23 hours of heartbeats
+  // The log is internal; what matters is that it does not grow with the connection's age (it did: one entry
+  // per heartbeat, pruned only when a command asked for a slot).
+  const log = (rl as unknown as { log: number[] }).log;
+  assert.ok(log.length <= 2, `log holds ${log.length} entries`);
+  assert.equal(rl.used(now), 1, 'one beat in the window now (the last at now − 41 250, the previous outside)');
+  assert.equal(rl.nextSlot(now, 8), now, 'commands are free to go');
+});

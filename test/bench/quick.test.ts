@@ -18,7 +18,7 @@ interface QuickResults {
   stream: Array<{ workload: string; client: string; received: number; expectedTotal: number; receivedWindow: number; expectedWindow: number; inversions: number; ok: boolean; cpuUs: number }>;
   idle: Array<{ client: string; shards: number; ready: number; ok: boolean }>;
   failures: string[];
-  options: { shards: number };
+  options: { shards: number[] };
 }
 
 function runQuick(jsonPath: string): Promise<{ code: number | null; output: string }> {
@@ -70,8 +70,12 @@ test('bench --quick: every client receives every dispatch, every idle shard gets
     const full = filtered.find((s) => s.client === 'floor-zlib')!;
     for (const s of filtered.filter((x) => x.client.startsWith('shardline-'))) assert.ok(s.received < full.received, `${s.client} filtered`);
 
-    assert.deepEqual(r.idle.map((i) => i.client).sort(), ['djs-native-zlib', 'djs-zlib-sync', 'shardline-zlib']);
-    for (const i of r.idle) assert.equal(i.ready, r.options.shards, `${i.client}: idle shards READY`);
+    assert.deepEqual(r.idle.map((i) => i.client).sort(), ['discordeno-zlib', 'djs-native-zlib', 'djs-zlib-sync', 'floor-zlib', 'floor-zlib-sync', 'shardline-zlib']);
+    for (const i of r.idle) {
+      assert.deepEqual([i.shards], r.options.shards, `${i.client}: shard count`);
+      assert.equal(i.ready, i.shards, `${i.client}: idle shards READY`);
+      assert.ok(i.ok, `${i.client}: idle run checks`);
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
