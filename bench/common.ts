@@ -261,6 +261,10 @@ export function readyJson(port: number, sessionId: string, shard: [number, numbe
   d.session_id = sessionId;
   d.resume_gateway_url = `ws://127.0.0.1:${port}`;
   d.shard = shard;
+  // The idle shard measured is one whose guilds have loaded: a READY that listed unavailable guilds would keep
+  // shardline's guild wait (a Set and a timer, released on the last GUILD_CREATE or after guildsTimeout) alive
+  // through the whole measurement, which no steady-state shard holds. No peer tracks READY's guilds.
+  d.guilds = [];
   return envelope(0, d, 1, 'READY');
 }
 
