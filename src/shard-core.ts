@@ -16,7 +16,7 @@ import type { GatewayReadyDispatchData } from 'discord-api-types/v10';
 import { Backoff } from './backoff.js';
 import { scanHeader, parsePayload } from './decode.js';
 import { DecodeError, GatewayError, SendError, ShardlineError } from './errors.js';
-import type { DisconnectKind, DispatchEvent, GuildMembersChunk, PresenceData, StateCause } from './events.js';
+import { parseRateLimited, type DisconnectKind, type DispatchEvent, type GuildMembersChunk, type PresenceData, type StateCause } from './events.js';
 import { GUILDS_TIMEOUT, GuildWait, guildIdOf, readyGuilds } from './guild-wait.js';
 import { Heartbeat } from './heartbeat.js';
 import { intentNames, uncoveredEvents } from './intents.js';
@@ -513,7 +513,11 @@ export class ShardCore extends CoreOutput {
     if (type === 'READY') this.onReady(payload.d as GatewayReadyDispatchData);
     else if (type === 'RESUMED') this.onResumed();
     else if (type === 'GUILD_MEMBERS_CHUNK') this.effects.push({ type: 'chunk', data: payload.d as GuildMembersChunk });
-    else if (type === 'RATE_LIMITED') this.onRateLimited(payload.d);
+    else if (type === 'RATE_LIMITED') {
+      // Counted and reported; the driver fails or retries the member request.
+      this.counters.rateLimited++;
+      this.emit(parseRateLimited(this.o.id, payload.d));
+    }
     if (wanted) {
       this.counters.dispatches++;
       this.effects.push({ type: 'dispatch', event: { shardId: this.o.id, type, sequence: s ?? this.seq, data: payload.d } as DispatchEvent });
@@ -521,22 +525,6 @@ export class ShardCore extends CoreOutput {
     // After the dispatch: whoever sees `guildsReady` has seen every GUILD_CREATE before it.
     if (type === 'READY' && this._state === 'ready') this.startGuildsWait(payload.d as GatewayReadyDispatchData);
     else if (type === 'GUILD_CREATE' && this.guildWait !== null) this.guildArrived((payload.d as { id?: unknown } | null)?.id);
-  }
-
-  /** RATE_LIMITED (`{ opcode, retry_after: s, meta: { guild_id, nonce } }`): counted and reported; the driver fails or retries the request. */
-  private onRateLimited(d: unknown): void {
-    const p = (d ?? {}) as { opcode?: unknown; retry_after?: unknown; meta?: { guild_id?: unknown; nonce?: unknown } | null };
-    const secs = typeof p.retry_after === 'number' && Number.isFinite(p.retry_after) && p.retry_after > 0 ? p.retry_after : 0;
-    const meta = p.meta ?? {};
-    this.counters.rateLimited++;
-    this.emit({
-      kind: 'rateLimited',
-      shardId: this.o.id,
-      opcode: typeof p.opcode === 'number' ? p.opcode : -1,
-      retryAfter: Math.ceil(secs * 1000),
-      guildId: typeof meta.guild_id === 'string' ? meta.guild_id : null,
-      nonce: typeof meta.nonce === 'string' ? meta.nonce : null,
-    });
   }
 
   // ---- guilds loading: READY's unavailable guilds until their GUILD_CREATE ------------------------------

@@ -6,37 +6,19 @@ import { systemClock, type Clock, type TimerHandle } from './clock.js';
 import { TypedEmitter } from './emitter.js';
 import { GatewayError, GatewayUnreachableError, RateLimitedError, SendError, ShardlineError, redact } from './errors.js';
 import { toDisconnectedEvent, toStateChange, type DispatchEvent, type PresenceData, type ShardEvent, type ShardEventMap } from './events.js';
-import { createInflater, type Inflater, type TransportCompression } from './inflate.js';
-import { abortError, bounded, checkTimeout } from './bounded.js';
+import type { Inflater, TransportCompression } from './inflate.js';
+import { abortError, bounded, type ConnectAttempt, checkTimeout, connectAttempt, unreachableError } from './bounded.js';
 import { MemberRequest, type MemberRequestOptions, memberNonce, memberRateLimitedError, memberRetries, missingIntentError } from './members.js';
 import { LocalIdentifyQueue, type IdentifyQueue } from './queue.js';
 import type { Session } from './session.js';
 import { checkShardOptions, shardCoreOptions, type ShardConnectOptions, type ShardOptions } from './shard-options.js';
 import { API_VERSION, MAX_PAYLOAD_BYTES, ShardCore, type Effect, type ShardCounters, type TimerName } from './shard-core.js';
+import { closeInflater, closeSocket, type InflateTotals, openSocket, type Socket } from './shard-socket.js';
 import type { ShardState } from './state.js';
 
 export { API_VERSION, MAX_PAYLOAD_BYTES };
 export { DEFAULT_GATEWAY_URL, type ShardConnectOptions, type ShardOptions } from './shard-options.js';
 export type { MemberRequestOptions } from './members.js';
-
-interface Socket {
-  readonly conn: number;
-  readonly ws: WebSocket;
-  readonly inflater: Inflater | null;
-  /** Created when the connection asks for an identify turn (a resuming connection never does). */
-  identifyAbort: AbortController | null;
-}
-
-interface Deferred {
-  promise: Promise<void>;
-  resolve: () => void;
-  reject: (e: Error) => void;
-  /** Sockets opened for this connect (for {@link GatewayUnreachableError}). */
-  attempts: number;
-  /** The last connection loss, as text, and the error of the last failed connect. */
-  lastCause: string | null;
-  lastError: Error | null;
-}
 
 /**
  * One websocket session with Discord's gateway: identifies (or resumes), heartbeats, detects zombie
@@ -81,11 +63,11 @@ export class Shard extends TypedEmitter<ShardEventMap> {
   #commands: Map<number, { resolve: () => void; reject: (e: Error) => void }> | null = null;
   #channels: Set<EventChannel<DispatchEvent>> | null = null;
   #memberRequests: Map<string, MemberRequest> | null = null;
-  #inflatePast: { bytesIn: number; bytesOut: number; messages: number } | null = null;
+  #inflatePast: InflateTotals | null = null;
   #draining = false;
   #commandIds = 0;
   #nonces = 0;
-  #connecting: Deferred | null = null;
+  #connecting: ConnectAttempt | null = null;
   #pressure = 0;
   #userPaused = false;
 
@@ -201,16 +183,7 @@ export class Shard extends TypedEmitter<ShardEventMap> {
     if (invalid) return Promise.reject(invalid);
     if (this.#core.state === 'ready') return Promise.resolve();
     if (signal?.aborted) return Promise.reject(abortError(signal, `shard ${this.id}: connect aborted`));
-    if (!this.#connecting) {
-      let resolve!: () => void;
-      let reject!: (e: Error) => void;
-      const promise = new Promise<void>((res, rej) => {
-        resolve = res;
-        reject = rej;
-      });
-      this.#connecting = { promise, resolve, reject, attempts: 0, lastCause: null, lastError: null };
-    }
-    const pending = this.#connecting;
+    const pending = (this.#connecting ??= connectAttempt());
     this.#core.connect(); // a no-op while a connection is open or opening; hurries a reconnect's back-off
     this.#drain();
     if (timeout === undefined && signal === undefined) return pending.promise;
@@ -219,11 +192,7 @@ export class Shard extends TypedEmitter<ShardEventMap> {
       timeout,
       signal,
       abortMessage: `shard ${this.id}: connect aborted`,
-      timedOut: () => {
-        const last = pending.lastCause ? `; last: ${pending.lastCause}` : '';
-        const message = `shard ${this.id}: gateway not reached within ${timeout} ms (${pending.attempts} connect attempt(s)${last}); check gatewayUrl and the network`;
-        return new GatewayUnreachableError(redact(message, this.#token), { attempts: pending.attempts, shardId: this.id, cause: pending.lastError ?? pending.lastCause ?? undefined });
-      },
+      timedOut: () => unreachableError(this.id, timeout!, pending, (m) => redact(m, this.#token)),
       giveUp: () => {
         if (this.#connecting === pending) this.close({ resumable: true }).catch(() => undefined);
       },
@@ -544,13 +513,11 @@ export class Shard extends TypedEmitter<ShardEventMap> {
   }
 
   #open(conn: number, url: string): void {
-    let inflater: Inflater | null = null;
+    let inflater: Inflater | null;
     let ws: WebSocket;
     try {
-      inflater = this.#compression ? createInflater(this.#compression, { maxMessageSize: this.#maxMessageSize }) : null;
-      ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: this.#maxMessageSize });
+      ({ ws, inflater } = openSocket(url, this.#compression, this.#maxMessageSize));
     } catch (err) {
-      inflater?.close();
       const error = new GatewayError('CONNECT_FAILED', `shard ${this.id}: cannot open ${new URL(url).host}: ${(err as Error).message}`, { shardId: this.id, cause: err });
       queueMicrotask(() => {
         this.#core.openFailed(conn, error);
@@ -643,31 +610,10 @@ export class Shard extends TypedEmitter<ShardEventMap> {
     if (socket === null || socket.conn !== conn) return;
     this.#socket = null;
     socket.identifyAbort?.abort(new ShardlineError('ABORTED', 'connection closed'));
-    if (socket.inflater) {
-      const st = socket.inflater.stats;
-      const past = (this.#inflatePast ??= { bytesIn: 0, bytesOut: 0, messages: 0 });
-      past.bytesIn += st.bytesIn;
-      past.bytesOut += st.bytesOut;
-      past.messages += st.messages;
-      socket.inflater.close();
-    }
-    const ws = socket.ws;
-    ws.removeAllListeners();
-    ws.on('error', () => {}); // late socket errors of a discarded connection must not crash the process
-    if (ws.readyState === WebSocket.CLOSED) return;
-    const closed = new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        ws.terminate();
-        resolve();
-      }, 1000);
-      timer.unref();
-      ws.once('close', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-      if (code === null || ws.readyState === WebSocket.CONNECTING) ws.terminate();
-      else ws.close(code);
-    });
+    if (socket.inflater) this.#inflatePast = closeInflater(socket.inflater, this.#inflatePast);
+    socket.ws.removeAllListeners();
+    const closed = closeSocket(socket.ws, code);
+    if (closed === null) return;
     const closing = (this.#closing ??= new Set());
     closing.add(closed);
     void closed.then(() => closing.delete(closed));
