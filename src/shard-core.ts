@@ -10,6 +10,10 @@
  * checks, the event filter and sequence bookkeeping. Time comes from the `now` function given to the
  * constructor, randomness from `random`: with a virtual clock and a seeded random every run is reproducible.
  *
+ * Beside it, each with one concern the core calls into: `shard-core-io.ts` (options, effects, counters, the
+ * effect-appending base class), `payload.ts` (encoding and size checks, the connect URL), `guild-wait.ts` and
+ * `silence.ts` (the `guildsReady` and `silent` bookkeeping), `session.ts` (the decision table).
+ *
  * @packageDocumentation
  */
 import type { GatewayReadyDispatchData } from 'discord-api-types/v10';

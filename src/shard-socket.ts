@@ -47,6 +47,18 @@ export function closeInflater(inflater: Inflater, past: InflateTotals | null): I
   return totals;
 }
 
+/** The totals of the closed connections plus the live inflater's (null: none), its buffered bytes and its backend. */
+export function inflateStats(past: InflateTotals | null, live: Inflater | null): { bytesIn: number; bytesOut: number; messages: number; bufferSize: number; backend: string | null } {
+  const cur = live?.stats ?? null;
+  return {
+    bytesIn: (past?.bytesIn ?? 0) + (cur?.bytesIn ?? 0),
+    bytesOut: (past?.bytesOut ?? 0) + (cur?.bytesOut ?? 0),
+    messages: (past?.messages ?? 0) + (cur?.messages ?? 0),
+    bufferSize: cur?.bufferSize ?? 0,
+    backend: live?.backend ?? null,
+  };
+}
+
 /**
  * Close `ws` (listeners already removed) with `code`, or at once (`code` null, or still connecting); resolves when
  * it is closed, terminating it after 1 s. Null when it is closed already.

@@ -13,7 +13,7 @@ import { LocalIdentifyQueue, type IdentifyQueue } from './queue.js';
 import type { Session } from './session.js';
 import { checkShardOptions, shardCoreOptions, type ShardConnectOptions, type ShardOptions } from './shard-options.js';
 import { API_VERSION, MAX_PAYLOAD_BYTES, ShardCore, type Effect, type ShardCounters, type TimerName } from './shard-core.js';
-import { closeInflater, closeSocket, type InflateTotals, openSocket, type Socket } from './shard-socket.js';
+import { closeInflater, closeSocket, type InflateTotals, inflateStats, openSocket, type Socket } from './shard-socket.js';
 import type { ShardState } from './state.js';
 
 export { API_VERSION, MAX_PAYLOAD_BYTES };
@@ -144,16 +144,7 @@ export class Shard extends TypedEmitter<ShardEventMap> {
    */
   get inflateStats(): { bytesIn: number; bytesOut: number; messages: number; bufferSize: number; backend: string | null } {
     const conn = this.#core.connection;
-    const live = conn !== null && this.#socket?.conn === conn ? this.#socket.inflater : undefined;
-    const cur = live?.stats ?? null;
-    const past = this.#inflatePast;
-    return {
-      bytesIn: (past?.bytesIn ?? 0) + (cur?.bytesIn ?? 0),
-      bytesOut: (past?.bytesOut ?? 0) + (cur?.bytesOut ?? 0),
-      messages: (past?.messages ?? 0) + (cur?.messages ?? 0),
-      bufferSize: cur?.bufferSize ?? 0,
-      backend: live?.backend ?? null,
-    };
+    return inflateStats(this.#inflatePast, conn !== null && this.#socket?.conn === conn ? this.#socket.inflater : null);
   }
 
   /**
