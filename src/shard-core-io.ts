@@ -121,7 +121,7 @@ export abstract class CoreOutput {
     rateLimited: 0,
     silent: 0,
   };
-  /** Payloads written, by op (a new Map on each read; see {@link ShardCore.countSent}). */
+  /** Payloads written, by op (a new Map on each read; see {@link CoreOutput.countSent}). */
   get sent(): ReadonlyMap<number, number> {
     const m = new Map<number, number>();
     if (this.sentBeats !== 0) m.set(1, this.sentBeats);
