@@ -4,7 +4,7 @@
  * @packageDocumentation
  */
 import type { Clock, TimerHandle } from './clock.js';
-import { ShardlineError } from './errors.js';
+import { GatewayUnreachableError, ShardlineError } from './errors.js';
 
 /** How a connect is bounded. */
 export interface Bounds {
@@ -62,4 +62,34 @@ export function bounded(work: Promise<void>, b: Bounds): Promise<void> {
       },
     );
   });
+}
+
+/** One connect in progress: its promise, how to settle it, and what was seen so far (for {@link GatewayUnreachableError}). */
+export interface ConnectAttempt {
+  promise: Promise<void>;
+  resolve: () => void;
+  reject: (e: Error) => void;
+  /** Sockets opened for this connect. */
+  attempts: number;
+  /** The last connection loss, as text, and the error of the last failed connect. */
+  lastCause: string | null;
+  lastError: Error | null;
+}
+
+/** A new pending {@link ConnectAttempt}. */
+export function connectAttempt(): ConnectAttempt {
+  let resolve!: () => void;
+  let reject!: (e: Error) => void;
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject, attempts: 0, lastCause: null, lastError: null };
+}
+
+/** The error of shard `shardId`'s connect that reached no gateway within `timeout` ms; `redact` cleans the message (the token). */
+export function unreachableError(shardId: number, timeout: number, a: ConnectAttempt, redact: (message: string) => string): GatewayUnreachableError {
+  const last = a.lastCause ? `; last: ${a.lastCause}` : '';
+  const message = `shard ${shardId}: gateway not reached within ${timeout} ms (${a.attempts} connect attempt(s)${last}); check gatewayUrl and the network`;
+  return new GatewayUnreachableError(redact(message), { attempts: a.attempts, shardId, cause: a.lastError ?? a.lastCause ?? undefined });
 }

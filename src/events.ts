@@ -198,3 +198,18 @@ export function toStateChange(e: Extract<ShardEvent, { kind: 'state' }>): StateC
 export function toDisconnectedEvent(e: Extract<ShardEvent, { kind: 'disconnected' }>): DisconnectedEvent {
   return { shardId: e.shardId, code: e.code, cause: e.label, kind: e.cause, action: e.action };
 }
+
+/** The `rateLimited` event of a RATE_LIMITED dispatch's `d` (`{ opcode, retry_after: s, meta: { guild_id, nonce } }`), each field checked. */
+export function parseRateLimited(shardId: number, d: unknown): Extract<ShardEvent, { kind: 'rateLimited' }> {
+  const p = (d ?? {}) as { opcode?: unknown; retry_after?: unknown; meta?: { guild_id?: unknown; nonce?: unknown } | null };
+  const secs = typeof p.retry_after === 'number' && Number.isFinite(p.retry_after) && p.retry_after > 0 ? p.retry_after : 0;
+  const meta = p.meta ?? {};
+  return {
+    kind: 'rateLimited',
+    shardId,
+    opcode: typeof p.opcode === 'number' ? p.opcode : -1,
+    retryAfter: Math.ceil(secs * 1000),
+    guildId: typeof meta.guild_id === 'string' ? meta.guild_id : null,
+    nonce: typeof meta.nonce === 'string' ? meta.nonce : null,
+  };
+}

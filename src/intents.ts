@@ -124,3 +124,13 @@ export function intentNames(bits: number): string[] {
   for (let i = 0; i < 31; i++) if (bits & (1 << i) && !(AllIntents & (1 << i))) names.push(`bit ${i}`);
   return names;
 }
+
+/** The dispatch types in `events` that need an intent missing from `intents` (each with the bits it needs): they will never arrive. */
+export function uncoveredEvents(events: Iterable<string>, intents: number): Array<[event: string, need: number]> {
+  const out: Array<[string, number]> = [];
+  for (const t of events) {
+    const need = intentsForEvent(t);
+    if (need !== 0 && (need & intents) === 0) out.push([t, need]);
+  }
+  return out;
+}

@@ -1,7 +1,18 @@
 import { EventChannel } from './channel.js';
 import type { Clock, TimerHandle } from './clock.js';
-import { ShardlineError, type RateLimitedError } from './errors.js';
-import type { GuildMembersChunk } from './events.js';
+import type { GatewayRequestGuildMembersData } from 'discord-api-types/v10';
+import { RateLimitedError, ShardlineError } from './errors.js';
+import type { GuildMembersChunk, ShardEvent } from './events.js';
+import { Intents } from './intents.js';
+
+/** Options of {@link Shard.requestGuildMembers}. */
+export interface MemberRequestOptions {
+  /**
+   * When the gateway answers RATE_LIMITED: `false` (default) fails the request at once with a
+   * {@link RateLimitedError}; `true` waits `retryAfter` and asks again, up to 3 times; a number sets how many times.
+   */
+  retry?: boolean | number;
+}
 
 /**
  * The answer to one Request Guild Members (op 8): `await` it for every chunk, or iterate it to handle chunks as
@@ -99,4 +110,44 @@ export class MemberRequest implements PromiseLike<GuildMembersChunk[]>, AsyncIte
   [Symbol.asyncIterator](): AsyncIterator<GuildMembersChunk> {
     return this.channel[Symbol.asyncIterator]();
   }
+}
+
+// ---- the shard's side of a member request (src/shard.ts keeps the map of open requests by nonce) -------------
+
+/** Retries of a rate-limited member request with `retry: true`. */
+const MEMBER_REQUEST_RETRIES = 3;
+
+/** A nonce for the `n`th member request of shard `shardId` that gave none (at most 32 bytes). */
+export function memberNonce(shardId: number, n: number): string {
+  return `sl${shardId.toString(36)}-${n.toString(36)}-${Date.now().toString(36)}`;
+}
+
+/** How many times a rate-limited request is asked again: `retry: true` 3, a positive number that many, else 0. */
+export function memberRetries(options: MemberRequestOptions): number {
+  const r = options.retry;
+  return r === true ? MEMBER_REQUEST_RETRIES : typeof r === 'number' && r > 0 ? Math.floor(r) : 0;
+}
+
+/** A member request the gateway would never answer fully with these intents: the error that says so, or null. */
+export function missingIntentError(shardId: number, intents: number, r: GatewayRequestGuildMembersData): ShardlineError | null {
+  const all = 'query' in r && r.query === '' && (r.limit ?? 0) === 0 && !('user_ids' in r && r.user_ids !== undefined);
+  if (all && (intents & Intents.GuildMembers) === 0) {
+    return new ShardlineError(
+      'MISSING_INTENT',
+      `shard ${shardId}: requesting every member of guild ${r.guild_id} (query '' and limit 0) needs the GuildMembers intent: add Intents.GuildMembers (privileged: enable it in the Developer Portal) or ask by query / user_ids`,
+    );
+  }
+  if (r.presences === true && (intents & Intents.GuildPresences) === 0) {
+    return new ShardlineError(
+      'MISSING_INTENT',
+      `shard ${shardId}: presences: true needs the GuildPresences intent: add Intents.GuildPresences (privileged: enable it in the Developer Portal) or leave presences out`,
+    );
+  }
+  return null;
+}
+
+/** The error a member request fails (or retries) with when the gateway answered RATE_LIMITED for its nonce. */
+export function memberRateLimitedError(e: Extract<ShardEvent, { kind: 'rateLimited' }>): RateLimitedError {
+  const message = `shard ${e.shardId}: the gateway rate limited member request ${e.nonce}${e.guildId ? ` for guild ${e.guildId}` : ''}: retry after ${e.retryAfter} ms`;
+  return new RateLimitedError(message, { retryAfter: e.retryAfter, opcode: e.opcode, guildId: e.guildId, shardId: e.shardId });
 }

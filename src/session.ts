@@ -5,6 +5,7 @@
  * resume instead of identifying. {@link decide} is the one table-driven place where every close code and
  * reconnect trigger is turned into an action: resume, identify anew, or stop for good.
  */
+import { GatewayError } from './errors.js';
 
 /** What is needed to resume a gateway session. Plain, serialisable data. */
 export interface Session {
@@ -122,6 +123,16 @@ export function decide(cause: DisconnectCause, opts: DecisionOptions = {}): Deci
       return { action: row.action, identifyDelay: false, label, ...(row.fix ? { fix: row.fix } : {}) };
     }
   }
+}
+
+/** The error a `fatal` decision stops shard `shardId` with: the close code, its name, and what to fix. */
+export function fatalCloseError(shardId: number, cause: DisconnectCause, decision: Decision): GatewayError {
+  const closeCode = cause.kind === 'close' ? cause.code : null;
+  const name = closeCode !== null ? (CLOSE_CODES[closeCode]?.name ?? '') : '';
+  return new GatewayError(`CLOSE_${closeCode}`, `shard ${shardId}: gateway closed the session with ${closeCode} ${name}: ${decision.fix ?? 'not retried'}`, {
+    closeCode,
+    shardId,
+  });
 }
 
 /** Close code the client uses to end a socket while keeping its session resumable. */

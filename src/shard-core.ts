@@ -10,93 +10,29 @@
  * checks, the event filter and sequence bookkeeping. Time comes from the `now` function given to the
  * constructor, randomness from `random`: with a virtual clock and a seeded random every run is reproducible.
  *
+ * Beside it, each with one concern the core calls into: `shard-core-io.ts` (options, effects, counters, the
+ * effect-appending base class), `payload.ts` (encoding and size checks, the connect URL), `guild-wait.ts` and
+ * `silence.ts` (the `guildsReady` and `silent` bookkeeping), `session.ts` (the decision table).
+ *
  * @packageDocumentation
  */
 import type { GatewayReadyDispatchData } from 'discord-api-types/v10';
-import { Backoff, type BackoffOptions } from './backoff.js';
+import { Backoff } from './backoff.js';
 import { scanHeader, parsePayload } from './decode.js';
 import { DecodeError, GatewayError, SendError, ShardlineError } from './errors.js';
-import type { DisconnectKind, DispatchEvent, GuildMembersChunk, PresenceData, ShardEvent, StateCause } from './events.js';
+import { parseRateLimited, type DisconnectKind, type DispatchEvent, type GuildMembersChunk, type PresenceData, type StateCause } from './events.js';
+import { GUILDS_TIMEOUT, GuildWait, guildIdOf, readyGuilds } from './guild-wait.js';
 import { Heartbeat } from './heartbeat.js';
-import { intentNames, intentsForEvent } from './intents.js';
+import { intentNames, uncoveredEvents } from './intents.js';
 import { RateLimit } from './ratelimit.js';
-import { CLOSE_CODES, decide, RESUMABLE_CLOSE_CODE, type DisconnectCause, type Session } from './session.js';
+import { decide, fatalCloseError, RESUMABLE_CLOSE_CODE, type DisconnectCause, type Session } from './session.js';
+import { connectUrl, encodeCommand, identifyData, identifySize, MAX_PAYLOAD_BYTES } from './payload.js';
+import { CoreOutput, type ShardCoreOptions, type TimerName } from './shard-core-io.js';
+import { Silence } from './silence.js';
 import { canTransition, type ShardState } from './state.js';
 
-/** Gateway API version spoken by shardline. */
-export const API_VERSION = 10;
-/** Largest payload the gateway accepts from a client, in bytes. */
-export const MAX_PAYLOAD_BYTES = 4096;
-
-/** The timers a shard uses; each name has at most one deadline at a time. */
-export type TimerName = 'hello' | 'ready' | 'heartbeat' | 'reconnect' | 'commands' | 'guilds';
-
-/** What the driver must do. Applied in order. */
-export type Effect =
-  /** Open a new socket to `url`; later inputs about it carry `conn`. */
-  | { type: 'open'; conn: number; url: string }
-  /** Write a text frame on `conn`. */
-  | { type: 'send'; conn: number; op: number; data: string }
-  /** Write IDENTIFY (op 2) or RESUME (op 6) on `conn`: the driver adds `token` to `d` and serialises. */
-  | { type: 'auth'; conn: number; op: 2 | 6; d: Record<string, unknown> }
-  /** Close `conn` with `code`, or drop it at once (`code: null`, a dead socket gets no close handshake). */
-  | { type: 'close'; conn: number; code: number | null }
-  /** Arm `timer` for virtual time `at` (replacing any earlier deadline), or clear it (`at: null`). */
-  | { type: 'timer'; timer: TimerName; at: number | null }
-  /** Ask the identify queue for a turn for `conn`; answer with `identifyGranted` / `identifyFailed`. */
-  | { type: 'identify'; conn: number }
-  /** The identify turn for `conn` is no longer wanted (connection gone, shard closed). */
-  | { type: 'cancelIdentify'; conn: number }
-  /** Stop (true) or restart (false) reading the socket. */
-  | { type: 'read'; paused: boolean }
-  /** Command `id` was written (`error: null`) or will never be (the error says why). */
-  | { type: 'command'; id: number; error: Error | null }
-  /** A wanted dispatch, parsed. */
-  | { type: 'dispatch'; event: DispatchEvent }
-  /** A wanted dispatch in raw mode: its whole payload's bytes, valid until the input call returns. */
-  | { type: 'raw'; t: string; s: number; bytes: Uint8Array }
-  /** A GUILD_MEMBERS_CHUNK (always parsed; matched to member requests by nonce). */
-  | { type: 'chunk'; data: GuildMembersChunk }
-  /** The shard stopped for good with `error` (after its `state` and `error` events). */
-  | { type: 'fatal'; error: GatewayError }
-  /** Anything else the shard reports. */
-  | { type: 'event'; event: ShardEvent };
-
-/** Options of a {@link ShardCore}: plain data, no token. */
-export interface ShardCoreOptions {
-  id: number;
-  total: number;
-  intents: number;
-  gatewayUrl: string;
-  compression: 'zlib-stream' | 'zstd-stream' | false;
-  /** Wanted dispatch types; null: all. */
-  events: ReadonlySet<string> | null;
-  /** Deliver wanted dispatches as raw bytes (READY, RESUMED and member chunks are still parsed). */
-  raw: boolean;
-  session: Session | null;
-  presence: PresenceData | undefined;
-  largeThreshold: number;
-  properties: { os: string; browser: string; device: string };
-  /** Length of the token the driver adds to IDENTIFY / RESUME (for the size check). */
-  tokenLength: number;
-  now: () => number;
-  random: () => number;
-  helloTimeout: number;
-  readyTimeout: number;
-  maxResumeAttempts: number;
-  backoff: BackoffOptions;
-  maxQueuedCommands: number;
-  resumeOnSessionTimeout: boolean;
-  rateLimit: { limit?: number; window?: number; presenceLimit?: number; margin?: number };
-  /** Ms without an awaited GUILD_CREATE after which `guildsReady` is emitted with the missing ids. Default 15 000. */
-  guildsTimeout?: number;
-  /** Ms without any dispatch (heartbeats ACKed) after which a shard with guilds emits `silent`. 0 / absent: off. */
-  silentTimeout?: number;
-  /** What a silent shard does besides reporting: `'resume'` closes the connection and RESUMEs. Default `'report'`. */
-  silentAction?: 'report' | 'resume';
-  /** Whether debug lines are wanted right now (besides {@link ShardCore.debugging}); asked only where a line would be built. */
-  isDebugging?: () => boolean;
-}
+export { API_VERSION, MAX_PAYLOAD_BYTES } from './payload.js';
+export type { Effect, ShardCoreOptions, ShardCounters, TimerName } from './shard-core-io.js';
 
 interface Conn {
   readonly id: number;
@@ -118,27 +54,6 @@ interface QueuedCommand {
   presence: PresenceData | undefined;
 }
 
-/** Counters of one shard, for status and metrics. */
-export interface ShardCounters {
-  reconnects: number;
-  resumes: number;
-  identifies: number;
-  zombies: number;
-  /** Dispatches skipped unparsed by the `events` filter. */
-  filtered: number;
-  /** Dispatches delivered. */
-  dispatches: number;
-  decodeErrors: number;
-  /** Dispatches that failed to parse twice and were skipped (each reported as an `error` with its bytes). */
-  skipped: number;
-  /** Payloads with an op this version does not know: ignored (the protocol grows), counted here. */
-  unknownOps: number;
-  /** RATE_LIMITED dispatches received (requests the gateway refused for going too fast). */
-  rateLimited: number;
-  /** Times the shard was reported `silent` (heartbeats ACKed, no dispatch for `silentTimeout`). */
-  silent: number;
-}
-
 /** Identify / resume / fatal, as data. */
 type Action = 'resume' | 'identify' | 'fatal';
 
@@ -148,33 +63,8 @@ const RESUME_URL_MISSES = 2;
 /** Raw bytes kept in a skipped dispatch's error: enough to see what went wrong, bounded. */
 const RAW_ERROR_BYTES = 64 * 1024;
 
-export class ShardCore {
-  readonly effects: Effect[] = [];
-  readonly counters: ShardCounters = {
-    reconnects: 0,
-    resumes: 0,
-    identifies: 0,
-    zombies: 0,
-    filtered: 0,
-    dispatches: 0,
-    decodeErrors: 0,
-    skipped: 0,
-    unknownOps: 0,
-    rateLimited: 0,
-    silent: 0,
-  };
-  /** Payloads written, by op (a new Map on each read; see {@link ShardCore.countSent}). */
-  get sent(): ReadonlyMap<number, number> {
-    const m = new Map<number, number>();
-    if (this.sentBeats !== 0) m.set(1, this.sentBeats);
-    if (this.sentIdentifies !== 0) m.set(2, this.sentIdentifies);
-    if (this.sentResumes !== 0) m.set(6, this.sentResumes);
-    if (this.sentOps !== null) for (const [op, n] of this.sentOps) m.set(op, n);
-    return m;
-  }
+export class ShardCore extends CoreOutput {
   lastCloseCode: number | null = null;
-  /** Produce `debug` events (string building costs; the driver turns it on while someone listens). */
-  debugging = false;
   readonly heartbeat = new Heartbeat();
 
   private _state: ShardState = 'idle';
@@ -201,24 +91,17 @@ export class ShardCore {
    * While guilds load (null otherwise, so an idle shard pays one field): the ids READY listed as unavailable whose
    * GUILD_CREATE has not arrived, and the virtual time of the last awaited one (the `guilds` timeout counts from it).
    */
-  private guildWait: { ids: Set<string>; at: number } | null = null;
+  private guildWait: GuildWait | null = null;
   /** Guilds READY listed (for `guildsReady` and `silent`). */
   private guildCount = 0;
   /**
    * With `silentTimeout` only (created on the first check): the sequence seen at the last check and since when it
    * has not moved (`since` -1: `silent` already reported for this silence).
    */
-  private silence: { seq: number; since: number } | null = null;
-  private readonly o: ShardCoreOptions;
-  // Payloads written by op: heartbeats, IDENTIFYs and RESUMEs (what every shard sends) in fields, the rest in a
-  // map created by the first command (a map per shard costs ~0.2 KB; thousands of idle shards per process).
-  private sentBeats = 0;
-  private sentIdentifies = 0;
-  private sentResumes = 0;
-  private sentOps: Map<number, number> | null = null;
+  private silence: Silence | null = null;
 
   constructor(options: ShardCoreOptions) {
-    this.o = options;
+    super(options);
     this.presence = options.presence;
     this.limit = new RateLimit(options.rateLimit);
     this.backoff = new Backoff({ random: options.random, ...options.backoff });
@@ -288,16 +171,9 @@ export class ShardCore {
       this.settle(id, new SendError('SHARD_CLOSED', `shard ${this.o.id} is ${this._state}; connect() it again before sending`));
       return;
     }
-    let data: string;
-    try {
-      data = JSON.stringify({ op, d });
-    } catch (err) {
-      this.settle(id, new ShardlineError('INVALID_PAYLOAD', `op ${op} payload cannot be serialised: ${(err as Error).message}`));
-      return;
-    }
-    const bytes = Buffer.byteLength(data);
-    if (bytes > MAX_PAYLOAD_BYTES) {
-      this.settle(id, new SendError('PAYLOAD_TOO_LARGE', `op ${op} payload is ${bytes} bytes; the gateway accepts at most ${MAX_PAYLOAD_BYTES}`));
+    const data = encodeCommand(op, d);
+    if (typeof data !== 'string') {
+      this.settle(id, data);
       return;
     }
     if (this.queue.length >= this.o.maxQueuedCommands) {
@@ -307,7 +183,7 @@ export class ShardCore {
     let presence: PresenceData | undefined;
     if (op === 3) {
       presence = d as PresenceData;
-      if (this.identifySize(presence) > MAX_PAYLOAD_BYTES) {
+      if (identifySize(this.o, presence) > MAX_PAYLOAD_BYTES) {
         this.settle(id, new SendError('PAYLOAD_TOO_LARGE', `this presence would make IDENTIFY larger than ${MAX_PAYLOAD_BYTES} bytes: shorten it`));
         return;
       }
@@ -414,7 +290,7 @@ export class ShardCore {
     this.counters.identifies++;
     this.clearSession(); // a new session: no old session id may survive next to a reset sequence
     this.debug(`IDENTIFY shard [${this.o.id}, ${this.o.total}] intents ${intentNames(this.o.intents).join('|') || 0}`);
-    this.writeAuth(c, 2, this.identifyData(this.presence));
+    this.writeAuth(c, 2, identifyData(this.o, this.presence));
   }
 
   /** The identify queue failed for `conn` (e.g. the daily budget is spent): the shard stops with that error. */
@@ -456,21 +332,11 @@ export class ShardCore {
   private open(cause: StateCause): void {
     const viaResume = this.resumeUrl !== null && this.sessionId !== null && this.resumeUrlMisses < RESUME_URL_MISSES;
     const resuming = this.sessionId !== null && this.resumeUrl !== null;
-    let url: URL;
-    try {
-      url = new URL(viaResume ? this.resumeUrl! : this.o.gatewayUrl);
-    } catch {
-      try {
-        url = new URL(this.o.gatewayUrl); // a resume_gateway_url that is not a URL: resume through the base URL
-      } catch {
-        this.fail(new GatewayError('CONNECT_FAILED', `shard ${this.o.id}: gatewayUrl is not a URL: ${JSON.stringify(this.o.gatewayUrl)}`, { shardId: this.o.id }));
-        return;
-      }
+    const url = connectUrl(viaResume ? this.resumeUrl : null, this.o.gatewayUrl, this.o.compression);
+    if (url === null) {
+      this.fail(new GatewayError('CONNECT_FAILED', `shard ${this.o.id}: gatewayUrl is not a URL: ${JSON.stringify(this.o.gatewayUrl)}`, { shardId: this.o.id }));
+      return;
     }
-    url.searchParams.set('v', String(API_VERSION));
-    url.searchParams.set('encoding', 'json');
-    if (this.o.compression) url.searchParams.set('compress', this.o.compression);
-    else url.searchParams.delete('compress');
     const conn: Conn = { id: ++this.connIds, resuming, viaResumeUrl: viaResume, hello: false, awaitingTurn: false, authSent: false };
     this.conn = conn;
     this.transition('connecting', { ...cause, reason: `${cause.reason}; ${resuming ? 'resume' : 'identify'} via ${url.host}` });
@@ -520,22 +386,9 @@ export class ShardCore {
     this.setTimer('ready', this.o.now() + this.o.readyTimeout);
   }
 
-  private identifyData(presence: PresenceData | undefined): Record<string, unknown> {
-    const d: Record<string, unknown> = {
-      intents: this.o.intents,
-      shard: [this.o.id, this.o.total],
-      properties: this.o.properties,
-      large_threshold: this.o.largeThreshold,
-      compress: false,
-    };
-    if (presence) d.presence = presence;
-    return d;
-  }
-
   /** Bytes of the IDENTIFY this presence would produce (token included by length). */
   identifySize(presence: PresenceData | undefined): number {
-    const d = this.identifyData(presence);
-    return Buffer.byteLength(JSON.stringify({ op: 2, d: { token: '', ...d } })) + this.o.tokenLength;
+    return identifySize(this.o, presence);
   }
 
   private regularBeat(c: Conn): void {
@@ -552,22 +405,15 @@ export class ShardCore {
 
   /**
    * Called on each regular beat (the previous one was ACKed, or the shard would be a zombie): when the sequence has
-   * not moved for `silentTimeout` on a shard with guilds, report `silent` once (and RESUME when asked). Costs nothing
-   * per dispatch: it compares the sequence number once per heartbeat interval.
+   * not moved for `silentTimeout` on a shard with guilds, report `silent` once (and RESUME when asked).
    */
   private checkSilent(c: Conn, now: number): void {
-    const q = this.silence;
-    if (q === null || this.seq !== q.seq) {
-      if (q === null) this.silence = { seq: this.seq, since: now };
-      else {
-        q.seq = this.seq;
-        q.since = now;
-      }
+    if (this.silence === null) {
+      this.silence = new Silence(this.seq, now);
       return;
     }
-    if (q.since < 0 || this.guildCount === 0 || now - q.since < this.o.silentTimeout!) return;
-    const since = now - q.since;
-    q.since = -1; // reported: once per silence
+    const since = this.silence.check(this.seq, now, this.guildCount, this.o.silentTimeout!);
+    if (since < 0) return;
     this.counters.silent++;
     this.emit({ kind: 'silent', shardId: this.o.id, since, guilds: this.guildCount });
     if (this.o.silentAction === 'resume') this.drop(c, { kind: 'silent' }, null);
@@ -575,9 +421,7 @@ export class ShardCore {
 
   /** Ready again (READY / RESUMED): the silence clock restarts. */
   private noteActive(): void {
-    if (this.silence === null) return; // nothing to restart (or silentTimeout off)
-    this.silence.seq = this.seq;
-    this.silence.since = this.o.now();
+    this.silence?.restart(this.seq, this.o.now()); // null: nothing to restart (or silentTimeout off)
   }
 
   private requestedBeat(c: Conn): void {
@@ -634,14 +478,14 @@ export class ShardCore {
     if (!wanted && !control) {
       if (s !== null) this.seq = s;
       this.counters.filtered++;
-      if (type === 'GUILD_CREATE' && this.guildWait !== null) this.guildArrived(this.guildId(bytes));
+      if (type === 'GUILD_CREATE' && this.guildWait !== null) this.guildArrived(guildIdOf(bytes));
       return;
     }
     if (this.o.raw && !control) {
       if (s !== null) this.seq = s;
       this.counters.dispatches++;
       this.effects.push({ type: 'raw', t: type, s: s ?? this.seq, bytes });
-      if (type === 'GUILD_CREATE' && this.guildWait !== null) this.guildArrived(this.guildId(bytes));
+      if (type === 'GUILD_CREATE' && this.guildWait !== null) this.guildArrived(guildIdOf(bytes));
       return;
     }
     let payload: ReturnType<typeof parsePayload>;
@@ -673,7 +517,11 @@ export class ShardCore {
     if (type === 'READY') this.onReady(payload.d as GatewayReadyDispatchData);
     else if (type === 'RESUMED') this.onResumed();
     else if (type === 'GUILD_MEMBERS_CHUNK') this.effects.push({ type: 'chunk', data: payload.d as GuildMembersChunk });
-    else if (type === 'RATE_LIMITED') this.onRateLimited(payload.d);
+    else if (type === 'RATE_LIMITED') {
+      // Counted and reported; the driver fails or retries the member request.
+      this.counters.rateLimited++;
+      this.emit(parseRateLimited(this.o.id, payload.d));
+    }
     if (wanted) {
       this.counters.dispatches++;
       this.effects.push({ type: 'dispatch', event: { shardId: this.o.id, type, sequence: s ?? this.seq, data: payload.d } as DispatchEvent });
@@ -683,51 +531,30 @@ export class ShardCore {
     else if (type === 'GUILD_CREATE' && this.guildWait !== null) this.guildArrived((payload.d as { id?: unknown } | null)?.id);
   }
 
-  /** RATE_LIMITED (`{ opcode, retry_after: s, meta: { guild_id, nonce } }`): counted and reported; the driver fails or retries the request. */
-  private onRateLimited(d: unknown): void {
-    const p = (d ?? {}) as { opcode?: unknown; retry_after?: unknown; meta?: { guild_id?: unknown; nonce?: unknown } | null };
-    const secs = typeof p.retry_after === 'number' && Number.isFinite(p.retry_after) && p.retry_after > 0 ? p.retry_after : 0;
-    const meta = p.meta ?? {};
-    this.counters.rateLimited++;
-    this.emit({
-      kind: 'rateLimited',
-      shardId: this.o.id,
-      opcode: typeof p.opcode === 'number' ? p.opcode : -1,
-      retryAfter: Math.ceil(secs * 1000),
-      guildId: typeof meta.guild_id === 'string' ? meta.guild_id : null,
-      nonce: typeof meta.nonce === 'string' ? meta.nonce : null,
-    });
-  }
-
   // ---- guilds loading: READY's unavailable guilds until their GUILD_CREATE ------------------------------
 
   /** After READY: wait for the guilds it listed as unavailable (a Set only while waiting), or report at once. */
   private startGuildsWait(d: GatewayReadyDispatchData): void {
-    const list = Array.isArray(d?.guilds) ? d.guilds : [];
-    this.guildCount = list.length;
-    let ids: Set<string> | null = null;
-    for (const g of list) if (g && g.unavailable === true && typeof g.id === 'string') (ids ??= new Set()).add(g.id);
-    if (ids === null) {
+    const { count, unavailable } = readyGuilds(d);
+    this.guildCount = count;
+    if (unavailable === null) {
       this.stopGuildsWait();
-      this.emit({ kind: 'guildsReady', shardId: this.o.id, guilds: list.length, unavailable: [] });
+      this.emit({ kind: 'guildsReady', shardId: this.o.id, guilds: count, unavailable: [] });
       return;
     }
     const at = this.o.now();
-    this.guildWait = { ids, at };
-    this.setTimer('guilds', at + (this.o.guildsTimeout ?? 15_000));
+    this.guildWait = new GuildWait(unavailable, at);
+    this.setTimer('guilds', at + (this.o.guildsTimeout ?? GUILDS_TIMEOUT));
   }
 
   private guildArrived(id: unknown): void {
-    const wait = this.guildWait!;
-    if (typeof id !== 'string' || !wait.ids.delete(id)) return;
-    wait.at = this.o.now();
-    if (wait.ids.size === 0) this.finishGuildsWait();
+    if (this.guildWait!.arrived(id, this.o.now())) this.finishGuildsWait();
   }
 
   /** The `guilds` timer: fires `guildsTimeout` after READY and is pushed back by each awaited GUILD_CREATE. */
   private guildsTimer(): void {
     if (this.guildWait === null) return;
-    const due = this.guildWait.at + (this.o.guildsTimeout ?? 15_000);
+    const due = this.guildWait.at + (this.o.guildsTimeout ?? GUILDS_TIMEOUT);
     if (this.o.now() < due) this.setTimer('guilds', due);
     else this.finishGuildsWait();
   }
@@ -745,15 +572,6 @@ export class ShardCore {
     this.setTimer('guilds', null);
   }
 
-  /** The `id` of a GUILD_CREATE that is not parsed otherwise (filtered out or forwarded raw): parsed only while guilds load. */
-  private guildId(bytes: Uint8Array): unknown {
-    try {
-      return (parsePayload(bytes).d as { id?: unknown } | null)?.id;
-    } catch {
-      return undefined; // a broken GUILD_CREATE counts as missing; the delivery path reports it where it is parsed
-    }
-  }
-
   private onReady(d: GatewayReadyDispatchData): void {
     if (typeof d?.session_id !== 'string' || typeof d.resume_gateway_url !== 'string') {
       this.report(new GatewayError('DECODE_ERROR', `shard ${this.o.id}: READY without session_id / resume_gateway_url`, { shardId: this.o.id }));
@@ -768,7 +586,8 @@ export class ShardCore {
     this.backoff.reset();
     this.noteActive();
     this.transition('ready', { kind: 'ready', resumable: true, reason: `READY: session ${d.session_id.slice(0, 8)}…, ${d.guilds?.length ?? 0} guilds` });
-    this.warnUncoveredEvents();
+    if (this.o.events && this.debugOn)
+      for (const [t, need] of uncoveredEvents(this.o.events, this.o.intents)) this.debug(`events includes ${t} but intents lack ${intentNames(need).join(' or ')}: it will never arrive`);
     this.emit({ kind: 'ready', shardId: this.o.id, data: d, session: this.session! });
     this.syncRead();
     this.drain();
@@ -818,14 +637,7 @@ export class ShardCore {
     }
     this.emit({ kind: 'disconnected', shardId: this.o.id, code, cause: kind, label: decision.label, action });
     if (action === 'fatal') {
-      const closeCode = cause.kind === 'close' ? cause.code : null;
-      const name = closeCode !== null ? (CLOSE_CODES[closeCode]?.name ?? '') : '';
-      this.fail(
-        new GatewayError(`CLOSE_${closeCode}`, `shard ${this.o.id}: gateway closed the session with ${closeCode} ${name}: ${decision.fix ?? 'not retried'}`, {
-          closeCode,
-          shardId: this.o.id,
-        }),
-      );
+      this.fail(fatalCloseError(this.o.id, cause, decision));
       return;
     }
     if (action === 'identify') this.clearSession();
@@ -901,50 +713,5 @@ export class ShardCore {
     this._state = to;
     this.debug(`${from} → ${to}: ${cause.reason}`);
     this.emit({ kind: 'state', shardId: this.o.id, from, to, cause });
-  }
-
-  private setTimer(timer: TimerName, at: number | null): void {
-    this.effects.push({ type: 'timer', timer, at });
-  }
-
-  private settle(id: number, error: Error | null): void {
-    this.effects.push({ type: 'command', id, error });
-  }
-
-  private countSent(op: number): void {
-    if (op === 1) this.sentBeats++;
-    else if (op === 2) this.sentIdentifies++;
-    else if (op === 6) this.sentResumes++;
-    else {
-      const m = (this.sentOps ??= new Map());
-      m.set(op, (m.get(op) ?? 0) + 1);
-    }
-  }
-
-  private emit(event: ShardEvent): void {
-    this.effects.push({ type: 'event', event });
-  }
-
-  private report(error: Error): void {
-    this.emit({ kind: 'error', shardId: this.o.id, error });
-  }
-
-  /** Debug lines are produced (string building costs on busy shards, so only while someone listens). */
-  get debugOn(): boolean {
-    return this.debugging || (this.o.isDebugging?.() ?? false);
-  }
-
-  private debug(message: string): void {
-    if (this.debugOn) this.emit({ kind: 'debug', shardId: this.o.id, message });
-  }
-
-  private warnUncoveredEvents(): void {
-    if (!this.o.events || !this.debugOn) return;
-    for (const t of this.o.events) {
-      const need = intentsForEvent(t);
-      if (need !== 0 && (need & this.o.intents) === 0) {
-        this.debug(`events includes ${t} but intents lack ${intentNames(need).join(' or ')}: it will never arrive`);
-      }
-    }
   }
 }

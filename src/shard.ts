@@ -1,153 +1,24 @@
 import { inspect } from 'node:util';
 import WebSocket from 'ws';
 import type { GatewayRequestGuildMembersData, GatewayVoiceStateUpdateData } from 'discord-api-types/v10';
-import type { BackoffOptions } from './backoff.js';
 import { EventChannel } from './channel.js';
 import { systemClock, type Clock, type TimerHandle } from './clock.js';
 import { TypedEmitter } from './emitter.js';
-import { GatewayError, GatewayUnreachableError, RateLimitedError, SendError, ShardlineError, redact, type UnknownEventError } from './errors.js';
-import { resolveEvents, type EventName } from './event-names.js';
-import { toDisconnectedEvent, toStateChange, type DispatchEvent, type PresenceData, type ShardEvent, type ShardEventMap, type UnknownDispatchEvent } from './events.js';
-import { createInflater, type Inflater, type TransportCompression } from './inflate.js';
-import { AllIntents, Intents } from './intents.js';
-import { abortError, bounded, checkTimeout } from './bounded.js';
-import { MemberRequest } from './members.js';
+import { GatewayError, GatewayUnreachableError, RateLimitedError, SendError, ShardlineError, redact } from './errors.js';
+import { toDisconnectedEvent, toStateChange, type DispatchEvent, type PresenceData, type ShardEvent, type ShardEventMap } from './events.js';
+import type { Inflater, TransportCompression } from './inflate.js';
+import { abortError, bounded, type ConnectAttempt, checkTimeout, connectAttempt, unreachableError } from './bounded.js';
+import { MemberRequest, type MemberRequestOptions, memberNonce, memberRateLimitedError, memberRetries, missingIntentError } from './members.js';
 import { LocalIdentifyQueue, type IdentifyQueue } from './queue.js';
-import { isSession, type Session } from './session.js';
+import type { Session } from './session.js';
+import { checkShardOptions, shardCoreOptions, type ShardConnectOptions, type ShardOptions } from './shard-options.js';
 import { API_VERSION, MAX_PAYLOAD_BYTES, ShardCore, type Effect, type ShardCounters, type TimerName } from './shard-core.js';
+import { closeInflater, closeSocket, type InflateTotals, inflateStats, openSocket, type Socket } from './shard-socket.js';
 import type { ShardState } from './state.js';
 
 export { API_VERSION, MAX_PAYLOAD_BYTES };
-// Shared by every shard that keeps the defaults (per-shard copies cost ~150 B each, thousands of shards per process).
-const DEFAULT_PROPERTIES: Readonly<{ os: string; browser: string; device: string }> = Object.freeze({ os: process.platform, browser: 'shardline', device: 'shardline' });
-const NO_OPTIONS: Readonly<Record<string, never>> = Object.freeze({});
-
-/** Default gateway URL (only used when you connect to Discord for real). */
-export const DEFAULT_GATEWAY_URL = 'wss://gateway.discord.gg';
-
-/** Options of a {@link Shard}. Only `token` and `intents` are required. */
-export interface ShardOptions {
-  /** Bot token (with or without the `Bot ` prefix). Never logged, never shown by `util.inspect` or `JSON.stringify`. */
-  token: string;
-  /** Gateway intents, e.g. `Intents.Guilds | Intents.GuildMessages`. */
-  intents: number;
-  /** Shard id. Default 0. */
-  id?: number;
-  /** Shard count. Default 1. */
-  total?: number;
-  /** Gateway URL; a `ws://` URL for the simulator. Default `wss://gateway.discord.gg`. */
-  gatewayUrl?: string;
-  /** Transport compression. Default `'zlib-stream'`. */
-  compression?: TransportCompression | false;
-  /**
-   * Dispatch types to deliver, e.g. `['MESSAGE_CREATE']`. Others are never parsed (only their sequence number
-   * is read). Default: all (types this version does not know included, as {@link UnknownDispatchEvent}s).
-   * A name this version does not know throws an {@link UnknownEventError} here, naming the closest known one.
-   */
-  events?: Iterable<EventName>;
-  /**
-   * Dispatch types Discord added after this release, delivered in addition to `events` (as
-   * {@link UnknownDispatchEvent}s): not checked against the known names, only their form (UPPER_SNAKE_CASE).
-   * Only needed with `events`. Example: `{ events: ['MESSAGE_CREATE'], extraEvents: ['GUILD_SOMETHING_NEW'] }`.
-   */
-  extraEvents?: Iterable<string>;
-  /** Resume this session instead of identifying. */
-  session?: Session | null;
-  /** Initial presence sent with IDENTIFY. */
-  presence?: PresenceData;
-  /** 50–250: member count above which offline members are not sent. Default 50. */
-  largeThreshold?: number;
-  /** IDENTIFY connection properties. Default `{ os: process.platform, browser: 'shardline', device: 'shardline' }`. */
-  properties?: { os?: string; browser?: string; device?: string };
-  /** Decides when this shard may IDENTIFY. Default: a private {@link LocalIdentifyQueue} with one lane. */
-  identifyQueue?: IdentifyQueue;
-  /** Time source for every timer. Default real time; tests pass `scaledClock(0.01)`. */
-  clock?: Clock;
-  /** Random source in [0, 1) (heartbeat jitter, back-off, op 9 wait). */
-  random?: () => number;
-  /** ms to wait for HELLO after opening the socket. Default 20 000. */
-  helloTimeout?: number;
-  /** ms to wait for READY / RESUMED after IDENTIFY / RESUME. Default 120 000. */
-  readyTimeout?: number;
-  /** RESUMEs in a row that may go unanswered (no RESUMED) before the shard identifies anew. Default 3. */
-  maxResumeAttempts?: number;
-  /** Reconnect back-off. Default 1 s doubling to 60 s, with jitter; the first retry is immediate. */
-  backoff?: BackoffOptions;
-  /** Commands that may wait while rate limited or reconnecting. Default 1000. */
-  maxQueuedCommands?: number;
-  /** Dispatches buffered per `events()` iterator before the shard stops reading the socket. Default 10 000. */
-  eventBufferSize?: number;
-  /** Largest decompressed message accepted, bytes. Default 64 MiB. */
-  maxMessageSize?: number;
-  /** Resume after close 4009 (undocumented missed-heartbeat close) instead of identifying. Default false. */
-  resumeOnSessionTimeout?: boolean;
-  /** Outgoing limit per connection. Default 120 per 60 000 ms (the gateway's). */
-  rateLimit?: { limit?: number; window?: number };
-  /** ms to wait for all GUILD_MEMBERS_CHUNKs of a request. Default 30 000. */
-  memberRequestTimeout?: number;
-  /**
-   * ms without an awaited GUILD_CREATE after which `guildsReady` is emitted anyway, listing the guilds still missing
-   * in `unavailable` (the wait starts at READY and each awaited GUILD_CREATE restarts it). Default 15 000.
-   */
-  guildsTimeout?: number;
-  /**
-   * ms without any dispatch, while heartbeats are ACKed, after which a shard that has guilds emits `silent` (checked
-   * once per heartbeat interval, so it fires up to one interval late). A known failure of the real gateway. Default:
-   * off.
-   */
-  silentTimeout?: number;
-  /** What a `silent` shard does besides reporting: `'resume'` closes the connection and RESUMEs. Default `'report'`. */
-  silentAction?: 'report' | 'resume';
-  /**
-   * Hand wanted dispatches over unparsed: called with the raw JSON text of the whole payload instead of parsing it
-   * and emitting `dispatch` (READY, RESUMED and member chunks are still parsed). For forwarding events to another
-   * thread or process that parses them once. Default: none.
-   */
-  forwardRaw?: (type: string, sequence: number, json: string) => void;
-}
-
-interface Socket {
-  readonly conn: number;
-  readonly ws: WebSocket;
-  readonly inflater: Inflater | null;
-  /** Created when the connection asks for an identify turn (a resuming connection never does). */
-  identifyAbort: AbortController | null;
-}
-
-interface Deferred {
-  promise: Promise<void>;
-  resolve: () => void;
-  reject: (e: Error) => void;
-  /** Sockets opened for this connect (for {@link GatewayUnreachableError}). */
-  attempts: number;
-  /** The last connection loss, as text, and the error of the last failed connect. */
-  lastCause: string | null;
-  lastError: Error | null;
-}
-
-/** Options of {@link Shard.connect}. */
-export interface ShardConnectOptions {
-  /**
-   * Give up when the shard is not ready after this many ms (on the shard's clock): the promise rejects with a
-   * {@link GatewayUnreachableError}, the shard is closed (its session kept, `shard.session`) and every socket and
-   * timer is released. Default: none (retry with back-off until ready, a fatal close or `close()`).
-   */
-  timeout?: number;
-  /** Abort the connect: the promise rejects with an `AbortError` and the shard is closed as for `timeout`. */
-  signal?: AbortSignal;
-}
-
-/** Options of {@link Shard.requestGuildMembers}. */
-export interface MemberRequestOptions {
-  /**
-   * When the gateway answers RATE_LIMITED: `false` (default) fails the request at once with a
-   * {@link RateLimitedError}; `true` waits `retryAfter` and asks again, up to 3 times; a number sets how many times.
-   */
-  retry?: boolean | number;
-}
-
-/** Retries of a rate-limited member request with `retry: true`. */
-const MEMBER_REQUEST_RETRIES = 3;
+export { DEFAULT_GATEWAY_URL, type ShardConnectOptions, type ShardOptions } from './shard-options.js';
+export type { MemberRequestOptions } from './members.js';
 
 /**
  * One websocket session with Discord's gateway: identifies (or resumes), heartbeats, detects zombie
@@ -192,45 +63,21 @@ export class Shard extends TypedEmitter<ShardEventMap> {
   #commands: Map<number, { resolve: () => void; reject: (e: Error) => void }> | null = null;
   #channels: Set<EventChannel<DispatchEvent>> | null = null;
   #memberRequests: Map<string, MemberRequest> | null = null;
-  #inflatePast: { bytesIn: number; bytesOut: number; messages: number } | null = null;
+  #inflatePast: InflateTotals | null = null;
   #draining = false;
   #commandIds = 0;
   #nonces = 0;
-  #connecting: Deferred | null = null;
+  #connecting: ConnectAttempt | null = null;
   #pressure = 0;
   #userPaused = false;
 
   constructor(options: ShardOptions) {
     super();
-    if (typeof options.token !== 'string' || options.token.trim() === '') {
-      throw new ShardlineError('INVALID_TOKEN', 'no token given: pass the bot token from the Developer Portal (e.g. process.env.DISCORD_TOKEN)');
-    }
-    this.#token = options.token.trim().replace(/^Bot\s+/i, '');
-    const intents = options.intents;
-    if (!Number.isInteger(intents) || intents < 0 || intents > 0x7fffffff || (intents & ~AllIntents) !== 0) {
-      throw new ShardlineError('INVALID_INTENTS', `intents must be a bitfield of documented Intents values, got ${String(intents)}`);
-    }
-    this.intents = intents;
-    this.id = options.id ?? 0;
-    this.total = options.total ?? 1;
-    if (!Number.isInteger(this.total) || this.total < 1 || !Number.isInteger(this.id) || this.id < 0 || this.id >= this.total) {
-      throw new ShardlineError('INVALID_SHARD', `shard id must be an integer in [0, total) and total >= 1, got id ${this.id} of ${this.total}`);
-    }
-    const lt = options.largeThreshold;
-    if (lt !== undefined && (!Number.isInteger(lt) || lt < 50 || lt > 250)) {
-      throw new ShardlineError('INVALID_OPTION', `largeThreshold must be an integer from 50 to 250, got ${lt}`);
-    }
-    if (options.session != null && !isSession(options.session)) {
-      throw new ShardlineError('INVALID_SESSION', 'session must be { sessionId: string, sequence: integer >= 0, resumeUrl: string }');
-    }
-    if (options.silentAction !== undefined && options.silentAction !== 'report' && options.silentAction !== 'resume') {
-      throw new ShardlineError('INVALID_OPTION', `silentAction must be 'report' or 'resume', got ${JSON.stringify(options.silentAction)}`);
-    }
-    const gatewayUrl = options.gatewayUrl ?? DEFAULT_GATEWAY_URL;
-    if (!URL.canParse(gatewayUrl) || !/^wss?:$/.test(new URL(gatewayUrl).protocol)) {
-      throw new ShardlineError('INVALID_OPTION', `gatewayUrl must be a ws:// or wss:// URL, got ${JSON.stringify(gatewayUrl)}`);
-    }
-    const events = resolveEvents(options.events, options.extraEvents);
+    const v = checkShardOptions(options);
+    this.#token = v.token;
+    this.intents = v.intents;
+    this.id = v.id;
+    this.total = v.total;
     this.#clock = options.clock ?? systemClock;
     this.#queue = options.identifyQueue ?? new LocalIdentifyQueue({ clock: this.#clock });
     this.#compression = options.compression === undefined ? 'zlib-stream' : options.compression;
@@ -238,35 +85,9 @@ export class Shard extends TypedEmitter<ShardEventMap> {
     this.#eventBufferSize = options.eventBufferSize ?? 10_000;
     this.#memberRequestTimeout = options.memberRequestTimeout ?? 30_000;
     this.#forwardRaw = options.forwardRaw;
-    const props = options.properties;
     const clock = this.#clock;
-    this.#core = new ShardCore({
-      id: this.id,
-      total: this.total,
-      intents,
-      gatewayUrl,
-      compression: this.#compression,
-      events, // a cluster's filter is shared by its shards, not copied
-      raw: options.forwardRaw !== undefined,
-      session: options.session ?? null,
-      presence: options.presence,
-      largeThreshold: lt ?? 50,
-      properties: props ? { os: props.os ?? process.platform, browser: props.browser ?? 'shardline', device: props.device ?? 'shardline' } : DEFAULT_PROPERTIES,
-      tokenLength: Buffer.byteLength(this.#token),
-      now: clock === systemClock ? systemClock.now : () => clock.now(), // systemClock's now needs no `this`
-      random: options.random ?? Math.random,
-      helloTimeout: options.helloTimeout ?? 20_000,
-      readyTimeout: options.readyTimeout ?? 120_000,
-      maxResumeAttempts: options.maxResumeAttempts ?? 3,
-      backoff: options.backoff ?? NO_OPTIONS,
-      maxQueuedCommands: options.maxQueuedCommands ?? 1000,
-      resumeOnSessionTimeout: options.resumeOnSessionTimeout ?? false,
-      rateLimit: options.rateLimit ?? NO_OPTIONS,
-      guildsTimeout: positiveOption('guildsTimeout', options.guildsTimeout),
-      silentTimeout: positiveOption('silentTimeout', options.silentTimeout),
-      silentAction: options.silentAction,
-      isDebugging: () => this.listenerCount('debug') !== 0,
-    });
+    const now = clock === systemClock ? systemClock.now : () => clock.now(); // systemClock's now needs no `this`
+    this.#core = new ShardCore(shardCoreOptions(options, v, this.#compression, now, () => this.listenerCount('debug') !== 0));
     if (options.presence !== undefined && this.#core.identifySize(options.presence) > MAX_PAYLOAD_BYTES) {
       throw new ShardlineError('INVALID_OPTION', `presence makes IDENTIFY larger than ${MAX_PAYLOAD_BYTES} bytes: shorten it`);
     }
@@ -323,16 +144,7 @@ export class Shard extends TypedEmitter<ShardEventMap> {
    */
   get inflateStats(): { bytesIn: number; bytesOut: number; messages: number; bufferSize: number; backend: string | null } {
     const conn = this.#core.connection;
-    const live = conn !== null && this.#socket?.conn === conn ? this.#socket.inflater : undefined;
-    const cur = live?.stats ?? null;
-    const past = this.#inflatePast;
-    return {
-      bytesIn: (past?.bytesIn ?? 0) + (cur?.bytesIn ?? 0),
-      bytesOut: (past?.bytesOut ?? 0) + (cur?.bytesOut ?? 0),
-      messages: (past?.messages ?? 0) + (cur?.messages ?? 0),
-      bufferSize: cur?.bufferSize ?? 0,
-      backend: live?.backend ?? null,
-    };
+    return inflateStats(this.#inflatePast, conn !== null && this.#socket?.conn === conn ? this.#socket.inflater : null);
   }
 
   /**
@@ -362,16 +174,7 @@ export class Shard extends TypedEmitter<ShardEventMap> {
     if (invalid) return Promise.reject(invalid);
     if (this.#core.state === 'ready') return Promise.resolve();
     if (signal?.aborted) return Promise.reject(abortError(signal, `shard ${this.id}: connect aborted`));
-    if (!this.#connecting) {
-      let resolve!: () => void;
-      let reject!: (e: Error) => void;
-      const promise = new Promise<void>((res, rej) => {
-        resolve = res;
-        reject = rej;
-      });
-      this.#connecting = { promise, resolve, reject, attempts: 0, lastCause: null, lastError: null };
-    }
-    const pending = this.#connecting;
+    const pending = (this.#connecting ??= connectAttempt());
     this.#core.connect(); // a no-op while a connection is open or opening; hurries a reconnect's back-off
     this.#drain();
     if (timeout === undefined && signal === undefined) return pending.promise;
@@ -380,11 +183,7 @@ export class Shard extends TypedEmitter<ShardEventMap> {
       timeout,
       signal,
       abortMessage: `shard ${this.id}: connect aborted`,
-      timedOut: () => {
-        const last = pending.lastCause ? `; last: ${pending.lastCause}` : '';
-        const message = `shard ${this.id}: gateway not reached within ${timeout} ms (${pending.attempts} connect attempt(s)${last}); check gatewayUrl and the network`;
-        return new GatewayUnreachableError(redact(message, this.#token), { attempts: pending.attempts, shardId: this.id, cause: pending.lastError ?? pending.lastCause ?? undefined });
-      },
+      timedOut: () => unreachableError(this.id, timeout!, pending, (m) => redact(m, this.#token)),
       giveUp: () => {
         if (this.#connecting === pending) this.close({ resumable: true }).catch(() => undefined);
       },
@@ -475,17 +274,16 @@ export class Shard extends TypedEmitter<ShardEventMap> {
    * ```
    */
   requestGuildMembers(request: GatewayRequestGuildMembersData, options: MemberRequestOptions = {}): MemberRequest {
-    const nonce = request.nonce ?? `sl${this.id.toString(36)}-${(this.#nonces++).toString(36)}-${Date.now().toString(36)}`;
+    const nonce = request.nonce ?? memberNonce(this.id, this.#nonces++);
     const d = { ...request, nonce };
     const send = () => void this.send({ op: 8, d }).catch((err: Error) => req.fail(err));
-    const r = options.retry;
-    const retries = r === true ? MEMBER_REQUEST_RETRIES : typeof r === 'number' && r > 0 ? Math.floor(r) : 0;
+    const retries = memberRetries(options);
     const req = new MemberRequest(nonce, this.#clock, this.#memberRequestTimeout, () => this.#memberRequests?.delete(nonce), retries > 0 ? { retries, resend: send } : null);
     if (Buffer.byteLength(nonce) > 32) {
       req.fail(new SendError('PAYLOAD_TOO_LARGE', 'nonce must be at most 32 bytes'));
       return req;
     }
-    const missing = this.#missingIntent(request);
+    const missing = missingIntentError(this.id, this.intents, request);
     if (missing) {
       req.fail(missing);
       return req;
@@ -493,24 +291,6 @@ export class Shard extends TypedEmitter<ShardEventMap> {
     (this.#memberRequests ??= new Map()).set(nonce, req);
     send();
     return req;
-  }
-
-  /** A member request the gateway would never answer fully with this shard's intents: the error that says so. */
-  #missingIntent(r: GatewayRequestGuildMembersData): ShardlineError | null {
-    const all = 'query' in r && r.query === '' && (r.limit ?? 0) === 0 && !('user_ids' in r && r.user_ids !== undefined);
-    if (all && (this.intents & Intents.GuildMembers) === 0) {
-      return new ShardlineError(
-        'MISSING_INTENT',
-        `shard ${this.id}: requesting every member of guild ${r.guild_id} (query '' and limit 0) needs the GuildMembers intent: add Intents.GuildMembers (privileged: enable it in the Developer Portal) or ask by query / user_ids`,
-      );
-    }
-    if (r.presences === true && (this.intents & Intents.GuildPresences) === 0) {
-      return new ShardlineError(
-        'MISSING_INTENT',
-        `shard ${this.id}: presences: true needs the GuildPresences intent: add Intents.GuildPresences (privileged: enable it in the Developer Portal) or leave presences out`,
-      );
-    }
-    return null;
   }
 
   /**
@@ -657,10 +437,7 @@ export class Shard extends TypedEmitter<ShardEventMap> {
         const { kind: _k, ...event } = e;
         this.#safeEmit('rateLimited', event);
         const req = e.nonce !== null ? this.#memberRequests?.get(e.nonce) : undefined;
-        if (req) {
-          const message = `shard ${this.id}: the gateway rate limited member request ${e.nonce}${e.guildId ? ` for guild ${e.guildId}` : ''}: retry after ${e.retryAfter} ms`;
-          req.rateLimited(new RateLimitedError(message, { retryAfter: e.retryAfter, opcode: e.opcode, guildId: e.guildId, shardId: this.id }));
-        }
+        if (req) req.rateLimited(memberRateLimitedError(e));
         return;
       }
       case 'guildsReady': {
@@ -727,13 +504,11 @@ export class Shard extends TypedEmitter<ShardEventMap> {
   }
 
   #open(conn: number, url: string): void {
-    let inflater: Inflater | null = null;
+    let inflater: Inflater | null;
     let ws: WebSocket;
     try {
-      inflater = this.#compression ? createInflater(this.#compression, { maxMessageSize: this.#maxMessageSize }) : null;
-      ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: this.#maxMessageSize });
+      ({ ws, inflater } = openSocket(url, this.#compression, this.#maxMessageSize));
     } catch (err) {
-      inflater?.close();
       const error = new GatewayError('CONNECT_FAILED', `shard ${this.id}: cannot open ${new URL(url).host}: ${(err as Error).message}`, { shardId: this.id, cause: err });
       queueMicrotask(() => {
         this.#core.openFailed(conn, error);
@@ -826,31 +601,10 @@ export class Shard extends TypedEmitter<ShardEventMap> {
     if (socket === null || socket.conn !== conn) return;
     this.#socket = null;
     socket.identifyAbort?.abort(new ShardlineError('ABORTED', 'connection closed'));
-    if (socket.inflater) {
-      const st = socket.inflater.stats;
-      const past = (this.#inflatePast ??= { bytesIn: 0, bytesOut: 0, messages: 0 });
-      past.bytesIn += st.bytesIn;
-      past.bytesOut += st.bytesOut;
-      past.messages += st.messages;
-      socket.inflater.close();
-    }
-    const ws = socket.ws;
-    ws.removeAllListeners();
-    ws.on('error', () => {}); // late socket errors of a discarded connection must not crash the process
-    if (ws.readyState === WebSocket.CLOSED) return;
-    const closed = new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        ws.terminate();
-        resolve();
-      }, 1000);
-      timer.unref();
-      ws.once('close', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-      if (code === null || ws.readyState === WebSocket.CONNECTING) ws.terminate();
-      else ws.close(code);
-    });
+    if (socket.inflater) this.#inflatePast = closeInflater(socket.inflater, this.#inflatePast);
+    socket.ws.removeAllListeners();
+    const closed = closeSocket(socket.ws, code);
+    if (closed === null) return;
     const closing = (this.#closing ??= new Set());
     closing.add(closed);
     void closed.then(() => closing.delete(closed));
@@ -938,11 +692,4 @@ export class Shard extends TypedEmitter<ShardEventMap> {
     this.#core.pause(after);
     this.#drain();
   }
-}
-
-/** A positive finite number of ms, or undefined. */
-function positiveOption(name: string, v: number | undefined): number | undefined {
-  if (v === undefined) return undefined;
-  if (!(v > 0) || !Number.isFinite(v)) throw new ShardlineError('INVALID_OPTION', `${name} must be a positive number of ms, got ${String(v)}`);
-  return v;
 }

@@ -131,7 +131,7 @@ describe('node:zlib internals capability check (probeZlibInternals)', () => {
         probe.ok,
         `The node:zlib internals capability probe FAILED on Node ${process.version}: ${probe.ok ? '' : probe.reason}. ` +
           'Every zlib-stream connection silently lost the fast inflate path (it now uses a slower fallback). ' +
-          "Check probeZlibInternals() in src/inflate.ts against this Node release's lib/zlib.js (_processChunk, _handle, _outBuffer, ...).",
+          "Check probeZlibInternals() in src/inflate-zlib.ts against this Node release's lib/zlib.js (_processChunk, _handle, _outBuffer, ...).",
       );
       assert.equal(backends.zlib[0], 'node:zlib-sync');
       assert.equal(auto.backend, 'node:zlib-sync', 'auto picks the fast path');

@@ -6,7 +6,7 @@
  *   `00 00 FF FF`). `zlib.Deflate#_processChunk` without a callback is Node's own synchronous path (the one
  *   `deflateSync` runs); it closes the native handle when done, so the handle's `close` is shadowed and `_handle`
  *   restored after each call — the same technique, and the same kind of capability check, as the client's inflater
- *   (`src/inflate.ts`). If the check fails, a public-API fallback is used: `deflateRawSync` with the last 32 KiB of
+ *   (`src/inflate-zlib.ts`). If the check fails, a public-API fallback is used: `deflateRawSync` with the last 32 KiB of
  *   input as the preset dictionary (a sync flush byte-aligns the stream, so the concatenation is one valid stream).
  * - `zstd-stream`: one `zstd-napi` `CCtx` per connection, `compressStream2(…, flush)` per message (synchronous).
  * @packageDocumentation
