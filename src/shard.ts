@@ -533,7 +533,7 @@ export class Shard extends TypedEmitter<ShardEventMap> {
     ws.on('close', (code: number, reason: Buffer) => {
       if (failure !== undefined) {
         const why = redact(failure?.message ?? `closed with ${code} before it opened`, this.#token);
-        const error = new GatewayError('CONNECT_FAILED', `shard ${this.id}: cannot connect to ${new URL(url).host}: ${why}`, { shardId: this.id, cause: failure });
+        const error = new GatewayError('CONNECT_FAILED', `shard ${this.id}: cannot connect to ${new URL(ws.url).host}: ${why}`, { shardId: this.id, cause: failure }); // ws.url, not url: the closure would keep the string alive per connection
         this.#core.openFailed(conn, error);
         this.#drain();
         const pending = this.#connecting;
