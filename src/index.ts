@@ -58,6 +58,7 @@ export {
   type StatusSnapshot,
   type StatusShard,
 } from './status-page/server.js';
+export type { StatusSection, StatusValue } from './status-page/sections.js';
 export type { HttpEndpoint, ListenOptions, RequestHandler } from './status-page/http.js';
 export type { Readiness, ReadinessMode } from './status-page/probes.js';
 export { routeLogs, type Logger, type LogLevel, type RouteLogsOptions } from './logging.js';

@@ -15,7 +15,7 @@ import { SCALE, TOKEN, until } from './helpers/setup.js';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const cli = join(root, 'src/cli/shardline.ts');
 
-test('shardline proxy --json prints the URLs once ready, serves metrics and /proxy.json, exits 0 on SIGTERM', async () => {
+test('shardline proxy --json prints the URLs once ready, serves metrics, the proxy section on the status page and /proxy.json, exits 0 on SIGTERM', async () => {
   const sim = await GatewaySimulator.start({ tokens: [TOKEN], clock: scaledClock(SCALE), heartbeatInterval: 150_000, guilds: 2, guildMemberCount: 5 });
   const proc = spawn(
     process.execPath,
@@ -49,6 +49,22 @@ test('shardline proxy --json prints the URLs once ready, serves metrics and /pro
       [0],
     );
     assert.match(await (await fetch(`${statusUrl}/`)).text(), /shardline proxy/);
+    // the page's own snapshot carries the proxy's section: a row per shard and the cache figures
+    const snap = (await (await fetch(`${statusUrl}/status.json`)).json()) as {
+      sections: { title: string; summary: { label: string; value: unknown }[]; columns: string[]; shards: { id: number; values: unknown[] }[] }[];
+    };
+    const proxySection = snap.sections.find((s) => s.title === 'Gateway proxy');
+    assert.ok(proxySection, JSON.stringify(snap.sections));
+    assert.deepEqual(proxySection.columns, ['clients', 'replay depth', 'replay bytes', 'guilds', 'forwarded commands']);
+    assert.deepEqual(
+      proxySection.shards.map((s) => [s.id, s.values[0], s.values[3], s.values[4]]),
+      [[0, 0, 2, 0]],
+    );
+    const summary = Object.fromEntries(proxySection.summary.map((e) => [e.label, e.value]));
+    assert.equal(summary['cache guilds'], 2);
+    assert.ok((summary['cache bytes'] as number) > 0);
+    assert.equal(summary['detached sessions'], 0);
+    assert.equal(summary['client identifies'], 0);
     proc.kill('SIGTERM');
     assert.equal(await exited, 0);
   } finally {

@@ -10,7 +10,10 @@ import { serveStatus, statusHandler } from '../src/status-page/server.js';
 import { STATUS_PAGE_HTML } from '../src/status-page/page.js';
 import { GatewaySimulator } from '../src/simulator/index.js';
 import { createServer } from 'node:http';
+import { once } from 'node:events';
+import WebSocket from 'ws';
 import { TOKEN, until } from './helpers/setup.js';
+import { proxyRig } from './helpers/proxy-rig.js';
 import { chromiumLaunch } from '../scripts/test-deps.mjs';
 
 export const SCREENSHOT = '/tmp/shardline-status-page.png';
@@ -179,6 +182,98 @@ test('the status handler mounts under a path, answers HEAD/JSON, and the page ha
   } finally {
     server.close();
     await page.close();
+    await cluster.close();
+  }
+});
+
+test('a gateway proxy adds its section: per-shard clients, replay ring, forwarded commands and cache figures, on the page and in status.json', async () => {
+  const r = await proxyRig({ guilds: 2 }, { shards: 2 });
+  const status = await serveStatus(r.proxy.cluster, { port: 0, title: 'proxy', sections: () => [r.proxy.statusSection()] });
+  const page = await browser!.newPage();
+  const pageErrors: string[] = [];
+  page.on('pageerror', (e) => pageErrors.push(e.message));
+  page.setDefaultTimeout(5_000);
+  let ws: WebSocket | undefined;
+  try {
+    await page.goto(status.url);
+    const cell = async (row: number, col: string) => {
+      const loc = page.locator(`#sections [data-row="${row}"] [data-col="${col}"]`);
+      return (await loc.count()) ? loc.textContent() : null;
+    };
+    const card = (label: string) => page.locator(`#sections .card[data-label="${label}"] .value`).textContent();
+    await eventually(
+      () => cell(0, 'clients'),
+      (t) => t === '0',
+      'the proxy row of shard 0 with no client',
+    );
+    assert.equal(await page.locator('#sections h2').textContent(), 'Gateway proxy');
+    // a client on shard 0 identifies and sends one command upstream (op 3, a presence update)
+    const got: { t: string | null }[] = [];
+    ws = new WebSocket(`${r.proxy.url}/?v=10&encoding=json`);
+    ws.on('message', (d) => got.push(JSON.parse(d.toString())));
+    await once(ws, 'open');
+    ws.send(JSON.stringify({ op: 2, d: { token: TOKEN, intents: 1 | 2, properties: {}, shard: [0, 2] } }));
+    await until(() => got.some((p) => p.t === 'READY'), 'the client READY', 10_000);
+    const guildOn0 = r.proxy.stats().shards[0]!.guilds;
+    ws.send(JSON.stringify({ op: 3, d: { since: null, activities: [], status: 'idle', afk: false } }));
+    const stats = await eventually(
+      async () => r.proxy.stats(),
+      (st) => st.identifies === 1 && st.forwardedCommands === 1,
+      'the identify and the command counted',
+    );
+    await eventually(
+      () => cell(0, 'clients'),
+      (t) => t === '1',
+      'one client on shard 0 on the page',
+    );
+    assert.equal(await cell(1, 'clients'), '0');
+    assert.equal(await cell(0, 'forwarded commands'), '1');
+    assert.equal(await cell(0, 'guilds'), String(guildOn0));
+    const ring = stats.shards[0]!;
+    assert.ok(ring.ringDepth > 0 && ring.ringBytes > 0, 'the replay ring holds the guild dispatches');
+    assert.match((await cell(0, 'replay bytes')) ?? '', /^\d[\d,]*$/);
+    assert.equal(await card('cache guilds'), '2');
+    assert.equal(await card('cache bytes'), stats.cacheBytes.toLocaleString('en-US'));
+    assert.equal(await card('client identifies'), '1');
+    assert.equal(await card('detached sessions'), '0');
+    // the same figures in the JSON
+    const snap = (await (await fetch(`${status.url}status.json`)).json()) as { sections: { title: string; columns: string[]; shards: { id: number; values: unknown[] }[] }[] };
+    assert.equal(snap.sections.length, 1);
+    assert.deepEqual(snap.sections[0]!.columns, ['clients', 'replay depth', 'replay bytes', 'guilds', 'forwarded commands']);
+    assert.deepEqual(
+      snap.sections[0]!.shards.map((x) => [x.id, x.values[0]]),
+      [
+        [0, 1],
+        [1, 0],
+      ],
+    );
+    assert.deepEqual(pageErrors, []);
+  } finally {
+    ws?.terminate();
+    await page.close();
+    await status.close();
+    await r.stop();
+  }
+});
+
+test('extra sections: bad values become null, a throwing section becomes an error card, none gives an empty list', async () => {
+  const cluster = new Cluster({ token: TOKEN, intents: 1, shards: 2 });
+  let fail = false;
+  const page = statusHandler(cluster, {
+    sections: () => {
+      if (fail) throw new Error('boom');
+      return [{ title: 'x', summary: [{ label: 'nan', value: Number.NaN }], columns: ['a'], shards: [{ id: 0, values: [{} as never] }] }];
+    },
+  });
+  const plain = statusHandler(cluster);
+  try {
+    assert.deepEqual(page.snapshot().sections, [{ title: 'x', summary: [{ label: 'nan', value: null }], columns: ['a'], shards: [{ id: 0, values: [null] }] }]);
+    fail = true;
+    assert.deepEqual(page.snapshot().sections, [{ title: 'sections', summary: [{ label: 'error', value: 'boom' }], columns: [], shards: [] }]);
+    assert.deepEqual(plain.snapshot().sections, []);
+  } finally {
+    await page.close();
+    await plain.close();
     await cluster.close();
   }
 });

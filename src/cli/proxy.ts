@@ -26,7 +26,7 @@ Options:
   --replay-size <n>        dispatches kept per shard for client RESUMEs (default 10000)
   --time-scale <x>         run upstream timers 1/x times faster (only to match a simulator's --time-scale)
   --metrics-port <n>       serve Prometheus metrics (needs prom-client)
-  --status-port <n>        serve the status page (the proxy's counters at /proxy.json)
+  --status-port <n>        serve the status page with the proxy's counters (also as JSON at /proxy.json)
   --json                   once upstream is ready, print {"url","apiUrl"} as one JSON line on stdout
   -h, --help               show this help
 `;
@@ -114,8 +114,9 @@ export async function proxyCommand(argv: string[], usage: (message: string) => E
     process.stderr.write(`shardline proxy: metrics at ${ep.url}/metrics\n`);
   }
   if (statusPort !== undefined) {
-    // The upstream cluster's page, plus the proxy's own counters at /proxy.json.
-    const page = statusHandler(proxy.cluster, { title: 'shardline proxy' });
+    // The upstream cluster's page with the proxy's section (clients, replay rings, cache, commands); the raw
+    // `proxy.stats()` also at /proxy.json.
+    const page = statusHandler(proxy.cluster, { title: 'shardline proxy', sections: () => [proxy.statusSection()] });
     const ep = await listenHttp(
       (req, res) => {
         if (!pathOf(req).endsWith('proxy.json')) return page.handler(req, res);

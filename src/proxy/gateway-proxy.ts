@@ -13,6 +13,7 @@ import { TypedEmitter } from '../emitter.js';
 import { ShardlineError } from '../errors.js';
 import type { ShardEvent } from '../events.js';
 import type { Session } from '../session.js';
+import type { StatusSection } from '../status-page/sections.js';
 import { CACHE_EVENTS, GuildCache } from './cache.js';
 import { ClientConnection, type ClientHub } from './client-conn.js';
 import { ClientSession, type SessionState } from './client-session.js';
@@ -20,6 +21,7 @@ import type { ClientCompression } from './compress.js';
 import { proxySettings, type GatewayProxyOptions, type ProxySettings } from './options.js';
 import { ProxyStore } from './persist.js';
 import { ProxyServer } from './server.js';
+import { proxyStatusSection } from './status.js';
 import { ShardStream } from './stream.js';
 import { guildCreates, readyData } from './synth.js';
 
@@ -206,6 +208,21 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
     let detached = 0;
     for (const d of this.sessions.values()) if (d.conn === null) detached++;
     return { shards, guilds: this.cache.size, cacheBytes: this.cache.bytes(), clients, detachedSessions: detached, ...this.counters };
+  }
+
+  /**
+   * The proxy's section of the status page: cards for cache guilds and bytes, connected clients, detached sessions,
+   * client identifies/resumes and forwarded commands; a row per upstream shard with clients attached, replay ring
+   * depth and bytes, guilds and commands forwarded.
+   *
+   * @example
+   * ```ts
+   * import { serveStatus } from 'shardline';
+   * const status = await serveStatus(proxy.cluster, { port: 8080, title: 'proxy', sections: () => [proxy.statusSection()] });
+   * ```
+   */
+  statusSection(): StatusSection {
+    return proxyStatusSection(this.stats());
   }
 
   /** JSON bytes the cache holds for one guild (see docs/PROXY.md for the memory this takes). */

@@ -70,6 +70,9 @@ export const STATUS_PAGE_HTML = `<!doctype html>
   .problems { list-style: none; padding: 0; margin: 0; }
   .problems li { background: var(--panel); border: 1px solid var(--border); border-left: 4px solid var(--fatal); border-radius: 8px; padding: 8px 12px; margin-bottom: 8px; font-size: 13px; }
   .problems b { color: var(--fatal); }
+  .extra .cards { margin-bottom: 10px; }
+  .extra .card .value { font-size: 22px; }
+  .extra .scroll { max-height: 420px; overflow: auto; }
   footer { color: var(--muted); font-size: 12px; margin-top: 28px; }
 </style>
 </head>
@@ -96,6 +99,8 @@ export const STATUS_PAGE_HTML = `<!doctype html>
     <h2>Stopped shards</h2>
     <ul class="problems" id="problems"></ul>
   </div>
+
+  <div id="sections"></div>
 
   <div class="panels">
     <div><h2>Disconnects by cause</h2><div class="card"><table><thead><tr><th>cause</th><th>then</th><th class="n">count</th></tr></thead><tbody id="disconnects"></tbody></table></div></div>
@@ -239,6 +244,46 @@ export const STATUS_PAGE_HTML = `<!doctype html>
       }
       tbody.replaceChildren(...list.map((r) => { const tr = el('tr'); tr.append(...cells(r)); return tr; }));
     };
+    const val = (v) => (typeof v === 'number' ? fmt(v) : v === null || v === undefined ? '–' : String(v));
+    $('sections').replaceChildren(...(s.sections || []).map((sec) => {
+      const box = el('section', 'extra');
+      box.dataset.section = sec.title;
+      box.append(el('h2', '', sec.title));
+      if (sec.summary.length) {
+        const cards = el('div', 'cards');
+        cards.append(...sec.summary.map((e) => {
+          const c = el('div', 'card');
+          c.dataset.label = e.label;
+          c.append(el('div', 'label', e.label), el('div', 'value num', val(e.value)));
+          return c;
+        }));
+        box.append(cards);
+      }
+      if (sec.shards.length) {
+        const head = el('tr');
+        head.append(el('th', '', 'shard'), ...sec.columns.map((c) => el('th', 'n', c)));
+        const body = el('tbody');
+        body.append(...sec.shards.map((r) => {
+          const tr = el('tr');
+          tr.dataset.row = String(r.id);
+          tr.append(el('td', '', '#' + r.id), ...r.values.map((v, i) => {
+            const td = el('td', 'n', val(v));
+            td.dataset.col = sec.columns[i] || String(i);
+            return td;
+          }));
+          return tr;
+        }));
+        const thead = el('thead');
+        thead.append(head);
+        const table = el('table');
+        table.append(thead, body);
+        const card = el('div', 'card scroll');
+        card.append(table);
+        box.append(card);
+      }
+      return box;
+    }));
+
     rows($('disconnects'), s.disconnects, (d) => [el('td', '', d.cause), el('td', '', d.action), el('td', 'n', fmt(d.count))]);
     rows($('types'), s.events.byType, (d) => [el('td', '', d.type), el('td', 'n', fmt(d.count))]);
     prev = s;

@@ -21,6 +21,7 @@ import type { ShardState } from '../state.js';
 import { listenHttp, pathOf, type HttpEndpoint, type ListenOptions, type RequestHandler } from './http.js';
 import { STATUS_PAGE_HTML } from './page.js';
 import { createProbes, type ReadinessMode } from './probes.js';
+import { collectSections, type StatusSection } from './sections.js';
 
 /** One shard in the status snapshot. */
 export interface StatusShard {
@@ -66,6 +67,8 @@ export interface StatusSnapshot {
   events: { total: number; byType: { type: string; count: number }[] };
   disconnects: { cause: string; action: string; count: number }[];
   shards: StatusShard[];
+  /** Extra sections from {@link StatusPageOptions.sections} (empty without it). */
+  sections: StatusSection[];
 }
 
 /** Options of {@link statusHandler} and {@link serveStatus}. */
@@ -76,6 +79,16 @@ export interface StatusPageOptions {
   metrics?: ClusterMetrics;
   /** What `/readyz` waits for. Default `'shards'` (see {@link ReadinessMode}). */
   readyz?: ReadinessMode;
+  /**
+   * Extra sections, called at every snapshot: each is drawn under the shard tiles as summary cards and a per-shard
+   * table, and published in `status.json` as `sections`. `GatewayProxy.statusSection()` is one.
+   *
+   * @example
+   * ```ts
+   * const status = await serveStatus(proxy.cluster, { port: 8080, sections: () => [proxy.statusSection()] });
+   * ```
+   */
+  sections?: () => StatusSection[];
 }
 
 /** A status page that can be closed. */
@@ -96,7 +109,7 @@ export interface StatusServer extends StatusPage {
 }
 
 /** Build the status snapshot of `cluster`. */
-export function statusSnapshot(cluster: Cluster, tracker: ClusterTracker, title = 'shardline'): StatusSnapshot {
+export function statusSnapshot(cluster: Cluster, tracker: ClusterTracker, title = 'shardline', sections?: () => StatusSection[]): StatusSnapshot {
   const status = cluster.status();
   const states: Partial<Record<ShardState, number>> = {};
   const shards: StatusShard[] = status.map((s) => {
@@ -143,6 +156,7 @@ export function statusSnapshot(cluster: Cluster, tracker: ClusterTracker, title 
     events: { total: tracker.dispatches, byType: byType.slice(0, 12) },
     disconnects: [...tracker.disconnects.values()].map((d) => ({ ...d })).sort((a, b) => b.count - a.count),
     shards,
+    sections: collectSections(sections),
   };
 }
 
@@ -156,7 +170,7 @@ export function statusHandler(cluster: Cluster, options: StatusPageOptions = {})
   const html = STATUS_PAGE_HTML.replaceAll('__TITLE__', escapeHtml(title));
   let closed = false;
   const probes = createProbes(cluster, options.readyz);
-  const snapshot = () => statusSnapshot(cluster, tracker, title);
+  const snapshot = () => statusSnapshot(cluster, tracker, title, options.sections);
   const handler: RequestHandler = (req: IncomingMessage, res: ServerResponse) => {
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain; charset=utf-8' }).end('method not allowed\n');
