@@ -21,7 +21,9 @@ import type { Session } from '../session.js';
 import type { Shard, ShardOptions } from '../shard.js';
 import type { ShardState } from '../state.js';
 import type { GatewayCommand, ShardBackend, ShardSink, ShardStatus, WorkerExitEvent } from '../cluster-status.js';
-import { eventFromWire, fromWire, toWire, RAW_LINE, type BatchItem, type CallMethod, type FromWorker, type StatusRow, type ToWorker, type WorkerSpec } from './protocol.js';
+import type { HandlerLogEvent } from '../handler/define.js';
+import type { RouteMethod } from '../handler/runner.js';
+import { ACK_LINE, eventFromWire, fromWire, toWire, RAW_LINE, type BatchItem, type CallMethod, type FromWorker, type StatusRow, type ToWorker, type WorkerSpec } from './protocol.js';
 
 /** How long `close()` waits for a worker to close its shards before terminating it, real ms. */
 const CLOSE_TIMEOUT = 10_000;
@@ -75,6 +77,15 @@ export interface WorkerHostOptions {
   onExit?: (event: WorkerExitEvent) => void;
   /** A cluster-level debug line. */
   debug?: (message: string) => void;
+  /** Handler mode (`spec.handler` set): where the handler's posts, log lines and cluster-level commands go. */
+  handler?: HostHandlerLink;
+}
+
+/** The main thread's side of a worker's handler. */
+export interface HostHandlerLink {
+  message(shardId: number | null, worker: number | null, value: unknown): void;
+  log(level: HandlerLogEvent['level'], shardId: number | null, worker: number | null, message: string): void;
+  route(method: RouteMethod, args: unknown[]): Promise<unknown>;
 }
 
 interface Pending {
@@ -145,6 +156,7 @@ export class WorkerHost implements ShardBackend {
   private restarts = 0;
   private paused = false;
   private debugging = false;
+  private readonly link: HostHandlerLink | null;
 
   constructor(
     spec: WorkerSpec,
@@ -158,6 +170,7 @@ export class WorkerHost implements ShardBackend {
     this.policy = options.restart ?? null;
     this.reportExit = options.onExit ?? (() => undefined);
     this.debugLine = options.debug ?? (() => undefined);
+    this.link = spec.handler ? (options.handler ?? null) : null;
     const tokens = new Set<string>();
     for (const id of spec.ids) {
       const o = spec.shardOptions[id];
@@ -389,6 +402,19 @@ export class WorkerHost implements ShardBackend {
         );
         return;
       }
+      case 'route': {
+        const id = msg.id;
+        const worker = this.worker;
+        const answer = (m: ToWorker) => {
+          if (this.worker === worker) this.post(m);
+        };
+        const run = this.link ? this.link.route(msg.method, msg.args) : Promise.reject(new ShardlineError('NOT_SUPPORTED', 'no handler link'));
+        run.then(
+          (value) => answer({ t: 'routed', id, ok: true, value: value ?? undefined }),
+          (err: unknown) => answer({ t: 'routed', id, ok: false, error: toWire(err) }),
+        );
+        return;
+      }
       case 'abort': {
         const ac = this.acquires.get(msg.id);
         this.acquires.delete(msg.id);
@@ -406,6 +432,7 @@ export class WorkerHost implements ShardBackend {
       if (end === -1) end = data.length;
       const kind = data[start];
       if (kind === RAW_LINE) this.onRaw(data, start + 1, end);
+      else if (kind === ACK_LINE) this.onAck(data, start + 1, end);
       else this.onItem(JSON.parse(data.slice(start + 1, end)) as BatchItem, sink);
       start = end + 1;
     }
@@ -421,6 +448,17 @@ export class WorkerHost implements ShardBackend {
     if (sequence <= d.sequence) return false;
     d.sequence = sequence;
     return true;
+  }
+
+  /**
+   * Handler mode: the worker's handler finished the shard's dispatch `sequence`. The session a respawned worker
+   * resumes starts after it: what the handler had not finished is replayed by the gateway and handled again.
+   */
+  private onAck(data: string, from: number, to: number): void {
+    const tab = data.indexOf('\t', from);
+    const shardId = Number(data.slice(from, tab));
+    const sequence = Number(data.slice(tab + 1, to));
+    this.fresh(shardId, sequence);
   }
 
   /** A dispatch forwarded unparsed: `shardId \t sequence \t type \t payload`. */
@@ -456,6 +494,14 @@ export class WorkerHost implements ShardBackend {
       if (chunk.nonce) this.members.get(chunk.nonce)?.push(chunk);
       return;
     }
+    if (item[0] === 'p') {
+      this.link?.message(item[1], this.index, item[2]);
+      return;
+    }
+    if (item[0] === 'l') {
+      this.link?.log(item[1], item[2], this.index, this.redact(item[3]));
+      return;
+    }
     const e = eventFromWire(item[1]);
     const id = e.shardId;
     switch (e.kind) {
@@ -484,7 +530,8 @@ export class WorkerHost implements ShardBackend {
       default:
         break;
     }
-    if (e.kind === 'dispatch' || e.kind === 'ready') this.guilds.set(id, trackGuilds(this.guilds.get(id) ?? null, e));
+    // Handler mode: the worker sees every dispatch and counts the guilds itself (its status rows).
+    if (!this.#spec.handler && (e.kind === 'dispatch' || e.kind === 'ready')) this.guilds.set(id, trackGuilds(this.guilds.get(id) ?? null, e));
     sink.event(e);
   }
 

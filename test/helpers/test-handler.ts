@@ -1,0 +1,24 @@
+/**
+ * The handler module of test/worker-handler.test.ts. Markers are MESSAGE_CREATE contents; each handled marker is
+ * posted to the main thread (after a turn of the event loop, so a handler is often mid-event when a worker dies).
+ * `throw:*` throws, `voice:<guildId>` joins a voice channel through the shard owning that guild (routed),
+ * `presence` updates this shard's presence, `log:*` logs a line.
+ */
+import { setImmediate as turn } from 'node:timers/promises';
+import { defineHandler } from '../../src/handler/define.js';
+
+export default defineHandler({
+  init(scope) {
+    scope.post({ init: scope.worker });
+  },
+  async dispatch(event, ctx) {
+    if (event.type !== 'MESSAGE_CREATE') return;
+    const content = event.data.content;
+    if (content.startsWith('throw:')) throw new Error(`asked to throw on ${content}`);
+    if (content.startsWith('voice:')) await ctx.updateVoiceState(content.slice(6), { channel_id: null, self_mute: false, self_deaf: false });
+    if (content === 'presence') await ctx.updatePresence({ since: null, activities: [], status: 'idle', afk: false });
+    if (content.startsWith('log:')) ctx.log.info(`saw ${content}`);
+    await turn();
+    ctx.post({ marker: content, shardId: ctx.shardId, sequence: event.sequence, worker: ctx.worker });
+  },
+});

@@ -1,0 +1,209 @@
+/**
+ * Handler mode (`ClusterOptions.handler`, src/handler/*, src/worker/entry.ts): the bot's handler module runs in the
+ * worker threads on their own shards' dispatches (the main thread gets none), with its shard's commands, cluster
+ * commands routed to the owning shard in another worker, a logger and `post()`; the same module runs in this thread
+ * with `workers: 0`; a throwing handler is reported and the next event follows; a crashed worker's shards RESUME from
+ * the last event the handler finished, so every event is handled (and its post delivered) exactly once.
+ * Against the real simulator.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { scaledClock } from '../src/clock.js';
+import { Cluster, workerHosts, type ClusterOptions } from '../src/cluster.js';
+import type { HandlerError } from '../src/errors.js';
+import type { HandlerLogEvent, HandlerMessageEvent } from '../src/handler/define.js';
+import { GatewaySimulator } from '../src/simulator/index.js';
+import { TOKEN, SCALE, until, delay, failOnUnhandledRejections } from './helpers/setup.js';
+
+failOnUnhandledRejections();
+
+const HANDLER = new URL('./helpers/test-handler.ts', import.meta.url);
+/** Guilds | GuildMessages | DirectMessages: the markers are DMs, so their content is not stripped. */
+const INTENTS = 1 | 512 | 4096;
+/** Real ms: a worker thread boots in ~0.5 s under tsx, more on a busy machine. */
+const BOOT = 30_000;
+
+async function rig(opts: Partial<ClusterOptions>) {
+  const clock = scaledClock(SCALE);
+  const sim = await GatewaySimulator.start({ tokens: [TOKEN], clock, shards: 4, maxConcurrency: 4, guilds: 4, sessionTimeout: 3_600_000, heartbeatInterval: 300_000 });
+  const cluster = new Cluster({
+    token: TOKEN,
+    intents: INTENTS,
+    apiUrl: sim.apiUrl,
+    clock,
+    shards: 4,
+    handler: HANDLER,
+    shardOptions: () => ({ helloTimeout: 3_600_000, readyTimeout: 3_600_000 }),
+    ...opts,
+  });
+  const posts: HandlerMessageEvent[] = [];
+  const logs: HandlerLogEvent[] = [];
+  const errors: Error[] = [];
+  let dispatches = 0;
+  cluster.on('handlerMessage', (m) => posts.push(m));
+  cluster.on('handlerLog', (l) => logs.push(l));
+  cluster.on('shardError', (e) => errors.push(e));
+  cluster.on('dispatch', () => dispatches++);
+  let n = 0;
+  const sent: string[] = [];
+  const send = (shard: number, content = `${shard}:${n}`) => {
+    n++;
+    sent.push(content);
+    sim.dispatch(shard, 'MESSAGE_CREATE', { id: String(n), channel_id: '11', content, author: { id: '3' } });
+  };
+  const markers = () => posts.map((p) => (p.value as { marker?: string }).marker).filter((m): m is string => m !== undefined);
+  return {
+    sim,
+    cluster,
+    posts,
+    logs,
+    errors,
+    sent,
+    send,
+    markers,
+    dispatches: () => dispatches,
+    async stop() {
+      await cluster.close().catch(() => undefined);
+      await sim.stop();
+    },
+  };
+}
+
+/** A guild id that `shardIdFor` puts on `shard` of 4. */
+const guildOn = (shard: number) => String((BigInt(shard) << 22n) + (1000n << 22n) * 4n);
+
+test('workers: the handler runs in each worker on its own shards; commands route to the owning shard; posts and logs reach the main thread; no dispatch does', async () => {
+  const r = await rig({ workers: 2 });
+  try {
+    const { cluster, sim } = r;
+    const ops: [number, number][] = [];
+    sim.on('payload', (p) => (p.op === 3 || p.op === 4) && ops.push([p.op, p.shardId ?? -1]));
+    await cluster.connect();
+    assert.equal(cluster.shardIdFor(guildOn(1)), 1);
+    await until(() => r.posts.filter((p) => (p.value as { init?: number }).init !== undefined).length === 2, 'init in both workers', BOOT);
+    for (let i = 0; i < 50; i++) for (const s of [0, 1, 2, 3]) r.send(s);
+    r.send(0, `voice:${guildOn(1)}`); // shard 0 (worker 0) → shard 1 (worker 1), through the main thread
+    r.send(2, 'presence');
+    r.send(3, 'log:hello');
+    await until(() => r.markers().length === r.sent.length, 'every marker handled', BOOT);
+    const got = r.markers();
+    assert.equal(new Set(got).size, got.length, 'each once');
+    for (const p of r.posts) {
+      const v = p.value as { marker?: string; shardId: number; worker: number };
+      if (v.marker === undefined) continue;
+      assert.equal(p.shardId, v.shardId);
+      assert.equal(v.worker, cluster.status()[v.shardId]!.worker, `shard ${v.shardId} handled in its own worker`);
+      if (/^\d:/.test(v.marker)) assert.ok(v.marker.startsWith(`${v.shardId}:`), 'on the shard it was sent to');
+    }
+    for (const s of [0, 1, 2, 3]) {
+      const mine = got.filter((m) => m.startsWith(`${s}:`)).map((m) => Number(m.split(':')[1]));
+      assert.deepEqual(
+        mine,
+        [...mine].sort((a, b) => a - b),
+        `shard ${s} in order`,
+      );
+    }
+    assert.deepEqual(ops.sort(), [
+      [3, 2],
+      [4, 1],
+    ]);
+    assert.deepEqual(
+      r.logs.map((l) => [l.level, l.shardId, l.worker, l.message]),
+      [['info', 3, 1, 'saw log:hello']],
+    );
+    assert.equal(r.dispatches(), 0, 'the main thread was given no dispatch');
+    assert.ok(cluster.status().every((s) => s.state === 'ready' && s.sequence > 0 && s.guilds === 1));
+  } finally {
+    await r.stop();
+  }
+});
+
+test('this thread (workers: 0): the same module runs here; a throwing handler is reported with the event type and shard, and the next event follows', async () => {
+  const r = await rig({ workers: 0 });
+  try {
+    await r.cluster.connect();
+    r.send(1, 'throw:1');
+    r.send(1, '1:after');
+    r.send(0, `voice:${guildOn(3)}`);
+    await until(() => r.markers().includes('1:after') && r.markers().includes(`voice:${guildOn(3)}`), 'events after the throw', BOOT);
+    const err = r.errors.find((e) => e.name === 'HandlerError') as HandlerError | undefined;
+    assert.ok(err, 'reported on shardError');
+    assert.equal(err.code, 'HANDLER_FAILED');
+    assert.equal(err.shardId, 1);
+    assert.equal(err.eventType, 'MESSAGE_CREATE');
+    assert.match(err.message, /asked to throw on throw:1/);
+    assert.ok(r.posts.every((p) => p.worker === null));
+    assert.equal(r.dispatches(), 0);
+  } finally {
+    await r.stop();
+  }
+});
+
+test('workers: a throwing handler is reported across the thread boundary and the worker lives on', async () => {
+  const r = await rig({ workers: 2 });
+  try {
+    await r.cluster.connect();
+    r.send(2, 'throw:2');
+    r.send(2, '2:after');
+    await until(() => r.markers().includes('2:after'), 'the next event', BOOT);
+    const err = r.errors.find((e) => e.name === 'HandlerError') as HandlerError | undefined;
+    assert.ok(err);
+    assert.deepEqual([err.code, err.shardId, err.eventType], ['HANDLER_FAILED', 2, 'MESSAGE_CREATE']);
+    assert.equal(workerHosts(r.cluster)[0]!.status(2).state, 'ready');
+  } finally {
+    await r.stop();
+  }
+});
+
+test('workers: a worker killed mid-stream is respawned, its shards RESUME from the last handled event: every event handled exactly once', async () => {
+  const r = await rig({ workers: 2 });
+  try {
+    const { cluster, sim } = r;
+    const resumed: number[] = [];
+    cluster.on('shardResumed', (id) => resumed.push(id));
+    await cluster.connect();
+    const timer = setInterval(() => {
+      for (const s of [0, 1, 2, 3]) r.send(s);
+    }, 1);
+    try {
+      await until(() => r.markers().length >= 200, 'traffic handled', BOOT);
+      const identifies = sim.stats.identifies;
+      for (let i = 0; i < 300; i++) {
+        r.send(0);
+        r.send(2);
+      }
+      await workerHosts(cluster)[0]!.terminate();
+      await until(() => resumed.includes(0) && resumed.includes(2), 'shards 0 and 2 resumed', BOOT);
+      const after = r.sent.length;
+      await until(() => r.sent.length >= after + 200, 'traffic after the respawn');
+      clearInterval(timer);
+      await until(() => new Set(r.markers()).size >= r.sent.length, 'every marker handled', BOOT).catch(() => undefined);
+      await delay(100); // and nothing more (a duplicate would come now)
+      assert.equal(sim.stats.identifies, identifies, 'resumed, not identified');
+    } finally {
+      clearInterval(timer);
+    }
+    const counts = new Map<string, number>();
+    for (const m of r.markers()) counts.set(m, (counts.get(m) ?? 0) + 1);
+    assert.deepEqual(
+      [...counts].filter(([, c]) => c > 1).map(([m]) => m),
+      [],
+      'none handled twice',
+    );
+    assert.deepEqual(
+      r.sent.filter((m) => !counts.has(m)),
+      [],
+      'none lost',
+    );
+  } finally {
+    await r.stop();
+  }
+});
+
+test('handler options are checked where the cluster is built or connects', async () => {
+  assert.throws(() => new Cluster({ token: TOKEN, intents: 1, handler: HANDLER, handlerErrors: 'exit' }), { code: 'INVALID_OPTION' });
+  assert.throws(() => new Cluster({ token: TOKEN, intents: 1, handler: '' }), { code: 'INVALID_OPTION' });
+  const c = new Cluster({ token: TOKEN, intents: 1, gatewayUrl: 'ws://127.0.0.1:9', workers: 1, handler: './no-such-handler.js' });
+  await assert.rejects(c.connect(), { code: 'HANDLER_LOAD_FAILED' });
+  await c.close().catch(() => undefined);
+});
