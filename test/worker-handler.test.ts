@@ -200,6 +200,26 @@ test('workers: a worker killed mid-stream is respawned, its shards RESUME from t
   }
 });
 
+test("handlerErrors: 'exit': a throwing handler ends its worker (reported first); the other worker runs on", async () => {
+  const r = await rig({ workers: 2, handlerErrors: 'exit', workerRestart: false });
+  try {
+    const exits: number[] = [];
+    r.cluster.on('workerExit', (e) => exits.push(e.worker));
+    r.cluster.on('error', () => undefined); // the stopped shards are reported there too
+    await r.cluster.connect();
+    r.send(1, 'throw:exit');
+    await until(() => exits.length === 1, 'the worker exited', BOOT);
+    assert.deepEqual(exits, [1]);
+    const err = r.errors.find((e) => e.name === 'HandlerError') as HandlerError | undefined;
+    assert.deepEqual([err?.code, err?.shardId, err?.eventType], ['HANDLER_FAILED', 1, 'MESSAGE_CREATE']);
+    assert.equal(r.cluster.status()[1]!.state, 'fatal');
+    assert.equal(r.cluster.status()[0]!.state, 'ready', 'the other worker runs on');
+    assert.ok(!r.markers().includes('throw:exit'));
+  } finally {
+    await r.stop();
+  }
+});
+
 test('handler options are checked where the cluster is built or connects', async () => {
   assert.throws(() => new Cluster({ token: TOKEN, intents: 1, handler: HANDLER, handlerErrors: 'exit' }), { code: 'INVALID_OPTION' });
   assert.throws(() => new Cluster({ token: TOKEN, intents: 1, handler: '' }), { code: 'INVALID_OPTION' });
