@@ -6,6 +6,7 @@ import type { Clock } from './clock.js';
 import type { RemoteCommands } from './cluster-commands.js';
 import { ShardlineError, type UnknownEventError } from './errors.js';
 import type { EventName } from './event-names.js';
+import type { HandlerSource } from './handler/define.js';
 import type { TransportCompression } from './inflate.js';
 import type { IdentifyQueue, LocalIdentifyQueue } from './queue.js';
 import type { AutoReshardOptions } from './reshard.js';
@@ -112,7 +113,7 @@ export interface ClusterOptions {
    * cluster.on('handlerMessage', ({ shardId, value }) => console.log(shardId, value));
    * ```
    */
-  handler?: URL | string;
+  handler?: HandlerSource;
   /**
    * What a handler that throws does: `'report'` (default) reports a `HandlerError` (`HANDLER_FAILED`, with the event
    * type and shard) on `shardError` and goes on with the next event; `'exit'` (worker mode only) ends the worker,

@@ -27,9 +27,13 @@ import type { DispatchEvent, GuildMembersChunk, PresenceData } from '../events.j
 
 /** Log lines of a handler: they reach the main thread as the cluster's `handlerLog` events (and `routeLogs()`). */
 export interface HandlerLogger {
+  /** A debug line (`routeLogs()` level `debug`). */
   debug(message: string): void;
+  /** An info line. */
   info(message: string): void;
+  /** A warning. */
   warn(message: string): void;
+  /** An error line (the handler goes on; throw to report a failed event). */
   error(message: string): void;
 }
 
@@ -40,6 +44,7 @@ export interface HandlerLogger {
 export interface HandlerScope {
   /** Index of the worker thread running this copy of the handler; null in this thread (`workers: 0`). */
   readonly worker: number | null;
+  /** Lines reach the main thread as `handlerLog` events, tagged with the shard (in a context) and worker. */
   readonly log: HandlerLogger;
   /**
    * Send `value` (JSON-serialisable; it crosses threads as JSON) to the main thread: the cluster emits it as a `handlerMessage` event. Posted
@@ -105,14 +110,20 @@ export type HandlerSource = URL | string;
 export interface HandlerMessageEvent {
   /** The shard of the event being handled when it was posted; null when posted outside an event (e.g. `init`). */
   shardId: number | null;
+  /** The worker thread that posted it; null: this thread (`workers: 0`). */
   worker: number | null;
+  /** What was posted (a JSON round trip of it). */
   value: unknown;
 }
 
 /** A cluster's `handlerLog` event: a line a handler logged. */
 export interface HandlerLogEvent {
+  /** Which of `ctx.log`'s methods was called. */
   level: 'debug' | 'info' | 'warn' | 'error';
+  /** The shard of the context it was logged through; null for the scope given to `init`. */
   shardId: number | null;
+  /** The worker thread; null: this thread. */
   worker: number | null;
+  /** The line (the token removed). */
   message: string;
 }
