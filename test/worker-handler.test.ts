@@ -168,10 +168,12 @@ test('workers: a worker killed mid-stream is respawned, its shards RESUME from t
     try {
       await until(() => r.markers().length >= 200, 'traffic handled', BOOT);
       const identifies = sim.stats.identifies;
+      // A burst of slow events: the worker dies while its handler is in the middle of one of them.
       for (let i = 0; i < 300; i++) {
-        r.send(0);
-        r.send(2);
+        r.send(0, `0:${i}:slow`);
+        r.send(2, `2:${i}:early`);
       }
+      await until(() => r.markers().some((m) => m.endsWith(':slow')) && r.markers().some((m) => m.endsWith(':early')), 'the burst being handled', BOOT);
       await workerHosts(cluster)[0]!.terminate();
       await until(() => resumed.includes(0) && resumed.includes(2), 'shards 0 and 2 resumed', BOOT);
       const after = r.sent.length;

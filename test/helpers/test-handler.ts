@@ -2,9 +2,9 @@
  * The handler module of test/worker-handler.test.ts. Markers are MESSAGE_CREATE contents; each handled marker is
  * posted to the main thread (after a turn of the event loop, so a handler is often mid-event when a worker dies).
  * `throw:*` throws, `voice:<guildId>` joins a voice channel through the shard owning that guild (routed),
- * `presence` updates this shard's presence, `log:*` logs a line.
+ * `presence` updates this shard's presence, `log:*` logs a line, `*:slow` / `*:early` take real time (1 ms before / 5 ms after posting).
  */
-import { setImmediate as turn } from 'node:timers/promises';
+import { setImmediate as turn, setTimeout as sleep } from 'node:timers/promises';
 import { defineHandler } from '../../src/handler/define.js';
 
 export default defineHandler({
@@ -18,7 +18,15 @@ export default defineHandler({
     if (content.startsWith('voice:')) await ctx.updateVoiceState(content.slice(6), { channel_id: null, self_mute: false, self_deaf: false });
     if (content === 'presence') await ctx.updatePresence({ since: null, activities: [], status: 'idle', afk: false });
     if (content.startsWith('log:')) ctx.log.info(`saw ${content}`);
-    await turn();
-    ctx.post({ marker: content, shardId: ctx.shardId, sequence: event.sequence, worker: ctx.worker });
+    const post = () => ctx.post({ marker: content, shardId: ctx.shardId, sequence: event.sequence, worker: ctx.worker });
+    // `*:slow` / `*:early`: real time before / after the post, so a crash most likely hits mid-event.
+    if (content.endsWith(':early')) {
+      post();
+      await sleep(5);
+      return;
+    }
+    if (content.endsWith(':slow')) await sleep(1);
+    else await turn();
+    post();
   },
 });
