@@ -193,6 +193,11 @@ export interface ClusterEventMap {
   handlerMessage: [event: HandlerMessageEvent];
   /** Handler mode: a line the handler logged with `ctx.log` (also routed by `routeLogs()`). */
   handlerLog: [event: HandlerLogEvent];
+  /**
+   * Handler mode: the handler finished a dispatch of `type` on shard `shardId` (its resume point moved past it).
+   * Instead of `dispatch` events, which handler mode does not give the main thread; `attachMetrics` counts these.
+   */
+  dispatchHandled: [shardId: number, type: string];
 }
 
 /** One shard of a cluster, wherever it runs. */

@@ -621,6 +621,9 @@ export class Cluster extends TypedEmitter<ClusterEventMap> {
       send: (shardId, payload) => this.send(shardId, payload),
       message: (e) => this.pipeline.guard(() => this.emit('handlerMessage', e)),
       log: (e) => this.pipeline.guard(() => this.emit('handlerLog', e)),
+      handled: (shardId, type) => {
+        if (this.listenerCount('dispatchHandled') !== 0) this.pipeline.guard(() => this.emit('dispatchHandled', shardId, type));
+      },
     });
     return this.#handlerLink;
   }

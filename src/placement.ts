@@ -68,8 +68,9 @@ export class Placement {
             worker: null,
             handlerErrors: 'report', // 'exit' needs worker threads (checked by the cluster)
             pass: (e) => o.sink.event(e),
-            done: (shardId, _sequence, posts) => {
+            done: (shardId, _sequence, type, posts) => {
               for (const value of posts) link.message(shardId, null, value);
+              link.handled(shardId, type);
             },
             post: (shardId, value) => link.message(shardId, null, value),
             log: (level, shardId, message) => link.log(level, shardId, null, message),

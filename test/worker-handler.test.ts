@@ -44,6 +44,8 @@ async function rig(opts: Partial<ClusterOptions>) {
   cluster.on('handlerLog', (l) => logs.push(l));
   cluster.on('shardError', (e) => errors.push(e));
   cluster.on('dispatch', () => dispatches++);
+  const handled = new Map<number, number>(); // MESSAGE_CREATEs finished by the handler, by shard (for metrics)
+  cluster.on('dispatchHandled', (shardId, type) => type === 'MESSAGE_CREATE' && handled.set(shardId, (handled.get(shardId) ?? 0) + 1));
   let n = 0;
   const sent: string[] = [];
   const send = (shard: number, content = `${shard}:${n}`) => {
@@ -62,6 +64,7 @@ async function rig(opts: Partial<ClusterOptions>) {
     send,
     markers,
     dispatches: () => dispatches,
+    handled,
     async stop() {
       await cluster.close().catch(() => undefined);
       await sim.stop();
@@ -112,6 +115,8 @@ test('workers: the handler runs in each worker on its own shards; commands route
       [['info', 3, 1, 'saw log:hello']],
     );
     assert.equal(r.dispatches(), 0, 'the main thread was given no dispatch');
+    await until(() => [...r.handled.values()].reduce((a, b) => a + b, 0) === r.sent.length, 'dispatchHandled for each');
+    assert.equal(r.handled.get(0), 51, 'shard 0: 50 markers and the voice one');
     assert.ok(cluster.status().every((s) => s.state === 'ready' && s.sequence > 0 && s.guilds === 1));
   } finally {
     await r.stop();
@@ -134,6 +139,7 @@ test('this thread (workers: 0): the same module runs here; a throwing handler is
     assert.match(err.message, /asked to throw on throw:1/);
     assert.ok(r.posts.every((p) => p.worker === null));
     assert.equal(r.dispatches(), 0);
+    assert.equal(r.handled.get(1), 2, 'the failed event counts as handled too');
   } finally {
     await r.stop();
   }

@@ -22,12 +22,14 @@ export interface HandlerClusterSide {
   send(shardId: number, payload: GatewayCommand): Promise<void>;
   message(event: HandlerMessageEvent): void;
   log(event: HandlerLogEvent): void;
+  handled(shardId: number, type: string): void;
 }
 
 export function handlerLink(c: HandlerClusterSide): HostHandlerLink {
   return {
     message: (shardId, worker, value) => c.message({ shardId, worker, value }),
     log: (level, shardId, worker, message) => c.log({ level, shardId, worker, message }),
+    handled: (shardId, type) => c.handled(shardId, type),
     async route(method, args) {
       switch (method) {
         case 'members':

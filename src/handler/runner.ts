@@ -26,7 +26,7 @@ export interface RunnerHooks {
   /** A shard's non-dispatch event, in order. */
   pass(event: ShardEvent): void;
   /** A dispatch was handled (or failed and was reported); `posts` are the values posted while handling it. */
-  done(shardId: number, sequence: number, posts: unknown[]): void;
+  done(shardId: number, sequence: number, type: string, posts: unknown[]): void;
   /** A value posted outside of an event's handling. */
   post(shardId: number | null, value: unknown): void;
   log(level: HandlerLogEvent['level'], shardId: number | null, message: string): void;
@@ -207,7 +207,7 @@ export class HandlerRunner {
       h.pass({ kind: 'error', shardId, error });
     }
     open = false;
-    h.done(shardId, event.sequence, posts);
+    h.done(shardId, event.sequence, event.type, posts);
   }
 }
 

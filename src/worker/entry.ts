@@ -147,14 +147,14 @@ const runner: HandlerRunner | null = handlerSpec
       worker: spec.index,
       handlerErrors: handlerSpec.errors,
       pass: (e) => push(['v', eventToWire(e)], e.shardId),
-      done: (shardId, sequence, posts) => {
+      done: (shardId, sequence, type, posts) => {
         // The posts and the acknowledgement go in one batch (no flush between them): both arrive, or neither.
         for (const value of posts) {
           const line = ITEM_LINE + JSON.stringify(['p', shardId, value] satisfies BatchItem);
           lines.push(line);
           chars += line.length;
         }
-        add(`${ACK_LINE}${shardId}\t${sequence}`, shardId);
+        add(`${ACK_LINE}${shardId}\t${sequence}\t${type}`, shardId);
       },
       post: (shardId, value) => push(['p', shardId, value], shardId ?? spec.ids[0]!),
       log: (level, shardId, message) => push(['l', level, shardId, message], shardId ?? spec.ids[0]!),

@@ -86,6 +86,8 @@ export interface HostHandlerLink {
   message(shardId: number | null, worker: number | null, value: unknown): void;
   log(level: HandlerLogEvent['level'], shardId: number | null, worker: number | null, message: string): void;
   route(method: RouteMethod, args: unknown[]): Promise<unknown>;
+  /** The handler finished a dispatch of the shard (counted by metrics). */
+  handled(shardId: number, type: string): void;
 }
 
 interface Pending {
@@ -455,10 +457,11 @@ export class WorkerHost implements ShardBackend {
    * resumes starts after it: what the handler had not finished is replayed by the gateway and handled again.
    */
   private onAck(data: string, from: number, to: number): void {
-    const tab = data.indexOf('\t', from);
-    const shardId = Number(data.slice(from, tab));
-    const sequence = Number(data.slice(tab + 1, to));
-    this.fresh(shardId, sequence);
+    const t1 = data.indexOf('\t', from);
+    const t2 = data.indexOf('\t', t1 + 1);
+    const shardId = Number(data.slice(from, t1));
+    const sequence = Number(data.slice(t1 + 1, t2));
+    if (this.fresh(shardId, sequence)) this.link?.handled(shardId, data.slice(t2 + 1, to));
   }
 
   /** A dispatch forwarded unparsed: `shardId \t sequence \t type \t payload`. */

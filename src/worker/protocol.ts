@@ -46,7 +46,7 @@ export type StatusRow = [number, ShardState, number | null, string | null, numbe
  */
 export const ITEM_LINE = 'j';
 export const RAW_LINE = 'r';
-/** Handler mode: `shardId \t sequence`, the handler finished the shard's dispatch of that sequence. */
+/** Handler mode: `shardId \t sequence \t type`, the handler finished the shard's dispatch of that sequence. */
 export const ACK_LINE = 'a';
 
 /** A {@link ShardEvent} as it crosses the thread boundary (an `error` event's error serialised). */
