@@ -18,6 +18,9 @@ import type { ShardState } from './state.js';
 import { WorkerHost, cloneableShardOptions, type HostHandlerLink, type WorkerRestartPolicy } from './worker/host.js';
 import { HandlerRunner, loadHandler } from './handler/runner.js';
 
+/** Real ms `close()` waits for a handler in this thread to finish what its shards read (a worker's is its host's). */
+const HANDLER_CLOSE_TIMEOUT = 10_000;
+
 /** How to build one shard set. */
 export interface PlacementOptions {
   ids: readonly number[];
@@ -194,7 +197,17 @@ export class Placement {
   /** Close every shard; resolves with the sessions worth resuming (when `resumable`). */
   async close(resumable: boolean): Promise<Record<number, Session>> {
     const parts = await Promise.all(this.#backends.map((b) => b.close(resumable).catch(() => ({}) as Record<number, Session>)));
-    await this.#runner?.close(); // handler mode: every event read is handled, then the handler's close()
+    const runner = this.#runner;
+    if (runner) {
+      // Handler mode: every event read is handled, then the handler's close() — bounded, like a worker's close.
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, HANDLER_CLOSE_TIMEOUT);
+        timer.unref();
+      });
+      await Promise.race([runner.close(), late]);
+      clearTimeout(timer);
+    }
     return Object.assign({}, ...parts) as Record<number, Session>;
   }
 
