@@ -228,6 +228,22 @@ test("handlerErrors: 'exit': a throwing handler ends its worker (reported first)
   }
 });
 
+test('workers: a handler module that fails to load stops its shards with the reason, without a respawn loop', async () => {
+  const r = await rig({ workers: 1, handler: new URL('./helpers/broken-handler.ts', import.meta.url) });
+  try {
+    const exits: { restarting: boolean; reason: string }[] = [];
+    r.cluster.on('workerExit', (e) => exits.push(e));
+    r.cluster.on('error', () => undefined);
+    await assert.rejects(r.cluster.connect(), { name: 'ClusterConnectError', message: /shard 0: worker 0 exited \(code 1\): HANDLER_LOAD_FAILED: .*broken on purpose/ });
+    assert.equal(exits.length, 1);
+    assert.equal(exits[0]!.restarting, false);
+    assert.match(exits[0]!.reason, /HANDLER_LOAD_FAILED: the handler module could not be loaded: Error: broken on purpose/);
+    assert.ok(r.cluster.status().every((s) => s.state === 'fatal'));
+  } finally {
+    await r.stop();
+  }
+});
+
 test('handler options are checked where the cluster is built or connects', async () => {
   assert.throws(() => new Cluster({ token: TOKEN, intents: 1, handler: HANDLER, handlerErrors: 'exit' }), { code: 'INVALID_OPTION' });
   assert.throws(() => new Cluster({ token: TOKEN, intents: 1, handler: '' }), { code: 'INVALID_OPTION' });

@@ -172,12 +172,11 @@ const runner: HandlerRunner | null = handlerSpec
       },
     })
   : null;
-// A module that cannot be loaded ends the thread with the reason (the host reports it, and respawns per policy).
-runner?.ready().catch((err: unknown) =>
-  setImmediate(() => {
-    throw err;
-  }),
-);
+// A module that cannot be loaded ends the thread; the host stops its shards with the reason (a respawn would fail alike).
+runner?.ready().catch((err: unknown) => {
+  post({ t: 'loadFailed', error: toWire(err) });
+  process.exit(1);
+});
 
 /**
  * Every shard's one event stream goes to the main thread in order (wanted dispatches mostly as raw lines); in

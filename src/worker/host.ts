@@ -135,6 +135,8 @@ export class WorkerHost implements ShardBackend {
   private exited = false;
   private closing = false;
   private crash: string | null = null;
+  /** Handler mode: the thread could not load the handler module (not respawned: a new thread would fail alike). */
+  private loadFailed = false;
   private readonly clock: Clock;
   private readonly policy: WorkerRestartPolicy | null;
   private readonly reportExit: (event: WorkerExitEvent) => void;
@@ -404,6 +406,10 @@ export class WorkerHost implements ShardBackend {
         );
         return;
       }
+      case 'loadFailed':
+        this.loadFailed = true;
+        this.crash = this.redact(`${msg.error.code ?? msg.error.name}: ${msg.error.message}`);
+        return;
       case 'route': {
         const id = msg.id;
         const worker = this.worker;
@@ -596,7 +602,7 @@ export class WorkerHost implements ShardBackend {
       this.exits.push(now);
       while (this.exits.length > 0 && this.exits[0]! <= now - policy.windowMs) this.exits.shift();
     }
-    const restarting = policy !== null && this.exits.length <= policy.maxRestarts;
+    const restarting = policy !== null && this.exits.length <= policy.maxRestarts && !this.loadFailed;
     for (const p of inFlight) {
       if (restarting && isStart(p.method)) this.hold(p);
       else p.reject(new GatewayError('WORKER_EXITED', p.method === 'send' ? `${why}; the command may not have been sent` : why));
@@ -672,9 +678,11 @@ export class WorkerHost implements ShardBackend {
   /** The thread is gone for good (restarts off, or too many exits): its shards stop, as fatal. */
   private stop(why: string, code: number): void {
     const policy = this.policy;
-    const reason = policy
-      ? `${why}; worker ${this.index} kept crashing (${this.exits.length} exits within ${policy.windowMs / 1000} s, more than workerRestart.maxRestarts = ${policy.maxRestarts}): its shards are stopped`
-      : why;
+    const reason = this.loadFailed
+      ? `${why}; its shards are stopped (a new worker would fail to load the handler alike: fix the module, then connect() them again)`
+      : policy
+        ? `${why}; worker ${this.index} kept crashing (${this.exits.length} exits within ${policy.windowMs / 1000} s, more than workerRestart.maxRestarts = ${policy.maxRestarts}): its shards are stopped`
+        : why;
     for (const p of this.takeBacklog()) p.reject(new GatewayError('WORKER_EXITED', reason));
     this.relaunch.clear();
     const stopped: number[] = [];

@@ -96,7 +96,9 @@ export type FromWorker =
   | { t: 'acquire'; id: number; shardId: number }
   | { t: 'abort'; id: number }
   /** Handler mode: a cluster-level command of the handler, carried out by the main thread. */
-  | { t: 'route'; id: number; method: RouteMethod; args: unknown[] };
+  | { t: 'route'; id: number; method: RouteMethod; args: unknown[] }
+  /** Handler mode: the handler module could not be loaded; the worker exits next and is not respawned. */
+  | { t: 'loadFailed'; error: WireError };
 
 export function toWire(err: unknown): WireError {
   const e = err instanceof Error ? err : new Error(String(err));
