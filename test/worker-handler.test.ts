@@ -244,6 +244,30 @@ test('workers: a handler module that fails to load stops its shards with the rea
   }
 });
 
+test('workers: a reshard brings the new set up with the handler in new workers; the new shards handle the traffic', async () => {
+  const r = await rig({ workers: 2, shards: 2 });
+  try {
+    await r.cluster.connect();
+    await until(() => r.posts.filter((p) => (p.value as { init?: number }).init !== undefined).length === 2, 'init in both workers', BOOT);
+    const res = await r.cluster.reshard(4, { timeout: 3_600_000, guildTimeout: 3_600_000 });
+    assert.equal(res.to, 4);
+    await until(() => r.posts.filter((p) => (p.value as { init?: number }).init !== undefined).length === 4, "init in the new set's workers", BOOT);
+    for (const s of [0, 1, 2, 3]) r.send(s, `${s}:after-reshard`);
+    await until(() => [0, 1, 2, 3].every((s) => r.markers().includes(`${s}:after-reshard`)), 'handled by the new shards', BOOT);
+    assert.deepEqual(
+      r.cluster.status().map((s) => [s.id, s.state, s.worker]),
+      [
+        [0, 'ready', 0],
+        [1, 'ready', 1],
+        [2, 'ready', 0],
+        [3, 'ready', 1],
+      ],
+    );
+  } finally {
+    await r.stop();
+  }
+});
+
 test('handler options are checked where the cluster is built or connects', async () => {
   assert.throws(() => new Cluster({ token: TOKEN, intents: 1, handler: HANDLER, handlerErrors: 'exit' }), { code: 'INVALID_OPTION' });
   assert.throws(() => new Cluster({ token: TOKEN, intents: 1, handler: '' }), { code: 'INVALID_OPTION' });
