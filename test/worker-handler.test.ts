@@ -12,6 +12,7 @@ import { scaledClock } from '../src/clock.js';
 import { Cluster, workerHosts, type ClusterOptions } from '../src/cluster.js';
 import type { HandlerError } from '../src/errors.js';
 import type { HandlerLogEvent, HandlerMessageEvent } from '../src/handler/define.js';
+import { routeLogs } from '../src/logging.js';
 import { GatewaySimulator } from '../src/simulator/index.js';
 import { TOKEN, SCALE, until, delay, failOnUnhandledRejections } from './helpers/setup.js';
 
@@ -79,6 +80,9 @@ test('workers: the handler runs in each worker on its own shards; commands route
   const r = await rig({ workers: 2 });
   try {
     const { cluster, sim } = r;
+    const routed: [string, Record<string, unknown>, string | undefined][] = [];
+    const line = (level: string) => (fields: object, message?: string) => routed.push([level, fields as Record<string, unknown>, message]);
+    routeLogs(cluster, { debug: line('debug'), info: line('info'), warn: line('warn'), error: line('error') });
     const ops: [number, number][] = [];
     sim.on('payload', (p) => (p.op === 3 || p.op === 4) && ops.push([p.op, p.shardId ?? -1]));
     await cluster.connect();
@@ -113,6 +117,11 @@ test('workers: the handler runs in each worker on its own shards; commands route
     assert.deepEqual(
       r.logs.map((l) => [l.level, l.shardId, l.worker, l.message]),
       [['info', 3, 1, 'saw log:hello']],
+    );
+    assert.deepEqual(
+      routed.filter(([, , m]) => m?.startsWith('saw ')),
+      [['info', { shardId: 3, worker: 1 }, 'saw log:hello']],
+      "routeLogs routes the handler's lines",
     );
     assert.equal(r.dispatches(), 0, 'the main thread was given no dispatch');
     await until(() => [...r.handled.values()].reduce((a, b) => a + b, 0) === r.sent.length, 'dispatchHandled for each');
