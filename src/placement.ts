@@ -87,6 +87,10 @@ export class Placement {
             },
           });
           this.#runner = runner;
+          // A module whose init() fails handles nothing: every shard reports it (a worker's shards stop instead).
+          runner.ready().catch((error: Error) => {
+            for (const shardId of ids) o.sink.event({ kind: 'error', shardId, error });
+          });
           sink = { event: (e) => runner.event(e) };
         }
         this.#add(new ShardGroup(ids, (id) => ({ ...o.shardOptions(id), clock: o.clock, identifyQueue: o.queue }), sink), ids);

@@ -277,6 +277,20 @@ test('workers: a reshard brings the new set up with the handler in new workers; 
   }
 });
 
+test('this thread: a handler whose init() fails is reported on every shard (HANDLER_LOAD_FAILED)', async () => {
+  const r = await rig({ workers: 0, shards: 2, handler: new URL('./helpers/init-fails-handler.ts', import.meta.url) });
+  try {
+    await r.cluster.connect();
+    await until(() => r.errors.length === 2, 'both shards report it');
+    for (const e of r.errors as HandlerError[]) {
+      assert.equal(e.code, 'HANDLER_LOAD_FAILED');
+      assert.match(e.message, /init failed on purpose/);
+    }
+  } finally {
+    await r.stop();
+  }
+});
+
 test('handler options are checked where the cluster is built or connects', async () => {
   assert.throws(() => new Cluster({ token: TOKEN, intents: 1, handler: HANDLER, handlerErrors: 'exit' }), { code: 'INVALID_OPTION' });
   assert.throws(() => new Cluster({ token: TOKEN, intents: 1, handler: '' }), { code: 'INVALID_OPTION' });

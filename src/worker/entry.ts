@@ -13,6 +13,7 @@ import type { ShardSink } from '../cluster-status.js';
 import type { IdentifyQueue } from '../queue.js';
 import type { ShardOptions } from '../shard.js';
 import type { DispatchEvent } from '../events.js';
+import { ShardlineError } from '../errors.js';
 import { HandlerRunner, loadHandler, type RouteMethod } from '../handler/runner.js';
 import { ACK_LINE, eventToWire, fromWire, toWire, ITEM_LINE, RAW_LINE, type BatchItem, type FromWorker, type StatusRow, type ToWorker, type WorkerSpec } from './protocol.js';
 
@@ -233,7 +234,7 @@ async function run(method: string, args: unknown[]): Promise<unknown> {
       acquires.clear();
       const sessions = await group.close(args[0] as boolean);
       await runner?.close(); // every event read is handled before the sessions go back
-      for (const r of routes.values()) r.reject(new Error('worker closing'));
+      for (const r of routes.values()) r.reject(new ShardlineError('CLUSTER_CLOSED', 'the cluster closed before the command was carried out'));
       routes.clear();
       for (const id of spec.ids) dirty.add(id);
       return sessions;
