@@ -10,6 +10,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { scaledClock } from '../src/clock.js';
 import { Cluster, workerHosts, type ClusterOptions } from '../src/cluster.js';
+import type { RemoteCommands } from '../src/cluster-commands.js';
 import type { HandlerError } from '../src/errors.js';
 import type { HandlerLogEvent, HandlerMessageEvent } from '../src/handler/define.js';
 import { routeLogs } from '../src/logging.js';
@@ -287,6 +288,31 @@ test('this thread: a handler whose init() fails is reported on every shard (HAND
       assert.match(e.message, /init failed on purpose/);
     }
   } finally {
+    await r.stop();
+  }
+});
+
+test("distributed (shards: { ids, total }): the handler runs in each process; a command for another process's shard goes through remoteCommands", async () => {
+  // Two processes' clusters in one: A runs shards 0 and 1 in workers with the handler, B runs 2 and 3 here; A's
+  // remoteCommands hands B's shards' commands to B (what NatsBroker.remoteCommands() does between processes).
+  let b: Cluster | null = null;
+  const remoteCommands: RemoteCommands = {
+    send: (shardId, payload) => b!.send(shardId, payload),
+    requestGuildMembers: () => {
+      throw new Error('not used here');
+    },
+  };
+  const r = await rig({ workers: 2, shards: { ids: [0, 1], total: 4 }, remoteCommands });
+  b = new Cluster({ token: TOKEN, intents: INTENTS, apiUrl: r.sim.apiUrl, clock: scaledClock(SCALE), shards: { ids: [2, 3], total: 4 } });
+  try {
+    const ops: [number, number][] = [];
+    r.sim.on('payload', (p) => p.op === 4 && ops.push([p.op, p.shardId ?? -1]));
+    await Promise.all([r.cluster.connect(), b.connect()]);
+    r.send(0, `voice:${guildOn(3)}`);
+    await until(() => r.markers().includes(`voice:${guildOn(3)}`), 'handled', BOOT);
+    assert.deepEqual(ops, [[4, 3]], 'op 4 went out on shard 3, run by the other cluster');
+  } finally {
+    await b.close().catch(() => undefined);
     await r.stop();
   }
 });
