@@ -93,7 +93,11 @@ test('workers: the handler runs in each worker on its own shards; commands route
     r.send(0, `voice:${guildOn(1)}`); // shard 0 (worker 0) → shard 1 (worker 1), through the main thread
     r.send(2, 'presence');
     r.send(3, 'log:hello');
+    r.send(1, 'members');
     await until(() => r.markers().length === r.sent.length, 'every marker handled', BOOT);
+    const members = r.posts.find((p) => (p.value as { marker?: string }).marker === 'members')!.value as { chunks: number; members: number; shardId: number };
+    assert.equal(members.shardId, 1);
+    assert.ok(members.chunks >= 1 && members.members >= 1, `member chunks came back to the worker (${JSON.stringify(members)})`);
     const got = r.markers();
     assert.equal(new Set(got).size, got.length, 'each once');
     for (const p of r.posts) {
