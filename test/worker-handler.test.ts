@@ -164,8 +164,13 @@ test('workers: a throwing handler is reported across the thread boundary and the
   try {
     await r.cluster.connect();
     r.send(2, 'throw:2');
+    r.send(2, 'bigint');
     r.send(2, '2:after');
     await until(() => r.markers().includes('2:after'), 'the next event', BOOT);
+    assert.ok(
+      r.errors.some((e) => /ctx\.post\(\): the value is not JSON-serialisable/.test(e.message)),
+      'a value that cannot cross the thread boundary is reported',
+    );
     const err = r.errors.find((e) => e.name === 'HandlerError') as HandlerError | undefined;
     assert.ok(err);
     assert.deepEqual([err.code, err.shardId, err.eventType], ['HANDLER_FAILED', 2, 'MESSAGE_CREATE']);

@@ -13,7 +13,7 @@ import type { ShardSink } from '../cluster-status.js';
 import type { IdentifyQueue } from '../queue.js';
 import type { ShardOptions } from '../shard.js';
 import type { DispatchEvent } from '../events.js';
-import { ShardlineError } from '../errors.js';
+import { HandlerError, ShardlineError } from '../errors.js';
 import { HandlerRunner, loadHandler, type RouteMethod } from '../handler/runner.js';
 import { ACK_LINE, eventToWire, fromWire, toWire, ITEM_LINE, RAW_LINE, type BatchItem, type FromWorker, type StatusRow, type ToWorker, type WorkerSpec } from './protocol.js';
 
@@ -142,6 +142,18 @@ function route(method: RouteMethod, args: unknown[]): Promise<unknown> {
   });
 }
 
+/** A value the handler posted, as a batch line; null (and reported) when it cannot be serialised. */
+function postLine(shardId: number | null, value: unknown): string | null {
+  try {
+    return ITEM_LINE + JSON.stringify(['p', shardId, value] satisfies BatchItem);
+  } catch (err) {
+    const id = shardId ?? spec.ids[0]!;
+    const why = `ctx.post(): the value is not JSON-serialisable (${(err as Error).message}); it was not posted`;
+    push(['v', eventToWire({ kind: 'error', shardId: id, error: new HandlerError('HANDLER_FAILED', why, { shardId: id, eventType: null }) })], id);
+    return null;
+  }
+}
+
 const handlerSpec = spec.handler;
 const runner: HandlerRunner | null = handlerSpec
   ? new HandlerRunner(loadHandler(handlerSpec.url), {
@@ -151,13 +163,17 @@ const runner: HandlerRunner | null = handlerSpec
       done: (shardId, sequence, type, posts) => {
         // The posts and the acknowledgement go in one batch (no flush between them): both arrive, or neither.
         for (const value of posts) {
-          const line = ITEM_LINE + JSON.stringify(['p', shardId, value] satisfies BatchItem);
+          const line = postLine(shardId, value);
+          if (line === null) continue;
           lines.push(line);
           chars += line.length;
         }
         add(`${ACK_LINE}${shardId}\t${sequence}\t${type}`, shardId);
       },
-      post: (shardId, value) => push(['p', shardId, value], shardId ?? spec.ids[0]!),
+      post: (shardId, value) => {
+        const line = postLine(shardId, value);
+        if (line !== null) add(line, shardId ?? spec.ids[0]!);
+      },
       log: (level, shardId, message) => push(['l', level, shardId, message], shardId ?? spec.ids[0]!),
       exit: (error) => {
         push(['v', eventToWire({ kind: 'error', shardId: error.shardId, error })], error.shardId);

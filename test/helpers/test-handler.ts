@@ -26,6 +26,7 @@ export default defineHandler({
       return;
     }
     if (content.startsWith('throw:')) throw new Error(`asked to throw on ${content}`);
+    if (content === 'bigint') ctx.post({ n: 1n }); // not JSON: reported, not posted
     if (content.startsWith('voice:')) await ctx.updateVoiceState(content.slice(6), { channel_id: null, self_mute: false, self_deaf: false });
     if (content === 'presence') await ctx.updatePresence({ since: null, activities: [], status: 'idle', afk: false });
     if (content.startsWith('log:')) ctx.log.info(`saw ${content}`);
