@@ -29,6 +29,10 @@
  *   --only a,b         workloads: presences_off, presences_on, filtered (presences_on, the cluster asks only for
  *                      MESSAGE_CREATE and INTERACTION_CREATE) (default all three)
  *   --json PATH        also write the raw results
+ *   --handler-work N   handler mode: the cluster runs `bench/workers-handler.ts` as its `handler` (in each worker, or
+ *                      in the main thread with workers: 0, or in each of the pN processes), which does N rounds of
+ *                      integer hashing per dispatch (fixed CPU), checks order and posts progress; rates are
+ *                      dispatches handled per second. Workloads without a filter only.
  *
  * Run: `npm run build && node --import tsx bench/workers.ts` (= `npm run bench:workers`). The orchestrator runs
  * under tsx; it transpiles this file, `common.ts` and `server.ts` to `bench/.out/workers/` and starts the server
@@ -62,6 +66,10 @@ interface Job {
   /** With `events`: the `s` of every wanted dispatch, in stream order (the same for every shard). */
   wanted: number[] | null;
   root: string;
+  /** Handler mode: rounds of CPU work per dispatch in `workers-handler.js` (run by `handler`); null: `on('dispatch')`. */
+  handlerWork: number | null;
+  /** Handler mode: the handler module's path. */
+  handlerPath: string | null;
 }
 
 interface RunResult {
@@ -147,6 +155,11 @@ async function runClient(job: Job): Promise<void> {
   }
   const sl = (await import(pathToFileURL(join(job.root, 'dist', 'index.js')).href)) as typeof Shardline;
   const ids = job.ids;
+  if (job.handlerWork !== null) {
+    // read by the handler module (worker threads copy process.env when they start)
+    process.env.SHARDLINE_BENCH_WORK = String(job.handlerWork);
+    process.env.SHARDLINE_BENCH_PER_SHARD = String(job.messages);
+  }
   const cluster = new sl.Cluster({
     token: BENCH_TOKEN,
     intents: BENCH_INTENTS,
@@ -161,6 +174,7 @@ async function runClient(job: Job): Promise<void> {
     // other socket), which would starve the client at random; the client's own heartbeat cost is negligible.
     clock: sl.scaledClock(100),
     ...(job.events ? { events: job.events as Shardline.EventName[] } : {}),
+    ...(job.handlerPath ? { handler: job.handlerPath } : {}),
   });
   cluster.on('shardError', (err, id) => void clientFail(`shard ${id}: ${err.message}`));
   cluster.on('error', (err) => void clientFail(`cluster: ${err.message}`));
@@ -193,7 +207,7 @@ async function runClient(job: Job): Promise<void> {
       if (pos[id] !== perShard) problems.push(`shard ${id}: delivered ${pos[id]} of ${perShard}`);
     }
     if (received !== expected) problems.push(`received ${received} of ${expected} dispatches`);
-    if (bad > 0) problems.push(`${bad} dispatches out of order, duplicated or after a gap`);
+    if (bad > 0 && job.handlerWork === null) problems.push(`${bad} dispatches out of order, duplicated or after a gap`);
     const s20 = m20 ?? m0!;
     const s80 = m80 ?? m1;
     void clientSend({
@@ -233,6 +247,26 @@ async function runClient(job: Job): Promise<void> {
     inBatch = 0;
     lastEnd = performance.now();
   };
+
+  // Handler mode: the handler (in the thread that runs the shard) checks, counts and works; it posts progress.
+  cluster.on('handlerMessage', (m) => {
+    const [id, n, outOfOrder, creates] = m.value as [number, number, number, number];
+    batches++;
+    const before = received;
+    received += n - pos[id]!;
+    messageCreates += creates - (handlerCreates[id] ?? 0);
+    handlerCreates[id] = creates;
+    pos[id] = n;
+    if (outOfOrder > 0 && n === perShard) {
+      bad += outOfOrder;
+      problems.push(`shard ${id}: ${outOfOrder} dispatches out of order (seen by the handler)`);
+    }
+    if (received - before > maxBatch) maxBatch = received - before;
+    if (before < q20 && received >= q20) m20 = mark();
+    if (before < q80 && received >= q80) m80 = mark();
+    if (received === expected) finish();
+  });
+  const handlerCreates: number[] = [];
 
   // The measured consumer: per-shard completeness and order check, a count, and one look at the event type.
   cluster.on('dispatch', (e) => {
@@ -302,6 +336,8 @@ interface Options {
   configs: Config[];
   workloads: Workload[];
   json: string | null;
+  /** `--handler-work N`: run `workers-handler.js` as the cluster's handler, N rounds of CPU work per dispatch. */
+  handlerWork: number | null;
 }
 
 /** One way to run the shards: `workers` worker threads in each of `procs` processes (shards split between them). */
@@ -337,7 +373,7 @@ const WORKLOADS: Workload[] = [
 ];
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { quick: false, shards: 8, messages: 30_000, reps: 5, configs: ['0', '1', '2', '3', 'p2'].map(parseConfig), workloads: WORKLOADS, json: null };
+  const o: Options = { quick: false, shards: 8, messages: 30_000, reps: 5, configs: ['0', '1', '2', '3', 'p2'].map(parseConfig), workloads: WORKLOADS, json: null, handlerWork: null };
   const set = new Set<string>();
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -366,6 +402,7 @@ function parseArgs(argv: string[]): Options {
       if (unknown.length) throw new Error(`--only: unknown workload ${unknown.join(', ')} (${WORKLOADS.map((w) => w.name).join(', ')})`);
       o.workloads = WORKLOADS.filter((w) => names.includes(w.name));
     } else if (a === '--json') o.json = resolve(val());
+    else if (a === '--handler-work') o.handlerWork = int(0);
     else if (a === '--help' || a === '-h') {
       console.log(
         readFileSync(fileURLToPath(import.meta.url), 'utf8')
@@ -381,6 +418,11 @@ function parseArgs(argv: string[]): Options {
     if (!set.has('--shards')) o.shards = 4;
     if (!set.has('--messages')) o.messages = 2000;
     if (!set.has('--reps')) o.reps = 1;
+  }
+  if (o.handlerWork !== null) {
+    // the handler checks order itself, with every dispatch delivered: workloads without an `events` filter
+    o.workloads = o.workloads.filter((w) => w.events === null);
+    if (o.workloads.length === 0) throw new Error('--handler-work runs the workloads without a filter (presences_off, presences_on)');
   }
   if (!o.configs.some((c) => c.label === '0')) o.configs.unshift(parseConfig('0')); // the baseline every ratio refers to
   if (o.configs.some((c) => c.procs > o.shards)) throw new Error('more processes than shards');
@@ -438,7 +480,8 @@ async function runOne(server: ChildProcess, port: number, w: Workload, wanted: n
   const what = `${c.label} on ${w.name}`;
   const kids = Array.from({ length: c.procs }, (_, p) => {
     const ids = Array.from({ length: opts.shards }, (_, i) => i).filter((i) => i % c.procs === p);
-    const job: Job = { port, shards: opts.shards, ids, workers: c.workers, messages: opts.messages, events: w.events, wanted, root: ROOT };
+    const handlerPath = opts.handlerWork === null ? null : join(OUT, 'workers-handler.js');
+    const job: Job = { port, shards: opts.shards, ids, workers: c.workers, messages: opts.messages, events: w.events, wanted, root: ROOT, handlerWork: opts.handlerWork, handlerPath };
     return { job, child: start('workers.js', ['--client'], ['--expose-gc']) };
   });
   try {
@@ -528,7 +571,8 @@ function table(records: Record_[], w: Workload, info: WorkloadInfo, wanted: numb
   const delivered = wanted ? wanted.length : per;
   const lines = [
     `### ${w.name}: ${opts.shards} shards × ${per} dispatches of \`${w.mix}\` (zlib-stream), ${opts.reps} rep(s)` +
-      (w.events ? `; the cluster asks only for ${w.events.join(', ')} (${delivered} per shard, ${((delivered / per) * 100).toFixed(1)} %)` : ''),
+      (w.events ? `; the cluster asks only for ${w.events.join(', ')} (${delivered} per shard, ${((delivered / per) * 100).toFixed(1)} %)` : '') +
+      (opts.handlerWork !== null ? `; handler mode: \`workers-handler\` does ${opts.handlerWork} rounds of CPU work per dispatch in the thread of its shard` : ''),
     '',
     `${mb(info.jsonBytes * opts.shards)} MB of JSON in all (${(info.jsonBytes / per).toFixed(0)} B per dispatch), ` +
       `${mb(info.bytes['zlib-stream'] * opts.shards)} MB on the wire. Rates count every dispatch of the stream` +
@@ -553,7 +597,7 @@ function table(records: Record_[], w: Workload, info: WorkloadInfo, wanted: numb
         (c.label === '0' ? '1.00x | ' : `${(med / baseMed).toFixed(2)}x / ${(best / baseBest).toFixed(2)}x / ${paired.toFixed(2)}x | `) +
         `${cpu.toFixed(2)} | ${mains.length ? median(mains).toFixed(2) : '–'} | ` +
         `${median(g.map((r) => r.elu)).toFixed(2)} | ${median(g.map((r) => r.received / r.batches)).toFixed(0)} / ${Math.max(...g.map((r) => r.maxBatch))} | ` +
-        `${median(g.map((r) => r.maxGapMs)).toFixed(0)} ms | ${mb(Math.max(...g.map((r) => r.peakRss)))} MB | ` +
+        `${median(g.map((r) => r.maxGapMs)).toFixed(0)} ms | ${mb(Math.max(...g.map((r) => r.peakRss)))} MB (${(Math.max(...g.map((r) => r.peakRss)) / 1048576 / opts.shards).toFixed(1)} per shard) | ` +
         `${srv.length ? `${(median(srv) * 100).toFixed(0)} %` : '–'} | ${bad.length === 0 ? `ok (${g.length}/${g.length})` : `⚠ ${bad.length} failed`} |`,
     );
   }
@@ -572,7 +616,7 @@ async function orchestrate(): Promise<void> {
       process.exit(130);
     });
   }
-  await transpileBench(BENCH_DIR, OUT, ['common.ts', 'server.ts', 'workers.ts']);
+  await transpileBench(BENCH_DIR, OUT, ['common.ts', 'server.ts', 'workers.ts', 'workers-handler.ts']);
   // loaded dynamically: this file also runs as a transpiled client, which must not import src/
   (await import('./fixtures.js')).ensureFixtures(OUT);
   const t0 = Date.now();

@@ -6,6 +6,7 @@ import type { Clock } from './clock.js';
 import type { RemoteCommands } from './cluster-commands.js';
 import { ShardlineError, type UnknownEventError } from './errors.js';
 import type { EventName } from './event-names.js';
+import type { HandlerSource } from './handler/define.js';
 import type { TransportCompression } from './inflate.js';
 import type { IdentifyQueue, LocalIdentifyQueue } from './queue.js';
 import type { AutoReshardOptions } from './reshard.js';
@@ -98,6 +99,27 @@ export interface ClusterOptions {
    * ```
    */
   workerRestart?: false | WorkerRestartOptions;
+  /**
+   * The bot's handler module (a file URL, a file URL string, or a path from the working directory): its default
+   * export ({@link Handler}, see `defineHandler`) runs on every dispatch in the thread that runs the shard, parsed
+   * once there. With `workers: n` each worker imports it and the main thread never sees a dispatch (no `dispatch`
+   * events; it keeps start-up, the identify queue, health, status, metrics and resharding); with `workers: 0` it
+   * runs in this thread. A worker that crashes resumes its shards from the last event the handler finished.
+   * Values the handler posts arrive as `handlerMessage` events, its log lines as `handlerLog`.
+   *
+   * @example
+   * ```ts
+   * const cluster = new Cluster({ token, intents, workers: 2, handler: new URL('./handler.js', import.meta.url) });
+   * cluster.on('handlerMessage', ({ shardId, value }) => console.log(shardId, value));
+   * ```
+   */
+  handler?: HandlerSource;
+  /**
+   * What a handler that throws does: `'report'` (default) reports a `HandlerError` (`HANDLER_FAILED`, with the event
+   * type and shard) on `shardError` and goes on with the next event; `'exit'` (worker mode only) ends the worker,
+   * which is respawned per `workerRestart` and handles the event again after the RESUME.
+   */
+  handlerErrors?: 'report' | 'exit';
   /**
    * Dispatch types to deliver (others are never parsed), e.g. `['MESSAGE_CREATE']`. Default: all. Checked when the
    * cluster is constructed: a name this version does not know throws an {@link UnknownEventError} naming the

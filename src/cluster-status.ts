@@ -3,6 +3,7 @@
  * internal contract between the cluster and where its shards run (this thread or worker threads).
  * @packageDocumentation
  */
+import type { HandlerLogEvent, HandlerMessageEvent } from './handler/define.js';
 import type { DebugEvent, DisconnectedEvent, DispatchEvent, GuildsReadyEvent, PresenceData, ReadyData, ShardEvent, StateChange } from './events.js';
 import type { NoncedMemberRequest } from './cluster-commands.js';
 import type { MemberRequest } from './members.js';
@@ -188,6 +189,15 @@ export interface ClusterEventMap {
    * stopped for good does not hold it up. Each shard's own is on the `shardEvent` stream (`kind: 'guildsReady'`).
    */
   guildsReady: [event: GuildsReadyEvent];
+  /** Handler mode (`handler`): a value the handler posted with `ctx.post()`, in this thread or a worker. */
+  handlerMessage: [event: HandlerMessageEvent];
+  /** Handler mode: a line the handler logged with `ctx.log` (also routed by `routeLogs()`). */
+  handlerLog: [event: HandlerLogEvent];
+  /**
+   * Handler mode: the handler finished a dispatch of `type` on shard `shardId` (its resume point moved past it).
+   * Instead of `dispatch` events, which handler mode does not give the main thread; `attachMetrics` counts these.
+   */
+  dispatchHandled: [shardId: number, type: string];
 }
 
 /** One shard of a cluster, wherever it runs. */

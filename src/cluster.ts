@@ -28,7 +28,9 @@ import { fetchGatewayBot, type GatewayBot } from './gateway-bot.js';
 import { ClusterConnectError, StartupScheduler, type StartGate } from './scheduler.js';
 import type { ShardOptions } from './shard.js';
 import type { ShardState } from './state.js';
-import type { WorkerHost, WorkerRestartPolicy } from './worker/host.js';
+import type { HostHandlerLink, WorkerHost, WorkerRestartPolicy } from './worker/host.js';
+import { checkHandler, handlerLink } from './handler/cluster-link.js';
+import { handlerUrl } from './handler/runner.js';
 import { ReshardPolicy, Resharder, type AutoReshardOptions, type GatewayBotInfo, type ReshardHost, type ReshardOptions, type ReshardResult } from './reshard.js';
 
 export { ClusterConnectError } from './scheduler.js';
@@ -90,6 +92,9 @@ export class Cluster extends TypedEmitter<ClusterEventMap> {
   private nonces = 0;
   /** Respawn policy of the worker threads (null: a worker that exits stops its shards). */
   private readonly workerRestart: WorkerRestartPolicy | null;
+  /** Handler mode: the module's file URL (null: dispatches are delivered as events here). */
+  private readonly handlerUrl: string | null;
+  #handlerLink: HostHandlerLink | null = null;
 
   constructor(options: ClusterOptions) {
     super();
@@ -103,6 +108,10 @@ export class Cluster extends TypedEmitter<ClusterEventMap> {
     const workers = options.workers ?? 0;
     if (!Number.isInteger(workers) || workers < 0) throw new ShardlineError('INVALID_OPTION', `workers must be an integer >= 0, got ${String(workers)}`);
     this.workerRestart = restartPolicy(options.workerRestart);
+    this.handlerUrl = options.handler === undefined ? null : handlerUrl(options.handler);
+    const handlerErrors = options.handlerErrors ?? 'report';
+    if (handlerErrors !== 'report' && handlerErrors !== 'exit') throw new ShardlineError('INVALID_OPTION', `handlerErrors must be 'report' or 'exit', got ${String(handlerErrors)}`);
+    if (handlerErrors === 'exit' && workers === 0) throw new ShardlineError('INVALID_OPTION', `handlerErrors: 'exit' needs worker threads (workers >= 1): in this thread it would end the process`);
     // Checked here, not at connect(): a typo in `events` throws where the cluster is built.
     this.#events = resolveEvents(options.events, options.extraEvents) ?? undefined;
     this.#extraEvents = options.extraEvents ? [...options.extraEvents] : undefined;
@@ -541,6 +550,7 @@ export class Cluster extends TypedEmitter<ClusterEventMap> {
   /** Learn the shard count, gateway URL and identify limits; create the shards (not yet connected). */
   private async prepare(retryRest: boolean): Promise<void> {
     const o = this.options;
+    if (this.handlerUrl !== null) await checkHandler(this.handlerUrl, (o.workers ?? 0) === 0);
     let bot: GatewayBot | null = null;
     if (this.apiBase() === null) {
       // gatewayUrl without apiUrl: the token goes to no host the user did not name (no discord.com REST call).
@@ -598,7 +608,24 @@ export class Cluster extends TypedEmitter<ClusterEventMap> {
       restart: this.workerRestart,
       onWorkerExit: (e) => this.onWorkerExit(e),
       debug: (m) => this.debugLine(m),
+      handler: this.handlerUrl === null ? null : { url: this.handlerUrl, errors: this.options.handlerErrors ?? 'report', link: this.linkHandler() },
     });
+  }
+
+  /** Where the handler's posts, log lines and cluster-level commands arrive (one for every shard set). */
+  private linkHandler(): HostHandlerLink {
+    this.#handlerLink ??= handlerLink({
+      requestGuildMembers: (guildId, options) => this.requestGuildMembers(guildId, options),
+      updateVoiceState: (guildId, state) => this.updateVoiceState(guildId, state),
+      requestSoundboardSounds: (ids) => this.requestSoundboardSounds(ids),
+      send: (shardId, payload) => this.send(shardId, payload),
+      message: (e) => this.pipeline.guard(() => this.emit('handlerMessage', e)),
+      log: (e) => this.pipeline.guard(() => this.emit('handlerLog', e)),
+      handled: (shardId, type) => {
+        if (this.listenerCount('dispatchHandled') !== 0) this.pipeline.guard(() => this.emit('dispatchHandled', shardId, type));
+      },
+    });
+    return this.#handlerLink;
   }
 
   /** The running set, when it runs shard `id` (throws otherwise). */

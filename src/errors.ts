@@ -30,6 +30,24 @@ export class GatewayError extends ShardlineError {
   }
 }
 
+/**
+ * The cluster's `handler` threw (or its promise rejected) on a dispatch, or its module could not be loaded
+ * (`HANDLER_LOAD_FAILED`). Reported on `shardError` with the shard; the next event follows (unless `handlerErrors`
+ * is `'exit'`). The handler's own error is the `cause` (in worker mode its name and message are in `message`).
+ */
+export class HandlerError extends ShardlineError {
+  /** The shard whose event was being handled (-1: not tied to one, e.g. loading the module). */
+  readonly shardId: number;
+  /** The dispatch type being handled (null: not tied to one). */
+  readonly eventType: string | null;
+  constructor(code: 'HANDLER_FAILED' | 'HANDLER_LOAD_FAILED', message: string, opts: { shardId: number; eventType: string | null; cause?: unknown }) {
+    super(code, message, { cause: opts.cause });
+    this.name = 'HandlerError';
+    this.shardId = opts.shardId;
+    this.eventType = opts.eventType;
+  }
+}
+
 /** Malformed input from the server: bad JSON, a frame without an envelope, or an unknown op. */
 export class DecodeError extends ShardlineError {
   /** The payload's text (at most 64 KiB) when a dispatch was skipped because it failed to parse twice. */

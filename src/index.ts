@@ -12,7 +12,7 @@
  */
 export { Shard, API_VERSION, DEFAULT_GATEWAY_URL, MAX_PAYLOAD_BYTES, type ShardOptions, type ShardConnectOptions, type MemberRequestOptions } from './shard.js';
 export { Intents, PrivilegedIntents, AllIntents, AllNonPrivilegedIntents, intentsForEvent, intentsForEvents, intentNames, type IntentName } from './intents.js';
-export { ShardlineError, GatewayError, DecodeError, InflateError, SendError, RateLimitedError, GatewayUnreachableError, UnknownEventError } from './errors.js';
+export { ShardlineError, GatewayError, HandlerError, DecodeError, InflateError, SendError, RateLimitedError, GatewayUnreachableError, UnknownEventError } from './errors.js';
 export { EXTRA_DISPATCH_TYPES, KNOWN_EVENT_NAMES, isKnownDispatch, isKnownEventName, type EventName } from './event-names.js';
 export { CLOSE_CODES, isSession, RESUMABLE_CLOSE_CODE, type Session, type ReconnectAction, type DisconnectCause, type CloseCodeRow } from './session.js';
 export { TRANSITIONS, type ShardState } from './state.js';
@@ -61,5 +61,6 @@ export {
 export type { StatusSection, StatusValue } from './status-page/sections.js';
 export type { HttpEndpoint, ListenOptions, RequestHandler } from './status-page/http.js';
 export type { Readiness, ReadinessMode } from './status-page/probes.js';
+export { defineHandler, type Handler, type HandlerContext, type HandlerScope, type HandlerLogger, type HandlerSource, type HandlerMessageEvent, type HandlerLogEvent } from './handler/define.js';
 export { routeLogs, type Logger, type LogLevel, type RouteLogsOptions } from './logging.js';
 export type { ReshardOptions, ReshardResult, ReshardEvent, AutoReshardOptions } from './reshard.js';

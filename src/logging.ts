@@ -59,6 +59,7 @@ const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 4
  * | cluster errors not tied to a stopped shard | error | `err` |
  * | all shards ready, identify budget | info / warn | `shards, elapsed` / `remaining, total, resetIn` |
  * | guilds loaded (`guildsReady`) | info (warn with unavailable guilds) | `shardId, guilds, unavailable` (a count) |
+ * | handler log lines (`handlerLog`, handler mode) | the line's level | `shardId`, `worker` |
  * | gateway rate limit, silent shard | warn | `shardId, opcode, retryAfter, guildId` / `shardId, since, guilds` |
  */
 export function routeLogs(target: Cluster | Shard, logger: Logger, options: RouteLogsOptions = {}): () => void {
@@ -180,6 +181,7 @@ export function routeLogs(target: Cluster | Shard, logger: Logger, options: Rout
       c.listen('ready', onReady),
       c.listen('identifyBudget', onBudget),
       c.listen('workerExit', onWorkerExit),
+      c.listen('handlerLog', (e) => emit(e.level, { ...(e.shardId !== null ? { shardId: e.shardId } : {}), ...(e.worker !== null ? { worker: e.worker } : {}) }, e.message)),
     );
   } else {
     const s = target;

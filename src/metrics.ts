@@ -101,11 +101,17 @@ export class ClusterTracker {
   private users = 0;
   private readonly latencyObservers = new Set<(ms: number, shardId: number) => void>();
   private readonly onEvent: (e: ShardEvent) => void;
+  /** Handler mode: dispatches finished by the handler count as delivered. */
+  private readonly onHandled: (shardId: number, type: string) => void;
 
   private constructor(private readonly cluster: Cluster) {
     const byType = this.byType;
     const byShard = this.byShard;
     const observers = this.latencyObservers;
+    this.onHandled = (shardId, type) => {
+      byType.set(type, (byType.get(type) ?? 0) + 1);
+      byShard[shardId] = (byShard[shardId] ?? 0) + 1;
+    };
     // The only per-event work of metrics and the status page: a switch and an increment or two.
     this.onEvent = (e) => {
       switch (e.kind) {
@@ -152,7 +158,10 @@ export class ClusterTracker {
       t = new ClusterTracker(cluster);
       ClusterTracker.trackers.set(cluster, t);
     }
-    if (t.users++ === 0) cluster.on('shardEvent', t.onEvent);
+    if (t.users++ === 0) {
+      cluster.on('shardEvent', t.onEvent);
+      cluster.on('dispatchHandled', t.onHandled);
+    }
     return t;
   }
 
@@ -160,6 +169,7 @@ export class ClusterTracker {
   release(): void {
     if (this.users === 0 || --this.users > 0) return;
     this.cluster.off('shardEvent', this.onEvent);
+    this.cluster.off('dispatchHandled', this.onHandled);
   }
 
   /** Be told every heartbeat round trip (ms) of every shard as its ACK arrives; returns the removal. */

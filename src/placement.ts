@@ -15,7 +15,11 @@ import type { IdentifyQueue } from './queue.js';
 import type { Session } from './session.js';
 import type { Shard, ShardOptions } from './shard.js';
 import type { ShardState } from './state.js';
-import { WorkerHost, cloneableShardOptions, type WorkerRestartPolicy } from './worker/host.js';
+import { WorkerHost, cloneableShardOptions, type HostHandlerLink, type WorkerRestartPolicy } from './worker/host.js';
+import { HandlerRunner, loadHandler } from './handler/runner.js';
+
+/** Real ms `close()` waits for a handler in this thread to finish what its shards read (a worker's is its host's). */
+const HANDLER_CLOSE_TIMEOUT = 10_000;
 
 /** How to build one shard set. */
 export interface PlacementOptions {
@@ -34,6 +38,11 @@ export interface PlacementOptions {
   restart: WorkerRestartPolicy | null;
   onWorkerExit: (event: WorkerExitEvent) => void;
   debug: (message: string) => void;
+  /**
+   * Handler mode: the module (file URL) every thread of the set runs on its shards' dispatches, what a throw does,
+   * and where posts, log lines and cluster-level commands go.
+   */
+  handler?: { url: string; errors: 'report' | 'exit'; link: HostHandlerLink } | null;
 }
 
 /** One shard set and where each of its shards runs. */
@@ -42,6 +51,10 @@ export class Placement {
   readonly total: number;
   readonly #backends: ShardBackend[] = [];
   readonly #owners = new Map<number, ShardBackend>();
+  /** Handler mode in this thread: the runner between the shards and the sink. */
+  readonly #runner: HandlerRunner | null = null;
+  #pausedByCluster = false;
+  #pausedByHandler = false;
 
   constructor(o: PlacementOptions) {
     this.ids = [...o.ids];
@@ -50,7 +63,37 @@ export class Placement {
     const workers = Math.min(o.workers, ids.length);
     try {
       if (workers === 0) {
-        this.#add(new ShardGroup(ids, (id) => ({ ...o.shardOptions(id), clock: o.clock, identifyQueue: o.queue }), o.sink), ids);
+        const h = o.handler;
+        let sink = o.sink;
+        if (h) {
+          const link = h.link;
+          const runner = new HandlerRunner(loadHandler(h.url), {
+            worker: null,
+            handlerErrors: 'report', // 'exit' needs worker threads (checked by the cluster)
+            pass: (e) => o.sink.event(e),
+            done: (shardId, _sequence, type, posts) => {
+              for (const value of posts) link.message(shardId, null, value);
+              link.handled(shardId, type);
+            },
+            post: (shardId, value) => link.message(shardId, null, value),
+            log: (level, shardId, message) => link.log(level, shardId, null, message),
+            exit: () => undefined,
+            send: (shardId, payload) => this.send(shardId, payload),
+            owns: (shardId) => this.#owners.has(shardId),
+            route: (method, args) => link.route(method, args),
+            pause: (paused) => {
+              this.#pausedByHandler = paused;
+              for (const b of this.#backends) b.setPaused(this.#pausedByCluster || paused);
+            },
+          });
+          this.#runner = runner;
+          // A module whose init() fails handles nothing: every shard reports it (a worker's shards stop instead).
+          runner.ready().catch((error: Error) => {
+            for (const shardId of ids) o.sink.event({ kind: 'error', shardId, error });
+          });
+          sink = { event: (e) => runner.event(e) };
+        }
+        this.#add(new ShardGroup(ids, (id) => ({ ...o.shardOptions(id), clock: o.clock, identifyQueue: o.queue }), sink), ids);
       } else {
         for (let w = 0; w < workers; w++) {
           const mine = ids.filter((_, k) => k % workers === w);
@@ -60,11 +103,13 @@ export class Placement {
             resolveEvents(full.events, full.extraEvents); // a bad per-shard `events` throws here, not in the worker
             shardOptions[id] = cloneableShardOptions(full);
           }
-          const host = new WorkerHost({ index: w, ids: mine, shardOptions, clockScale: o.clock.scale }, o.sink, o.queue, {
+          const handler = o.handler ? { url: o.handler.url, errors: o.handler.errors } : undefined;
+          const host = new WorkerHost({ index: w, ids: mine, shardOptions, clockScale: o.clock.scale, ...(handler ? { handler } : {}) }, o.sink, o.queue, {
             clock: o.clock,
             restart: o.restart,
             onExit: o.onWorkerExit,
             debug: o.debug,
+            ...(o.handler ? { handler: o.handler.link } : {}),
           });
           this.#add(host, mine);
         }
@@ -134,11 +179,19 @@ export class Placement {
   /** `ShardBackend.barrier()` of every ready shard: each has delivered what the gateway sent it before now. */
   async barrier(): Promise<void> {
     const ready = this.ids.filter((id) => this.state(id) === 'ready');
-    await Promise.all(ready.map((id) => this.#owners.get(id)!.barrier(id)));
+    await Promise.all(
+      ready.map((id) =>
+        this.#owners
+          .get(id)!
+          .barrier(id)
+          .then(() => this.#runner?.drained(id)),
+      ),
+    );
   }
 
   setPaused(paused: boolean): void {
-    for (const b of this.#backends) b.setPaused(paused);
+    this.#pausedByCluster = paused;
+    for (const b of this.#backends) b.setPaused(paused || this.#pausedByHandler);
   }
 
   setDebug(enabled: boolean): void {
@@ -148,6 +201,17 @@ export class Placement {
   /** Close every shard; resolves with the sessions worth resuming (when `resumable`). */
   async close(resumable: boolean): Promise<Record<number, Session>> {
     const parts = await Promise.all(this.#backends.map((b) => b.close(resumable).catch(() => ({}) as Record<number, Session>)));
+    const runner = this.#runner;
+    if (runner) {
+      // Handler mode: every event read is handled, then the handler's close() — bounded, like a worker's close.
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, HANDLER_CLOSE_TIMEOUT);
+        timer.unref();
+      });
+      await Promise.race([runner.close(), late]);
+      clearTimeout(timer);
+    }
     return Object.assign({}, ...parts) as Record<number, Session>;
   }
 

@@ -95,6 +95,17 @@ export class OverlapStage implements DeliveryStage {
     this.#bursts.set(id, { guilds: new Set(data.guilds.map((g) => g.id)), readyAt: this.#o.clock.now() });
   }
 
+  /**
+   * A new shard reported `guildsReady`: of its initial burst only `unavailable` is still missing. (It follows the
+   * shard's GUILD_CREATEs, so this changes nothing when they were seen here; in handler mode they are not.)
+   */
+  onNewGuildsReady(id: number, unavailable: readonly string[]): void {
+    const burst = this.#bursts.get(id);
+    if (!burst) return;
+    burst.guilds = new Set(unavailable.filter((g) => burst.guilds.has(g)));
+    this.#o.kick();
+  }
+
   /** Some new shard's initial burst is still arriving (for at most `limit` ms after its READY). */
   burstsPending(limit: number): boolean {
     const now = this.#o.clock.now();

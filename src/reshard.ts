@@ -298,6 +298,10 @@ export class Resharder {
             stage.onNewReady(e.shardId, e.data);
             this.newReady.set(e.shardId, e);
             return;
+          case 'guildsReady':
+            // The shard's initial burst is over (it follows its GUILD_CREATEs; in handler mode the only sign of them).
+            stage.onNewGuildsReady(e.shardId, e.unavailable);
+            return;
           case 'state':
             this.onNewState(toStateChange(e));
             return;

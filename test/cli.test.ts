@@ -131,6 +131,25 @@ test('run --simulator prints the chosen dispatches as JSON lines, a progress rep
   assert.ok(!r.stdout.includes(SECRET) && !r.stderr.includes(SECRET), 'the token is in neither stream');
 });
 
+test('run --workers 2 --handler: the handler module runs in the workers and what it posts is printed', async () => {
+  const handler = fileURLToPath(new URL('./helpers/cli-handler.mjs', import.meta.url));
+  const args = ['run', '--simulator', '--shards', '2', '--workers', '2', '--handler', handler, '--events', 'MESSAGE_CREATE', '--intents', 'Guilds,GuildMessages'];
+  const r = await cli([...args, '--max-events', '4', '--time-scale', SCALE, '--traffic', '40'], { DISCORD_TOKEN: SECRET });
+  assert.equal(r.code, 0, r.stderr);
+  const lines = r.stdout.trim().split('\n');
+  assert.ok(lines.length >= 4, r.stdout);
+  for (const line of lines) {
+    const m = JSON.parse(line) as { shardId: number; worker: number; value: { type: string; shardId: number; worker: number } };
+    assert.equal(m.value.type, 'MESSAGE_CREATE');
+    assert.equal(m.value.shardId, m.shardId);
+    assert.equal(m.value.worker, m.shardId, 'shard n runs in worker n (round robin over 2)');
+  }
+  assert.match(r.stderr, /handler .*cli-handler\.mjs runs on MESSAGE_CREATE; printing what it posts/);
+  const missing = await cli(['run', '--simulator', '--handler', '/nonexistent/handler.js', '--workers', '1', '--time-scale', SCALE], { DISCORD_TOKEN: SECRET });
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /handler .*nonexistent\/handler\.js could not be loaded/);
+});
+
 test('run serves metrics and the status page while running, logs at debug without the token, and stops on SIGINT', async () => {
   const child = start(
     ['run', '--simulator', '--shards', '2', '--intents', 'Guilds,GuildMessages', '--time-scale', SCALE, '--traffic', '20', '--metrics-port', '0', '--status-port', '0', '--log-level', 'debug'],

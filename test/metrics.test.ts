@@ -229,7 +229,7 @@ test('metrics scraped over HTTP after traffic and faults on the simulator; the t
 
     // and the log routing leaves no listener behind
     // (shard-level lines come from the one stream; shardError only for the cluster's own reports)
-    const events = ['shardEvent', 'debug', 'shardError', 'error', 'ready', 'identifyBudget', 'workerExit'] as const;
+    const events = ['shardEvent', 'debug', 'shardError', 'error', 'ready', 'identifyBudget', 'workerExit', 'handlerLog'] as const;
     const named = ['dispatch', 'shardStateChange', 'shardDisconnected', 'shardReady', 'shardResumed'] as const;
     const before = events.map((e) => cluster.listenerCount(e));
     const namedBefore = named.map((e) => cluster.listenerCount(e));

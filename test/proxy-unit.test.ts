@@ -10,6 +10,7 @@ import { GuildCache } from '../src/proxy/cache.js';
 import { createCompressor, zstdSupported } from '../src/proxy/compress.js';
 import { ClientSession, type ClientEffect, type ClientSessionOptions } from '../src/proxy/client-session.js';
 import { wants } from '../src/proxy/filter.js';
+import { proxySettings } from '../src/proxy/options.js';
 import { spliceD } from '../src/proxy/gateway-proxy.js';
 import { ReplayRing } from '../src/proxy/replay.js';
 import { guildCreates, readyData } from '../src/proxy/synth.js';
@@ -233,4 +234,8 @@ test('downstream compressors: every message inflates on its own, in order, throu
     c.close();
     inflater.close();
   }
+});
+
+test('proxySettings: a handler module is refused with what to do instead (the clients receive the dispatches)', () => {
+  assert.throws(() => proxySettings({ token: 't', intents: 1, handler: './handler.js' }), { code: 'INVALID_OPTION', message: /handler is not supported by the gateway proxy/ });
 });

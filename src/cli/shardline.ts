@@ -72,6 +72,9 @@ Options:
   --status-port <port>     serve the live status page at http://<host>:<port>/ (and /healthz, /readyz)
   --host <address>         interface of the metrics and status servers (default 127.0.0.1)
   --workers <n>            run the shards in n worker threads (default 0: this thread)
+  --handler <path>         run this handler module (export default defineHandler({ dispatch })) on every
+                           dispatch, in the thread that runs its shard; prints what it posts (ctx.post) as
+                           JSON lines instead of the dispatches (--max-events counts them)
   --compression <c>        zlib-stream (default), zstd-stream or none
   --api-url <url>          REST base for GET /gateway/bot (default https://discord.com/api/v10)
   --gateway-url <url>      gateway URL (default: the one GET /gateway/bot returns); without --api-url no REST
@@ -125,6 +128,7 @@ const RUN_OPTIONS = {
   'status-port': { type: 'string' },
   host: { type: 'string' },
   workers: { type: 'string' },
+  handler: { type: 'string' },
   compression: { type: 'string' },
   'api-url': { type: 'string' },
   'gateway-url': { type: 'string' },
@@ -283,6 +287,8 @@ async function run(argv: string[]): Promise<number> {
   const metricsPort = int('metrics-port', o['metrics-port'], 0, 65535);
   const statusPort = int('status-port', o['status-port'], 0, 65535);
   const workers = int('workers', o.workers, 0, 1024) ?? 0;
+  if (o.handler !== undefined && o.handler.trim() === '') throw new UsageError('--handler names no module (e.g. --handler ./handler.js)', 'run');
+  const handler = o.handler;
   const scale = positive('time-scale', o['time-scale']) ?? 1;
   const traffic = o.traffic !== undefined ? (o.traffic === '0' ? 0 : positive('traffic', o.traffic)) : 5;
   const simGuilds = int('sim-guilds', o['sim-guilds'], 0, 1_000_000) ?? 10;
@@ -348,6 +354,7 @@ async function run(argv: string[]): Promise<number> {
       workers,
       compression,
       clock,
+      ...(handler ? { handler } : {}),
       ...(events ? { events: events as EventName[] } : {}),
       ...(extraEvents ? { extraEvents } : {}),
       ...(apiUrl ? { apiUrl } : {}),
@@ -402,6 +409,15 @@ async function run(argv: string[]): Promise<number> {
       (err: Error) => err,
     );
     // Print events while connecting too (GUILD_CREATEs of early shards arrive before the last shard is ready).
+    // With --handler the dispatches stay with the handler: what it posts is printed instead.
+    let posted = 0;
+    if (handler) {
+      cluster.on('handlerMessage', (m) => {
+        if (stopping) return;
+        process.stdout.write(`${JSON.stringify({ shardId: m.shardId, worker: m.worker, value: m.value })}\n`);
+        if (maxEvents !== undefined && ++posted >= maxEvents) stop(0);
+      });
+    }
     const printing = (async () => {
       let printed = 0;
       for await (const e of stream) {
@@ -426,7 +442,7 @@ async function run(argv: string[]): Promise<number> {
     } else if (!stopping) {
       const ready = cluster.status().filter((s) => s.state === 'ready').length;
       ui.line(
-        `shardline: ${ready}/${cluster.ids.length} shards ready in ${((clock.now() - t0) / 1000).toFixed(1)} s; printing ${events ? events.join(', ') : 'every dispatch'} as JSON lines (Ctrl-C to stop)`,
+        `shardline: ${ready}/${cluster.ids.length} shards ready in ${((clock.now() - t0) / 1000).toFixed(1)} s; ${handler ? `handler ${handler} runs on ${events ? events.join(', ') : 'every dispatch'}; printing what it posts` : `printing ${events ? events.join(', ') : 'every dispatch'}`} as JSON lines (Ctrl-C to stop)`,
       );
     }
     await printing;

@@ -53,6 +53,10 @@ function intOpt(name: string, v: number | undefined, fallback: number, min: numb
 
 /** Defaults and validation of the proxy-only options. */
 export function proxySettings(o: GatewayProxyOptions): ProxySettings {
+  if (o.handler !== undefined) {
+    // The proxy's clients are its handlers: the upstream cluster must deliver every dispatch to this thread.
+    throw new ShardlineError('INVALID_OPTION', 'handler is not supported by the gateway proxy (its clients receive the dispatches); run the handler in the clients, or a Cluster with handler instead');
+  }
   return {
     port: intOpt('port', o.port, 0, 0, 65535),
     host: o.host ?? '127.0.0.1',

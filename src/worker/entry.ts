@@ -13,7 +13,9 @@ import type { ShardSink } from '../cluster-status.js';
 import type { IdentifyQueue } from '../queue.js';
 import type { ShardOptions } from '../shard.js';
 import type { DispatchEvent } from '../events.js';
-import { eventToWire, fromWire, toWire, ITEM_LINE, RAW_LINE, type BatchItem, type FromWorker, type StatusRow, type ToWorker, type WorkerSpec } from './protocol.js';
+import { HandlerError, ShardlineError } from '../errors.js';
+import { HandlerRunner, loadHandler, type RouteMethod } from '../handler/runner.js';
+import { ACK_LINE, eventToWire, fromWire, toWire, ITEM_LINE, RAW_LINE, type BatchItem, type FromWorker, type StatusRow, type ToWorker, type WorkerSpec } from './protocol.js';
 
 /** Real ms between status refreshes of every shard (latency and sequence change without events). */
 const STATUS_EVERY = 1000;
@@ -34,6 +36,12 @@ let inFlight = 0;
 const MAX_IN_FLIGHT = 16;
 let flowPaused = false;
 let mainPaused = false;
+/** Handler mode: too many events wait for the handler. */
+let handlerPaused = false;
+
+function syncPaused(): void {
+  group.setPaused(mainPaused || flowPaused || handlerPaused);
+}
 
 let lines: string[] = [];
 let chars = 0;
@@ -79,7 +87,7 @@ function flush(): void {
   // Bounded: when the main thread falls this many batches behind, stop reading the sockets until it catches up.
   if (++inFlight >= MAX_IN_FLIGHT && !flowPaused) {
     flowPaused = true;
-    group.setPaused(true);
+    syncPaused();
   }
 }
 
@@ -121,18 +129,86 @@ const remoteQueue: IdentifyQueue = {
 
 // ---- shards ---------------------------------------------------------------------------------------------
 
-/** Every shard's one event stream goes to the main thread in order (wanted dispatches mostly as raw lines). */
-const sink: ShardSink = {
-  event: (e) => push(['v', eventToWire(e)], e.shardId),
-};
+// ---- handler mode: the bot's handler runs here, on parsed dispatches; the main thread gets the rest ---------
 
-const group = new ShardGroup(
+const routes = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+let nextRoute = 1;
+
+function route(method: RouteMethod, args: unknown[]): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const id = nextRoute++;
+    routes.set(id, { resolve, reject });
+    post({ t: 'route', id, method, args });
+  });
+}
+
+/** A value the handler posted, as a batch line; null (and reported) when it cannot be serialised. */
+function postLine(shardId: number | null, value: unknown): string | null {
+  try {
+    return ITEM_LINE + JSON.stringify(['p', shardId, value] satisfies BatchItem);
+  } catch (err) {
+    const id = shardId ?? spec.ids[0]!;
+    const why = `ctx.post(): the value is not JSON-serialisable (${(err as Error).message}); it was not posted`;
+    push(['v', eventToWire({ kind: 'error', shardId: id, error: new HandlerError('HANDLER_FAILED', why, { shardId: id, eventType: null }) })], id);
+    return null;
+  }
+}
+
+const handlerSpec = spec.handler;
+const runner: HandlerRunner | null = handlerSpec
+  ? new HandlerRunner(loadHandler(handlerSpec.url), {
+      worker: spec.index,
+      handlerErrors: handlerSpec.errors,
+      pass: (e) => push(['v', eventToWire(e)], e.shardId),
+      done: (shardId, sequence, type, posts) => {
+        // The posts and the acknowledgement go in one batch (no flush between them): both arrive, or neither.
+        for (const value of posts) {
+          const line = postLine(shardId, value);
+          if (line === null) continue;
+          lines.push(line);
+          chars += line.length;
+        }
+        add(`${ACK_LINE}${shardId}\t${sequence}\t${type}`, shardId);
+      },
+      post: (shardId, value) => {
+        const line = postLine(shardId, value);
+        if (line !== null) add(line, shardId ?? spec.ids[0]!);
+      },
+      log: (level, shardId, message) => push(['l', level, shardId, message], shardId ?? spec.ids[0]!),
+      exit: (error) => {
+        push(['v', eventToWire({ kind: 'error', shardId: error.shardId, error })], error.shardId);
+        flush();
+        process.exit(1);
+      },
+      send: (shardId, payload): Promise<void> => group.send(shardId, payload),
+      owns: (shardId) => spec.shardOptions[shardId] !== undefined,
+      route,
+      pause: (paused) => {
+        handlerPaused = paused;
+        syncPaused();
+      },
+    })
+  : null;
+// A module that cannot be loaded ends the thread; the host stops its shards with the reason (a respawn would fail alike).
+runner?.ready().catch((err: unknown) => {
+  post({ t: 'loadFailed', error: toWire(err) });
+  process.exit(1);
+});
+
+/**
+ * Every shard's one event stream goes to the main thread in order (wanted dispatches mostly as raw lines); in
+ * handler mode, through the handler (dispatches stay here, the rest follows them in order).
+ */
+const sink: ShardSink = runner ? { event: (e) => runner.event(e) } : { event: (e) => push(['v', eventToWire(e)], e.shardId) };
+
+const group: ShardGroup = new ShardGroup(
   spec.ids,
   (id) => ({
     ...(spec.shardOptions[id] as ShardOptions),
     clock,
     identifyQueue: remoteQueue,
-    forwardRaw: (type: string, sequence: number, json: string) => pushRaw(id, type, sequence, json),
+    // Handler mode: dispatches are parsed by the shard (once) for the handler here.
+    ...(runner ? {} : { forwardRaw: (type: string, sequence: number, json: string) => pushRaw(id, type, sequence, json) }),
   }),
   sink,
 );
@@ -166,12 +242,16 @@ async function run(method: string, args: unknown[]): Promise<unknown> {
     case 'restart':
       return group.restart(args[0] as number, args[1] as boolean);
     case 'barrier': // its result is posted after the batch of everything read before the ACK (post() flushes)
-      return group.barrier(args[0] as number);
+      await group.barrier(args[0] as number);
+      return runner?.drained(args[0] as number); // handler mode: and handled
     case 'close': {
       clearInterval(refresh);
       for (const p of acquires.values()) p.reject(new Error('worker closing'));
       acquires.clear();
       const sessions = await group.close(args[0] as boolean);
+      await runner?.close(); // every event read is handled before the sessions go back
+      for (const r of routes.values()) r.reject(new ShardlineError('CLUSTER_CLOSED', 'the cluster closed before the command was carried out'));
+      routes.clear();
       for (const id of spec.ids) dirty.add(id);
       return sessions;
     }
@@ -198,15 +278,22 @@ port.on('message', (msg: ToWorker) => {
       return;
     case 'pause':
       mainPaused = msg.paused;
-      group.setPaused(mainPaused || flowPaused);
+      syncPaused();
       return;
     case 'ack':
       inFlight--;
       if (flowPaused && inFlight <= MAX_IN_FLIGHT / 2) {
         flowPaused = false;
-        group.setPaused(mainPaused);
+        syncPaused();
       }
       return;
+    case 'routed': {
+      const r = routes.get(msg.id);
+      routes.delete(msg.id);
+      if (msg.ok) r?.resolve(msg.value);
+      else r?.reject(fromWire(msg.error));
+      return;
+    }
     case 'debug':
       group.setDebug(msg.enabled);
       return;

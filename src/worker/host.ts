@@ -21,7 +21,9 @@ import type { Session } from '../session.js';
 import type { Shard, ShardOptions } from '../shard.js';
 import type { ShardState } from '../state.js';
 import type { GatewayCommand, ShardBackend, ShardSink, ShardStatus, WorkerExitEvent } from '../cluster-status.js';
-import { eventFromWire, fromWire, toWire, RAW_LINE, type BatchItem, type CallMethod, type FromWorker, type StatusRow, type ToWorker, type WorkerSpec } from './protocol.js';
+import type { HandlerLogEvent } from '../handler/define.js';
+import type { RouteMethod } from '../handler/runner.js';
+import { ACK_LINE, eventFromWire, fromWire, toWire, RAW_LINE, type BatchItem, type CallMethod, type FromWorker, type StatusRow, type ToWorker, type WorkerSpec } from './protocol.js';
 
 /** How long `close()` waits for a worker to close its shards before terminating it, real ms. */
 const CLOSE_TIMEOUT = 10_000;
@@ -75,6 +77,17 @@ export interface WorkerHostOptions {
   onExit?: (event: WorkerExitEvent) => void;
   /** A cluster-level debug line. */
   debug?: (message: string) => void;
+  /** Handler mode (`spec.handler` set): where the handler's posts, log lines and cluster-level commands go. */
+  handler?: HostHandlerLink;
+}
+
+/** The main thread's side of a worker's handler. */
+export interface HostHandlerLink {
+  message(shardId: number | null, worker: number | null, value: unknown): void;
+  log(level: HandlerLogEvent['level'], shardId: number | null, worker: number | null, message: string): void;
+  route(method: RouteMethod, args: unknown[]): Promise<unknown>;
+  /** The handler finished a dispatch of the shard (counted by metrics). */
+  handled(shardId: number, type: string): void;
 }
 
 interface Pending {
@@ -122,6 +135,8 @@ export class WorkerHost implements ShardBackend {
   private exited = false;
   private closing = false;
   private crash: string | null = null;
+  /** Handler mode: the thread could not load the handler module (not respawned: a new thread would fail alike). */
+  private loadFailed = false;
   private readonly clock: Clock;
   private readonly policy: WorkerRestartPolicy | null;
   private readonly reportExit: (event: WorkerExitEvent) => void;
@@ -145,6 +160,7 @@ export class WorkerHost implements ShardBackend {
   private restarts = 0;
   private paused = false;
   private debugging = false;
+  private readonly link: HostHandlerLink | null;
 
   constructor(
     spec: WorkerSpec,
@@ -158,6 +174,7 @@ export class WorkerHost implements ShardBackend {
     this.policy = options.restart ?? null;
     this.reportExit = options.onExit ?? (() => undefined);
     this.debugLine = options.debug ?? (() => undefined);
+    this.link = spec.handler ? (options.handler ?? null) : null;
     const tokens = new Set<string>();
     for (const id of spec.ids) {
       const o = spec.shardOptions[id];
@@ -389,6 +406,23 @@ export class WorkerHost implements ShardBackend {
         );
         return;
       }
+      case 'loadFailed':
+        this.loadFailed = true;
+        this.crash = this.redact(`${msg.error.code ?? msg.error.name}: ${msg.error.message}`);
+        return;
+      case 'route': {
+        const id = msg.id;
+        const worker = this.worker;
+        const answer = (m: ToWorker) => {
+          if (this.worker === worker) this.post(m);
+        };
+        const run = this.link ? this.link.route(msg.method, msg.args) : Promise.reject(new ShardlineError('NOT_SUPPORTED', 'no handler link'));
+        run.then(
+          (value) => answer({ t: 'routed', id, ok: true, value: value ?? undefined }),
+          (err: unknown) => answer({ t: 'routed', id, ok: false, error: toWire(err) }),
+        );
+        return;
+      }
       case 'abort': {
         const ac = this.acquires.get(msg.id);
         this.acquires.delete(msg.id);
@@ -406,6 +440,7 @@ export class WorkerHost implements ShardBackend {
       if (end === -1) end = data.length;
       const kind = data[start];
       if (kind === RAW_LINE) this.onRaw(data, start + 1, end);
+      else if (kind === ACK_LINE) this.onAck(data, start + 1, end);
       else this.onItem(JSON.parse(data.slice(start + 1, end)) as BatchItem, sink);
       start = end + 1;
     }
@@ -421,6 +456,18 @@ export class WorkerHost implements ShardBackend {
     if (sequence <= d.sequence) return false;
     d.sequence = sequence;
     return true;
+  }
+
+  /**
+   * Handler mode: the worker's handler finished the shard's dispatch `sequence`. The session a respawned worker
+   * resumes starts after it: what the handler had not finished is replayed by the gateway and handled again.
+   */
+  private onAck(data: string, from: number, to: number): void {
+    const t1 = data.indexOf('\t', from);
+    const t2 = data.indexOf('\t', t1 + 1);
+    const shardId = Number(data.slice(from, t1));
+    const sequence = Number(data.slice(t1 + 1, t2));
+    if (this.fresh(shardId, sequence)) this.link?.handled(shardId, data.slice(t2 + 1, to));
   }
 
   /** A dispatch forwarded unparsed: `shardId \t sequence \t type \t payload`. */
@@ -456,6 +503,14 @@ export class WorkerHost implements ShardBackend {
       if (chunk.nonce) this.members.get(chunk.nonce)?.push(chunk);
       return;
     }
+    if (item[0] === 'p') {
+      this.link?.message(item[1], this.index, item[2]);
+      return;
+    }
+    if (item[0] === 'l') {
+      this.link?.log(item[1], item[2], this.index, this.redact(item[3]));
+      return;
+    }
     const e = eventFromWire(item[1]);
     const id = e.shardId;
     switch (e.kind) {
@@ -484,7 +539,8 @@ export class WorkerHost implements ShardBackend {
       default:
         break;
     }
-    if (e.kind === 'dispatch' || e.kind === 'ready') this.guilds.set(id, trackGuilds(this.guilds.get(id) ?? null, e));
+    // Handler mode: the worker sees every dispatch and counts the guilds itself (its status rows).
+    if (!this.#spec.handler && (e.kind === 'dispatch' || e.kind === 'ready')) this.guilds.set(id, trackGuilds(this.guilds.get(id) ?? null, e));
     sink.event(e);
   }
 
@@ -546,7 +602,7 @@ export class WorkerHost implements ShardBackend {
       this.exits.push(now);
       while (this.exits.length > 0 && this.exits[0]! <= now - policy.windowMs) this.exits.shift();
     }
-    const restarting = policy !== null && this.exits.length <= policy.maxRestarts;
+    const restarting = policy !== null && this.exits.length <= policy.maxRestarts && !this.loadFailed;
     for (const p of inFlight) {
       if (restarting && isStart(p.method)) this.hold(p);
       else p.reject(new GatewayError('WORKER_EXITED', p.method === 'send' ? `${why}; the command may not have been sent` : why));
@@ -622,9 +678,11 @@ export class WorkerHost implements ShardBackend {
   /** The thread is gone for good (restarts off, or too many exits): its shards stop, as fatal. */
   private stop(why: string, code: number): void {
     const policy = this.policy;
-    const reason = policy
-      ? `${why}; worker ${this.index} kept crashing (${this.exits.length} exits within ${policy.windowMs / 1000} s, more than workerRestart.maxRestarts = ${policy.maxRestarts}): its shards are stopped`
-      : why;
+    const reason = this.loadFailed
+      ? `${why}; its shards are stopped (a new worker would fail to load the handler alike: fix the module, then connect() them again)`
+      : policy
+        ? `${why}; worker ${this.index} kept crashing (${this.exits.length} exits within ${policy.windowMs / 1000} s, more than workerRestart.maxRestarts = ${policy.maxRestarts}): its shards are stopped`
+        : why;
     for (const p of this.takeBacklog()) p.reject(new GatewayError('WORKER_EXITED', reason));
     this.relaunch.clear();
     const stopped: number[] = [];

@@ -6,11 +6,13 @@
  * every parsed payload). Items keep the order in which the shards produced them.
  * @packageDocumentation
  */
-import { GatewayError, SendError, ShardlineError } from '../errors.js';
+import { GatewayError, HandlerError, SendError, ShardlineError } from '../errors.js';
 import type { GuildMembersChunk, ShardEvent } from '../events.js';
 import type { ShardOptions } from '../shard.js';
 import type { ShardState } from '../state.js';
 import type { ShardIo } from '../cluster-status.js';
+import type { HandlerLogEvent } from '../handler/define.js';
+import type { RouteMethod } from '../handler/runner.js';
 
 /** `workerData` of a shard worker. */
 export interface WorkerSpec {
@@ -20,6 +22,8 @@ export interface WorkerSpec {
   shardOptions: Record<number, Partial<ShardOptions>>;
   /** Scale of the cluster's clock; the worker runs `scaledClock(clockScale)`. */
   clockScale: number;
+  /** Handler mode: the module's file URL; dispatches are handled in the worker and never reach the main thread. */
+  handler?: { url: string; errors: 'report' | 'exit' };
 }
 
 /** A serialised error (the class is rebuilt on the other side so `instanceof` and `code` keep working). */
@@ -29,6 +33,7 @@ export interface WireError {
   message: string;
   closeCode?: number | null;
   shardId?: number | null;
+  eventType?: string | null;
 }
 
 /** Status row: id, state, latency, sessionId, sequence, reconnects, identifies, resumes, lastCloseCode, guilds, error. */
@@ -41,6 +46,8 @@ export type StatusRow = [number, ShardState, number | null, string | null, numbe
  */
 export const ITEM_LINE = 'j';
 export const RAW_LINE = 'r';
+/** Handler mode: `shardId \t sequence \t type`, the handler finished the shard's dispatch of that sequence. */
+export const ACK_LINE = 'a';
 
 /** A {@link ShardEvent} as it crosses the thread boundary (an `error` event's error serialised). */
 export type WireShardEvent = Exclude<ShardEvent, { kind: 'error' }> | { kind: 'error'; shardId: number; error: WireError };
@@ -49,7 +56,14 @@ export type WireShardEvent = Exclude<ShardEvent, { kind: 'error' }> | { kind: 'e
  * One batched item: a shard's event (its one stream, in order), a status row, or a GUILD_MEMBERS_CHUNK answering a
  * member request the main thread made (matched there by its nonce).
  */
-export type BatchItem = ['v', WireShardEvent] | ['s', StatusRow] | ['m', GuildMembersChunk];
+export type BatchItem =
+  | ['v', WireShardEvent]
+  | ['s', StatusRow]
+  | ['m', GuildMembersChunk]
+  /** Handler mode: a value the handler posted (with the shard of the event it handled, or null). */
+  | ['p', number | null, unknown]
+  /** Handler mode: a line the handler logged. */
+  | ['l', HandlerLogEvent['level'], number | null, string];
 
 export function eventToWire(e: ShardEvent): WireShardEvent {
   return e.kind === 'error' ? { kind: 'error', shardId: e.shardId, error: toWire(e.error) } : e;
@@ -69,7 +83,10 @@ export type ToWorker =
   | { t: 'pause'; paused: boolean }
   /** The main thread has processed a batch (flow control: the worker stops reading its sockets when too many wait). */
   | { t: 'ack' }
-  | { t: 'debug'; enabled: boolean };
+  | { t: 'debug'; enabled: boolean }
+  /** The answer to a handler's routed command. */
+  | { t: 'routed'; id: number; ok: true; value?: unknown }
+  | { t: 'routed'; id: number; ok: false; error: WireError };
 
 /** worker → main. */
 export type FromWorker =
@@ -77,7 +94,11 @@ export type FromWorker =
   | { t: 'result'; id: number; ok: true; value?: unknown }
   | { t: 'result'; id: number; ok: false; error: WireError }
   | { t: 'acquire'; id: number; shardId: number }
-  | { t: 'abort'; id: number };
+  | { t: 'abort'; id: number }
+  /** Handler mode: a cluster-level command of the handler, carried out by the main thread. */
+  | { t: 'route'; id: number; method: RouteMethod; args: unknown[] }
+  /** Handler mode: the handler module could not be loaded; the worker exits next and is not respawned. */
+  | { t: 'loadFailed'; error: WireError };
 
 export function toWire(err: unknown): WireError {
   const e = err instanceof Error ? err : new Error(String(err));
@@ -87,6 +108,10 @@ export function toWire(err: unknown): WireError {
     out.closeCode = e.closeCode;
     out.shardId = e.shardId;
   }
+  if (e instanceof HandlerError) {
+    out.shardId = e.shardId;
+    out.eventType = e.eventType;
+  }
   return out;
 }
 
@@ -94,6 +119,8 @@ export function fromWire(w: WireError): Error {
   switch (w.name) {
     case 'GatewayError':
       return new GatewayError(w.code ?? 'UNKNOWN', w.message, { closeCode: w.closeCode ?? null, shardId: w.shardId ?? null });
+    case 'HandlerError':
+      return new HandlerError((w.code ?? 'HANDLER_FAILED') as ConstructorParameters<typeof HandlerError>[0], w.message, { shardId: w.shardId ?? -1, eventType: w.eventType ?? null });
     case 'SendError':
       return new SendError((w.code ?? 'SHARD_CLOSED') as ConstructorParameters<typeof SendError>[0], w.message);
     default: {

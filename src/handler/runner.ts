@@ -1,0 +1,231 @@
+/**
+ * Runs a {@link Handler} on the event streams of some shards (in a worker thread, or in this thread): each shard's
+ * items are processed one at a time, in order — a dispatch waits for the handler's promise of the previous one, and
+ * a shard's other events (state changes, READY / RESUMED session info, errors, ...) are passed on only after every
+ * dispatch before them was handled. So whoever records "handled up to sequence n" from `done()` and sessions from
+ * the passed events sees them in the shard's own order. Bounded: past `maxQueued` items waiting, `pause(true)`
+ * asks for the sockets to stop being read until half of them are handled.
+ * @packageDocumentation
+ */
+import { resolve as resolvePath } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { HandlerError, ShardlineError } from '../errors.js';
+import type { DispatchEvent, GuildMembersChunk, PresenceData, ShardEvent } from '../events.js';
+import type { GatewayCommand } from '../cluster-status.js';
+import type { GuildMembersQuery, VoiceStateOptions } from '../cluster-commands.js';
+import type { Handler, HandlerContext, HandlerLogEvent, HandlerScope } from './define.js';
+
+/** Commands a handler sends beyond its shard, carried out where the cluster lives (the main thread). */
+export type RouteMethod = 'members' | 'voice' | 'soundboard' | 'sendTo';
+
+/** How the runner reports and acts (worker entry or cluster). */
+export interface RunnerHooks {
+  worker: number | null;
+  /** `'exit'`: a throwing handler ends the thread (worker mode), the event unacknowledged. */
+  handlerErrors: 'report' | 'exit';
+  /** A shard's non-dispatch event, in order. */
+  pass(event: ShardEvent): void;
+  /** A dispatch was handled (or failed and was reported); `posts` are the values posted while handling it. */
+  done(shardId: number, sequence: number, type: string, posts: unknown[]): void;
+  /** A value posted outside of an event's handling. */
+  post(shardId: number | null, value: unknown): void;
+  log(level: HandlerLogEvent['level'], shardId: number | null, message: string): void;
+  /** `handlerErrors: 'exit'` and the handler threw. */
+  exit(error: HandlerError): void;
+  /** Send on a shard this runner's thread runs (rejects for other shards). */
+  send(shardId: number, payload: GatewayCommand): Promise<void>;
+  /** Whether this thread runs the shard. */
+  owns(shardId: number): boolean;
+  route(method: RouteMethod, args: unknown[]): Promise<unknown>;
+  /** Flow control: too many items wait (true), or caught up (false). */
+  pause(paused: boolean): void;
+}
+
+type Item = { k: 'dispatch'; event: DispatchEvent } | { k: 'event'; event: ShardEvent } | { k: 'mark'; resolve: () => void };
+
+interface Lane {
+  items: Item[];
+  head: number;
+  running: boolean;
+  ctx: HandlerContext;
+}
+
+/** Items waiting over all shards before the sockets are paused. */
+export const MAX_QUEUED = 2048;
+
+export class HandlerRunner {
+  readonly #lanes = new Map<number, Lane>();
+  #queued = 0;
+  #paused = false;
+  #ready: Promise<Handler | null>;
+  #handler: Handler | null = null;
+  #closed = false;
+  readonly scope: HandlerScope;
+
+  constructor(
+    load: Promise<Handler>,
+    private readonly hooks: RunnerHooks,
+  ) {
+    const h = hooks;
+    const log = (level: HandlerLogEvent['level'], shardId: number | null) => (message: string) => h.log(level, shardId, String(message));
+    this.scope = {
+      worker: h.worker,
+      log: { debug: log('debug', null), info: log('info', null), warn: log('warn', null), error: log('error', null) },
+      post: (value) => h.post(null, value),
+      requestGuildMembers: (guildId: string, options?: GuildMembersQuery) => h.route('members', [guildId, options]) as Promise<GuildMembersChunk[]>,
+      updateVoiceState: (guildId: string, state: VoiceStateOptions) => h.route('voice', [guildId, state]).then(() => undefined),
+      requestSoundboardSounds: (guildIds: Iterable<string>) => h.route('soundboard', [[...guildIds]]).then(() => undefined),
+      sendTo: (shardId: number, payload: GatewayCommand) => (h.owns(shardId) ? h.send(shardId, payload) : h.route('sendTo', [shardId, { op: payload.op, d: payload.d }]).then(() => undefined)),
+    };
+    this.#ready = load.then(async (handler) => {
+      if (!handler || typeof handler.dispatch !== 'function') {
+        throw new TypeError('the module has no default export with a dispatch(event, ctx) function (export default defineHandler({ dispatch ... }))');
+      }
+      await handler.init?.(this.scope);
+      this.#handler = handler;
+      return handler;
+    });
+    // A load failure is reported by whoever awaits `ready()`; the lanes then drop their items.
+    this.#ready.catch(() => undefined);
+  }
+
+  /** Resolves once the module is loaded and `init` ran; rejects with a `HANDLER_LOAD_FAILED` error. */
+  ready(): Promise<void> {
+    return this.#ready.then(
+      () => undefined,
+      (err: unknown) => {
+        throw new HandlerError('HANDLER_LOAD_FAILED', `the handler module could not be loaded: ${describe(err)}`, { shardId: -1, eventType: null, cause: err });
+      },
+    );
+  }
+
+  /** A shard's event (dispatches are handled, the rest passed on in order). */
+  event(e: ShardEvent): void {
+    this.#push(e.shardId, e.kind === 'dispatch' ? { k: 'dispatch', event: e.event } : { k: 'event', event: e });
+  }
+
+  /** Resolves once everything queued for the shard so far was handled. */
+  drained(shardId: number): Promise<void> {
+    return new Promise((resolve) => this.#push(shardId, { k: 'mark', resolve }));
+  }
+
+  /** Handle everything queued, then call the handler's `close()`. */
+  async close(): Promise<void> {
+    await Promise.all([...this.#lanes.keys()].map((id) => this.drained(id)));
+    if (this.#closed) return;
+    this.#closed = true;
+    const handler = await this.#ready.catch(() => null);
+    try {
+      await handler?.close?.();
+    } catch (err) {
+      this.hooks.log('error', null, `handler close() failed: ${describe(err)}`);
+    }
+  }
+
+  #lane(shardId: number): Lane {
+    let lane = this.#lanes.get(shardId);
+    if (!lane) {
+      const h = this.hooks;
+      const log = (level: HandlerLogEvent['level']) => (message: string) => h.log(level, shardId, String(message));
+      const ctx: HandlerContext = {
+        ...this.scope,
+        shardId,
+        log: { debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error') },
+        post: (value) => h.post(shardId, value),
+        send: (payload) => h.send(shardId, { op: payload.op, d: payload.d }),
+        updatePresence: (presence: PresenceData) => h.send(shardId, { op: 3, d: presence }),
+      };
+      lane = { items: [], head: 0, running: false, ctx };
+      this.#lanes.set(shardId, lane);
+    }
+    return lane;
+  }
+
+  #push(shardId: number, item: Item): void {
+    const lane = this.#lane(shardId);
+    lane.items.push(item);
+    if (++this.#queued >= MAX_QUEUED && !this.#paused) {
+      this.#paused = true;
+      this.hooks.pause(true);
+    }
+    if (!lane.running) {
+      lane.running = true;
+      queueMicrotask(() => void this.#drain(lane, shardId));
+    }
+  }
+
+  async #drain(lane: Lane, shardId: number): Promise<void> {
+    const h = this.hooks;
+    let handler = this.#handler;
+    if (handler === null) handler = await this.#ready.catch(() => null);
+    while (lane.head < lane.items.length) {
+      const item = lane.items[lane.head]!;
+      lane.items[lane.head++] = undefined as unknown as Item;
+      if (lane.head >= 1024 && lane.head * 2 >= lane.items.length) {
+        lane.items = lane.items.slice(lane.head);
+        lane.head = 0;
+      }
+      if (--this.#queued <= MAX_QUEUED / 2 && this.#paused) {
+        this.#paused = false;
+        h.pause(false);
+      }
+      if (item.k === 'event') h.pass(item.event);
+      else if (item.k === 'mark') item.resolve();
+      else if (handler === null) {
+        // The module failed to load (reported once by the thread's owner): nothing is handled or acknowledged.
+      } else await this.#handle(handler, lane, shardId, item);
+    }
+    lane.items = [];
+    lane.head = 0;
+    lane.running = false;
+  }
+
+  async #handle(handler: Handler, lane: Lane, shardId: number, item: Item & { k: 'dispatch' }): Promise<void> {
+    const h = this.hooks;
+    const event = item.event;
+    const posts: unknown[] = [];
+    let open = true;
+    const ctx: HandlerContext = Object.create(lane.ctx) as HandlerContext;
+    (ctx as { post: HandlerContext['post'] }).post = (value) => {
+      if (open) posts.push(value);
+      else h.post(shardId, value);
+    };
+    try {
+      const r = handler.dispatch(event, ctx);
+      if (r !== undefined && typeof (r as Promise<void>).then === 'function') await r;
+    } catch (err) {
+      const error = new HandlerError('HANDLER_FAILED', `shard ${shardId}: the handler failed on ${event.type} (seq ${event.sequence}): ${describe(err)}`, {
+        shardId,
+        eventType: event.type,
+        cause: err,
+      });
+      if (h.handlerErrors === 'exit') {
+        open = false;
+        h.exit(error);
+        await new Promise<never>(() => undefined); // the thread ends; nothing after this event is handled here
+      }
+      h.pass({ kind: 'error', shardId, error });
+    }
+    open = false;
+    h.done(shardId, event.sequence, event.type, posts);
+  }
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+}
+
+/** The file URL of a handler module: a URL, a file URL string, or a path resolved against the working directory. */
+export function handlerUrl(source: URL | string): string {
+  if (source instanceof URL) return source.href;
+  if (typeof source !== 'string' || source === '') {
+    throw new ShardlineError('INVALID_OPTION', `handler must be a file URL or a path to the handler module, got ${String(source)}`);
+  }
+  return source.startsWith('file:') ? new URL(source).href : pathToFileURL(resolvePath(source)).href;
+}
+
+/** Import a handler module and take its default export. */
+export async function loadHandler(url: string): Promise<Handler> {
+  const mod = (await import(url)) as { default?: Handler };
+  return mod.default as Handler;
+}
