@@ -15,23 +15,7 @@ test('discord.js 14 with its REST base at the proxy: READY, the guild cache from
     assert.equal(r.sim.stats.identifies, 1, 'discord.js identified with the proxy, not upstream');
     const g = r.sim.guildIds[0]!;
     const ch = client.guilds.cache.get(g)!.channels.cache.find((c) => c.type === 0)!;
-    r.sim.dispatch({ guildId: g }, 'MESSAGE_CREATE', {
-      id: '5',
-      channel_id: ch.id,
-      guild_id: g,
-      content: 'hi djs',
-      author: { id: '7', username: 'u', discriminator: '0', avatar: null },
-      type: 0,
-      timestamp: new Date().toISOString(),
-      edited_timestamp: null,
-      tts: false,
-      mention_everyone: false,
-      mentions: [],
-      mention_roles: [],
-      attachments: [],
-      embeds: [],
-      pinned: false,
-    });
+    r.sim.dispatch({ guildId: g }, 'MESSAGE_CREATE', { ...message(ch.id, g), content: 'hi djs' });
     await until(() => messages.length > 0, 'the messageCreate', 10_000);
     assert.equal(messages[0], 'hi djs');
 
