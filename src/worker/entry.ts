@@ -230,6 +230,16 @@ refresh.unref();
 async function run(method: string, args: unknown[]): Promise<unknown> {
   switch (method) {
     case 'connect':
+      // Handler mode: no shard connects before the module has loaded. A module that fails to load ends the thread
+      // (the handler above, registered first, exits before this continues); the host reports it for the shard.
+      if (
+        runner !== null &&
+        !(await runner.ready().then(
+          () => true,
+          () => false,
+        ))
+      )
+        return new Promise<never>(() => undefined);
       return group.connect(args[0] as number);
     case 'send':
       return group.send(args[0] as number, args[1] as { op: number; d: unknown });
