@@ -399,6 +399,12 @@ async function run(argv: string[]): Promise<number> {
     process.on('SIGTERM', onSignal);
     process.stdout.on('error', (err: NodeJS.ErrnoException) => stop(err.code === 'EPIPE' ? 0 : 1));
 
+    // What will be printed, said before connecting: events may be printed (and --max-events reached) before the
+    // last shard is ready.
+    ui.line(
+      `shardline: ${handler ? `handler ${handler} runs on ${events ? events.join(', ') : 'every dispatch'}; printing what it posts` : `printing ${events ? events.join(', ') : 'every dispatch'}`} as JSON lines (Ctrl-C to stop)`,
+    );
+
     // -- connect with a progress bar
     const t0 = clock.now();
     const draw = () => ui.progress(cluster.status(), clock.now() - t0);
@@ -441,9 +447,7 @@ async function run(argv: string[]): Promise<number> {
       }
     } else if (!stopping) {
       const ready = cluster.status().filter((s) => s.state === 'ready').length;
-      ui.line(
-        `shardline: ${ready}/${cluster.ids.length} shards ready in ${((clock.now() - t0) / 1000).toFixed(1)} s; ${handler ? `handler ${handler} runs on ${events ? events.join(', ') : 'every dispatch'}; printing what it posts` : `printing ${events ? events.join(', ') : 'every dispatch'}`} as JSON lines (Ctrl-C to stop)`,
-      );
+      ui.line(`shardline: ${ready}/${cluster.ids.length} shards ready in ${((clock.now() - t0) / 1000).toFixed(1)} s`);
     }
     await printing;
     process.off('SIGINT', onSignal);
