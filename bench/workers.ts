@@ -616,7 +616,7 @@ async function orchestrate(): Promise<void> {
       process.exit(130);
     });
   }
-  await transpileBench(BENCH_DIR, OUT, ['common.ts', 'server.ts', 'workers.ts', 'workers-handler.ts']);
+  await transpileBench(BENCH_DIR, OUT, ['common.ts', 'payloads.ts', 'server.ts', 'workers.ts', 'workers-handler.ts']);
   // loaded dynamically: this file also runs as a transpiled client, which must not import src/
   (await import('./fixtures.js')).ensureFixtures(OUT);
   const t0 = Date.now();
