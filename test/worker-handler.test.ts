@@ -319,6 +319,7 @@ test("distributed (shards: { ids, total }): the handler runs in each process; a 
     await Promise.all([r.cluster.connect(), b.connect()]);
     r.send(0, `voice:${guildOn(3)}`);
     await until(() => r.markers().includes(`voice:${guildOn(3)}`), 'handled', BOOT);
+    await until(() => ops.length > 0, 'the op 4 reached the gateway', BOOT); // the routed send crosses a socket after the handler returned
     assert.deepEqual(ops, [[4, 3]], 'op 4 went out on shard 3, run by the other cluster');
   } finally {
     await b.close().catch(() => undefined);
