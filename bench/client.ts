@@ -329,7 +329,8 @@ async function runIdle(job: IdleJob): Promise<void> {
   gc();
   const after = memory();
   await send({ type: 'idle-result', client: job.client, shards: job.shards, ready, dispatches, connectMs, before, after });
-  process.exit(0);
+  // Stay connected until the harness has counted the server's open connections: it disconnects the IPC
+  // channel after, and the 'disconnect' handler below exits (exiting here raced that count).
 }
 
 process.on('message', (raw: unknown) => {

@@ -347,6 +347,7 @@ async function runIdle(server: Server, client: ClientName, opts: Options, shards
     if (r.dispatches !== warmDispatches * shards) problems.push(`${r.dispatches} of ${warmDispatches * shards} warm dispatches received`);
     return { ...r, warmBytes, ok: problems.length === 0, problem: problems.join('; ') || null };
   } finally {
+    if (child.connected) child.disconnect();
     await stop(child);
     await server.request({ cmd: 'close-all' }, 'stats');
   }
