@@ -1,7 +1,7 @@
 # shardline in a container: `docker build -t shardline .`, then
 #   docker run --rm -e DISCORD_TOKEN shardline run --intents Guilds,GuildMessages --events MESSAGE_CREATE
 #   docker run --rm -p 9464:9464 -e DISCORD_TOKEN shardline run --metrics-port 9464 --host 0.0.0.0
-# The entrypoint is the `shardline` CLI; the default command is `run` (`proxy` once it ships). Runs as the
+# The entrypoint is the `shardline` CLI; the default command is `run` (or give `proxy`). Runs as the
 # unprivileged `node` user. Probes: GET /healthz and /readyz on the --metrics-port / --status-port.
 # See examples/compose/ for Redis, NATS and the bot together.
 
