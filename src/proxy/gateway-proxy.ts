@@ -12,6 +12,7 @@ import { DEFAULT_API_URL, type ClusterOptions } from '../cluster-options.js';
 import { TypedEmitter } from '../emitter.js';
 import { ShardlineError } from '../errors.js';
 import type { ShardEvent } from '../events.js';
+import { ClusterTracker } from '../metrics.js';
 import type { Session } from '../session.js';
 import type { StatusSection } from '../status-page/sections.js';
 import { CACHE_EVENTS, GuildCache } from './cache.js';
@@ -90,6 +91,12 @@ const MAX_PENDING_NONCES = 10_000;
  */
 export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
   private upstream: Cluster | null = null;
+  /**
+   * The upstream cluster's tracker (what its status page and metrics read), held from before `connect()` so that a
+   * page attached after `start()` still shows the shards' READY / guilds loaded, and fed the raw-mode dispatches,
+   * which bypass the `shardEvent` stream.
+   */
+  private tracker: ClusterTracker | null = null;
   readonly #tokenHash: Buffer;
   /** The bot token: only here (never in an enumerable field, a log line or an error). */
   readonly #token: string;
@@ -156,6 +163,7 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
     });
     cluster.on('shardEvent', (e) => this.onShardEvent(e));
     cluster.on('error', (err) => this.report(err));
+    this.tracker = ClusterTracker.acquire(cluster);
     return cluster;
   }
 
@@ -296,6 +304,8 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
       await this.store?.close(null);
       return;
     }
+    this.tracker?.release();
+    this.tracker = null;
     if (this.store) {
       const sessions = await this.cluster.close({ resumable: true });
       for (const [id, s] of Object.entries(sessions)) {
@@ -340,6 +350,7 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
 
   /** A dispatch in raw mode: the whole payload's JSON text, `d` spliced out without parsing. */
   private onRaw(shardId: number, type: string, seq: number, json: string): void {
+    this.tracker?.countDispatch(shardId, type);
     // Runs inside the shard's socket handler: a payload that does not parse is reported and skipped, never thrown.
     try {
       const d = spliceD(json);
