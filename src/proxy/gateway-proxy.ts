@@ -19,9 +19,11 @@ import { CACHE_EVENTS, GuildCache } from './cache.js';
 import { ClientConnection, type ClientHub } from './client-conn.js';
 import { ClientSession, type SessionState } from './client-session.js';
 import type { ClientCompression } from './compress.js';
+import { ContentStripper } from './filter.js';
 import { proxySettings, type GatewayProxyOptions, type ProxySettings } from './options.js';
 import { ProxyStore } from './persist.js';
 import { ProxyServer } from './server.js';
+import { resumePos } from './resume-map.js';
 import { proxyStatusSection } from './status.js';
 import { ShardStream } from './stream.js';
 import { guildCreates, readyData } from './synth.js';
@@ -105,6 +107,10 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
   private readonly streams = new Map<number, ShardStream>();
   private readonly sessions = new Map<string, Detached>();
   private readonly pending = new Map<string, PendingRequest>();
+  /** Message content stripped once per dispatch for every client without MessageContent. */
+  private readonly stripper = new ContentStripper();
+  /** Prefix of this process's op 8 nonces (a restarted proxy tells the old process's answers from its own). */
+  private readonly noncePrefix = `sl:${randomBytes(4).toString('hex')}:`;
   private server: ProxyServer | null = null;
   private store: ProxyStore | null = null;
   private user = '{}';
@@ -266,7 +272,7 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
       this.store = await ProxyStore.open(options.redis, options.redisKey ?? 'default', s.persistInterval, (err) => this.report(err));
       const saved = await this.store.load();
       for (const [id, g] of Object.entries(saved.guilds)) this.cache.restore(id, g);
-      if (saved.user) this.user = saved.user;
+      if (saved.user) this.setUser(saved.user);
       if (saved.application) this.application = saved.application;
       for (const [id, ids] of Object.entries(saved.shardGuilds)) for (const g of ids) this.stream(Number(id)).guilds.add(g);
       sessions = saved.sessions;
@@ -274,7 +280,9 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
     }
     this.upstream = this.createCluster(sessions);
     await this.cluster.connect();
-    for (const id of this.cluster.ids) this.stream(id);
+    const ids = new Set(this.cluster.ids);
+    for (const id of ids) this.stream(id);
+    for (const id of this.streams.keys()) if (!ids.has(id)) this.streams.delete(id);
     await this.waitGuilds();
     this.server = await ProxyServer.listen(s.host, s.port, {
       gateway: (bot, auth) => this.gatewayInfo(bot, auth),
@@ -298,9 +306,9 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
   private async doClose(): Promise<void> {
     for (const st of this.streams.values()) for (const c of [...st.clients]) c.close(1001, 'Proxy shutting down.');
     for (const d of this.sessions.values()) if (d.timer) clearTimeout(d.timer);
-    this.sessions.clear();
     await this.server?.close();
     if (this.upstream === null) {
+      this.sessions.clear();
       await this.store?.close(null);
       return;
     }
@@ -316,6 +324,7 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
     } else {
       await this.cluster.close();
     }
+    this.sessions.clear();
   }
 
   // ---- upstream --------------------------------------------------------------------------------------
@@ -329,7 +338,7 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
   private onShardEvent(e: ShardEvent): void {
     if (e.kind === 'ready') {
       const st = this.stream(e.shardId);
-      this.user = JSON.stringify(e.data.user);
+      this.setUser(JSON.stringify(e.data.user));
       this.application = JSON.stringify(e.data.application);
       st.guilds.clear();
       for (const g of e.data.guilds) st.guilds.add(g.id);
@@ -398,7 +407,9 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
     const nonce = meta?.nonce;
     if (typeof nonce !== 'string') return false;
     const p = this.pending.get(nonce);
-    if (p === undefined) return false;
+    // A proxy nonce no longer pending (dropped, or sent by the process before a restart and replayed upstream):
+    // the answer was some client's own, never part of the shared stream.
+    if (p === undefined) return nonce.startsWith('sl:');
     const last = type === 'RATE_LIMITED' || (data.chunk_index as number) >= (data.chunk_count as number) - 1;
     if (last) this.pending.delete(nonce);
     if (p.nonce === undefined) delete meta!.nonce;
@@ -434,6 +445,7 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
       hasShard: (id) => ids.has(id),
       upstreamIntents: this.intents,
       now: Date.now,
+      stripContent: (type, d) => this.stripper.d(type, d),
     });
     new ClientConnection(ws, compression, session, this.hub, `c${(this.tags++).toString(36)}`);
   }
@@ -443,7 +455,7 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
       const st = this.stream(shardId);
       const id = randomBytes(16).toString('hex');
       const ready = readyData({ user: this.user, application: this.application, sessionId: id, resumeUrl: this.url, shard: [shardId, this.cluster.total ?? 1] }, st.guilds);
-      conn.session.start(id, ready, guildCreates(this.cache, st.guilds, intents), st.ring.newest, this.settings.replaySize);
+      conn.session.start(id, ready, guildCreates(this.cache, st.guilds, intents), st.ring.newest);
       const state = conn.session.session!;
       this.sessions.set(id, { state, conn, timer: null });
       st.clients.add(conn);
@@ -453,9 +465,9 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
     resume: (conn, sessionId, seq) => {
       const d = this.sessions.get(sessionId);
       const st = d ? this.streams.get(d.state.shardId) : undefined;
-      const pos = d ? conn.session.posOf(d.state, seq) : null;
+      const pos = d && st ? resumePos(d.state, seq, st.ring) : null;
       const replay = st && pos !== null ? st.ring.after(pos) : null;
-      if (!d || !st || replay === null) {
+      if (!d || !st || pos === null || replay === null) {
         this.counters.resumesRefused++;
         conn.session.invalidate();
         return;
@@ -468,7 +480,7 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
         st.clients.delete(previous);
         previous.close(4000, 'Session resumed on another connection.');
       }
-      conn.session.resume(d.state, replay);
+      conn.session.resume(d.state, pos, replay);
       st.clients.add(conn);
       this.counters.resumes++;
       this.emit('client', { shardId: st.id, sessionId, resumed: true });
@@ -481,7 +493,7 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
       if (op === 8) {
         const nonce = d.nonce;
         if (nonce !== undefined && (typeof nonce !== 'string' || Buffer.byteLength(nonce) > 32)) return conn.close(4001, 'Invalid nonce.');
-        const ours = `p${(this.nonces++).toString(36)}`;
+        const ours = `${this.noncePrefix}${(this.nonces++).toString(36)}`;
         this.pending.set(ours, { conn, nonce });
         if (this.pending.size > MAX_PENDING_NONCES) this.pending.delete(this.pending.keys().next().value!);
         payload = { ...d, nonce: ours };
@@ -500,11 +512,16 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
       if (d === undefined || d.conn !== conn) return;
       d.conn = null;
       if (this.closing) return;
-      d.timer = setTimeout(() => this.sessions.delete(state.id), this.settings.resumeTimeout);
-      d.timer.unref();
+      this.expire(state.id, d);
       this.trimDetached();
     },
   };
+
+  /** Forget a detached session after `resumeTimeout`. */
+  private expire(id: string, d: Detached): void {
+    d.timer = setTimeout(() => this.sessions.delete(id), this.settings.resumeTimeout);
+    d.timer.unref();
+  }
 
   private trimDetached(): void {
     let detached = 0;
@@ -526,6 +543,18 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
       shardGuilds[st.id] = [...st.guilds];
     }
     return { sessions, shardGuilds, user: this.user, application: this.application, cache: this.cache };
+  }
+
+  /** The bot user (JSON text from a READY or Redis), and its id for the MessageContent exceptions. */
+  private setUser(json: string): void {
+    this.user = json;
+    let id: unknown;
+    try {
+      id = (JSON.parse(json) as { id?: unknown } | null)?.id;
+    } catch {
+      id = null;
+    }
+    this.stripper.botId = typeof id === 'string' ? id : null;
   }
 
   private report(err: Error): void {
