@@ -19,9 +19,10 @@ import { CACHE_EVENTS, GuildCache } from './cache.js';
 import { ClientConnection, type ClientHub } from './client-conn.js';
 import { ClientSession, type SessionState } from './client-session.js';
 import type { ClientCompression } from './compress.js';
-import { ContentStripper } from './filter.js';
+import { ContentStripper, stripsContent } from './filter.js';
 import { proxySettings, type GatewayProxyOptions, type ProxySettings } from './options.js';
 import { ProxyStore } from './persist.js';
+import type { StoredSession } from './persist-replay.js';
 import { ProxyServer } from './server.js';
 import { resumePos } from './resume-map.js';
 import { proxyStatusSection } from './status.js';
@@ -277,12 +278,17 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
       for (const [id, ids] of Object.entries(saved.shardGuilds)) for (const g of ids) this.stream(Number(id)).guilds.add(g);
       sessions = saved.sessions;
       for (const [id, session] of Object.entries(sessions)) this.stream(Number(id)).session = { ...session };
+      // the rings before the upstream RESUME replays into them, so positions continue where the store left them
+      for (const [id, r] of saved.replay.rings) this.stream(id).restoreRing(r.newest, r.entries);
+      for (const s of saved.replay.sessions) this.restoreSession(s);
+      this.trimDetached();
     }
     this.upstream = this.createCluster(sessions);
     await this.cluster.connect();
     const ids = new Set(this.cluster.ids);
     for (const id of ids) this.stream(id);
     for (const id of this.streams.keys()) if (!ids.has(id)) this.streams.delete(id);
+    for (const [id, d] of this.sessions) if (!ids.has(d.state.shardId)) this.dropSession(id);
     await this.waitGuilds();
     this.server = await ProxyServer.listen(s.host, s.port, {
       gateway: (bot, auth) => this.gatewayInfo(bot, auth),
@@ -320,6 +326,7 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
         const st = this.streams.get(Number(id));
         if (st) st.session = s;
       }
+      // the client sessions (all detached now) are written too: clients RESUME on the restarted proxy
       await this.store.close(this.persistState());
     } else {
       await this.cluster.close();
@@ -344,6 +351,8 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
       for (const g of e.data.guilds) st.guilds.add(g.id);
       st.session = { ...e.session };
       this.store?.markMeta();
+      // a new upstream session: ring entries from now on are not what a restored session's client was sent
+      for (const d of this.sessions.values()) if (d.state.shardId === e.shardId) d.state.ahead = false;
       return;
     }
     if (e.kind === 'resumed') {
@@ -416,6 +425,7 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
     else meta!.nonce = p.nonce;
     p.conn.session.private(type, JSON.stringify(data));
     p.conn.drain();
+    this.store?.soon(); // a private dispatch shifts the client's sequence numbers: persist it before a crash can lose it
     return true;
   }
 
@@ -482,6 +492,7 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
       }
       conn.session.resume(d.state, pos, replay);
       st.clients.add(conn);
+      this.store?.soon();
       this.counters.resumes++;
       this.emit('client', { shardId: st.id, sessionId, resumed: true });
     },
@@ -523,6 +534,20 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
     d.timer.unref();
   }
 
+  private dropSession(id: string): void {
+    const d = this.sessions.get(id);
+    if (d?.timer) clearTimeout(d.timer);
+    this.sessions.delete(id);
+  }
+
+  /** A client session read back from Redis: detached, resumable for `resumeTimeout` from now. */
+  private restoreSession(s: StoredSession): void {
+    const state: SessionState = { ...s, stripContent: stripsContent(s.intents, this.intents) };
+    const d: Detached = { state, conn: null, timer: null };
+    this.sessions.set(s.id, d);
+    this.expire(s.id, d);
+  }
+
   private trimDetached(): void {
     let detached = 0;
     for (const d of this.sessions.values()) if (d.conn === null) detached++;
@@ -542,7 +567,9 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
       if (st.session) sessions[st.id] = { ...st.session };
       shardGuilds[st.id] = [...st.guilds];
     }
-    return { sessions, shardGuilds, user: this.user, application: this.application, cache: this.cache };
+    const clients = [...this.sessions.values()].map((d) => ({ state: d.state, attached: d.conn !== null }));
+    const rings = [...this.streams.values()].map((st) => [st.id, st.ring] as const);
+    return { sessions, shardGuilds, user: this.user, application: this.application, cache: this.cache, replay: { rings, sessions: clients } };
   }
 
   /** The bot user (JSON text from a READY or Redis), and its id for the MessageContent exceptions. */
