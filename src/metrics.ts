@@ -101,14 +101,17 @@ export class ClusterTracker {
   private users = 0;
   private readonly latencyObservers = new Set<(ms: number, shardId: number) => void>();
   private readonly onEvent: (e: ShardEvent) => void;
-  /** Handler mode: dispatches finished by the handler count as delivered. */
-  private readonly onHandled: (shardId: number, type: string) => void;
+  /**
+   * Count one dispatch delivered outside the `shardEvent` stream: finished by a handler module (handler mode), or
+   * handed over unparsed by `ShardOptions.forwardRaw` (the gateway proxy counts those here).
+   */
+  readonly countDispatch: (shardId: number, type: string) => void;
 
   private constructor(private readonly cluster: Cluster) {
     const byType = this.byType;
     const byShard = this.byShard;
     const observers = this.latencyObservers;
-    this.onHandled = (shardId, type) => {
+    this.countDispatch = (shardId, type) => {
       byType.set(type, (byType.get(type) ?? 0) + 1);
       byShard[shardId] = (byShard[shardId] ?? 0) + 1;
     };
@@ -160,7 +163,7 @@ export class ClusterTracker {
     }
     if (t.users++ === 0) {
       cluster.on('shardEvent', t.onEvent);
-      cluster.on('dispatchHandled', t.onHandled);
+      cluster.on('dispatchHandled', t.countDispatch);
     }
     return t;
   }
@@ -169,7 +172,7 @@ export class ClusterTracker {
   release(): void {
     if (this.users === 0 || --this.users > 0) return;
     this.cluster.off('shardEvent', this.onEvent);
-    this.cluster.off('dispatchHandled', this.onHandled);
+    this.cluster.off('dispatchHandled', this.countDispatch);
   }
 
   /** Be told every heartbeat round trip (ms) of every shard as its ACK arrives; returns the removal. */

@@ -51,8 +51,13 @@ test('shardline proxy --json prints the URLs once ready, serves metrics, the pro
     assert.match(await (await fetch(`${statusUrl}/`)).text(), /shardline proxy/);
     // the page's own snapshot carries the proxy's section: a row per shard and the cache figures
     const snap = (await (await fetch(`${statusUrl}/status.json`)).json()) as {
+      cluster: { guildsReady: number };
+      shards: { id: number; dispatches: number }[];
       sections: { title: string; summary: { label: string; value: unknown }[]; columns: string[]; shards: { id: number; values: unknown[] }[] }[];
     };
+    // the upstream shard's own card: its guilds loaded before the page existed, its (raw-mode) GUILD_CREATEs counted
+    assert.equal(snap.cluster.guildsReady, 1);
+    assert.ok(snap.shards[0]!.dispatches >= 2, `dispatches ${snap.shards[0]!.dispatches}`);
     const proxySection = snap.sections.find((s) => s.title === 'Gateway proxy');
     assert.ok(proxySection, JSON.stringify(snap.sections));
     assert.deepEqual(proxySection.columns, ['clients', 'replay depth', 'replay bytes', 'guilds', 'forwarded commands']);

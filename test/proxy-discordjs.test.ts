@@ -6,7 +6,7 @@ import { TOKEN, until } from './helpers/setup.js';
 import { proxyRig } from './helpers/proxy-rig.js';
 test('discord.js 14 with its REST base at the proxy: READY, the guild cache from synthesized GUILD_CREATEs, live messages; a restarted bot costs no upstream IDENTIFY', async () => {
   const r = await proxyRig({ shards: 1, guilds: 3 }, { shards: 1 });
-  const client = new Client({ intents: [GatewayIntentBits.Guilds, GatewayIntentBits.GuildMessages], rest: { api: r.proxy.apiUrl.replace(/\/v10$/, '') } });
+  const client = new Client({ intents: [GatewayIntentBits.Guilds, GatewayIntentBits.GuildMessages, GatewayIntentBits.MessageContent], rest: { api: r.proxy.apiUrl.replace(/\/v10$/, '') } });
   const messages: string[] = [];
   client.on('messageCreate', (m) => messages.push(m.content));
   try {
@@ -22,7 +22,7 @@ test('discord.js 14 with its REST base at the proxy: READY, the guild cache from
     // The bot restarts (a deploy): a new Client logs in through the proxy. Upstream sees no new IDENTIFY, the new
     // process is ready with the whole guild cache at once and receives live messages.
     await client.destroy();
-    const restarted = new Client({ intents: [GatewayIntentBits.Guilds, GatewayIntentBits.GuildMessages], rest: { api: r.proxy.apiUrl.replace(/\/v10$/, '') } });
+    const restarted = new Client({ intents: [GatewayIntentBits.Guilds, GatewayIntentBits.GuildMessages, GatewayIntentBits.MessageContent], rest: { api: r.proxy.apiUrl.replace(/\/v10$/, '') } });
     const after: string[] = [];
     restarted.on('messageCreate', (m) => after.push(m.content));
     try {

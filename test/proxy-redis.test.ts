@@ -1,14 +1,17 @@
 /**
  * `shardline proxy --redis` killed with SIGKILL and restarted: the upstream sessions and the cache come back from
  * Redis, the simulator sees RESUMEs only (no IDENTIFY), and a new client gets a full READY and GUILD_CREATEs that
- * include what changed before the kill and while the proxy was down. Uses a throwaway redis-server.
+ * include what changed before the kill and while the proxy was down; a client that was connected RESUMEs its old
+ * session on the restarted proxy and gets exactly what it missed. Uses a throwaway redis-server.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { once } from 'node:events';
 import { Redis } from 'ioredis';
+import WebSocket from 'ws';
 import { REST } from '@discordjs/rest';
 import { WebSocketManager, WebSocketShardEvents } from '@discordjs/ws';
 import { scaledClock } from '../src/clock.js';
@@ -31,11 +34,34 @@ function proxyProcess(args: string[]): { proc: ChildProcess; lines: Record<strin
   return { proc, lines, stderr: () => err };
 }
 
-test('a proxy killed and restarted with Redis resumes upstream (no IDENTIFY) and serves a complete READY', async () => {
+/** A throwaway redis-server, a simulator, and the proxy's arguments for them. */
+async function servers(guilds: number, intents: string) {
   const redisServer = await startRedis();
-  const sim = await GatewaySimulator.start({ tokens: [TOKEN], clock: scaledClock(SCALE), heartbeatInterval: 150_000, sessionTimeout: 6_000_000, guilds: 3, guildMemberCount: 5 });
+  const sim = await GatewaySimulator.start({ tokens: [TOKEN], clock: scaledClock(SCALE), heartbeatInterval: 150_000, sessionTimeout: 6_000_000, guilds, guildMemberCount: 5 });
   const redis = new Redis(redisServer.url);
-  const args = ['--json', '--shards', '1', '--api-url', sim.apiUrl, '--time-scale', String(SCALE), '--redis', redisServer.url, '--intents', 'Guilds,GuildMessages'];
+  const args = ['--json', '--shards', '1', '--api-url', sim.apiUrl, '--time-scale', String(SCALE), '--redis', redisServer.url, '--intents', intents];
+  const stop = async () => {
+    redis.disconnect();
+    await sim.stop();
+    await redisServer.stop();
+  };
+  return { sim, redis, args, stop };
+}
+
+/** Start a proxy process where one was killed: it comes up by RESUMEing upstream (no IDENTIFY). Its --json line. */
+async function restart(sim: GatewaySimulator, args: string[], procs: ChildProcess[]): Promise<{ url: string; apiUrl: string }> {
+  const identifies = sim.stats.identifies;
+  const resumes = sim.stats.resumes;
+  const p = proxyProcess(args);
+  procs.push(p.proc);
+  await until(() => p.lines.some((l) => typeof l.url === 'string'), `the restarted proxy's --json line (${p.stderr()})`, 20_000);
+  assert.equal(sim.stats.identifies, identifies, 'no IDENTIFY upstream after the restart');
+  assert.equal(sim.stats.resumes, resumes + 1, 'the upstream session was resumed');
+  return p.lines.find((l) => typeof l.url === 'string') as { url: string; apiUrl: string };
+}
+
+test('a proxy killed and restarted with Redis resumes upstream (no IDENTIFY) and serves a complete READY', async () => {
+  const { sim, redis, args, stop } = await servers(3, 'Guilds,GuildMessages');
   const procs: ChildProcess[] = [];
   let manager: WebSocketManager | null = null;
   try {
@@ -63,15 +89,9 @@ test('a proxy killed and restarted with Redis resumes upstream (no IDENTIFY) and
     sim.dispatch({ guildId: g }, 'CHANNEL_CREATE', { id: '900000000000000002', type: 0, name: 'while-down', guild_id: g });
 
     const identifies = sim.stats.identifies;
-    const resumes = sim.stats.resumes;
-    const second = proxyProcess(args);
-    procs.push(second.proc);
-    await until(() => second.lines.some((l) => typeof l.url === 'string'), `the second proxy's --json line (${second.stderr()})`, 20_000);
-    assert.equal(sim.stats.identifies, identifies, 'no IDENTIFY upstream after the restart');
-    assert.equal(sim.stats.resumes, resumes + 1, 'the upstream session was resumed');
+    const second = await restart(sim, args, procs);
 
-    const apiUrl = second.lines.find((l) => typeof l.apiUrl === 'string')!.apiUrl as string;
-    const rest = new REST({ api: apiUrl.replace(/\/v10$/, ''), version: '10' }).setToken(TOKEN);
+    const rest = new REST({ api: second.apiUrl.replace(/\/v10$/, ''), version: '10' }).setToken(TOKEN);
     manager = new WebSocketManager({ token: TOKEN, intents: 1 | 512, rest });
     const seen: { t: string; d: Record<string, unknown> }[] = [];
     manager.on(WebSocketShardEvents.Dispatch, (p) => {
@@ -89,8 +109,95 @@ test('a proxy killed and restarted with Redis resumes upstream (no IDENTIFY) and
   } finally {
     await manager?.destroy();
     for (const p of procs) p.kill('SIGKILL');
-    redis.disconnect();
-    await sim.stop();
-    await redisServer.stop();
+    await stop();
+  }
+});
+
+/** A plain websocket client (no compression) that records every payload. */
+async function rawClient(url: string): Promise<{ ws: WebSocket; got: { op: number; t: string | null; s: number | null; d: Record<string, unknown> }[]; send(p: unknown): void }> {
+  const ws = new WebSocket(`${url}/?v=10&encoding=json`);
+  const got: { op: number; t: string | null; s: number | null; d: Record<string, unknown> }[] = [];
+  ws.on('message', (data) => got.push(JSON.parse(data.toString())));
+  ws.on('error', () => {}); // the proxy is killed under it
+  await once(ws, 'open');
+  return { ws, got, send: (p) => ws.send(JSON.stringify(p)) };
+}
+
+test('a client connected to a proxy killed with SIGKILL RESUMEs its session on the restarted proxy (same Redis) and gets exactly what it missed', async () => {
+  const { sim, redis, args, stop } = await servers(2, 'Guilds,GuildMessages,MessageContent');
+  const procs: ChildProcess[] = [];
+  const clients: WebSocket[] = [];
+  try {
+    const first = proxyProcess(args);
+    procs.push(first.proc);
+    await until(() => first.lines.some((l) => typeof l.url === 'string'), `the first proxy's --json line (${first.stderr()})`, 20_000);
+    // two clients: one resumes after the last sequence written to Redis, the other before it
+    const url = first.lines.find((l) => typeof l.url === 'string')!.url as string;
+    const a = await rawClient(url);
+    const c = await rawClient(url);
+    clients.push(a.ws, c.ws);
+    for (const x of [a, c]) x.send({ op: 2, d: { token: TOKEN, intents: 1 | 512 | 32768, properties: {} } });
+    await until(() => [a, c].every((x) => x.got.filter((p) => p.t === 'GUILD_CREATE').length === 2), 'the clients ready', 20_000);
+    const g = sim.guildIds[0]!;
+    const send = (n: number) => sim.dispatch({ guildId: g }, 'MESSAGE_CREATE', { id: String(n), channel_id: '2', guild_id: g, content: String(n) });
+    const got = (x: { got: { t: string | null; s: number | null; d: Record<string, unknown> }[] }) => x.got.filter((p) => p.t === 'MESSAGE_CREATE');
+    for (let n = 1; n <= 10; n++) send(n);
+    await until(() => got(a).length === 10 && got(c).length === 10, 'ten messages', 20_000);
+    const sessionId = (a.got.find((p) => p.t === 'READY')!.d as { session_id: string }).session_id;
+    const otherId = (c.got.find((p) => p.t === 'READY')!.d as { session_id: string }).session_id;
+    // the session (and with it the ring up to message 10) written to Redis: stored as [id, shard, intents, seq, ...]
+    const tenth = got(a)[9]!.s!;
+    let storedSeq = 0;
+    await until(
+      () => {
+        void redis.hget('shardline:proxy:{default}:clients', sessionId).then((t) => (storedSeq = t ? (JSON.parse(t) as number[])[3]! : 0));
+        return storedSeq >= tenth;
+      },
+      'the client session persisted',
+      20_000,
+    );
+    // five more the client receives, perhaps not written yet when the proxy dies
+    for (let n = 11; n <= 15; n++) send(n);
+    await until(() => got(a).length === 15 && got(c).length === 15, 'fifteen messages', 20_000);
+    first.proc.kill('SIGKILL');
+    await new Promise((res) => first.proc.once('exit', res));
+    for (let n = 16; n <= 20; n++) send(n); // while the proxy is down
+    // the client had handled message 12 when its connection died (13..15 were lost in the dying socket)
+    const resumeSeq = got(a)[11]!.s!;
+    // the other client had handled message 8 only (before what Redis holds of its session)
+    const otherSeq = got(c)[7]!.s!;
+
+    const identifies = sim.stats.identifies;
+    const second = await restart(sim, args, procs);
+
+    const b = await rawClient(second.url);
+    clients.push(b.ws);
+    b.send({ op: 6, d: { token: TOKEN, session_id: sessionId, seq: resumeSeq } });
+    await until(() => b.got.some((p) => p.t === 'RESUMED' || p.op === 9), 'RESUMED', 20_000);
+    assert.ok(!b.got.some((p) => p.op === 9), 'not invalidated');
+    const dispatches = b.got.filter((p) => p.op === 0);
+    assert.deepEqual(
+      dispatches.map((p) => [p.t, p.s, p.t === 'MESSAGE_CREATE' ? p.d.content : null]),
+      [...Array.from({ length: 8 }, (_, i) => ['MESSAGE_CREATE', resumeSeq + 1 + i, String(13 + i)]), ['RESUMED', resumeSeq + 9, null]],
+      'messages 13..20 in order, numbered after the resumed sequence, then RESUMED',
+    );
+    send(21);
+    await until(() => got(b).length === 9, 'the live stream continues', 20_000);
+    assert.deepEqual([got(b)[8]!.s, got(b)[8]!.d.content], [resumeSeq + 10, '21']);
+    assert.equal(sim.stats.identifies, identifies, 'still no IDENTIFY upstream');
+
+    const d = await rawClient(second.url);
+    clients.push(d.ws);
+    d.send({ op: 6, d: { token: TOKEN, session_id: otherId, seq: otherSeq } });
+    await until(() => d.got.some((p) => p.t === 'RESUMED' || p.op === 9), 'the other RESUMED', 20_000);
+    assert.deepEqual(
+      d.got.filter((p) => p.op === 0).map((p) => [p.t, p.s, p.t === 'MESSAGE_CREATE' ? p.d.content : null]),
+      [...Array.from({ length: 13 }, (_, i) => ['MESSAGE_CREATE', otherSeq + 1 + i, String(9 + i)]), ['RESUMED', otherSeq + 14, null]],
+      'messages 9..21 in order, then RESUMED',
+    );
+  } finally {
+    for (const ws of clients) ws.terminate();
+    for (const p of procs) p.kill('SIGKILL');
+    await stop();
   }
 });

@@ -21,7 +21,7 @@ const BOT = `
   const saved = process.env.SESSION ? JSON.parse(process.env.SESSION) : null;
   const rest = new REST({ api: process.env.API, version: '10' }).setToken(process.env.TOKEN);
   const manager = new WebSocketManager({
-    token: process.env.TOKEN, intents: 1 | 512, rest, compression: CompressionMethod.ZlibNative,
+    token: process.env.TOKEN, intents: 1 | 512 | 32768, rest, compression: CompressionMethod.ZlibNative,
     retrieveSessionInfo: () => saved,
     updateSessionInfo: () => {},
   });

@@ -8,11 +8,12 @@ import { createInflater } from '../src/inflate.js';
 import { Intents } from '../src/intents.js';
 import { GuildCache } from '../src/proxy/cache.js';
 import { createCompressor, zstdSupported } from '../src/proxy/compress.js';
-import { ClientSession, type ClientEffect, type ClientSessionOptions } from '../src/proxy/client-session.js';
-import { wants } from '../src/proxy/filter.js';
+import { ClientSession, newSessionState, type ClientEffect, type ClientSessionOptions } from '../src/proxy/client-session.js';
+import { ContentStripper, stripsContent, wants } from '../src/proxy/filter.js';
 import { proxySettings } from '../src/proxy/options.js';
 import { spliceD } from '../src/proxy/gateway-proxy.js';
 import { ReplayRing } from '../src/proxy/replay.js';
+import { resumePos } from '../src/proxy/resume-map.js';
 import { guildCreates, readyData } from '../src/proxy/synth.js';
 import { buildGuildCreate } from '../src/simulator/fixtures.js';
 
@@ -167,7 +168,7 @@ test('ClientSession: IDENTIFY → READY + GUILD_CREATEs, live dispatches numbere
   take();
   c.message(identify({}));
   assert.deepEqual(take(), [{ type: 'identify', shardId: 0, intents: 513 }]);
-  c.start('sess', '{"session_id":"sess"}', ['{"id":"1"}', '{"id":"2"}'], 10, 100);
+  c.start('sess', '{"session_id":"sess"}', ['{"id":"1"}', '{"id":"2"}'], 10);
   const synth = take().map((e) => (e as { data: string }).data);
   assert.deepEqual(synth, ['{"t":"READY","s":1,"op":0,"d":{"session_id":"sess"}}', '{"t":"GUILD_CREATE","s":2,"op":0,"d":{"id":"1"}}', '{"t":"GUILD_CREATE","s":3,"op":0,"d":{"id":"2"}}']);
   c.deliver('MESSAGE_CREATE', '{"guild_id":"1","n":1}', 11);
@@ -182,20 +183,23 @@ test('ClientSession: IDENTIFY → READY + GUILD_CREATEs, live dispatches numbere
   assert.deepEqual(take(), [{ type: 'command', op: 8, d: { guild_id: '1', query: '', limit: 0 } }]);
   const state = c.session!;
   c.ended();
-  assert.equal(c.posOf(state, 4), 11);
-  assert.equal(c.posOf(state, 2), null, 'inside the synthesized start');
-  assert.equal(c.posOf(state, 6), null, 'beyond what was sent');
+  const ring = new ReplayRing(100, 11);
+  ring.push('MESSAGE_CREATE', '{"guild_id":"1","n":1}');
+  ring.push('PRESENCE_UPDATE', '{}');
+  ring.push('MESSAGE_CREATE', '{"guild_id":"1","n":2}');
+  assert.equal(resumePos(state, 4, ring), 12, 'seq 4 (pos 11) and the filtered pos 12 were offered');
+  assert.equal(resumePos(state, 5, ring), 13);
+  assert.equal(resumePos(state, 3, ring), 10, 'right after the synthesized start');
+  assert.equal(resumePos(state, 2, ring), null, 'inside the synthesized start');
+  assert.equal(resumePos(state, 6, ring), null, 'beyond what was sent');
+  ring.push('MESSAGE_CREATE', '{"guild_id":"1","n":3}');
 
   const r = machine();
   r.c.open();
   r.take();
   r.c.message(JSON.stringify({ op: 6, d: { token: 'tok', session_id: 'sess', seq: 4 } }));
   assert.deepEqual(r.take(), [{ type: 'resume', sessionId: 'sess', seq: 4 }]);
-  r.c.resume(state, [
-    { pos: 12, type: 'PRESENCE_UPDATE', d: '{}' },
-    { pos: 13, type: 'MESSAGE_CREATE', d: '{"guild_id":"1","n":2}' },
-    { pos: 14, type: 'MESSAGE_CREATE', d: '{"guild_id":"1","n":3}' },
-  ]);
+  r.c.resume(state, resumePos(state, 4, ring)!, ring.after(resumePos(state, 4, ring)!)!);
   assert.deepEqual(
     r.take().map((e) => (e as { data: string }).data),
     ['{"t":"MESSAGE_CREATE","s":5,"op":0,"d":{"guild_id":"1","n":2}}', '{"t":"MESSAGE_CREATE","s":6,"op":0,"d":{"guild_id":"1","n":3}}', '{"t":"RESUMED","s":7,"op":0,"d":{}}'],
@@ -207,6 +211,77 @@ test('ClientSession: IDENTIFY → READY + GUILD_CREATEs, live dispatches numbere
   x.take();
   x.c.invalidate();
   assert.deepEqual(x.take(), [{ type: 'send', data: '{"t":null,"s":null,"op":9,"d":false}' }]);
+});
+
+test('resumePos(): private dispatches in the numbering, the private floor, and an `ahead` session walking forward', () => {
+  const ring = new ReplayRing(10);
+  const state = newSessionState('s', 0, Intents.GuildMessages, Intents.GuildMessages, 0);
+  state.seq = state.synthEnd = 1; // READY
+  const m = (n: number) => `{"guild_id":"1","n":${n}}`;
+  // what the live session did: entries 1..4 (2 not wanted), a private answer after pos 3, then entry 5
+  const push = (type: string, d: string) => {
+    const pos = ring.push(type, d);
+    state.pos = pos;
+    if (type === 'MESSAGE_CREATE') state.seq++;
+    return pos;
+  };
+  push('MESSAGE_CREATE', m(1)); // seq 2
+  push('TYPING_START', '{"guild_id":"1"}');
+  push('MESSAGE_CREATE', m(3)); // seq 3
+  state.privates.push(++state.seq, state.pos); // seq 4: a member chunk at pos 3
+  push('MESSAGE_CREATE', m(4)); // seq 5
+  push('MESSAGE_CREATE', m(5)); // seq 6
+  assert.deepEqual(
+    [6, 5, 4, 3, 2, 1].map((seq) => resumePos(state, seq, ring)),
+    [5, 4, 3, 3, 2, 0],
+  );
+  state.floor = 4;
+  assert.equal(resumePos(state, 3, ring), null, 'below the oldest private pair kept');
+  state.floor = 0;
+  assert.equal(resumePos(state, 7, ring), null, 'beyond what was sent');
+  // restored from Redis while attached: the client may be ahead of the stored anchor
+  const restored = { ...newSessionState('s', 0, Intents.GuildMessages, Intents.GuildMessages, 0), seq: 6, pos: 5, synthEnd: 1, ahead: true };
+  ring.push('TYPING_START', '{"guild_id":"1"}');
+  ring.push('MESSAGE_CREATE', m(7));
+  assert.equal(resumePos(restored, 7, ring), 7);
+  assert.equal(resumePos(restored, 8, ring), null, 'not received yet');
+  for (let i = 0; i < 10; i++) ring.push('MESSAGE_CREATE', m(10 + i));
+  assert.equal(resumePos(state, 6, ring), null, 'older than the ring');
+});
+
+test('ContentStripper: guild messages lose content, embeds, attachments, components and poll; DMs, the bot’s own and mentions keep them', () => {
+  const strip = new ContentStripper();
+  strip.botId = '99';
+  const full = {
+    guild_id: '1',
+    author: { id: '5' },
+    mentions: [],
+    content: 'secret',
+    embeds: [{ title: 'x' }],
+    attachments: [{ id: '3' }],
+    components: [{ type: 1 }],
+    poll: { question: {} },
+    id: '7',
+  };
+  const out = JSON.parse(strip.d('MESSAGE_CREATE', JSON.stringify(full))) as Record<string, unknown>;
+  assert.deepEqual(out, { guild_id: '1', author: { id: '5' }, mentions: [], content: '', embeds: [], attachments: [], components: [], id: '7' });
+  for (const kept of [
+    { ...full, guild_id: undefined },
+    { ...full, author: { id: '99' } },
+    { ...full, mentions: [{ id: '99' }] },
+  ]) {
+    const text = JSON.stringify(kept);
+    assert.equal(strip.d('MESSAGE_UPDATE', text), text);
+  }
+  const plain = '{"guild_id":"1","content":"","embeds":[]}';
+  assert.equal(strip.d('MESSAGE_CREATE', plain), plain, 'nothing to strip: the same text');
+  const reply = JSON.parse(strip.d('MESSAGE_CREATE', JSON.stringify({ ...full, referenced_message: { author: { id: '6' }, content: 'quoted' } }))) as { referenced_message: { content: string } };
+  assert.equal(reply.referenced_message.content, '');
+  const automod = JSON.parse(strip.d('AUTO_MODERATION_ACTION_EXECUTION', '{"guild_id":"1","content":"bad word","matched_content":"bad"}')) as Record<string, unknown>;
+  assert.deepEqual([automod.content, automod.matched_content], ['', '']);
+  assert.equal(stripsContent(Intents.GuildMessages, Intents.GuildMessages | Intents.MessageContent), true);
+  assert.equal(stripsContent(Intents.GuildMessages, Intents.GuildMessages), false, 'the upstream has no content to strip');
+  assert.equal(stripsContent(Intents.GuildMessages | Intents.MessageContent, Intents.GuildMessages | Intents.MessageContent), false);
 });
 
 test('synth: READY lists the shard guilds as unavailable; GUILD_CREATE needs the Guilds intent', () => {

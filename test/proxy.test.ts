@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { REST } from '@discordjs/rest';
 import WebSocket from 'ws';
 import { CompressionMethod, WebSocketManager, WebSocketShardEvents } from '@discordjs/ws';
+import { BOT_USER_ID } from '../src/simulator/index.js';
 import { TOKEN, until } from './helpers/setup.js';
 import { proxyRig } from './helpers/proxy-rig.js';
 import { collectJsonLines } from './helpers/servers.js';
@@ -176,7 +177,7 @@ test('an upstream disconnect is invisible to clients: the proxy RESUMEs upstream
   const r = await proxyRig({ guilds: 1 }, { shards: 1 });
   try {
     const a = await rawClient(r.proxy.url);
-    a.send({ op: 2, d: { token: TOKEN, intents: 1 | 512, properties: {} } });
+    a.send({ op: 2, d: { token: TOKEN, intents: 1 | 512 | 32768, properties: {} } });
     await until(() => a.got.some((p) => p.t === 'GUILD_CREATE'), 'the client ready', 10_000);
     const g = r.sim.guildIds[0]!;
     const send = (n: number) => r.sim.dispatch({ guildId: g }, 'MESSAGE_CREATE', { id: String(n), channel_id: '2', guild_id: g, content: String(n) });
@@ -197,6 +198,58 @@ test('an upstream disconnect is invisible to clients: the proxy RESUMEs upstream
       Array.from({ length: seqs.length }, (_, i) => i + 1),
     );
     a.ws.close();
+  } finally {
+    await r.stop();
+  }
+});
+
+test('MessageContent per client: a client without it gets guild messages stripped (live and replayed), one with it the whole payload', async () => {
+  const r = await proxyRig({ guilds: 1 }, { shards: 1 }); // the upstream has MessageContent
+  try {
+    const withIt = await rawClient(r.proxy.url);
+    const without = await rawClient(r.proxy.url);
+    withIt.send({ op: 2, d: { token: TOKEN, intents: 1 | 512 | 4096 | 32768, properties: {} } });
+    without.send({ op: 2, d: { token: TOKEN, intents: 1 | 512 | 4096, properties: {} } });
+    await until(() => [withIt, without].every((x) => x.got.some((p) => p.t === 'GUILD_CREATE')), 'both clients ready', 10_000);
+    const g = r.sim.guildIds[0]!;
+    const body = { channel_id: '2', author: { id: '5' }, mentions: [], embeds: [{ title: 'e' }], attachments: [{ id: '3' }], components: [{ type: 1, components: [] }] };
+    const guildMessage = (id: string, extra: Record<string, unknown> = {}) => ({ ...body, id, guild_id: g, content: `content ${id}`, ...extra });
+    r.sim.dispatch({ guildId: g }, 'MESSAGE_CREATE', guildMessage('1', { poll: { question: { text: 'q' } } }));
+    r.sim.dispatch({ guildId: g }, 'MESSAGE_CREATE', guildMessage('2', { mentions: [{ id: BOT_USER_ID }] }));
+    r.sim.dispatch({ guildId: g }, 'MESSAGE_CREATE', guildMessage('3', { author: { id: BOT_USER_ID } }));
+    r.sim.dispatch(0, 'MESSAGE_CREATE', { ...body, id: '4', content: 'content 4' }); // a DM
+    r.sim.dispatch({ guildId: g }, 'MESSAGE_UPDATE', guildMessage('5'));
+    const messages = (x: { got: Got[] }) => x.got.filter((p) => p.t === 'MESSAGE_CREATE' || p.t === 'MESSAGE_UPDATE').map((p) => p.d);
+    await until(() => messages(withIt).length === 5 && messages(without).length === 5, 'five messages on both clients', 10_000);
+    for (const m of messages(withIt)) {
+      assert.equal(m.content, `content ${m.id}`);
+      assert.deepEqual([m.embeds, m.attachments, m.components], [body.embeds, body.attachments, body.components]);
+    }
+    assert.deepEqual((messages(withIt)[0]!.poll as { question: unknown }).question, { text: 'q' });
+    const stripped = messages(without);
+    for (const m of [stripped[0]!, stripped[4]!]) {
+      assert.deepEqual([m.content, m.embeds, m.attachments, m.components, 'poll' in m], ['', [], [], [], false], `message ${m.id}`);
+      assert.equal(m.channel_id, '2', 'the rest of the message is kept');
+    }
+    for (const m of stripped.slice(1, 4)) assert.equal(m.content, `content ${m.id}`, `message ${m.id}: a mention, the bot's own, a DM keep their content`);
+
+    // the client without the intent disconnects; what it missed is replayed stripped too
+    const sessionId = (without.got.find((p) => p.t === 'READY')!.d as { session_id: string }).session_id;
+    const seq = without.got.at(-1)!.s!;
+    without.ws.terminate();
+    await until(() => r.proxy.stats().detachedSessions === 1, 'the session detached', 10_000);
+    r.sim.dispatch({ guildId: g }, 'MESSAGE_CREATE', guildMessage('6'));
+    await until(() => messages(withIt).length === 6, 'the sixth message', 10_000);
+    const back = await rawClient(r.proxy.url);
+    back.send({ op: 6, d: { token: TOKEN, session_id: sessionId, seq } });
+    await until(() => back.got.some((p) => p.t === 'RESUMED'), 'RESUMED', 10_000);
+    const replayed = back.got.filter((p) => p.t === 'MESSAGE_CREATE');
+    assert.deepEqual(
+      replayed.map((p) => [p.s, p.d.id, p.d.content, p.d.embeds]),
+      [[seq + 1, '6', '', []]],
+    );
+    assert.equal(messages(withIt)[5]!.content, 'content 6');
+    for (const x of [withIt, back]) x.ws.close();
   } finally {
     await r.stop();
   }

@@ -22,7 +22,8 @@ Options:
   --intents <names|n>      upstream intents, e.g. Guilds,GuildMessages or 513 (default Guilds,GuildMessages)
   --api-url <url>          upstream REST base (default https://discord.com/api/v10)
   --gateway-url <url>      upstream gateway URL (default: from GET /gateway/bot)
-  --redis <url>            persist upstream sessions and the cache: a restarted proxy RESUMEs upstream
+  --redis <url>            persist upstream sessions, the cache, the replay rings and client sessions: a restarted
+                           proxy RESUMEs upstream and its clients RESUME on it
   --replay-size <n>        dispatches kept per shard for client RESUMEs (default 10000)
   --time-scale <x>         run upstream timers 1/x times faster (only to match a simulator's --time-scale)
   --metrics-port <n>       serve Prometheus metrics (needs prom-client)

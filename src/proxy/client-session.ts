@@ -5,7 +5,7 @@
  * @packageDocumentation
  */
 import { AllIntents, PrivilegedIntents } from '../intents.js';
-import { wants } from './filter.js';
+import { carriesContent, stripsContent, wants } from './filter.js';
 
 /** Largest payload a client may send, bytes (Discord's). */
 export const CLIENT_MAX_PAYLOAD = 4096;
@@ -28,13 +28,32 @@ export interface SessionState {
   readonly id: string;
   readonly shardId: number;
   readonly intents: number;
+  /** The client lacks MessageContent and the upstream has it: message content is stripped for it. */
+  readonly stripContent: boolean;
   /** Last sequence number written to the client. */
   seq: number;
+  /** Stream position `seq` accounts for: every ring entry up to it was offered to the client (written or filtered). */
+  pos: number;
   /** Sequence numbers up to this one were the synthesized READY / GUILD_CREATEs (not replayable). */
   synthEnd: number;
-  /** Stream position of each recent sequence number (`seq % capacity`), for mapping a RESUME's seq to the ring. */
-  readonly positions: Float64Array;
+  /**
+   * Dispatches not from the ring (RESUMED, answers to its op 8) as `[seq, pos]` pairs, oldest first: the other
+   * sequence numbers map to ring entries, found by walking the ring (see `resumePos`). At most
+   * {@link MAX_PRIVATE} pairs.
+   */
+  readonly privates: number[];
+  /** Lowest sequence a RESUME may name (older private pairs were dropped). */
+  floor: number;
+  /**
+   * Restored from Redis while it was attached: the client may have received ring entries after `pos` before the
+   * proxy died, so a RESUME with a higher sequence walks forward through the ring. Cleared by a RESUME and by an
+   * upstream re-identify (the ring after `pos` is then not what the client was sent).
+   */
+  ahead: boolean;
 }
+
+/** Private `[seq, pos]` pairs kept per session (a RESUME older than the oldest one is refused). */
+export const MAX_PRIVATE = 256;
 
 /** Options of a {@link ClientSession}. */
 export interface ClientSessionOptions {
@@ -52,6 +71,11 @@ export interface ClientSessionOptions {
   /** Payloads per window before 4008. Default 120 per 60 000 ms. */
   rateLimit?: { limit: number; window: number };
   now: () => number;
+  /**
+   * `d` without message content for a client lacking MessageContent (see `ContentStripper`), called only for such
+   * clients and only for the dispatches `carriesContent` names. Default: none (nothing stripped).
+   */
+  stripContent?: (type: string, d: string) => string;
 }
 
 const COMMAND_OPS = new Set([3, 4, 8, 31, 43]);
@@ -144,28 +168,38 @@ export class ClientSession {
    * The proxy accepted the IDENTIFY: write READY and the GUILD_CREATEs (`d` texts), and start the live stream at
    * stream position `pos` (the newest position already covered by the cache).
    */
-  start(id: string, readyD: string, guildCreates: Iterable<string>, pos: number, capacity: number): void {
+  start(id: string, readyD: string, guildCreates: Iterable<string>, pos: number): void {
     if (this.phase !== 'identifying') return;
-    const pending = this.pendingIdentify!;
-    const state: SessionState = { id, shardId: pending.shardId, intents: pending.intents, seq: 0, synthEnd: 0, positions: new Float64Array(capacity) };
+    const { shardId, intents } = this.pendingIdentify!;
+    const state = newSessionState(id, shardId, intents, this.o.upstreamIntents, pos);
     this.state = state;
     this.phase = 'ready';
-    this.write(state, 'READY', readyD, pos);
-    for (const g of guildCreates) this.write(state, 'GUILD_CREATE', g, pos);
+    this.write(state, 'READY', readyD);
+    for (const g of guildCreates) this.write(state, 'GUILD_CREATE', g);
     state.synthEnd = state.seq;
   }
 
   /**
-   * The proxy found the session of a RESUME and the ring entries after its position: replay those the client
-   * wants, then RESUMED. The state continues on this connection.
+   * The proxy found the session of a RESUME, the stream position its sequence maps to (`resumePos`) and the ring
+   * entries after it: replay those the client wants, then RESUMED. The state continues on this connection.
    */
-  resume(state: SessionState, replay: Iterable<{ pos: number; type: string; d: string }>): void {
+  resume(state: SessionState, pos: number, replay: Iterable<{ pos: number; type: string; d: string }>): void {
     if (this.phase !== 'resuming') return;
     this.state = state;
     this.phase = 'ready';
-    state.seq = this.pendingResume!;
-    for (const e of replay) if (wants(state.intents, e.type, e.d)) this.write(state, e.type, e.d, e.pos);
-    this.write(state, 'RESUMED', '{}', this.posOf(state, state.seq) ?? 0);
+    const seq = this.pendingResume!;
+    state.seq = seq;
+    state.pos = pos;
+    state.ahead = false;
+    const p = state.privates;
+    let keep = p.length;
+    while (keep > 0 && p[keep - 2]! > seq) keep -= 2;
+    p.length = keep; // what was sent after `seq` and is not in the ring is not sent again
+    for (const e of replay) {
+      state.pos = e.pos;
+      if (wants(state.intents, e.type, e.d)) this.write(state, e.type, e.d);
+    }
+    this.private('RESUMED', '{}');
   }
 
   /** The RESUME cannot continue (unknown session, too old): op 9 `false`; the client identifies anew. */
@@ -178,15 +212,19 @@ export class ClientSession {
   /** A live dispatch of the client's shard (`d` as JSON text, shared by every client), at stream position `pos`. */
   deliver(type: string, d: string, pos: number): void {
     const state = this.state;
-    if (this.phase !== 'ready' || state === null || !wants(state.intents, type, d)) return;
-    this.write(state, type, d, pos);
+    if (this.phase !== 'ready' || state === null) return;
+    state.pos = pos;
+    if (wants(state.intents, type, d)) this.write(state, type, d);
   }
 
-  /** A dispatch meant for this client only (an answer to its op 8), not part of the replayable stream. */
+  /** A dispatch meant for this client only (an answer to its op 8, RESUMED), not part of the replayable stream. */
   private(type: string, d: string): void {
     const state = this.state;
     if (this.phase !== 'ready' || state === null) return;
-    this.write(state, type, d, this.posOf(state, state.seq) ?? 0);
+    this.write(state, type, d);
+    const p = state.privates;
+    p.push(state.seq, state.pos);
+    if (p.length > 2 * MAX_PRIVATE) state.floor = p.splice(0, 2)[0]!;
   }
 
   /** Close the connection with `code` (the session survives for a RESUME unless the code ends it). */
@@ -194,15 +232,6 @@ export class ClientSession {
     if (this.phase === 'closed') return;
     this.phase = 'closed';
     this.effects.push({ type: 'deadline', at: null }, { type: 'close', code, reason });
-  }
-
-  /**
-   * The stream position a RESUME at `seq` continues from, or null when it cannot (inside the synthesized start,
-   * older than the positions kept, or beyond what was sent).
-   */
-  posOf(state: SessionState, seq: number): number | null {
-    if (!Number.isInteger(seq) || seq > state.seq || seq < state.synthEnd || seq <= state.seq - state.positions.length) return null;
-    return state.positions[seq % state.positions.length]!;
   }
 
   private pendingIdentify: { shardId: number; intents: number } | null = null;
@@ -241,10 +270,9 @@ export class ClientSession {
     this.effects.push({ type: 'resume', sessionId: r.session_id, seq: this.pendingResume });
   }
 
-  private write(state: SessionState, type: string, d: string, pos: number): void {
-    const seq = ++state.seq;
-    state.positions[seq % state.positions.length] = pos;
-    this.out(`{"t":"${type}","s":${seq},"op":0,"d":${d}}`);
+  private write(state: SessionState, type: string, d: string): void {
+    if (state.stripContent && carriesContent(type) && this.o.stripContent) d = this.o.stripContent(type, d);
+    this.out(`{"t":"${type}","s":${++state.seq},"op":0,"d":${d}}`);
   }
 
   private out(data: string): void {
@@ -268,4 +296,9 @@ export class ClientSession {
     sent.push(now);
     return true;
   }
+}
+
+/** A new session's state: nothing written yet, the live stream starting after stream position `pos`. */
+export function newSessionState(id: string, shardId: number, intents: number, upstreamIntents: number, pos: number): SessionState {
+  return { id, shardId, intents, stripContent: stripsContent(intents, upstreamIntents), seq: 0, pos, synthEnd: 0, privates: [], floor: 0, ahead: false };
 }

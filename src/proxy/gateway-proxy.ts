@@ -12,15 +12,19 @@ import { DEFAULT_API_URL, type ClusterOptions } from '../cluster-options.js';
 import { TypedEmitter } from '../emitter.js';
 import { ShardlineError } from '../errors.js';
 import type { ShardEvent } from '../events.js';
+import { ClusterTracker } from '../metrics.js';
 import type { Session } from '../session.js';
 import type { StatusSection } from '../status-page/sections.js';
 import { CACHE_EVENTS, GuildCache } from './cache.js';
 import { ClientConnection, type ClientHub } from './client-conn.js';
 import { ClientSession, type SessionState } from './client-session.js';
 import type { ClientCompression } from './compress.js';
+import { ContentStripper, stripsContent } from './filter.js';
 import { proxySettings, type GatewayProxyOptions, type ProxySettings } from './options.js';
 import { ProxyStore } from './persist.js';
+import type { StoredSession } from './persist-replay.js';
 import { ProxyServer } from './server.js';
+import { resumePos } from './resume-map.js';
 import { proxyStatusSection } from './status.js';
 import { ShardStream } from './stream.js';
 import { guildCreates, readyData } from './synth.js';
@@ -90,6 +94,12 @@ const MAX_PENDING_NONCES = 10_000;
  */
 export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
   private upstream: Cluster | null = null;
+  /**
+   * The upstream cluster's tracker (what its status page and metrics read), held from before `connect()` so that a
+   * page attached after `start()` still shows the shards' READY / guilds loaded, and fed the raw-mode dispatches,
+   * which bypass the `shardEvent` stream.
+   */
+  private tracker: ClusterTracker | null = null;
   readonly #tokenHash: Buffer;
   /** The bot token: only here (never in an enumerable field, a log line or an error). */
   readonly #token: string;
@@ -98,6 +108,10 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
   private readonly streams = new Map<number, ShardStream>();
   private readonly sessions = new Map<string, Detached>();
   private readonly pending = new Map<string, PendingRequest>();
+  /** Message content stripped once per dispatch for every client without MessageContent. */
+  private readonly stripper = new ContentStripper();
+  /** Prefix of this process's op 8 nonces (a restarted proxy tells the old process's answers from its own). */
+  private readonly noncePrefix = `sl:${randomBytes(4).toString('hex')}:`;
   private server: ProxyServer | null = null;
   private store: ProxyStore | null = null;
   private user = '{}';
@@ -156,6 +170,7 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
     });
     cluster.on('shardEvent', (e) => this.onShardEvent(e));
     cluster.on('error', (err) => this.report(err));
+    this.tracker = ClusterTracker.acquire(cluster);
     return cluster;
   }
 
@@ -258,15 +273,22 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
       this.store = await ProxyStore.open(options.redis, options.redisKey ?? 'default', s.persistInterval, (err) => this.report(err));
       const saved = await this.store.load();
       for (const [id, g] of Object.entries(saved.guilds)) this.cache.restore(id, g);
-      if (saved.user) this.user = saved.user;
+      if (saved.user) this.setUser(saved.user);
       if (saved.application) this.application = saved.application;
       for (const [id, ids] of Object.entries(saved.shardGuilds)) for (const g of ids) this.stream(Number(id)).guilds.add(g);
       sessions = saved.sessions;
       for (const [id, session] of Object.entries(sessions)) this.stream(Number(id)).session = { ...session };
+      // the rings before the upstream RESUME replays into them, so positions continue where the store left them
+      for (const [id, r] of saved.replay.rings) this.stream(id).restoreRing(r.newest, r.entries);
+      for (const s of saved.replay.sessions) this.restoreSession(s);
+      this.trimDetached();
     }
     this.upstream = this.createCluster(sessions);
     await this.cluster.connect();
-    for (const id of this.cluster.ids) this.stream(id);
+    const ids = new Set(this.cluster.ids);
+    for (const id of ids) this.stream(id);
+    for (const id of this.streams.keys()) if (!ids.has(id)) this.streams.delete(id);
+    for (const [id, d] of this.sessions) if (!ids.has(d.state.shardId)) this.dropSession(id);
     await this.waitGuilds();
     this.server = await ProxyServer.listen(s.host, s.port, {
       gateway: (bot, auth) => this.gatewayInfo(bot, auth),
@@ -290,22 +312,26 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
   private async doClose(): Promise<void> {
     for (const st of this.streams.values()) for (const c of [...st.clients]) c.close(1001, 'Proxy shutting down.');
     for (const d of this.sessions.values()) if (d.timer) clearTimeout(d.timer);
-    this.sessions.clear();
     await this.server?.close();
     if (this.upstream === null) {
+      this.sessions.clear();
       await this.store?.close(null);
       return;
     }
+    this.tracker?.release();
+    this.tracker = null;
     if (this.store) {
       const sessions = await this.cluster.close({ resumable: true });
       for (const [id, s] of Object.entries(sessions)) {
         const st = this.streams.get(Number(id));
         if (st) st.session = s;
       }
+      // the client sessions (all detached now) are written too: clients RESUME on the restarted proxy
       await this.store.close(this.persistState());
     } else {
       await this.cluster.close();
     }
+    this.sessions.clear();
   }
 
   // ---- upstream --------------------------------------------------------------------------------------
@@ -319,12 +345,14 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
   private onShardEvent(e: ShardEvent): void {
     if (e.kind === 'ready') {
       const st = this.stream(e.shardId);
-      this.user = JSON.stringify(e.data.user);
+      this.setUser(JSON.stringify(e.data.user));
       this.application = JSON.stringify(e.data.application);
       st.guilds.clear();
       for (const g of e.data.guilds) st.guilds.add(g.id);
       st.session = { ...e.session };
       this.store?.markMeta();
+      // a new upstream session: ring entries from now on are not what a restored session's client was sent
+      for (const d of this.sessions.values()) if (d.state.shardId === e.shardId) d.state.ahead = false;
       return;
     }
     if (e.kind === 'resumed') {
@@ -340,6 +368,7 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
 
   /** A dispatch in raw mode: the whole payload's JSON text, `d` spliced out without parsing. */
   private onRaw(shardId: number, type: string, seq: number, json: string): void {
+    this.tracker?.countDispatch(shardId, type);
     // Runs inside the shard's socket handler: a payload that does not parse is reported and skipped, never thrown.
     try {
       const d = spliceD(json);
@@ -387,13 +416,16 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
     const nonce = meta?.nonce;
     if (typeof nonce !== 'string') return false;
     const p = this.pending.get(nonce);
-    if (p === undefined) return false;
+    // A proxy nonce no longer pending (dropped, or sent by the process before a restart and replayed upstream):
+    // the answer was some client's own, never part of the shared stream.
+    if (p === undefined) return nonce.startsWith('sl:');
     const last = type === 'RATE_LIMITED' || (data.chunk_index as number) >= (data.chunk_count as number) - 1;
     if (last) this.pending.delete(nonce);
     if (p.nonce === undefined) delete meta!.nonce;
     else meta!.nonce = p.nonce;
     p.conn.session.private(type, JSON.stringify(data));
     p.conn.drain();
+    this.store?.soon(); // a private dispatch shifts the client's sequence numbers: persist it before a crash can lose it
     return true;
   }
 
@@ -423,6 +455,7 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
       hasShard: (id) => ids.has(id),
       upstreamIntents: this.intents,
       now: Date.now,
+      stripContent: (type, d) => this.stripper.d(type, d),
     });
     new ClientConnection(ws, compression, session, this.hub, `c${(this.tags++).toString(36)}`);
   }
@@ -432,7 +465,7 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
       const st = this.stream(shardId);
       const id = randomBytes(16).toString('hex');
       const ready = readyData({ user: this.user, application: this.application, sessionId: id, resumeUrl: this.url, shard: [shardId, this.cluster.total ?? 1] }, st.guilds);
-      conn.session.start(id, ready, guildCreates(this.cache, st.guilds, intents), st.ring.newest, this.settings.replaySize);
+      conn.session.start(id, ready, guildCreates(this.cache, st.guilds, intents), st.ring.newest);
       const state = conn.session.session!;
       this.sessions.set(id, { state, conn, timer: null });
       st.clients.add(conn);
@@ -442,9 +475,9 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
     resume: (conn, sessionId, seq) => {
       const d = this.sessions.get(sessionId);
       const st = d ? this.streams.get(d.state.shardId) : undefined;
-      const pos = d ? conn.session.posOf(d.state, seq) : null;
+      const pos = d && st ? resumePos(d.state, seq, st.ring) : null;
       const replay = st && pos !== null ? st.ring.after(pos) : null;
-      if (!d || !st || replay === null) {
+      if (!d || !st || pos === null || replay === null) {
         this.counters.resumesRefused++;
         conn.session.invalidate();
         return;
@@ -457,8 +490,9 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
         st.clients.delete(previous);
         previous.close(4000, 'Session resumed on another connection.');
       }
-      conn.session.resume(d.state, replay);
+      conn.session.resume(d.state, pos, replay);
       st.clients.add(conn);
+      this.store?.soon();
       this.counters.resumes++;
       this.emit('client', { shardId: st.id, sessionId, resumed: true });
     },
@@ -470,7 +504,7 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
       if (op === 8) {
         const nonce = d.nonce;
         if (nonce !== undefined && (typeof nonce !== 'string' || Buffer.byteLength(nonce) > 32)) return conn.close(4001, 'Invalid nonce.');
-        const ours = `p${(this.nonces++).toString(36)}`;
+        const ours = `${this.noncePrefix}${(this.nonces++).toString(36)}`;
         this.pending.set(ours, { conn, nonce });
         if (this.pending.size > MAX_PENDING_NONCES) this.pending.delete(this.pending.keys().next().value!);
         payload = { ...d, nonce: ours };
@@ -489,11 +523,30 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
       if (d === undefined || d.conn !== conn) return;
       d.conn = null;
       if (this.closing) return;
-      d.timer = setTimeout(() => this.sessions.delete(state.id), this.settings.resumeTimeout);
-      d.timer.unref();
+      this.expire(state.id, d);
       this.trimDetached();
     },
   };
+
+  /** Forget a detached session after `resumeTimeout`. */
+  private expire(id: string, d: Detached): void {
+    d.timer = setTimeout(() => this.sessions.delete(id), this.settings.resumeTimeout);
+    d.timer.unref();
+  }
+
+  private dropSession(id: string): void {
+    const d = this.sessions.get(id);
+    if (d?.timer) clearTimeout(d.timer);
+    this.sessions.delete(id);
+  }
+
+  /** A client session read back from Redis: detached, resumable for `resumeTimeout` from now. */
+  private restoreSession(s: StoredSession): void {
+    const state: SessionState = { ...s, stripContent: stripsContent(s.intents, this.intents) };
+    const d: Detached = { state, conn: null, timer: null };
+    this.sessions.set(s.id, d);
+    this.expire(s.id, d);
+  }
 
   private trimDetached(): void {
     let detached = 0;
@@ -514,7 +567,21 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
       if (st.session) sessions[st.id] = { ...st.session };
       shardGuilds[st.id] = [...st.guilds];
     }
-    return { sessions, shardGuilds, user: this.user, application: this.application, cache: this.cache };
+    const clients = [...this.sessions.values()].map((d) => ({ state: d.state, attached: d.conn !== null }));
+    const rings = [...this.streams.values()].map((st) => [st.id, st.ring] as const);
+    return { sessions, shardGuilds, user: this.user, application: this.application, cache: this.cache, replay: { rings, sessions: clients } };
+  }
+
+  /** The bot user (JSON text from a READY or Redis), and its id for the MessageContent exceptions. */
+  private setUser(json: string): void {
+    this.user = json;
+    let id: unknown;
+    try {
+      id = (JSON.parse(json) as { id?: unknown } | null)?.id;
+    } catch {
+      id = null;
+    }
+    this.stripper.botId = typeof id === 'string' ? id : null;
   }
 
   private report(err: Error): void {

@@ -15,45 +15,33 @@ import type { GatewayProxy } from './gateway-proxy.js';
 export async function attachProxyMetrics(proxy: GatewayProxy, registry: Registry, prefix = 'shardline_proxy_'): Promise<() => void> {
   const prom = await loadPromClient();
   const names: string[] = [];
-  const perShard = (name: string, help: string, field: 'clients' | 'ringDepth' | 'ringBytes' | 'commands', kind: 'Gauge' | 'Counter') => {
+  /** One Gauge or Counter whose values are read at scrape time: `[labels, value]` pairs (no labels: `{}`). */
+  const series = (name: string, help: string, kind: 'Gauge' | 'Counter', labelNames: string[], read: () => [object, number][]) => {
     const Ctor = prom[kind] as unknown as new (o: object) => { name: string };
     names.push(prefix + name);
     registry.registerMetric(
       new Ctor({
         name: prefix + name,
         help,
-        labelNames: ['shard'],
+        labelNames,
         registers: [],
         collect(this: { reset(): void; set?(l: object, v: number): void; inc?(l: object, v: number): void }) {
           this.reset();
-          for (const s of proxy.stats().shards) {
-            if (this.set) this.set({ shard: String(s.id) }, s[field]);
-            else this.inc?.({ shard: String(s.id) }, s[field]);
+          for (const [labels, v] of read()) {
+            if (this.set) this.set(labels, v);
+            else this.inc?.(labels, v);
           }
         },
       }) as never,
     );
   };
+  const perShard = (name: string, help: string, field: 'clients' | 'ringDepth' | 'ringBytes' | 'commands', kind: 'Gauge' | 'Counter') =>
+    series(name, help, kind, ['shard'], () => proxy.stats().shards.map((s) => [{ shard: String(s.id) }, s[field]]));
+  const single = (name: string, help: string, read: () => number, kind: 'Gauge' | 'Counter') => series(name, help, kind, [], () => [[{}, read()]]);
   perShard('clients', 'Clients attached to each upstream shard.', 'clients', 'Gauge');
   perShard('replay_depth', 'Dispatches held in each shard replay ring.', 'ringDepth', 'Gauge');
   perShard('replay_bytes', 'JSON bytes held in each shard replay ring.', 'ringBytes', 'Gauge');
   perShard('forwarded_commands_total', 'Client commands forwarded upstream, per shard.', 'commands', 'Counter');
-  const single = (name: string, help: string, read: () => number, kind: 'Gauge' | 'Counter') => {
-    const Ctor = prom[kind] as unknown as new (o: object) => { name: string };
-    names.push(prefix + name);
-    registry.registerMetric(
-      new Ctor({
-        name: prefix + name,
-        help,
-        registers: [],
-        collect(this: { reset(): void; set?(v: number): void; inc?(v: number): void }) {
-          this.reset();
-          if (this.set) this.set(read());
-          else this.inc?.(read());
-        },
-      }) as never,
-    );
-  };
   single('cache_guilds', 'Guilds in the proxy cache.', () => proxy.stats().guilds, 'Gauge');
   single('cache_bytes', 'JSON bytes the guild cache holds.', () => proxy.cacheBytes(), 'Gauge');
   single('detached_sessions', 'Disconnected client sessions kept for RESUME.', () => proxy.stats().detachedSessions, 'Gauge');

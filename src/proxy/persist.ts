@@ -11,6 +11,7 @@ import { closeRedis, openRedis, whenReady, type RedisConnection, type RedisHandl
 import { ShardlineError } from '../errors.js';
 import { isSession, type Session } from '../session.js';
 import type { CachedGuildSnapshot, GuildCache } from './cache.js';
+import { ReplayPersister, type LoadedReplay, type ReplaySource } from './persist-replay.js';
 
 /** What the proxy writes each time. */
 export interface PersistState {
@@ -19,6 +20,8 @@ export interface PersistState {
   user: string;
   application: string;
   cache: GuildCache;
+  /** The replay rings and client sessions (persist-replay.ts), written in the same MULTI. */
+  replay?: ReplaySource;
 }
 
 /** What a starting proxy reads back. */
@@ -28,6 +31,7 @@ export interface LoadedState {
   user: string | null;
   application: string | null;
   guilds: Record<string, CachedGuildSnapshot>;
+  replay: LoadedReplay;
 }
 
 /** Redis persistence of one proxy's upstream state. */
@@ -36,13 +40,18 @@ export class ProxyStore {
   private metaDirty = true;
   private timer: ReturnType<typeof setInterval> | null = null;
   private writing: Promise<void> | null = null;
+  private state: (() => PersistState) | null = null;
+  private soonTimer: ReturnType<typeof setTimeout> | null = null;
+  private readonly replay: ReplayPersister;
 
   private constructor(
     private readonly handle: RedisHandle,
     private readonly prefix: string,
     private readonly interval: number,
     private readonly onError: (err: Error) => void,
-  ) {}
+  ) {
+    this.replay = new ReplayPersister(prefix);
+  }
 
   /** Connect (waits up to 5 s for Redis). */
   static async open(conn: RedisConnection, key: string, interval: number, onError: (err: Error) => void): Promise<ProxyStore> {
@@ -63,7 +72,7 @@ export class ProxyStore {
   /** Read everything stored. */
   async load(): Promise<LoadedState> {
     const [meta, guilds] = await Promise.all([this.redis.hgetall(`${this.prefix}meta`), this.redis.hgetall(`${this.prefix}guilds`)]);
-    const out: LoadedState = { sessions: {}, shardGuilds: {}, user: meta.user ?? null, application: meta.application ?? null, guilds: {} };
+    const out: LoadedState = { sessions: {}, shardGuilds: {}, user: meta.user ?? null, application: meta.application ?? null, guilds: {}, replay: await this.replay.load(this.redis) };
     try {
       const sessions = meta.sessions ? (JSON.parse(meta.sessions) as Record<string, unknown>) : {};
       for (const [id, s] of Object.entries(sessions)) if (isSession(s)) out.sessions[Number(id)] = s;
@@ -85,15 +94,29 @@ export class ProxyStore {
 
   /** Write every `interval` from `state()`. */
   start(state: () => PersistState): void {
-    this.timer = setInterval(() => {
-      if (this.writing) return;
-      this.writing = this.flush(state())
-        .catch((err: Error) => this.onError(new ShardlineError('REDIS_UNAVAILABLE', `proxy state not written: ${err.message}`, { cause: err })))
-        .finally(() => {
-          this.writing = null;
-        });
-    }, this.interval);
+    this.state = state;
+    this.timer = setInterval(() => this.tick(), this.interval);
     this.timer.unref();
+  }
+
+  /** Write as soon as possible, besides the interval (coalesced): for rare changes a restart must not miss. */
+  soon(): void {
+    if (this.soonTimer !== null || this.state === null || this.timer === null) return;
+    this.soonTimer = setTimeout(() => {
+      this.soonTimer = null;
+      if (this.writing) void this.writing.then(() => this.soon());
+      else this.tick();
+    }, 0);
+    this.soonTimer.unref();
+  }
+
+  private tick(): void {
+    if (this.writing || this.state === null) return;
+    this.writing = this.flush(this.state())
+      .catch((err: Error) => this.onError(new ShardlineError('REDIS_UNAVAILABLE', `proxy state not written: ${err.message}`, { cause: err })))
+      .finally(() => {
+        this.writing = null;
+      });
   }
 
   /** One write: the sessions, the meta data and the guilds changed since the last write, atomically. */
@@ -112,8 +135,10 @@ export class ProxyStore {
       Object.assign(meta, { user: s.user, application: s.application, shardGuilds: JSON.stringify(s.shardGuilds) });
     }
     m.hset(`${this.prefix}meta`, meta);
+    const written = s.replay ? this.replay.write(m, s.replay) : null;
     try {
       await m.exec();
+      written?.();
     } catch (err) {
       for (const id of guilds) this.dirty.add(id);
       this.metaDirty = true;
@@ -124,7 +149,9 @@ export class ProxyStore {
   /** Stop writing; with a state, write it one last time. Closes the connection if the store opened it. */
   async close(state: PersistState | null): Promise<void> {
     if (this.timer) clearInterval(this.timer);
+    if (this.soonTimer) clearTimeout(this.soonTimer);
     this.timer = null;
+    this.soonTimer = null;
     await this.writing;
     if (state !== null) {
       this.metaDirty = true;

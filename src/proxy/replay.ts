@@ -78,6 +78,13 @@ export class ReplayRing {
     return out;
   }
 
+  /** The entry at `pos`, or null when it is not held. */
+  at(pos: number): RingEntry | null {
+    if (!Number.isInteger(pos) || pos < this.oldest || pos > this.newest) return null;
+    const i = pos % this.capacity;
+    return { pos, type: this.types[i]!, d: this.ds[i]! };
+  }
+
   /** Bytes of the `d` texts held (UTF-16 length; one byte per character for ASCII JSON in V8's one-byte strings). */
   bytes(): number {
     let n = 0;

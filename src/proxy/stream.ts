@@ -9,7 +9,8 @@ import { ReplayRing } from './replay.js';
 
 /** One upstream shard as the proxy sees it. */
 export class ShardStream {
-  readonly ring: ReplayRing;
+  /** Replaced once by {@link restoreRing} at start-up, before any dispatch. */
+  ring: ReplayRing;
   /** The shard's guilds: READY's list, plus GUILD_CREATEs, minus GUILD_DELETEs (not unavailable ones). */
   readonly guilds = new Set<string>();
   readonly clients = new Set<ClientConnection>();
@@ -23,5 +24,12 @@ export class ShardStream {
     replaySize: number,
   ) {
     this.ring = new ReplayRing(replaySize);
+  }
+
+  /** Start from a ring read back from Redis: `entries` (oldest first) end at position `newest`. */
+  restoreRing(newest: number, entries: { type: string; d: string }[]): void {
+    const ring = new ReplayRing(this.ring.capacity, newest - entries.length + 1);
+    for (const e of entries) ring.push(e.type, e.d);
+    this.ring = ring;
   }
 }
