@@ -7,11 +7,12 @@
  *    - proxy → 1 and → 4 clients: the proxy process (upstream zlib-stream, downstream zlib-stream to each client),
  *      and the client process (the same `Shard`s, now pointed at the proxy).
  *    Each run checks every client received every dispatch.
- * 2. Cache memory per guild: GUILD_CREATEs of the simulator's fixture (N members, presences) kept by `GuildCache`
- *    (its JSON bytes, and the V8 heap it takes) against the raw GUILD_CREATE JSON and the same guilds kept as
- *    parsed objects.
+ * 2. The guild cache (bench/proxy-cache.ts): bytes and memory per guild against the raw GUILD_CREATE, on the
+ *    simulator's fixture guilds and on guilds of realistic entropy; CPU per cached dispatch; CPU to synthesize.
  *
- * Flags: --messages N (default 20 000), --members N (default 500), --guilds N (default 200), --quick.
+ * Flags: --messages N (default 20 000), --members N (default 250), --guilds N (default 200), --dispatches N
+ * (cache dispatches, default 20 000), --cache-only (skip part 1), --cache-module <file> (measure another
+ * GuildCache implementation), --quick.
  * @module
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -19,8 +20,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createInterface } from 'node:readline';
 import { DISPATCH_FIXTURES, GatewaySimulator } from '../src/simulator/index.js';
-import { GuildCache } from '../src/proxy/cache.js';
-import { buildGuildCreate, buildMember, buildPresence } from '../src/simulator/fixtures.js';
+import { cacheBench } from './proxy-cache.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const dist = (p: string) => pathToFileURL(join(root, 'dist', p)).href;
@@ -32,6 +32,8 @@ const quick = process.argv.includes('--quick');
 const MESSAGES = quick ? 500 : arg('messages', 20_000);
 const MEMBERS = quick ? 50 : arg('members', 250);
 const GUILDS = quick ? 20 : arg('guilds', 200);
+const DISPATCHES = quick ? 2000 : arg('dispatches', 20_000);
+const cacheOnly = process.argv.includes('--cache-only');
 const TOKEN = 'bench-token';
 
 /** A child that answers `cpu` on stdin with its CPU time (µs) and its counters, one JSON line. */
@@ -144,56 +146,31 @@ async function cpuRun(mode: 'direct' | 'proxy', k: number): Promise<{ mode: stri
   }
 }
 
-function cacheMemory(): Record<string, number> {
-  const gc = (globalThis as { gc?: () => void }).gc;
-  const heap = () => {
-    gc?.();
-    gc?.();
-    return process.memoryUsage().heapUsed;
-  };
-  const guilds = Array.from({ length: GUILDS }, (_, i) => {
-    const id = `${100000000000000000n + BigInt(i) * 4194304n}`;
-    const g = buildGuildCreate(id, i, { memberCount: MEMBERS, presences: true }) as Record<string, unknown>;
-    // The fixture lists a handful of members; a guild under the large threshold lists them all (with presences).
-    g.members = Array.from({ length: MEMBERS }, (_, m) => buildMember(id, m));
-    g.presences = Array.from({ length: MEMBERS }, (_, m) => buildPresence(id, m));
-    return g;
-  });
-  const texts = guilds.map((g) => JSON.stringify(g));
-  const rawBytes = texts.reduce((n, t) => n + Buffer.byteLength(t), 0) / GUILDS;
-  const h0 = heap();
-  const cache = new GuildCache();
-  for (const t of texts) cache.apply('GUILD_CREATE', JSON.parse(t));
-  const h1 = heap();
-  const objects = texts.map((t) => JSON.parse(t) as unknown);
-  const h2 = heap();
-  const out = {
-    guilds: GUILDS,
-    membersPerGuild: MEMBERS,
-    rawGuildCreateBytes: Math.round(rawBytes),
-    cacheJsonBytesPerGuild: Math.round(cache.bytes() / GUILDS),
-    cacheHeapBytesPerGuild: gc ? Math.round((h1 - h0) / GUILDS) : -1,
-    parsedObjectsHeapBytesPerGuild: gc ? Math.round((h2 - h1) / GUILDS) : -1,
-  };
-  if (objects.length !== GUILDS) throw new Error('unreachable');
-  return out;
-}
-
 const results = [];
-for (const [mode, k] of [
-  ['direct', 1],
-  ['proxy', 1],
-  ['proxy', 4],
-] as const) {
+for (const [mode, k] of cacheOnly
+  ? []
+  : ([
+      ['direct', 1],
+      ['proxy', 1],
+      ['proxy', 4],
+    ] as const)) {
   const r = await cpuRun(mode, k);
   results.push(r);
   console.log(
     `${mode === 'direct' ? 'direct      ' : `proxy → ${k}   `} client ${r.clientUsPerDispatch} µs/dispatch${r.proxyUsPerDispatch !== null ? `, proxy ${r.proxyUsPerDispatch} µs/dispatch` : ''}`,
   );
 }
-const mem = cacheMemory();
-console.log(
-  `cache: raw GUILD_CREATE ${mem.rawGuildCreateBytes} B/guild (${MEMBERS} members + presences); cache JSON ${mem.cacheJsonBytesPerGuild} B/guild; ` +
-    `cache heap ${mem.cacheHeapBytesPerGuild} B/guild vs parsed objects ${mem.parsedObjectsHeapBytesPerGuild} B/guild${mem.cacheHeapBytesPerGuild < 0 ? ' (run with --expose-gc for heap figures)' : ''}`,
-);
-console.log(JSON.stringify({ messages: MESSAGES, cpu: results, memory: mem }));
+const cacheModule = process.argv.indexOf('--cache-module');
+const { GuildCache } = (await import(cacheModule >= 0 ? pathToFileURL(process.argv[cacheModule + 1]!).href : '../src/proxy/cache.js')) as typeof import('../src/proxy/cache.js');
+const memory = [false, true].map((realistic) => cacheBench(() => new GuildCache(), GUILDS, MEMBERS, realistic, DISPATCHES));
+for (const m of memory) {
+  const x = (n: unknown) => `${((n as number) / (m.rawGuildCreateBytes as number)).toFixed(2)}x`;
+  console.log(
+    `cache, ${m.guilds} guilds (${MEMBERS} members + presences): raw GUILD_CREATE ${m.rawGuildCreateBytes} B/guild; cacheBytes ${m.cacheBytesPerGuild} B/guild (${x(m.cacheBytesPerGuild)}); ` +
+      `memory (heap + ArrayBuffers) ${m.cacheMemoryPerGuild} B/guild (${x(m.cacheMemoryPerGuild)}) vs parsed objects ${m.parsedObjectsMemoryPerGuild} B/guild; ` +
+      `store ${m.createUsPerGuild} µs/guild; ${DISPATCHES} cache dispatches ${m.applyUsPerDispatch} µs each, then cacheBytes ${m.cacheBytesPerGuildAfterStream} B/guild (${x(m.cacheBytesPerGuildAfterStream)}), ` +
+      `memory ${m.cacheMemoryPerGuildAfterStream} B/guild (${x(m.cacheMemoryPerGuildAfterStream)}); synthesize ${m.buildUsPerGuild} µs/guild; compacted ${m.cacheBytesPerGuildCompacted} B/guild` +
+      `${(m.cacheMemoryPerGuild as number) < 0 ? ' (run with --expose-gc for memory figures)' : ''}`,
+  );
+}
+console.log(JSON.stringify({ messages: MESSAGES, cpu: results, memory }));

@@ -1,44 +1,81 @@
 /**
- * {@link GuildCache}: what a synthesized GUILD_CREATE needs, kept current from the dispatches, held compactly as
- * JSON text (one string per guild's own fields and one per channel, role, member, ...: V8 keeps ASCII text at one
- * byte per character, where the same data as objects costs several times more).
+ * {@link GuildCache}: what a synthesized GUILD_CREATE needs, kept current from the dispatches, held compactly. A
+ * guild is packed (one deflate-raw Buffer of its JSON records, see cache-codec.ts) as soon as its GUILD_CREATE is
+ * stored; a dispatch for a packed guild is appended, as JSON text, to a short per-guild log of pending changes,
+ * folded into the Buffer when the log reaches a quarter of the guild's text. A guild whose log fills again soon
+ * after a fold is opened (plain Maps of JSON text, changed in place) and packed again once idle or when more than
+ * `maxOpen` guilds are open.
  * @packageDocumentation
  */
+import {
+  asciiJson,
+  buildPacked,
+  buildView,
+  clearIn,
+  decodeView,
+  delIn,
+  encodeView,
+  isObj,
+  keyOf,
+  mergeBase,
+  mergeIn,
+  NAMES,
+  setIn,
+  stringify,
+  viewBytes,
+  without,
+  type CollectionName,
+  type GuildView,
+  type Obj,
+} from './cache-codec.js';
 
-/** The collections of a GUILD_CREATE the cache keeps, with the field that keys each entry. */
-const COLLECTIONS = {
-  channels: 'id',
-  threads: 'id',
-  roles: 'id',
-  emojis: 'id',
-  stickers: 'id',
-  members: 'user.id',
-  presences: 'user.id',
-  voice_states: 'user_id',
-  stage_instances: 'id',
-  guild_scheduled_events: 'id',
-  soundboard_sounds: 'sound_id',
-} as const;
-
-/** Name of a cached GUILD_CREATE collection. */
-export type CollectionName = keyof typeof COLLECTIONS;
-const NAMES = Object.keys(COLLECTIONS) as CollectionName[];
-
-type Obj = Record<string, unknown>;
-const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
-
-interface GuildEntry {
-  /** The guild's own fields as JSON text (no collections, no `member_count`). */
-  base: string;
-  memberCount: number | null;
-  coll: Partial<Record<CollectionName, Map<string, string>>>;
-}
+export { asciiJson, type CollectionName } from './cache-codec.js';
 
 /** A guild in a cache snapshot (for persistence). */
 export interface CachedGuildSnapshot {
   base: string;
   memberCount: number | null;
   coll: Partial<Record<CollectionName, [string, string][]>>;
+}
+
+/** How the cache trades memory for CPU (the defaults suit a proxy; tests make them small). */
+export interface GuildCacheOptions {
+  /** Guilds held open (unpacked) at most; the least recently changed is packed first. Default 64. */
+  maxOpen?: number;
+  /**
+   * Cache dispatches (of any guild) after which an open guild that saw none is packed, and within which a packed
+   * guild whose pending log fills again is opened instead of folded. Default 20 000.
+   */
+  idleDispatches?: number;
+  /** Pending-log bytes a packed guild folds at, at least (else a quarter of its text). Default 16 KiB. */
+  minPendingBytes?: number;
+}
+
+const SET = 0;
+const DEL = 1;
+const MERGE = 2;
+const CLEAR = 3;
+const BASE = 4;
+/** A pending change of a packed guild: kind, collection, key, JSON text. */
+type Op = [kind: number, name: CollectionName | null, key: string, text: string];
+/** Pending changes a packed guild holds at most, whatever their bytes. */
+const MAX_OPS = 1024;
+/** Bytes counted for each pending change besides its text (the tuple and its slot). */
+const OP_OVERHEAD = 48;
+
+interface GuildEntry {
+  memberCount: number | null;
+  /** The open form, or null when packed. */
+  view: GuildView | null;
+  /** The packed form, or null when open. */
+  blob: Buffer | null;
+  /** Length of the packed text. */
+  rawLength: number;
+  /** Changes since the guild was packed, in order. */
+  ops: Op[];
+  opBytes: number;
+  /** Cache tick of the last pack or fold (never, for a guild stored from GUILD_CREATE or a snapshot). */
+  packedAt: number;
 }
 
 /** Dispatch types that change the cache (the proxy parses these; every other dispatch passes through unparsed). */
@@ -75,38 +112,11 @@ export const CACHE_EVENTS: ReadonlySet<string> = new Set([
   'GUILD_SOUNDBOARD_SOUND_DELETE',
 ]);
 
-function keyOf(name: CollectionName, v: unknown): string | null {
-  if (!isObj(v)) return null;
-  const path = COLLECTIONS[name];
-  const k = path === 'user.id' ? (isObj(v.user) ? v.user.id : undefined) : v[path];
-  return typeof k === 'string' ? k : null;
-}
-
-const NON_ASCII = /[\u0080-\uffff]/g;
-
-/**
- * JSON text with every non-ASCII character written as a `\uXXXX` escape: the same JSON value, but V8 keeps a
- * string with any non-ASCII character at two bytes per character, so this halves what most entries take.
- */
-export function asciiJson(text: string): string {
-  NON_ASCII.lastIndex = 0;
-  if (!NON_ASCII.test(text)) return text;
-  NON_ASCII.lastIndex = 0;
-  return text.replace(NON_ASCII, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-}
-
-const stringify = (v: unknown): string => asciiJson(JSON.stringify(v));
-
-function without(o: Obj, ...keys: string[]): Obj {
-  const out: Obj = {};
-  for (const k of Object.keys(o)) if (!keys.includes(k)) out[k] = o[k];
-  return out;
-}
-
 /**
  * The guilds of a bot as Discord sends them in GUILD_CREATE (the guild, channels, threads, roles, emojis,
  * stickers, members and presences as received, voice states, stage instances, scheduled events, soundboard
  * sounds), kept current from the dispatches that change them, and rebuilt as GUILD_CREATE JSON text on demand.
+ * Guilds are held packed (deflate-raw) unless they change often; see docs/PROXY.md for the memory per guild.
  *
  * @example
  * ```ts
@@ -120,10 +130,28 @@ export class GuildCache {
   private readonly guilds = new Map<string, GuildEntry>();
   /** Guilds Discord reported unavailable (GUILD_DELETE with `unavailable: true`). */
   private readonly unavailable = new Set<string>();
+  /** Open guilds, least recently changed first, with the tick of their last change. */
+  private readonly open = new Map<string, number>();
+  /** Cache dispatches applied (the cache's clock for idleness). */
+  private tick = 0;
+  private readonly maxOpen: number;
+  private readonly idle: number;
+  private readonly minPending: number;
+
+  constructor(options: GuildCacheOptions = {}) {
+    this.maxOpen = options.maxOpen ?? 64;
+    this.idle = options.idleDispatches ?? 20_000;
+    this.minPending = options.minPendingBytes ?? 16 * 1024;
+  }
 
   /** Guilds held. */
   get size(): number {
     return this.guilds.size;
+  }
+
+  /** Guilds held open (unpacked) now. */
+  get openCount(): number {
+    return this.open.size;
   }
 
   has(guildId: string): boolean {
@@ -145,6 +173,15 @@ export class GuildCache {
    */
   apply(type: string, d: unknown, text?: string): boolean {
     if (!CACHE_EVENTS.has(type) || !isObj(d)) return false;
+    this.tick++;
+    this.change(type, d, text);
+    const gid = typeof d.guild_id === 'string' ? d.guild_id : typeof d.id === 'string' ? d.id : null;
+    if (gid !== null) this.settle(gid);
+    this.maintain();
+    return true;
+  }
+
+  private change(type: string, d: Obj, text: string | undefined): boolean {
     const gid = typeof d.guild_id === 'string' ? d.guild_id : null;
     switch (type) {
       case 'GUILD_CREATE':
@@ -156,10 +193,7 @@ export class GuildCache {
       case 'GUILD_DELETE':
         if (typeof d.id !== 'string') return true;
         if (d.unavailable === true) this.unavailable.add(d.id);
-        else {
-          this.guilds.delete(d.id);
-          this.unavailable.delete(d.id);
-        }
+        else this.delete(d.id);
         return true;
       case 'GUILD_ROLE_CREATE':
       case 'GUILD_ROLE_UPDATE':
@@ -250,30 +284,21 @@ export class GuildCache {
 
   /**
    * The GUILD_CREATE `d` of a guild as JSON text, or null when the guild is not held. Without `presences` the
-   * presences list is empty (a client without the GuildPresences intent gets none from Discord either).
+   * presences list is empty (a client without the GuildPresences intent gets none from Discord either). A packed
+   * guild is unpacked for this call only.
    */
   build(guildId: string, options: { presences?: boolean } = {}): string | null {
     const g = this.guilds.get(guildId);
     if (g === undefined) return null;
-    let out = g.base.length > 2 ? `${g.base.slice(0, -1)},` : '{';
-    if (g.memberCount !== null) out += `"member_count":${g.memberCount},`;
-    for (const name of NAMES) {
-      const m = g.coll[name];
-      const skip = name === 'presences' && options.presences === false;
-      out += `"${name}":[`;
-      if (m !== undefined && !skip) {
-        let first = true;
-        for (const v of m.values()) {
-          out += first ? v : `,${v}`;
-          first = false;
-        }
-      }
-      out += '],';
-    }
-    return `${out.slice(0, -1)}}`;
+    const presences = options.presences !== false;
+    if (g.view === null && g.ops.length === 0) return buildPacked(g.blob!, g.memberCount, presences);
+    return buildView(viewOf(g), g.memberCount, presences);
   }
 
-  /** Bytes of JSON text held for one guild, or for every guild. */
+  /**
+   * Bytes held for one guild, or for every guild: a packed guild's compressed bytes plus the JSON text of its
+   * pending changes, an open guild's JSON text (keys and entries).
+   */
   bytes(guildId?: string): number {
     if (guildId !== undefined) {
       const g = this.guilds.get(guildId);
@@ -284,105 +309,147 @@ export class GuildCache {
     return n;
   }
 
+  /** Pack every open guild and fold every pending log (the least memory; for a quiet moment, or a benchmark). */
+  compact(): void {
+    for (const id of [...this.open.keys()]) this.pack(id);
+    for (const g of this.guilds.values()) if (g.ops.length !== 0) fold(g, this.tick);
+  }
+
   /** Everything held, as plain data (for persistence). */
   snapshot(): Record<string, CachedGuildSnapshot> {
     const out: Record<string, CachedGuildSnapshot> = {};
-    for (const [id, g] of this.guilds) out[id] = this.snapshotOf(id, g);
+    for (const id of this.guilds.keys()) out[id] = this.snapshotGuild(id)!;
     return out;
   }
 
   /** One guild as plain data, or null. */
   snapshotGuild(guildId: string): CachedGuildSnapshot | null {
     const g = this.guilds.get(guildId);
-    return g === undefined ? null : this.snapshotOf(guildId, g);
+    if (g === undefined) return null;
+    const v = viewOf(g);
+    const coll: CachedGuildSnapshot['coll'] = {};
+    for (const name of NAMES) {
+      const m = v.coll[name];
+      if (m !== undefined && m.size !== 0) coll[name] = [...m];
+    }
+    return { base: v.base, memberCount: g.memberCount, coll };
   }
 
-  /** Load a guild from {@link GuildCache.snapshotGuild} data (replaces what is held for it). */
+  /** Load a guild from {@link GuildCache.snapshotGuild} data (replaces what is held for it; held packed). */
   restore(guildId: string, s: CachedGuildSnapshot): void {
-    const coll: GuildEntry['coll'] = {};
+    const v: GuildView = { base: s.base, coll: {} };
     for (const name of NAMES) {
       const list = s.coll?.[name];
-      if (Array.isArray(list)) coll[name] = new Map(list);
+      if (Array.isArray(list)) v.coll[name] = new Map(list);
     }
-    this.guilds.set(guildId, { base: s.base, memberCount: s.memberCount ?? null, coll });
+    this.hold(guildId, v, s.memberCount ?? null);
   }
 
   /** Forget a guild. */
   delete(guildId: string): void {
     this.guilds.delete(guildId);
+    this.open.delete(guildId);
     this.unavailable.delete(guildId);
   }
 
-  private snapshotOf(_id: string, g: GuildEntry): CachedGuildSnapshot {
-    const coll: CachedGuildSnapshot['coll'] = {};
-    for (const name of NAMES) {
-      const m = g.coll[name];
-      if (m !== undefined && m.size !== 0) coll[name] = [...m];
-    }
-    return { base: g.base, memberCount: g.memberCount, coll };
+  // ---- tiers ------------------------------------------------------------------------------------------------
+
+  /** Hold `v` for `id`, packed (its first full log folds: a GUILD_CREATE's member chunks do not open it). */
+  private hold(id: string, v: GuildView, memberCount: number | null): void {
+    const { blob, rawLength } = encodeView(v);
+    this.open.delete(id);
+    this.guilds.set(id, { memberCount, view: null, blob, rawLength, ops: [], opBytes: 0, packedAt: Number.NEGATIVE_INFINITY });
   }
+
+  /** After a change: a packed guild whose log is full is folded, or opened when it filled soon after a fold. */
+  private settle(id: string): void {
+    const g = this.guilds.get(id);
+    if (g === undefined) return;
+    if (g.view !== null) {
+      this.open.delete(id);
+      this.open.set(id, this.tick);
+      return;
+    }
+    if (g.opBytes < Math.max(this.minPending, g.rawLength >> 2) && g.ops.length < MAX_OPS) return;
+    if (this.tick - g.packedAt < this.idle && this.maxOpen > 0) {
+      g.view = viewOf(g);
+      g.blob = null;
+      g.ops = [];
+      g.opBytes = 0;
+      this.open.set(id, this.tick);
+    } else fold(g, this.tick);
+  }
+
+  /** Pack the open guilds beyond `maxOpen`, and one idle open guild. */
+  private maintain(): void {
+    for (const [id, at] of this.open) {
+      if (this.open.size <= this.maxOpen && this.tick - at < this.idle) break;
+      this.pack(id);
+      if (this.open.size <= this.maxOpen) break;
+    }
+  }
+
+  private pack(id: string): void {
+    const g = this.guilds.get(id);
+    this.open.delete(id);
+    if (g === undefined || g.view === null) return;
+    const { blob, rawLength } = encodeView(g.view);
+    Object.assign(g, { view: null, blob, rawLength, ops: [], opBytes: 0, packedAt: this.tick });
+  }
+
+  /** Record a change: applied in place to an open guild, logged for a packed one. */
+  private op(id: string, kind: number, name: CollectionName | null, key: string, text: string): void {
+    const g = this.guilds.get(id);
+    if (g === undefined) return;
+    if (g.view !== null) applyOp(g.view, kind, name, key, text);
+    else {
+      g.ops.push([kind, name, key, text]);
+      g.opBytes += key.length + text.length + OP_OVERHEAD;
+    }
+  }
+
+  // ---- changes ----------------------------------------------------------------------------------------------
 
   private create(d: Obj): void {
     if (typeof d.id !== 'string') return;
-    const coll: GuildEntry['coll'] = {};
+    const v: GuildView = { base: stringify(without(d, 'member_count', ...NAMES)), coll: {} };
     for (const name of NAMES) {
       const list = d[name];
       if (!Array.isArray(list) || list.length === 0) continue;
       const m = new Map<string, string>();
-      for (const v of list) {
-        const k = keyOf(name, v);
-        if (k !== null) m.set(k, stringify(v));
+      for (const x of list) {
+        const k = keyOf(name, x);
+        if (k !== null) m.set(k, stringify(x));
       }
-      coll[name] = m;
+      v.coll[name] = m;
     }
-    const base = without(d, 'member_count', ...NAMES);
-    this.guilds.set(d.id, { base: stringify(base), memberCount: typeof d.member_count === 'number' ? d.member_count : null, coll });
+    this.hold(d.id, v, typeof d.member_count === 'number' ? d.member_count : null);
     this.unavailable.delete(d.id);
   }
 
   private update(d: Obj): void {
-    if (typeof d.id !== 'string') return;
-    const g = this.guilds.get(d.id);
-    if (g === undefined) return;
+    if (typeof d.id !== 'string' || !this.guilds.has(d.id)) return;
     for (const name of ['roles', 'emojis', 'stickers'] as const) if (Array.isArray(d[name])) this.replace(d.id, name, d[name] as unknown[]);
-    const old = JSON.parse(g.base) as Obj;
-    g.base = stringify({ ...old, ...without(d, 'member_count', 'guild_id', ...NAMES) });
-  }
-
-  private map(gid: string, name: CollectionName): Map<string, string> | null {
-    const g = this.guilds.get(gid);
-    if (g === undefined) return null;
-    let m = g.coll[name];
-    if (m === undefined) g.coll[name] = m = new Map();
-    return m;
+    this.op(d.id, BASE, null, '', stringify(without(d, 'member_count', 'guild_id', ...NAMES)));
   }
 
   private set(gid: string, name: CollectionName, v: unknown, text?: string): void {
     const k = keyOf(name, v);
-    if (k === null) return;
-    this.map(gid, name)?.set(k, text !== undefined ? asciiJson(text) : stringify(v));
+    if (k !== null) this.op(gid, SET, name, k, text !== undefined ? asciiJson(text) : stringify(v));
   }
 
   private merge(gid: string, name: CollectionName, v: Obj): void {
     const k = keyOf(name, v);
-    const m = this.map(gid, name);
-    if (k === null || m === null) return;
-    const old = m.get(k);
-    m.set(k, stringify(old === undefined ? v : { ...(JSON.parse(old) as Obj), ...v }));
+    if (k !== null) this.op(gid, MERGE, name, k, stringify(v));
   }
 
   private del(gid: string, name: CollectionName, id: string): void {
-    this.guilds.get(gid)?.coll[name]?.delete(id);
+    this.op(gid, DEL, name, id, '');
   }
 
   private replace(gid: string, name: CollectionName, list: unknown[]): void {
-    const m = this.map(gid, name);
-    if (m === null) return;
-    m.clear();
-    for (const v of list) {
-      const k = keyOf(name, v);
-      if (k !== null) m.set(k, stringify(v));
-    }
+    this.op(gid, CLEAR, name, '', '');
+    for (const v of list) this.set(gid, name, v);
   }
 
   private count(gid: string, delta: number): void {
@@ -391,12 +458,28 @@ export class GuildCache {
   }
 }
 
+function applyOp(v: GuildView, kind: number, name: CollectionName | null, key: string, text: string): void {
+  if (kind === BASE) mergeBase(v, text);
+  else if (kind === SET) setIn(v, name!, key, text);
+  else if (kind === DEL) delIn(v, name!, key);
+  else if (kind === MERGE) mergeIn(v, name!, key, text);
+  else clearIn(v, name!);
+}
+
+/** The guild as a view: the open one itself, or the packed one unpacked with its pending changes applied. */
+function viewOf(g: GuildEntry): GuildView {
+  if (g.view !== null) return g.view;
+  const v = decodeView(g.blob!);
+  for (const [kind, name, key, text] of g.ops) applyOp(v, kind, name, key, text);
+  return v;
+}
+
+/** Fold a packed guild's pending changes into its Buffer. */
+function fold(g: GuildEntry, tick: number): void {
+  const { blob, rawLength } = encodeView(viewOf(g));
+  Object.assign(g, { blob, rawLength, ops: [], opBytes: 0, packedAt: tick });
+}
+
 function entryBytes(g: GuildEntry): number {
-  let n = g.base.length + 8;
-  for (const name of NAMES) {
-    const m = g.coll[name];
-    if (m === undefined) continue;
-    for (const [k, v] of m) n += k.length + v.length;
-  }
-  return n;
+  return g.view !== null ? viewBytes(g.view) : g.blob!.length + g.opBytes;
 }

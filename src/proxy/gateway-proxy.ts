@@ -33,9 +33,9 @@ import { guildCreates, readyData } from './synth.js';
 export interface ProxyStats {
   /** Per upstream shard: clients attached, replay ring depth and bytes, guilds, commands forwarded. */
   shards: { id: number; clients: number; ringDepth: number; ringBytes: number; guilds: number; commands: number; state: string }[];
-  /** Guilds in the cache and the JSON bytes held for them. */
+  /** Guilds in the cache. */
   guilds: number;
-  /** JSON bytes the guild cache holds (see docs/PROXY.md for the heap this takes). */
+  /** Bytes the guild cache holds: compressed guilds, their pending changes, open guilds' JSON (docs/PROXY.md). */
   cacheBytes: number;
   /** Connected clients. */
   clients: number;
@@ -240,7 +240,7 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
     return proxyStatusSection(this.stats());
   }
 
-  /** JSON bytes the cache holds for one guild (see docs/PROXY.md for the memory this takes). */
+  /** Bytes the cache holds for one guild, or for all (see docs/PROXY.md for the memory this takes). */
   cacheBytes(guildId?: string): number {
     return this.cache.bytes(guildId);
   }

@@ -43,7 +43,7 @@ export async function attachProxyMetrics(proxy: GatewayProxy, registry: Registry
   perShard('replay_bytes', 'JSON bytes held in each shard replay ring.', 'ringBytes', 'Gauge');
   perShard('forwarded_commands_total', 'Client commands forwarded upstream, per shard.', 'commands', 'Counter');
   single('cache_guilds', 'Guilds in the proxy cache.', () => proxy.stats().guilds, 'Gauge');
-  single('cache_bytes', 'JSON bytes the guild cache holds.', () => proxy.cacheBytes(), 'Gauge');
+  single('cache_bytes', 'Bytes the guild cache holds (compressed guilds, pending changes, open guilds).', () => proxy.cacheBytes(), 'Gauge');
   single('detached_sessions', 'Disconnected client sessions kept for RESUME.', () => proxy.stats().detachedSessions, 'Gauge');
   single('client_identifies_total', 'Client IDENTIFYs answered.', () => proxy.stats().identifies, 'Counter');
   single('client_resumes_total', 'Client RESUMEs replayed.', () => proxy.stats().resumes, 'Counter');
