@@ -14,6 +14,7 @@
  * (e.g. an earlier one: `git show <rev>:src/proxy/cache.ts > src/proxy/cache-old.ts`).
  * @module
  */
+import { pathToFileURL } from 'node:url';
 import { DISPATCH_FIXTURES } from '../src/simulator/index.js';
 import { buildGuildCreate, buildMember, buildPresence, memberUserId } from '../src/simulator/fixtures.js';
 import { prng } from './common.js';
@@ -185,4 +186,28 @@ export function cacheBench(make: () => CacheLike, count: number, members: number
     buildUsPerGuild: +buildUs.toFixed(1),
     cacheBytesPerGuildCompacted: per(bytes2),
   };
+}
+
+/**
+ * Run directly, for instruction counts (the difference of two runs under `valgrind --tool=callgrind`, which only
+ * differ in `--apply` or `--build`): stores `--guilds` realistic guilds, makes a stream of `--dispatches`, applies
+ * it when `--apply 1`, synthesizes every guild when `--build 1`.
+ *
+ *   valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.1 node --import tsx bench/proxy-cache.ts --apply 1
+ */
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const arg = (name: string, fallback: number) => {
+    const i = process.argv.indexOf(`--${name}`);
+    return i >= 0 ? Number(process.argv[i + 1]) : fallback;
+  };
+  const i = process.argv.indexOf('--cache-module');
+  const { GuildCache } = (await import(i >= 0 ? pathToFileURL(process.argv[i + 1]!).href : '../src/proxy/cache.js')) as typeof import('../src/proxy/cache.js');
+  const guilds = Array.from({ length: arg('guilds', 100) }, (_, k) => benchGuild(k, arg('members', 250), true));
+  const cache = new GuildCache();
+  for (const g of guilds) cache.apply('GUILD_CREATE', g, JSON.stringify(g));
+  const stream = cacheStream(guilds, arg('dispatches', 20_000));
+  if (arg('apply', 0) === 1) for (const [type, d, text] of stream) cache.apply(type, d, text);
+  let n = 0;
+  if (arg('build', 0) === 1) for (const g of guilds) n += cache.build(g.id as string)!.length;
+  console.log(JSON.stringify({ guilds: guilds.length, dispatches: stream.length, bytes: cache.bytes(), built: n }));
 }
