@@ -87,7 +87,7 @@ export class Shard extends TypedEmitter<ShardEventMap> {
     this.#forwardRaw = options.forwardRaw;
     const clock = this.#clock;
     const now = clock === systemClock ? systemClock.now : () => clock.now(); // systemClock's now needs no `this`
-    this.#core = new ShardCore(shardCoreOptions(options, v, this.#compression, now, () => this.listenerCount('debug') !== 0));
+    this.#core = new ShardCore(shardCoreOptions(options, v, this.#compression, now, this)); // the shard itself tells whether debug lines are wanted (no closure per shard)
     if (options.presence !== undefined && this.#core.identifySize(options.presence) > MAX_PAYLOAD_BYTES) {
       throw new ShardlineError('INVALID_OPTION', `presence makes IDENTIFY larger than ${MAX_PAYLOAD_BYTES} bytes: shorten it`);
     }
