@@ -1,12 +1,14 @@
 /**
- * `node --expose-gc --import tsx bench/heap.ts [--client shardline|floor] [--shards 800] [--root DIR] [--detail 0|1|2] [--top 60]`
+ * `node --expose-gc --import tsx bench/heap.ts [--client shardline|floor] [--shards 800] [--root DIR] [--detail 0|1|2] [--top 60] [--warm-bytes 65536]`
  *
  * What one idle connected zlib-stream shard keeps on the JS heap, object by object: connects `--shards` shards
  * (shardline from `DIR/dist`, default this repository; or the floor: a bare `ws` socket + one `node:zlib`
  * inflate context each) to the bench gateway, takes a heap snapshot before and after, and lists the objects that
  * are new in the second, grouped by constructor (with `--detail 1` also by the field that holds them, `2` one
  * level further), in bytes per shard. Two shards are connected before the first snapshot so that code, feedback
- * vectors and other one-off allocations fall into the baseline. Used for the item table in BENCHMARKS.md.
+ * vectors and other one-off allocations fall into the baseline. `--warm-bytes N`: every shard first receives ~N
+ * bytes of GUILD_CREATE dispatches after READY (the warm variant of `bench/run.ts`' memory benchmark: what a
+ * shard keeps after real traffic). Used for the item table in BENCHMARKS.md.
  *
  * @module
  */
@@ -31,6 +33,7 @@ const N = Number(args.get('shards') ?? 800);
 const root = resolve(args.get('root') ?? join(BENCH_DIR, '..'));
 const detail = Number(args.get('detail') ?? 0);
 const top = Number(args.get('top') ?? 60);
+const warmBytes = Number(args.get('warm-bytes') ?? 0);
 const gc = (globalThis as { gc?: () => void }).gc;
 if (!gc) throw new Error('run with node --expose-gc --import tsx bench/heap.ts');
 
@@ -47,22 +50,34 @@ const next = <T extends ServerReport['type']>(type: T): Promise<Extract<ServerRe
     server.on('message', f);
   });
 const { port } = await next('listening');
-server.send({ cmd: 'idle' });
-await next('prepared');
+server.send({ cmd: 'idle', warmBytes });
+const warmDispatches = (await next('prepared')).info.countsAll.GUILD_CREATE ?? 0;
+/** Warm dispatches received so far (a counting listener, nothing kept). */
+let dispatches = 0;
+async function warmed(want: number): Promise<void> {
+  for (const end = Date.now() + 60_000; dispatches < want && Date.now() < end; ) await sleep(20);
+  if (dispatches < want) throw new Error(`${want - dispatches} warm dispatches missing`);
+}
 const url = `ws://127.0.0.1:${port}`;
 const sl = client === 'shardline' ? ((await import(pathToFileURL(join(root, 'dist', 'index.js')).href)) as typeof Shardline) : null;
 const keep: unknown[] = [];
 
 async function connect(n: number, first: number): Promise<void> {
+  const want = dispatches + n * warmDispatches;
   if (sl) {
     const queue = new sl.LocalIdentifyQueue({ maxConcurrency: 100_000 });
     const shards = Array.from({ length: n }, (_, i) => {
       const s = new sl.Shard({ token: BENCH_TOKEN, intents: BENCH_INTENTS, id: first + i, total: 100_000, gatewayUrl: url, compression: 'zlib-stream', identifyQueue: queue });
       s.on('error', (e) => console.error(e.message));
+      if (warmDispatches > 0)
+        s.on('dispatch', (e) => {
+          if (e.type !== 'READY') dispatches++;
+        });
       keep.push(s);
       return s.connect();
     });
     await Promise.all(shards);
+    await warmed(want);
     return;
   }
   await Promise.all(
@@ -77,6 +92,7 @@ async function connect(n: number, first: number): Promise<void> {
             if (text === null) return;
             const p = JSON.parse(text) as { op: number; t: string | null };
             if (p.op === 0 && p.t === 'READY') res();
+            else if (p.op === 0) dispatches++;
             else if (p.op === 10) ws.send(JSON.stringify({ op: 2, d: { token: BENCH_TOKEN, intents: BENCH_INTENTS, properties: { os: 'linux', browser: 'floor', device: 'floor' } } }));
           });
           ws.on('error', (e) => console.error(e.message));
@@ -84,6 +100,7 @@ async function connect(n: number, first: number): Promise<void> {
         }),
     ),
   );
+  await warmed(want);
 }
 
 const settle = async (): Promise<void> => {
@@ -98,11 +115,11 @@ await settle();
 const dir = tmpdir();
 const before = writeHeapSnapshot(join(dir, `shardline-heap-${process.pid}-0.heapsnapshot`));
 await settle();
-const used0 = process.memoryUsage().heapUsed;
+const m0 = process.memoryUsage();
 await connect(N, 10);
 await sleep(1000);
 await settle();
-const used1 = process.memoryUsage().heapUsed;
+const m1 = process.memoryUsage();
 const after = writeHeapSnapshot(join(dir, `shardline-heap-${process.pid}-1.heapsnapshot`));
 server.kill();
 
@@ -164,7 +181,10 @@ for (let n = 0; n < count; n++) {
   g[1] += size;
   groups.set(key, g);
 }
-console.log(`${client} (${sl ? root : 'ws + node:zlib'}), ${N} idle connected shards`);
-console.log(`heapUsed growth / shard: ${((used1 - used0) / N).toFixed(0)} B; new objects' self size / shard: ${(total / N).toFixed(0)} B (native memory included)`);
+console.log(`${client} (${sl ? root : 'ws + node:zlib'}), ${N} idle connected shards${warmDispatches ? `, each after ${warmDispatches} GUILD_CREATEs (${warmBytes} B)` : ''}`);
+const per = (k: 'heapUsed' | 'external' | 'rss' | 'arrayBuffers'): string => ((m1[k] - m0[k]) / N).toFixed(0);
+console.log(
+  `heapUsed growth / shard: ${per('heapUsed')} B; external ${per('external')} B (arrayBuffers ${per('arrayBuffers')} B); RSS ${per('rss')} B; new objects' self size / shard: ${(total / N).toFixed(0)} B (native memory included)`,
+);
 for (const [k, [c, sz]] of [...groups].sort((x, y) => y[1][1] - x[1][1]).slice(0, top)) console.log(`${(sz / N).toFixed(1).padStart(9)} B ${(c / N).toFixed(2).padStart(6)}x  ${k}`);
 process.exit(0);

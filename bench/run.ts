@@ -11,6 +11,7 @@
  *   --reps N           repetitions of each stream measurement (default 5; median and best are reported)
  *   --shards N[,M..]   idle shard counts of the memory benchmark (default 100,1000)
  *   --mem-reps N       repetitions of each memory measurement (default 1; the median is reported)
+ *   --mem-variants a,b memory variants to run: `cold`, `warm` (default both)
  *   --json PATH        also write every raw result as JSON
  *   --cpu-prof DIR     run every stream client under `node --cpu-prof` and keep the profiles in DIR
  *   --callgrind        count instructions instead of CPU time: every stream client runs under
@@ -61,6 +62,8 @@ interface Options {
   reps: number;
   shards: number[];
   memReps: number;
+  /** Memory variants to run (names of MEMORY_VARIANTS). */
+  memVariants: string[];
   settleMs: number;
   json: string | null;
   /** Directory for `node --cpu-prof` profiles of the client processes, or null. */
@@ -70,7 +73,19 @@ interface Options {
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { quick: false, only: null, messages: 100_000, reps: 5, shards: [100, 1000], memReps: 1, settleMs: 3000, json: null, cpuProf: null, callgrind: false };
+  const o: Options = {
+    quick: false,
+    only: null,
+    messages: 100_000,
+    reps: 5,
+    shards: [100, 1000],
+    memReps: 1,
+    memVariants: ['cold', 'warm'],
+    settleMs: 3000,
+    json: null,
+    cpuProf: null,
+    callgrind: false,
+  };
   let messagesSet = false;
   let repsSet = false;
   let shardsSet = false;
@@ -106,6 +121,11 @@ function parseArgs(argv: string[]): Options {
       shardsSet = true;
     } else if (a === '--mem-reps') {
       o.memReps = int();
+    } else if (a === '--mem-variants') {
+      o.memVariants = val()
+        .split(',')
+        .map((x) => x.trim());
+      if (o.memVariants.some((v) => v !== 'cold' && v !== 'warm')) throw new Error(`${a} takes cold and/or warm`);
     } else if (a === '--json') o.json = resolve(val());
     else if (a === '--cpu-prof') o.cpuProf = resolve(val());
     else if (a === '--callgrind') o.callgrind = true;
@@ -113,7 +133,7 @@ function parseArgs(argv: string[]): Options {
       console.log(
         readFileSync(fileURLToPath(import.meta.url), 'utf8')
           .split('\n')
-          .slice(1, 23)
+          .slice(1, 24)
           .join('\n'),
       );
       process.exit(0);
@@ -608,7 +628,7 @@ async function main(): Promise<void> {
     }
     if (workloadSelected(opts, 'memory') && !opts.callgrind) {
       const clients = MEMORY_CLIENTS.filter((c) => selected(opts, c));
-      for (const v of clients.length ? MEMORY_VARIANTS : []) {
+      for (const v of clients.length ? MEMORY_VARIANTS.filter((x) => opts.memVariants.includes(x.name)) : []) {
         const { info } = await server.request({ cmd: 'idle', warmBytes: v.warmBytes }, 'prepared');
         const warmDispatches = info.countsAll.GUILD_CREATE ?? 0;
         for (const shards of opts.shards) {

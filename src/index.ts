@@ -48,7 +48,7 @@ export type { GuildMembersQuery, NoncedMemberRequest, RemoteCommands, VoiceState
 export type { ShardStatus, ShardIo, ClusterProgress, ClusterReadyEvent, ClusterEventMap, ClusterShard, GatewayCommand, ClusterConnectOptions } from './cluster-status.js';
 export type { SessionStartBudget, ApiSessionStartLimit, IdentifyBudgetEvent } from './queue.js';
 export type { IdentifyStatus, IdentifyTurnEvent, WorkerExitEvent } from './cluster-status.js';
-export { attachMetrics, disconnectCause, type MetricsOptions, type ClusterMetrics, type LastDisconnect } from './metrics.js';
+export { attachMetrics, disconnectCause, type MetricsOptions, type MetricsRegistry, type ClusterMetrics, type LastDisconnect } from './metrics.js';
 export {
   serveStatus,
   statusHandler,

@@ -32,6 +32,34 @@ export function forcedFallback(): string | null {
   return forced !== undefined && forced !== '' && forced !== '0' ? `${INFLATE_FALLBACK_ENV}=${forced.slice(0, 20)} forces the fallback` : null;
 }
 
+/**
+ * A capability probe with its per-process cache. `check(z)` returns null when the capability is usable, else why
+ * not (a throw is a refusal too, with what it threw). The returned probe, called without an argument, checks
+ * `target` once, lazily, and caches the answer (reporting unavailable without checking when
+ * {@link INFLATE_FALLBACK_ENV} forces the fallback); with an argument (tests: another Node's zlib), it checks that
+ * object, uncached.
+ */
+export function cachedProbe<Z>(target: Z, check: (z: Z) => string | null): (z?: Z) => ZlibProbe {
+  const run = (z: Z): ZlibProbe => {
+    let reason: string | null;
+    try {
+      reason = check(z);
+    } catch (err) {
+      reason = `the probe threw: ${err instanceof Error ? err.message : String(err)}`.slice(0, 200);
+    }
+    return reason === null ? { ok: true } : { ok: false, reason };
+  };
+  let cached: ZlibProbe | null = null;
+  return (z) => {
+    if (z !== undefined) return run(z);
+    if (cached === null) {
+      const forced = forcedFallback();
+      cached = forced !== null ? { ok: false, reason: forced } : run(target);
+    }
+    return cached;
+  };
+}
+
 const require = createRequire(import.meta.url);
 
 /** An optional addon, or null when it is not installed (or fails to load). */

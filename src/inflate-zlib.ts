@@ -8,7 +8,7 @@
  */
 import zlib from 'node:zlib';
 import { InflateError } from './errors.js';
-import { corrupt, EMPTY, type Engine, type EngineFactory, forcedFallback, freeSlab, maxOutputLength, noop, scratchBuffer, slab, tooLarge, type ZlibProbe } from './inflate-engine.js';
+import { cachedProbe, corrupt, EMPTY, type Engine, type EngineFactory, freeSlab, maxOutputLength, noop, scratchBuffer, slab, tooLarge, type ZlibProbe } from './inflate-engine.js';
 
 /**
  * The part of `node:zlib` the internal fast path is built on. {@link probeZlibInternals} takes one as a parameter
@@ -140,8 +140,6 @@ class InternalZlibEngine implements Engine {
 
 export const nodeZlibEngine: EngineFactory = (max) => internalZlibEngine(zlib, max)[0];
 
-let zlibProbe: ZlibProbe | null = null;
-
 /**
  * The one capability check in front of every use of `node:zlib` private members (the `node:zlib-sync`
  * backend). It checks that each member the fast path touches exists with the expected type
@@ -159,39 +157,43 @@ let zlibProbe: ZlibProbe | null = null;
  * probing. With an argument (tests: a zlib whose internals are missing or changed): probes that object, uncached.
  */
 export function probeZlibInternals(z?: ZlibLike): ZlibProbe {
-  if (z !== undefined) return runZlibProbe(z);
-  if (zlibProbe === null) {
-    const forced = forcedFallback();
-    zlibProbe = forced !== null ? { ok: false, reason: forced } : runZlibProbe(zlib);
-  }
-  return zlibProbe;
+  return zlibProbe(z);
 }
 
-function runZlibProbe(z: ZlibLike): ZlibProbe {
-  const no = (reason: string): ZlibProbe => ({ ok: false, reason });
-  try {
-    if (typeof z.Inflate !== 'function') return no('zlib.Inflate is not a constructor');
-    if (typeof z.constants?.Z_SYNC_FLUSH !== 'number') return no('zlib.constants.Z_SYNC_FLUSH is not a number');
-    const proto = z.Inflate.prototype as Partial<NodeZlibInternals>;
-    if (typeof proto._processChunk !== 'function') return no('zlib.Inflate.prototype._processChunk is not a function');
-    const inst = new z.Inflate() as Partial<NodeZlibInternals> & zlib.Inflate;
-    const handle: unknown = inst._handle;
-    const missing =
-      typeof handle !== 'object' || handle === null || typeof (handle as { close?: unknown }).close !== 'function'
-        ? '_handle (an object with close())'
-        : !Buffer.isBuffer(inst._outBuffer)
-          ? '_outBuffer (a Buffer)'
-          : typeof inst._outOffset !== 'number'
-            ? '_outOffset (a number)'
-            : typeof inst._chunkSize !== 'number'
-              ? '_chunkSize (a number)'
-              : null;
-    inst.on('error', noop);
-    inst.close();
-    if (missing !== null) return no(`a zlib.Inflate has no ${missing}`);
-    let listeners = -1;
-    const failed = selfTest('node:zlib-sync', (max) => {
-      const [engine, raw] = internalZlibEngine(z, max);
+const zlibProbe = cachedProbe<ZlibLike>(zlib, (z) => {
+  if (typeof z.Inflate !== 'function') return 'zlib.Inflate is not a constructor';
+  if (typeof z.constants?.Z_SYNC_FLUSH !== 'number') return 'zlib.constants.Z_SYNC_FLUSH is not a number';
+  return checkInternalPath('node:zlib-sync', 'zlib.Inflate', z.Inflate, (max) => internalZlibEngine(z, max), zlibSamples());
+});
+
+/**
+ * The checks of an internal-path backend after its own constants (shared by the zlib and zstd probes): the
+ * stream class' `_processChunk`, an instance's private members, then the self-test through the real engine
+ * (made by `make`, which returns the raw stream too), counting the 'error' listeners a call leaves (only the
+ * one permanent listener may be there). Null when everything passed, else what failed.
+ */
+export function checkInternalPath(name: string, label: string, Stream: new () => zlib.Inflate, make: (max: number) => [Engine, zlib.Inflate], samples: SelfTestSamples): string | null {
+  if (typeof (Stream.prototype as Partial<NodeZlibInternals>)._processChunk !== 'function') return `${label}.prototype._processChunk is not a function`;
+  const inst = new Stream() as Partial<NodeZlibInternals> & zlib.Inflate;
+  const handle: unknown = inst._handle;
+  const missing =
+    typeof handle !== 'object' || handle === null || typeof (handle as { close?: unknown }).close !== 'function'
+      ? '_handle (an object with close())'
+      : !Buffer.isBuffer(inst._outBuffer)
+        ? '_outBuffer (a Buffer)'
+        : typeof inst._outOffset !== 'number'
+          ? '_outOffset (a number)'
+          : typeof inst._chunkSize !== 'number'
+            ? '_chunkSize (a number)'
+            : null;
+  inst.on('error', noop);
+  inst.close();
+  if (missing !== null) return `a ${label} has no ${missing}`;
+  let listeners = -1;
+  const failed = selfTest(
+    name,
+    (max) => {
+      const [engine, raw] = make(max);
       return {
         run(input, transient) {
           const out = engine.run(input, transient);
@@ -200,13 +202,12 @@ function runZlibProbe(z: ZlibLike): ZlibProbe {
         },
         free: () => engine.free(),
       };
-    });
-    if (failed !== null) return no(failed);
-    if (listeners !== 1) return no(`an inflate call left ${listeners} 'error' listeners (expected the 1 permanent one)`);
-    return { ok: true };
-  } catch (err) {
-    return no(`the probe threw: ${err instanceof Error ? err.message : String(err)}`.slice(0, 200));
-  }
+    },
+    samples,
+  );
+  if (failed !== null) return failed;
+  if (listeners !== 1) return `a ${name} call left ${listeners} 'error' listeners (expected the 1 permanent one)`;
+  return null;
 }
 
 /** Known two-message zlib stream (second message back-references the first). */
@@ -236,12 +237,32 @@ export function freshProbeStream(): { frames: Buffer[]; messages: Buffer[] } {
   return (probeStream = { frames, messages });
 }
 
-/**
- * Drive an engine factory through the probe samples; null when everything came out right, else what failed.
- * Shared by the internal-path probe and the public backend's check.
- */
-export function selfTest(name: string, make: EngineFactory): string | null {
+/** What a self-test drives an engine through. */
+export interface SelfTestSamples {
+  /** Streams, each through a context of its own with owned results; the last one again with transient results. */
+  readonly streams: ReadonlyArray<{ readonly label: string; readonly frames: readonly Buffer[]; readonly messages: ReadonlyArray<Buffer | string> }>;
+  /** Data that must throw `INFLATE_CORRUPT`: fed to the first stream's context after its messages, or to a fresh context. */
+  readonly corrupt: { readonly input: Buffer; readonly fresh: boolean };
+}
+
+/** The zlib-stream samples: the known stream and the fresh one; after a sync flush a block of reserved type 3. */
+function zlibSamples(): SelfTestSamples {
   const fresh = freshProbeStream();
+  return {
+    streams: [
+      { label: 'known sample', frames: PROBE_IN.map((b) => Buffer.from(b, 'base64')), messages: PROBE_OUT },
+      { label: 'fresh sample', frames: fresh.frames, messages: fresh.messages },
+    ],
+    corrupt: { input: Buffer.from([0x06, 0x00, 0x00, 0xff, 0xff]), fresh: false },
+  };
+}
+
+/**
+ * Drive an engine factory through the probe samples (default: zlib-stream's); null when everything came out
+ * right, else what failed. Shared by the internal-path probes and the public backend's check. The output bound is
+ * checked with the last stream's first message (it must inflate to more than 64 bytes).
+ */
+export function selfTest(name: string, make: EngineFactory, samples: SelfTestSamples = zlibSamples()): string | null {
   const owned: Array<[Buffer, string]> = [];
   const check = (engine: Engine, input: Buffer, want: Buffer | string, transient: boolean, what: string): string | null => {
     let out: Buffer;
@@ -261,26 +282,23 @@ export function selfTest(name: string, make: EngineFactory): string | null {
     engines.push(e);
     return e;
   };
+  const { streams } = samples;
+  const last = streams[streams.length - 1]!;
   try {
-    // One context through both samples' streams, owned results, context kept between calls.
-    const a = open(1 << 20);
-    for (const [i, b64] of PROBE_IN.entries()) {
-      const failed = check(a, Buffer.from(b64, 'base64'), PROBE_OUT[i]!, false, `known sample message ${i + 1}`);
-      if (failed !== null) return failed;
-    }
-    const b = open(1 << 20);
-    for (const [i, frame] of fresh.frames.entries()) {
-      const failed = check(b, frame, fresh.messages[i]!, false, `fresh sample message ${i + 1}`);
-      if (failed !== null) return failed;
-    }
-    // Transient output (message 3 overflows the scratch) on a fresh context; owned results stay intact.
-    const t = open(1 << 20);
-    for (const [i, frame] of fresh.frames.entries()) {
-      const failed = check(t, frame, fresh.messages[i]!, true, `fresh sample message ${i + 1} (transient)`);
-      if (failed !== null) return failed;
+    // Each stream through one context, owned results, context kept between calls; then the last one with
+    // transient output (a message larger than the scratch) on a fresh context: owned results must stay intact.
+    const runs = [...streams.map((st) => ({ st, transient: false })), { st: last, transient: true }];
+    let first: Engine | null = null;
+    for (const { st, transient } of runs) {
+      const e = open(1 << 20);
+      first ??= e;
+      for (const [i, frame] of st.frames.entries()) {
+        const failed = check(e, frame, st.messages[i]!, transient, `${st.label} message ${i + 1}${transient ? ' (transient)' : ''}`);
+        if (failed !== null) return failed;
+      }
     }
     if (!owned.every(([buf, text]) => buf.toString('latin1') === text)) return `${name}: an owned result was overwritten by a later call`;
-    // Errors surface synchronously: after a sync flush a block of reserved type 3 must throw INFLATE_CORRUPT.
+    // Errors surface synchronously.
     const errCode = (engine: Engine, input: Buffer): string => {
       try {
         engine.run(input, false);
@@ -289,11 +307,10 @@ export function selfTest(name: string, make: EngineFactory): string | null {
         return err instanceof InflateError ? err.code : `a non-InflateError (${String(err).slice(0, 80)})`;
       }
     };
-    const corruptGot = errCode(a, Buffer.from([0x06, 0x00, 0x00, 0xff, 0xff]));
+    const corruptGot = errCode(samples.corrupt.fresh ? open(1 << 20) : first!, samples.corrupt.input);
     if (corruptGot !== 'INFLATE_CORRUPT') return `${name}: corrupt data gave ${corruptGot} instead of INFLATE_CORRUPT`;
     // The output bound holds.
-    const small = open(64);
-    const tooLargeGot = errCode(small, fresh.frames[0]!);
+    const tooLargeGot = errCode(open(64), last.frames[0]!);
     if (tooLargeGot !== 'INFLATE_TOO_LARGE') return `${name}: output over maxMessageSize gave ${tooLargeGot} instead of INFLATE_TOO_LARGE`;
     return null;
   } catch (err) {

@@ -6,12 +6,11 @@
  * @module
  */
 import zlib from 'node:zlib';
-import { InflateError } from './errors.js';
 import {
+  cachedProbe,
   corrupt,
   type Engine,
   type EngineFactory,
-  forcedFallback,
   freeSlab,
   loadOptional,
   maxOutputLength,
@@ -23,7 +22,7 @@ import {
   tooLarge,
   type ZlibProbe,
 } from './inflate-engine.js';
-import { freshProbeStream, internalEngine, type NodeZlibInternals } from './inflate-zlib.js';
+import { checkInternalPath, freshProbeStream, internalEngine } from './inflate-zlib.js';
 
 // ---------------------------------------------------------------------------------------------------------
 // zstd: zstd-napi low-level binding
@@ -114,8 +113,6 @@ const ZSTD_PROBE_IN = [
   'RAMAEsUSGYCpOhJSmsD3KMSZpV0UGxFirF05nTmYlRHdqrGX22J6thZxVEnP2xTv2OtWAp+IFBPIk0ZBCEDynB/6t7z4kfT89uDWGUGBYBgECABUPdrgGXg6zEcCzazoMWnTMsgXjaPqEII=',
 ];
 
-let zstdProbe: ZlibProbe | null = null;
-
 /**
  * The capability check in front of the `node:zlib-zstd` backend, in the style of {@link probeZlibInternals}: Node
  * has zstd in `node:zlib` from 22.15 (`ZstdDecompress`, `constants.ZSTD_e_continue`), and the backend drives it
@@ -126,79 +123,14 @@ let zstdProbe: ZlibProbe | null = null;
  * (tests): that object, uncached.
  */
 export function probeZlibZstd(z?: ZstdZlibLike): ZlibProbe {
-  if (z !== undefined) return runZstdProbe(z);
-  if (zstdProbe === null) {
-    const forced = forcedFallback();
-    zstdProbe = forced !== null ? { ok: false, reason: forced } : runZstdProbe(nodeZlibZstd);
-  }
-  return zstdProbe;
+  return zstdProbe(z);
 }
 
-function runZstdProbe(z: ZstdZlibLike): ZlibProbe {
-  const no = (reason: string): ZlibProbe => ({ ok: false, reason });
-  try {
-    if (typeof z.ZstdDecompress !== 'function') return no(`zlib.ZstdDecompress is not a constructor (Node ${process.versions.node}; it has zstd from 22.15)`);
-    if (typeof z.constants?.ZSTD_e_continue !== 'number') return no('zlib.constants.ZSTD_e_continue is not a number');
-    const proto = z.ZstdDecompress.prototype as Partial<NodeZlibInternals>;
-    if (typeof proto._processChunk !== 'function') return no('zlib.ZstdDecompress.prototype._processChunk is not a function');
-    const inst = new z.ZstdDecompress() as Partial<NodeZlibInternals> & zlib.Inflate;
-    const handle: unknown = inst._handle;
-    const ok =
-      typeof handle === 'object' &&
-      handle !== null &&
-      typeof (handle as { close?: unknown }).close === 'function' &&
-      Buffer.isBuffer(inst._outBuffer) &&
-      typeof inst._outOffset === 'number' &&
-      typeof inst._chunkSize === 'number';
-    inst.on('error', noop);
-    inst.close();
-    if (!ok) return no('a zlib.ZstdDecompress lacks _handle.close(), _outBuffer, _outOffset or _chunkSize');
-    const frames = ZSTD_PROBE_IN.map((b) => Buffer.from(b, 'base64'));
-    const messages = freshProbeStream().messages;
-    let listeners = -1;
-    const engines: Engine[] = [];
-    const open = (max: number): Engine => {
-      const [engine, raw] = internalZstdEngine(z, max);
-      const e: Engine = {
-        run(input, transient) {
-          const out = engine.run(input, transient);
-          listeners = Math.max(listeners, raw.listenerCount('error'));
-          return out;
-        },
-        free: () => engine.free(),
-      };
-      engines.push(e);
-      return e;
-    };
-    try {
-      for (const transient of [false, true]) {
-        const e = open(1 << 20);
-        const owned: Array<[Buffer, string]> = [];
-        for (const [i, frame] of frames.entries()) {
-          const out = e.run(frame, transient);
-          if (!out.equals(messages[i]!)) return no(`node:zlib-zstd: sample message ${i + 1}${transient ? ' (transient)' : ''} decompressed to the wrong bytes`);
-          if (!transient) owned.push([out, out.toString('latin1')]);
-        }
-        if (!owned.every(([buf, text]) => buf.toString('latin1') === text)) return no('node:zlib-zstd: an owned result was overwritten by a later call');
-      }
-      const errCode = (engine: Engine, input: Buffer): string => {
-        try {
-          engine.run(input, false);
-          return 'no error';
-        } catch (err) {
-          return err instanceof InflateError ? err.code : `a non-InflateError (${String(err).slice(0, 80)})`;
-        }
-      };
-      const corruptGot = errCode(open(1 << 20), Buffer.from('28b52ffd00580000ffffffffffffffff', 'hex'));
-      if (corruptGot !== 'INFLATE_CORRUPT') return no(`node:zlib-zstd: corrupt data gave ${corruptGot} instead of INFLATE_CORRUPT`);
-      const tooLargeGot = errCode(open(64), frames[0]!);
-      if (tooLargeGot !== 'INFLATE_TOO_LARGE') return no(`node:zlib-zstd: output over maxMessageSize gave ${tooLargeGot} instead of INFLATE_TOO_LARGE`);
-    } finally {
-      for (const e of engines) e.free();
-    }
-    if (listeners !== 1) return no(`a zstd call left ${listeners} 'error' listeners (expected the 1 permanent one)`);
-    return { ok: true };
-  } catch (err) {
-    return no(`the probe threw: ${err instanceof Error ? err.message : String(err)}`.slice(0, 200));
-  }
-}
+const zstdProbe = cachedProbe<ZstdZlibLike>(nodeZlibZstd, (z) => {
+  if (typeof z.ZstdDecompress !== 'function') return `zlib.ZstdDecompress is not a constructor (Node ${process.versions.node}; it has zstd from 22.15)`;
+  if (typeof z.constants?.ZSTD_e_continue !== 'number') return 'zlib.constants.ZSTD_e_continue is not a number';
+  return checkInternalPath('node:zlib-zstd', 'zlib.ZstdDecompress', z.ZstdDecompress, (max) => internalZstdEngine(z, max), {
+    streams: [{ label: 'sample', frames: ZSTD_PROBE_IN.map((b) => Buffer.from(b, 'base64')), messages: freshProbeStream().messages }],
+    corrupt: { input: Buffer.from('28b52ffd00580000ffffffffffffffff', 'hex'), fresh: true },
+  });
+});

@@ -193,10 +193,35 @@ export class ClusterTracker {
 
 type PromClient = typeof import('prom-client');
 
+/**
+ * What shardline needs of a Prometheus registry. prom-client's `Registry` is one; the type is ours (structural)
+ * so that the declarations of `shardline` name no type of the optional `prom-client`: a program that never
+ * installs it type-checks with `skipLibCheck` off.
+ */
+export interface MetricsRegistry {
+  /** `Content-Type` of {@link MetricsRegistry.metrics}' text. */
+  readonly contentType: string;
+  /** Every registered metric in Prometheus text format. */
+  metrics(): Promise<string>;
+  /** Add a metric (a prom-client metric object). */
+  registerMetric(metric: unknown): void;
+  /** The registered metrics (only their names are read). */
+  getMetricsAsArray(): ReadonlyArray<{ readonly name: string }>;
+  /** Remove the metric of this name. */
+  removeSingleMetric(name: string): void;
+}
+
+/**
+ * The constructors shardline's metrics use, as `loadPromClient` promises them: typed loosely here, so that no
+ * declaration of this module names a type of the optional `prom-client` (its callers cast to what they build).
+ * @internal
+ */
+export type PromClientModule = Readonly<Record<'Counter' | 'Gauge' | 'Histogram' | 'Registry' | 'collectDefaultMetrics', unknown>>;
+
 let promClient: Promise<PromClient> | null = null;
 
 /** Load `prom-client` once; a clear error when it is not installed. */
-export function loadPromClient(): Promise<PromClient> {
+function loadProm(): Promise<PromClient> {
   promClient ??= import('prom-client').then(
     (m) => ((m as unknown as { default?: PromClient }).default ?? m) as PromClient,
     (err: unknown) => {
@@ -209,10 +234,18 @@ export function loadPromClient(): Promise<PromClient> {
   return promClient;
 }
 
+/**
+ * Load `prom-client` once (for the proxy's metrics); a clear error when it is not installed.
+ * @internal
+ */
+export function loadPromClient(): Promise<PromClientModule> {
+  return loadProm();
+}
+
 /** Options of {@link attachMetrics}. */
-export interface MetricsOptions {
-  /** prom-client registry to register the metrics in. Default: a new `Registry` (see `metrics.registry`). */
-  registry?: Registry;
+export interface MetricsOptions<R extends MetricsRegistry = MetricsRegistry> {
+  /** prom-client registry to register the metrics in (any {@link MetricsRegistry}). Default: a new prom-client `Registry` (see `metrics.registry`). */
+  registry?: R;
   /** Prefix of every metric name. Default `'shardline_'`. */
   prefix?: string;
   /** Also collect prom-client's default process metrics (CPU, memory, event loop lag) into the registry. Default false. */
@@ -225,9 +258,10 @@ export interface MetricsOptions {
   readyz?: ReadinessMode;
 }
 
-/** A cluster's metrics: the registry, its text, and an HTTP endpoint. */
-export interface ClusterMetrics {
-  readonly registry: Registry;
+/** A cluster's metrics: the registry, its text, and an HTTP endpoint. `R`: the registry's type (the one passed in `options.registry`). */
+export interface ClusterMetrics<R extends MetricsRegistry = MetricsRegistry> {
+  /** The registry the metrics are in: `options.registry`, or the prom-client `Registry` made for them. */
+  readonly registry: R;
   /** `Content-Type` of {@link ClusterMetrics.metrics}' text. */
   readonly contentType: string;
   /** The metrics in Prometheus text format (what a scrape returns). */
@@ -273,9 +307,11 @@ const OP_NAMES: Record<number, string> = {
  * commands) reach the main thread through the workers' status rows; dispatches, disconnects and the heartbeat
  * latency histogram come from the cluster's `shardEvent` stream, complete in both modes.
  */
-export async function attachMetrics(cluster: Cluster, options: MetricsOptions = {}): Promise<ClusterMetrics> {
-  const prom = await loadPromClient();
-  const registry = options.registry ?? new prom.Registry();
+export async function attachMetrics<R extends MetricsRegistry = MetricsRegistry>(cluster: Cluster, options: MetricsOptions<R> = {}): Promise<ClusterMetrics<R>> {
+  const prom = await loadProm();
+  const registry = options.registry ?? (new prom.Registry() as unknown as R);
+  /** The same registry as prom-client's metric constructors take it (any {@link MetricsRegistry} works for them). */
+  const promRegistry = registry as unknown as Registry;
   const p = options.prefix ?? 'shardline_';
   const tracker = ClusterTracker.acquire(cluster);
   const names: string[] = [];
@@ -301,7 +337,7 @@ export async function attachMetrics(cluster: Cluster, options: MetricsOptions = 
         name: p + name,
         help,
         labelNames,
-        registers: [registry],
+        registers: [promRegistry],
         collect(this: Counter<L>) {
           this.reset();
           read((labels, v) => this.inc(labels as never, v));
@@ -314,7 +350,7 @@ export async function attachMetrics(cluster: Cluster, options: MetricsOptions = 
         name: p + name,
         help,
         labelNames,
-        registers: [registry],
+        registers: [promRegistry],
         collect(this: Gauge<L>) {
           this.reset();
           read((labels, v) => this.set(labels as never, v));
@@ -396,7 +432,7 @@ export async function attachMetrics(cluster: Cluster, options: MetricsOptions = 
       name: p + 'heartbeat_latency_seconds',
       help: 'Heartbeat round trips (beat to ACK) of every shard, seconds.',
       buckets: options.latencyBuckets ?? [0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 2, 5],
-      registers: [registry],
+      registers: [promRegistry],
     }),
   );
   const offLatency = tracker.observeLatency((ms) => latencyHistogram.observe(ms / 1000));
@@ -420,7 +456,7 @@ export async function attachMetrics(cluster: Cluster, options: MetricsOptions = 
       name: p + 'identify_queue_wait_seconds',
       help: 'Time shards waited in the identify queue for their turn, seconds.',
       buckets: options.identifyWaitBuckets ?? [0, 1, 5, 10, 20, 30, 60, 120, 300, 600],
-      registers: [registry],
+      registers: [promRegistry],
     }),
   );
   const onTurn = (e: { waited: number }) => waitHistogram.observe(e.waited / 1000);
@@ -433,7 +469,7 @@ export async function attachMetrics(cluster: Cluster, options: MetricsOptions = 
 
   if (options.defaultMetrics) {
     const before = new Set(registry.getMetricsAsArray().map((m) => m.name));
-    prom.collectDefaultMetrics({ register: registry, prefix: p });
+    prom.collectDefaultMetrics({ register: promRegistry, prefix: p });
     for (const m of registry.getMetricsAsArray()) if (!before.has(m.name)) names.push(m.name);
   }
 

@@ -77,8 +77,12 @@ export interface ShardCoreOptions {
   silentTimeout?: number;
   /** What a silent shard does besides reporting: `'resume'` closes the connection and RESUMEs. Default `'report'`. */
   silentAction?: 'report' | 'resume';
-  /** Whether debug lines are wanted right now (besides {@link ShardCore.debugging}); asked only where a line would be built. */
-  isDebugging?: () => boolean;
+  /**
+   * Whoever is told debug lines (the `Shard`): they are wanted while it has a `'debug'` listener (besides
+   * {@link ShardCore.debugging}); asked only where a line would be built. An object, not a closure: an idle shard
+   * keeps no function and context for it.
+   */
+  debugListeners?: { listenerCount(event: 'debug'): number };
 }
 
 /** Counters of one shard, for status and metrics. */
@@ -146,7 +150,7 @@ export abstract class CoreOutput {
 
   /** Debug lines are produced (string building costs on busy shards, so only while someone listens). */
   get debugOn(): boolean {
-    return this.debugging || (this.o.isDebugging?.() ?? false);
+    return this.debugging || (this.o.debugListeners !== undefined && this.o.debugListeners.listenerCount('debug') !== 0);
   }
 
   protected setTimer(timer: TimerName, at: number | null): void {

@@ -161,7 +161,13 @@ export function checkShardOptions(options: ShardOptions): CheckedShardOptions {
 }
 
 /** The core's options: plain data with every default filled, the token only by its length. */
-export function shardCoreOptions(options: ShardOptions, v: CheckedShardOptions, compression: TransportCompression | false, now: () => number, isDebugging: () => boolean): ShardCoreOptions {
+export function shardCoreOptions(
+  options: ShardOptions,
+  v: CheckedShardOptions,
+  compression: TransportCompression | false,
+  now: () => number,
+  debugListeners: { listenerCount(event: 'debug'): number },
+): ShardCoreOptions {
   const props = options.properties;
   const o: ShardCoreOptions = {
     id: v.id,
@@ -188,7 +194,7 @@ export function shardCoreOptions(options: ShardOptions, v: CheckedShardOptions, 
     guildsTimeout: positiveOption('guildsTimeout', options.guildsTimeout),
     silentTimeout: positiveOption('silentTimeout', options.silentTimeout),
     silentAction: options.silentAction,
-    isDebugging,
+    debugListeners,
   };
   return o;
 }

@@ -5,7 +5,6 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, type AddressInfo } from 'node:net';
 import { scaledClock } from '../src/clock.js';
 import { Cluster, ClusterConnectError } from '../src/cluster.js';
 import { GatewayUnreachableError } from '../src/errors.js';
@@ -14,19 +13,12 @@ import { attachMetrics } from '../src/metrics.js';
 import { statusHandler } from '../src/status-page/server.js';
 import { INTENTS, rig } from './helpers/cluster-rig.js';
 import { TOKEN, failOnUnhandledRejections } from './helpers/setup.js';
+import { freePort } from './helpers/servers.js';
 
 failOnUnhandledRejections();
 
 /** Timers, sockets and other handles keeping the process alive (the TTY aside). */
 const activeHandles = () => process.getActiveResourcesInfo().filter((x) => x !== 'TTYWrap').length;
-
-async function closedPort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  const port = (srv.address() as AddressInfo).port;
-  await new Promise<void>((resolve) => srv.close(() => resolve()));
-  return port;
-}
 
 for (const workers of [0, 1]) {
   test(`guildsReady once every shard's guilds are loaded; connect({ waitForGuilds }) resolves only then (workers: ${workers})`, { timeout: 60_000 }, async () => {
@@ -103,7 +95,7 @@ test('guildsReady sums the guilds and lists the unavailable ones; metrics and th
 
 test('connect({ timeout }): /gateway/bot unreachable is retried and reported, then GatewayUnreachableError (not wrapped)', { timeout: 60_000 }, async () => {
   const clock = scaledClock(0.01);
-  const apiUrl = `http://127.0.0.1:${await closedPort()}/api/v10`;
+  const apiUrl = `http://127.0.0.1:${await freePort()}/api/v10`;
   const before = activeHandles();
   const cluster = new Cluster({ token: TOKEN, intents: INTENTS, apiUrl, clock });
   const reported: number[] = [];
@@ -127,7 +119,7 @@ test('connect({ timeout }): /gateway/bot unreachable is retried and reported, th
 test('connect({ timeout }): a gateway nobody answers on → GatewayUnreachableError, the shards are closed', { timeout: 60_000 }, async () => {
   const r = await rig({ shards: 2, maxConcurrency: 2, guilds: 2 });
   try {
-    const port = await closedPort();
+    const port = await freePort();
     const timersBefore = process.getActiveResourcesInfo().filter((x) => x === 'Timeout').length;
     const cluster = r.cluster({ gatewayUrl: `ws://127.0.0.1:${port}`, shards: 2 });
     const kinds = new Set<string>();
@@ -154,7 +146,7 @@ test('connect({ timeout }): a gateway nobody answers on → GatewayUnreachableEr
 
 test('connect({ signal }): AbortError, the cluster is closed', { timeout: 60_000 }, async () => {
   const clock = scaledClock(0.01);
-  const cluster = new Cluster({ token: TOKEN, intents: INTENTS, apiUrl: `http://127.0.0.1:${await closedPort()}/api/v10`, clock });
+  const cluster = new Cluster({ token: TOKEN, intents: INTENTS, apiUrl: `http://127.0.0.1:${await freePort()}/api/v10`, clock });
   const ac = new AbortController();
   const p = cluster.connect({ signal: ac.signal });
   setTimeout(() => ac.abort(), 50);

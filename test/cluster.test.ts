@@ -1,7 +1,5 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { createServer, type AddressInfo } from 'node:net';
 import util from 'node:util';
 import { scaledClock } from '../src/clock.js';
 import { LocalIdentifyQueue } from '../src/queue.js';
@@ -12,6 +10,8 @@ import type { DispatchEvent } from '../src/events.js';
 import { generateGuildIds, shardForGuild } from '../src/simulator/index.js';
 import { INTENTS, rig } from './helpers/cluster-rig.js';
 import { TOKEN, SCALE, until, delay, failOnUnhandledRejections } from './helpers/setup.js';
+import { runChild } from './helpers/child.js';
+import { freePort } from './helpers/servers.js';
 
 failOnUnhandledRejections();
 
@@ -412,42 +412,17 @@ test('options are validated; /gateway/bot errors are clear; close releases every
 
 // ---- regressions: connect() retry, token never reachable -----------------------------------------------
 
-/** A loopback port nobody listens on (reserved, then released). */
-async function closedPort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  const port = (srv.address() as AddressInfo).port;
-  await new Promise<void>((resolve) => srv.close(() => resolve()));
-  return port;
-}
-
 /** Run a cluster whose connect() fails in a child process; resolves with its output once it exits by itself. */
 function failInChild(apiUrl: string): Promise<{ code: number | null; out: string; ms: number }> {
   const script = `
     import { Cluster } from ${JSON.stringify(new URL('../src/cluster.ts', import.meta.url).href)};
     const c = new Cluster({ token: 'child-token-0000', intents: 1, apiUrl: ${JSON.stringify(apiUrl)} });
     c.connect().then(() => console.log('connected'), (e) => console.log('failed', e.code));`;
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    let failedAt = 0;
-    child.stdout.on('data', (b: Buffer) => {
-      out += b.toString();
-      failedAt ||= Date.now();
-    });
-    const kill = setTimeout(() => {
-      child.kill();
-      reject(new Error(`the process did not exit after its failed connect() (output: ${out.trim()})`));
-    }, 20_000);
-    child.on('exit', (code) => {
-      clearTimeout(kill);
-      resolve({ code, out: out.trim(), ms: failedAt ? Date.now() - failedAt : -1 });
-    });
-  });
+  return runChild(script, 'failed connect()', 20_000);
 }
 
 test('a failed connect() can be retried: /gateway/bot unreachable, then rejecting the token, then back', async () => {
-  const port = await closedPort();
+  const port = await freePort();
   const clock = scaledClock(SCALE);
   const cluster = new Cluster({ token: TOKEN, intents: INTENTS, apiUrl: `http://127.0.0.1:${port}/api/v10`, clock });
   let sim: GatewaySimulator | null = null;
@@ -478,7 +453,7 @@ test('a failed connect() can be retried: /gateway/bot unreachable, then rejectin
 });
 
 test('a failed connect() leaves no timer or socket behind: the process exits by itself', async () => {
-  const unreachable = await failInChild(`http://127.0.0.1:${await closedPort()}/api/v10`);
+  const unreachable = await failInChild(`http://127.0.0.1:${await freePort()}/api/v10`);
   assert.equal(unreachable.out, 'failed GATEWAY_BOT_FAILED');
   assert.equal(unreachable.code, 0);
   assert.ok(unreachable.ms < 3000, `exited ${unreachable.ms} ms after the failure`);

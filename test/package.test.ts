@@ -3,9 +3,9 @@
  * builds), the tarball's file list, then the tarball installed into a temporary project (from npm's cache: the
  * dependencies are there after `npm ci`) where the ten-line bot runs against the simulator and type-checks with
  * `skipLibCheck: false` under moduleResolution node16, nodenext and bundler — once without the optional peers
- * (a user who never imports `shardline/distributed` must build), once with them — and with TypeScript's next
- * majors (6 and 7, fetched into a scratch project when npm's cache does not hold them). Optional dependencies are
- * installed as npm installs them by default (prom-client's types are referenced by the metrics API), without
+ * and optional dependencies (`--omit=optional`: no prom-client, ioredis, nats; a user who never imports
+ * `shardline/distributed` must build, metrics options and all), once with them — and with TypeScript's next
+ * majors (6 and 7, fetched into a scratch project when npm's cache does not hold them). Installs run without
  * install scripts (no native build).
  */
 import { test, before, after } from 'node:test';
@@ -42,8 +42,8 @@ function ok(r: SpawnSyncReturns<string>, what: string): string {
   return r.stdout;
 }
 /** npm install in `dir`, from npm's cache first (the registry only for what the cache lacks). */
-function npmInstall(dir: string, specs: string[], what: string): void {
-  ok(run(NPM, ['install', '--prefer-offline', '--no-save', '--ignore-scripts', '--no-package-lock', ...specs], dir, 180_000), what);
+function npmInstall(dir: string, specs: string[], what: string, extra: string[] = []): void {
+  ok(run(NPM, ['install', '--prefer-offline', '--no-save', '--ignore-scripts', '--no-package-lock', ...extra, ...specs], dir, 180_000), what);
 }
 
 before(() => {
@@ -111,21 +111,42 @@ export function wire(cluster: Cluster): [typeof RedisSessionStore, typeof RedisI
 }
 `;
 
+/**
+ * The main entry's metrics API, type-checked where prom-client is not installed: its declarations must not name a
+ * prom-client type (TS2307 with skipLibCheck off), and the other entries a user can import without the optional
+ * peers likewise.
+ */
+const METRICS = `import { attachMetrics, Cluster, type ClusterMetrics, type MetricsOptions, type MetricsRegistry } from 'shardline';
+import { ShardlineStrategy } from 'shardline/discordjs';
+
+const options: MetricsOptions = { prefix: 'mybot_', readyz: 'guilds', latencyBuckets: [0.05, 0.1, 0.5] };
+export async function serve(cluster: Cluster, registry?: MetricsRegistry): Promise<ClusterMetrics> {
+  const metrics = await attachMetrics(cluster, registry ? { ...options, registry } : options);
+  await metrics.listen({ port: 9464 });
+  return metrics;
+}
+export const strategy: typeof ShardlineStrategy = ShardlineStrategy;
+`;
+
 const RESOLUTIONS = [
   { module: 'node16', moduleResolution: 'node16' },
   { module: 'nodenext', moduleResolution: 'nodenext' },
   { module: 'esnext', moduleResolution: 'bundler' },
 ];
 
-/** A project with the tarball installed; `peers` adds the optional peer dependencies. */
+/**
+ * A project with the tarball installed; `peers` adds the optional peer dependencies, without them optional
+ * dependencies are left out too (`--omit=optional`: no prom-client).
+ */
 function project(name: string, peers: boolean): string {
   const dir = join(work, name);
   mkdirSync(dir);
   writeFileSync(join(dir, 'package.json'), JSON.stringify({ name, private: true, type: 'module' }));
   const specs = [tarball, `@types/node@${pkgJson.devDependencies['@types/node']}`];
   if (peers) for (const [p, range] of Object.entries(pkgJson.peerDependencies)) specs.push(`${p}@${pkgJson.devDependencies[p] ?? range}`);
-  npmInstall(dir, specs, `npm install into ${name}`);
+  npmInstall(dir, specs, `npm install into ${name}`, peers ? [] : ['--omit=optional']);
   writeFileSync(join(dir, 'bot.ts'), BOT);
+  writeFileSync(join(dir, 'metrics.ts'), METRICS);
   if (peers) {
     writeFileSync(join(dir, 'distributed.ts'), DISTRIBUTED);
     // ioredis' own declarations import the untyped 'redis-errors' (TS7016 with skipLibCheck off, shardline or not):
@@ -187,9 +208,9 @@ function runBot(dir: string): void {
   assert.match(out, /^ada: hello from the simulator\n$/);
 }
 
-test('without the optional peers: the ten-line bot runs against the simulator and type-checks (skipLibCheck off) under node16, nodenext and bundler', async () => {
+test('without the optional peers and prom-client: the ten-line bot runs against the simulator, and it and the metrics API type-check (skipLibCheck off) under node16, nodenext and bundler', async () => {
   const dir = project('no-peers', false);
-  for (const p of Object.keys(pkgJson.peerDependencies)) assert.equal(existsSync(join(dir, 'node_modules', p)), false, `${p} is not installed`);
+  for (const p of [...Object.keys(pkgJson.peerDependencies), 'prom-client']) assert.equal(existsSync(join(dir, 'node_modules', p)), false, `${p} is not installed`);
   assert.equal(existsSync(join(dir, 'node_modules', 'shardline', 'src')), false);
   await parallel(RESOLUTIONS.map((r) => tscJob(dir, r.moduleResolution)));
   runBot(dir);

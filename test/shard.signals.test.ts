@@ -5,27 +5,18 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { createServer, type AddressInfo } from 'node:net';
 import { scaledClock } from '../src/clock.js';
 import { GatewayUnreachableError, RateLimitedError, type ShardlineError } from '../src/errors.js';
 import type { DisconnectedEvent, GuildsReadyEvent, RateLimitedEvent, SilentEvent } from '../src/events.js';
 import { Intents } from '../src/intents.js';
 import { Shard } from '../src/shard.js';
 import { TOKEN, failOnUnhandledRejections, harness, next, until } from './helpers/setup.js';
+import { runChild } from './helpers/child.js';
+import { freePort } from './helpers/servers.js';
 
 failOnUnhandledRejections();
 
 const MEMBERS = Intents.Guilds | Intents.GuildMembers;
-
-/** A loopback port nobody listens on (reserved, then released). */
-async function closedPort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  const port = (srv.address() as AddressInfo).port;
-  await new Promise<void>((resolve) => srv.close(() => resolve()));
-  return port;
-}
 
 // ---- RATE_LIMITED ----------------------------------------------------------------------------------------------
 
@@ -202,7 +193,7 @@ test('a 10 s outage of new connections: the shard RESUMEs after it and receives 
 
 test('connect({ timeout }) against an unreachable gateway: retried and reported, then GatewayUnreachableError, shard closed', { timeout: 60_000 }, async () => {
   const clock = scaledClock(0.01);
-  const shard = new Shard({ token: TOKEN, intents: 1, gatewayUrl: `ws://127.0.0.1:${await closedPort()}`, clock });
+  const shard = new Shard({ token: TOKEN, intents: 1, gatewayUrl: `ws://127.0.0.1:${await freePort()}`, clock });
   const failures: DisconnectedEvent[] = [];
   shard.on('disconnected', (e) => failures.push(e));
   const states: string[] = [];
@@ -227,7 +218,7 @@ test('connect({ timeout }) against an unreachable gateway: retried and reported,
 
 test('connect({ signal }): an error named AbortError (the signal reason when it is one), shard closed', { timeout: 60_000 }, async () => {
   const clock = scaledClock(0.01);
-  const url = `ws://127.0.0.1:${await closedPort()}`;
+  const url = `ws://127.0.0.1:${await freePort()}`;
   const shard = new Shard({ token: TOKEN, intents: 1, gatewayUrl: url, clock });
   const ac = new AbortController();
   const p = shard.connect({ signal: ac.signal });
@@ -257,25 +248,9 @@ test('a timed-out connect() leaves nothing behind: the process exits by itself',
   const script = `
     import { Shard } from ${JSON.stringify(new URL('../src/shard.ts', import.meta.url).href)};
     import { scaledClock } from ${JSON.stringify(new URL('../src/clock.ts', import.meta.url).href)};
-    const s = new Shard({ token: 'child-token-0000', intents: 1, gatewayUrl: 'ws://127.0.0.1:${await closedPort()}', clock: scaledClock(0.01) });
+    const s = new Shard({ token: 'child-token-0000', intents: 1, gatewayUrl: 'ws://127.0.0.1:${await freePort()}', clock: scaledClock(0.01) });
     s.connect({ timeout: 5000 }).then(() => console.log('connected'), (e) => console.log('failed', e.code));`;
-  const result = await new Promise<{ code: number | null; out: string; ms: number }>((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    let failedAt = 0;
-    child.stdout.on('data', (b: Buffer) => {
-      out += b.toString();
-      failedAt ||= Date.now();
-    });
-    const kill = setTimeout(() => {
-      child.kill();
-      reject(new Error(`the process did not exit after its timed-out connect() (output: ${out.trim()})`));
-    }, 30_000);
-    child.on('exit', (code) => {
-      clearTimeout(kill);
-      resolve({ code, out: out.trim(), ms: failedAt ? Date.now() - failedAt : -1 });
-    });
-  });
+  const result = await runChild(script, 'timed-out connect()', 30_000);
   assert.equal(result.out, 'failed GATEWAY_UNREACHABLE');
   assert.equal(result.code, 0);
   assert.ok(result.ms < 3000, `exited ${result.ms} ms after the failure`);

@@ -48,19 +48,19 @@ export {
   type SessionUpdate,
   type AttachOptions,
 } from './redis-sessions.js';
-export {
-  NatsBroker,
-  EventPublisher,
-  EventConsumer,
-  CommandServer,
-  type NatsBrokerOptions,
-  type NatsBrokerEvents,
-  type BrokerEvent,
-  type PublisherOptions,
-  type ConsumeOptions,
-  type DeliveryInfo,
-  type PoisonEvent,
-  type ShardCommand,
-  type CommandReply,
-} from './nats-broker.js';
+export { NatsBroker } from './nats-broker.js';
+export { EventPublisher } from './nats-publisher.js';
+export { EventConsumer } from './nats-consumer.js';
+export { CommandServer } from './nats-commands.js';
+export type {
+  NatsBrokerOptions,
+  NatsBrokerEvents,
+  BrokerEvent,
+  PublisherOptions,
+  ConsumeOptions,
+  DeliveryInfo,
+  PoisonEvent,
+  ShardCommand,
+  CommandReply,
+} from './nats-types.js';
 export type { RedisConnection } from './redis-client.js';

@@ -1,176 +1,27 @@
 /**
  * {@link NatsBroker}: gateway events through NATS JetStream to worker processes, and gateway commands from any
- * process to the process that owns the shard.
+ * process to the process that owns the shard. Its parts, one file a role: `nats-types.ts` (options and messages),
+ * `nats-connection.ts` (peer dependencies, the stream), `nats-publisher.ts` (gateway side: {@link EventPublisher}),
+ * `nats-consumer.ts` (worker side: {@link EventConsumer}), `nats-commands.ts` (the owner answering commands:
+ * {@link CommandServer}) and `nats-remote.ts` (the caller's side of a command).
  * @packageDocumentation
  */
-import type { NatsConnection, Msg } from '@nats-io/transport-node';
-import type { ConsumerMessages, JetStreamClient, JetStreamManager, JsMsg, PubAck } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { JetStreamClient, JetStreamManager, PubAck } from '@nats-io/jetstream';
 import type { GatewayRequestGuildMembersData, GatewayVoiceStateUpdateData } from 'discord-api-types/v10';
-import { systemClock } from '../clock.js';
-import { Cluster } from '../cluster.js';
+import type { Cluster } from '../cluster.js';
 import type { NoncedMemberRequest, RemoteCommands } from '../cluster-commands.js';
-import { MemberRequest } from '../members.js';
+import type { MemberRequest } from '../members.js';
 import { TypedEmitter } from '../emitter.js';
 import { ShardlineError } from '../errors.js';
-import type { DispatchEvent, GuildMembersChunk, PresenceData, ShardEvent } from '../events.js';
-import type { Session } from '../session.js';
+import type { PresenceData } from '../events.js';
 import { Shard } from '../shard.js';
-import type { RedisSessionStore } from './redis-sessions.js';
-
-/** Options of {@link NatsBroker.connect}. Durations are real milliseconds. */
-export interface NatsBrokerOptions {
-  /** NATS server URL(s), e.g. `nats://10.0.0.7:4222`. Ignored when `connection` is given. */
-  servers?: string | string[];
-  /** An existing connection (shardline never closes it). */
-  connection?: NatsConnection;
-  /** Bot name or id (A–Z, a–z, 0–9, _ and -); names the subjects and the stream. */
-  bot: string;
-  /** Subject prefix. Default `shardline.{bot}`. */
-  subjectPrefix?: string;
-  /** The JetStream stream of events (created or updated on connect). */
-  stream?: {
-    /** Default `SHARDLINE_{BOT}`. */
-    name?: string;
-    /** Events older than this are dropped, ms. Default 86 400 000 (24 h). */
-    maxAge?: number;
-    /** The stream keeps at most this many bytes, dropping the oldest events. Default 1 GiB. */
-    maxBytes?: number;
-    /** Window in which a repeated message id (`{sessionId}:{seq}`) is dropped as a duplicate, ms. Default 120 000. */
-    duplicateWindow?: number;
-    /** Default `'file'`. */
-    storage?: 'file' | 'memory';
-    /** Default 1. */
-    replicas?: number;
-  };
-  /** How long a command waits for the owning process to answer, ms. Default 5000. */
-  commandTimeout?: number;
-  /** Shard count, to route guild commands (`(guild_id >> 22) % shardCount`). */
-  shardCount?: number;
-  /** Connection name shown by the NATS server. */
-  name?: string;
-}
-
-/** An event as it travels through the stream: the dispatch plus the session it belongs to. */
-export interface BrokerEvent<D = unknown> {
-  shardId: number;
-  type: string;
-  sequence: number;
-  /** Session of the sequence: `{sessionId}:{sequence}` identifies the event (also its JetStream message id). */
-  sessionId: string;
-  data: D;
-}
-
-/** Options of {@link NatsBroker.publisher}. */
-export interface PublisherOptions {
-  /**
-   * Record each sequence in this store once its event is safely in the stream (attach the store with
-   * `sequence: 'manual'`), so a crash never stores a sequence whose event was not published.
-   */
-  sessions?: RedisSessionStore;
-  /** Called in order per shard once an event is stored by JetStream. */
-  onPublished?: (event: { shardId: number; sessionId: string; sequence: number; duplicate: boolean }) => void;
-  /** Sessions the source resumes (used for message ids until the shard's own session is visible). */
-  initialSessions?: Record<number, Session>;
-  /**
-   * Events waiting for JetStream (all shards) above which the source stops reading its sockets until half have
-   * been stored. Default 5000.
-   */
-  highWaterMark?: number;
-  /** Publishes in flight per shard. Default 1 (strict per-shard order even when a publish is retried). */
-  maxInFlightPerShard?: number;
-  /** Time-out of one publish, ms. Default 5000. Failed publishes are retried (with back-off) until closed. */
-  publishTimeout?: number;
-}
-
-/** Options of {@link NatsBroker.consume}. */
-export interface ConsumeOptions {
-  /**
-   * Durable consumer name (A–Z, a–z, 0–9, _ and -). Stable across restarts, so a restarted worker gets the messages
-   * it had not acknowledged; workers sharing a name share the work.
-   */
-  name: string;
-  /** Handles one event. Resolve to acknowledge; throw to have it redelivered after `nakDelay`. */
-  handler: (event: BrokerEvent, info: DeliveryInfo) => unknown;
-  /** Only events of this shard and/or type (one JetStream filter subject). Default: all. */
-  filter?: { shardId?: number; type?: string };
-  /** Deliveries of one event before it is terminated as poison and reported. Default 5. */
-  maxDeliveries?: number;
-  /** Redelivery delay after a handler error, ms (or a function of the delivery count). Default 1 s doubling to 30 s. */
-  nakDelay?: number | ((deliveryCount: number) => number);
-  /** Time a delivered event may stay unacknowledged before the server redelivers it, ms. Default 30 000. */
-  ackWait?: number;
-  /** Unacknowledged events the server delivers at once. Default 1000. */
-  maxAckPending?: number;
-  /** Events fetched ahead. Default 100. */
-  prefetch?: number;
-  /** Told about poison events (also emitted as the broker's `poison` event). */
-  onPoison?: (event: PoisonEvent) => void;
-}
-
-/** Delivery details passed to a consumer's handler. */
-export interface DeliveryInfo {
-  /** 1 on the first delivery. */
-  deliveryCount: number;
-  redelivered: boolean;
-  subject: string;
-  streamSequence: number;
-}
-
-/** An event given up on: it failed `maxDeliveries` times, or could not be decoded. It is terminated, never redelivered. */
-export interface PoisonEvent {
-  consumer: string;
-  subject: string;
-  streamSequence: number;
-  deliveryCount: number;
-  /** The decoded event (null when it could not be decoded). */
-  event: BrokerEvent | null;
-  error: Error;
-}
-
-/** A command for the process that owns a shard. */
-export type ShardCommand =
-  | { kind: 'presence'; presence: PresenceData }
-  | { kind: 'voice'; state: GatewayVoiceStateUpdateData }
-  /** `chunks`: a subject on which the owner publishes each GUILD_MEMBERS_CHUNK (`{ chunk }`) or the failure (`{ error }`). */
-  | { kind: 'members'; request: GatewayRequestGuildMembersData; chunks?: string }
-  | { kind: 'send'; op: number; d: unknown };
-
-/** The owner's answer to a command. */
-export interface CommandReply {
-  shardId: number;
-  /** For `members`: the nonce of the request (its GUILD_MEMBERS_CHUNKs arrive as events with it). */
-  nonce?: string;
-}
-
-/** Events of a {@link NatsBroker}. */
-export interface NatsBrokerEvents {
-  /** Publishing, consuming or serving failed (most are retried). */
-  error: [error: Error];
-  /** A consumer terminated an event it cannot process. */
-  poison: [event: PoisonEvent];
-}
-
-type NatsModules = { nats: typeof import('@nats-io/transport-node'); js: typeof import('@nats-io/jetstream') };
-
-const NAME = /^[A-Za-z0-9_-]{1,64}$/;
-/** Ops a remote command may not send: they belong to the shard's own session handling. */
-const FORBIDDEN_OPS = new Set([1, 2, 6]);
-const enc = new TextEncoder();
-const dec = new TextDecoder();
-const ms = (n: number) => Math.round(n * 1_000_000);
-
-async function loadNats(): Promise<NatsModules> {
-  try {
-    const [nats, js] = await Promise.all([import('@nats-io/transport-node'), import('@nats-io/jetstream')]);
-    return { nats, js };
-  } catch (err) {
-    throw new ShardlineError(
-      'MISSING_PEER_DEPENDENCY',
-      'NatsBroker needs the optional peer dependencies "@nats-io/transport-node" and "@nats-io/jetstream": run `npm install @nats-io/transport-node @nats-io/jetstream`.',
-      { cause: err },
-    );
-  }
-}
+import { CommandServer } from './nats-commands.js';
+import { enc, ensureStream, loadNats, NAME, type NatsModules, typeToken } from './nats-connection.js';
+import { EventConsumer, openDurable } from './nats-consumer.js';
+import { EventPublisher } from './nats-publisher.js';
+import { remoteMemberRequest, requestCommand, type RemoteLink } from './nats-remote.js';
+import type { BrokerEvent, CommandReply, ConsumeOptions, NatsBrokerEvents, NatsBrokerOptions, PublisherOptions, ShardCommand } from './nats-types.js';
 
 /**
  * Events and commands between gateway and worker processes over NATS JetStream.
@@ -248,7 +99,7 @@ export class NatsBroker extends TypedEmitter<NatsBrokerEvents> {
     try {
       const jsm = await mods.js.jetstreamManager(nc);
       const broker = new NatsBroker(options, mods, nc, owned, jsm);
-      await broker.ensureStream();
+      await ensureStream(jsm, mods, broker.streamName, broker.subjectPrefix, options.stream);
       return broker;
     } catch (err) {
       if (owned) await nc.close().catch(() => undefined);
@@ -258,7 +109,7 @@ export class NatsBroker extends TypedEmitter<NatsBrokerEvents> {
 
   /** Subject of a shard's events of one type. */
   eventSubject(shardId: number, type: string): string {
-    return `${this.subjectPrefix}.events.${shardId}.${type.replace(/[^A-Za-z0-9_-]/g, '_') || '_'}`;
+    return `${this.subjectPrefix}.events.${shardId}.${typeToken(type) || '_'}`;
   }
 
   /** Subject on which the owner of a shard answers commands. */
@@ -295,38 +146,7 @@ export class NatsBroker extends TypedEmitter<NatsBrokerEvents> {
    */
   async consume(options: ConsumeOptions): Promise<EventConsumer> {
     this.assertOpen();
-    if (!NAME.test(options.name ?? '')) {
-      throw new ShardlineError('INVALID_OPTION', `consumer name must be 1–64 characters of A–Z, a–z, 0–9, _ or - (and stable across restarts), got ${JSON.stringify(options.name)}`);
-    }
-    const f = options.filter ?? {};
-    const filter =
-      f.shardId === undefined && f.type === undefined
-        ? `${this.subjectPrefix}.events.>`
-        : `${this.subjectPrefix}.events.${f.shardId ?? '*'}.${f.type === undefined ? '*' : f.type.replace(/[^A-Za-z0-9_-]/g, '_')}`;
-    const maxDeliveries = Math.max(1, options.maxDeliveries ?? 5);
-    const config = {
-      durable_name: options.name,
-      ack_policy: this.mods.js.AckPolicy.Explicit,
-      deliver_policy: this.mods.js.DeliverPolicy.All,
-      filter_subject: filter,
-      max_deliver: maxDeliveries,
-      ack_wait: ms(options.ackWait ?? 30_000),
-      max_ack_pending: options.maxAckPending ?? 1000,
-    };
-    try {
-      await this.jsm.consumers.add(this.streamName, config);
-    } catch (err) {
-      const info = await this.jsm.consumers.info(this.streamName, options.name).catch(() => null);
-      if (!info) throw err;
-      if (info.config.filter_subject !== filter) {
-        throw new ShardlineError('CONSUMER_MISMATCH', `durable consumer ${options.name} exists with filter ${info.config.filter_subject ?? '(none)'}, not ${filter}: use another name or delete it`, {
-          cause: err,
-        });
-      }
-      await this.jsm.consumers.update(this.streamName, options.name, { max_deliver: config.max_deliver, ack_wait: config.ack_wait, max_ack_pending: config.max_ack_pending });
-    }
-    const consumer = await this.js.consumers.get(this.streamName, options.name);
-    const messages = await consumer.consume({ max_messages: options.prefetch ?? 100 });
+    const { messages, maxDeliveries } = await openDurable({ js: this.js, jsm: this.jsm, mods: this.mods }, this.streamName, this.subjectPrefix, options);
     const c = new EventConsumer(options, maxDeliveries, messages, (p) => {
       try {
         options.onPoison?.(p);
@@ -365,33 +185,7 @@ export class NatsBroker extends TypedEmitter<NatsBrokerEvents> {
     this.assertOpen();
     if (!Number.isInteger(shardId) || shardId < 0) throw new ShardlineError('INVALID_SHARD', `shard id must be an integer >= 0, got ${String(shardId)}`);
     const timeout = options.timeout ?? this.opts.commandTimeout ?? 5000;
-    const subject = this.commandSubject(shardId);
-    let msg: Msg;
-    try {
-      msg = await this.nc.request(subject, enc.encode(JSON.stringify(command)), { timeout });
-    } catch (err) {
-      const e = err as Error & { isNoResponders?: () => boolean; cause?: unknown };
-      const noResponders = e.name === 'NoRespondersError' || e.isNoResponders?.() === true || (e.cause as Error | undefined)?.name === 'NoRespondersError';
-      const timedOut = e.name === 'TimeoutError' || (e.cause as Error | undefined)?.name === 'TimeoutError';
-      if (noResponders || timedOut) {
-        throw new ShardlineError(
-          'NO_SHARD_OWNER',
-          noResponders
-            ? `no process owns shard ${shardId}: nothing answers on ${subject} (is its gateway process running and serving commands?)`
-            : `no process answered for shard ${shardId} on ${subject} within ${timeout} ms (its owner may be gone or overloaded; the command may still run)`,
-          { cause: err },
-        );
-      }
-      throw err;
-    }
-    let reply: { ok: boolean; shardId?: number; nonce?: string; code?: string; message?: string };
-    try {
-      reply = JSON.parse(dec.decode(msg.data)) as typeof reply;
-    } catch (err) {
-      throw new ShardlineError('BAD_REPLY', `the owner of shard ${shardId} sent an unreadable reply`, { cause: err });
-    }
-    if (!reply.ok) throw new ShardlineError(reply.code ?? 'COMMAND_FAILED', reply.message ?? `command failed on shard ${shardId}`);
-    return reply.nonce === undefined ? { shardId } : { shardId, nonce: reply.nonce };
+    return requestCommand(this.nc, this.commandSubject(shardId), shardId, command, timeout);
   }
 
   /** Update the presence of one shard (op 3), wherever it runs. */
@@ -436,40 +230,17 @@ export class NatsBroker extends TypedEmitter<NatsBrokerEvents> {
   }
 
   private remoteMembers(shardId: number, request: NoncedMemberRequest, timeout: number): MemberRequest {
-    let sub: { unsubscribe(): void } | null = null;
-    const req = new MemberRequest(request.nonce, systemClock, timeout, () => {
-      this.closers.delete(closer);
-      try {
-        sub?.unsubscribe();
-      } catch {
-        // the connection is already closed: so is the subscription
-      }
-    });
-    // Closing the broker ends the request at once (its timer and subscription must not outlive the broker).
-    const closer = async () => req.fail(new ShardlineError('BROKER_CLOSED', `the broker was closed before member request ${request.nonce} was answered`));
-    this.closers.add(closer);
-    try {
-      this.assertOpen();
-      const inbox = this.mods.nats.createInbox();
-      sub = this.nc.subscribe(inbox, {
-        callback: (err, msg) => {
-          if (err) return req.fail(err);
-          let m: { chunk?: GuildMembersChunk; error?: { code?: string; message?: string } };
-          try {
-            m = JSON.parse(dec.decode(msg.data)) as typeof m;
-          } catch (e) {
-            return req.fail(new ShardlineError('BAD_REPLY', `the owner of shard ${shardId} sent an unreadable member chunk`, { cause: e }));
-          }
-          if (m.chunk) req.push(m.chunk);
-          else req.fail(new ShardlineError(m.error?.code ?? 'COMMAND_FAILED', m.error?.message ?? `member request failed on shard ${shardId}`));
-        },
-      });
-      // The subscription is registered before the command is published (one connection, in order).
-      this.command(shardId, { kind: 'members', request, chunks: inbox }).catch((err: Error) => req.fail(err));
-    } catch (err) {
-      req.fail(err as Error);
-    }
-    return req;
+    const link: RemoteLink = {
+      nc: this.nc,
+      createInbox: () => this.mods.nats.createInbox(),
+      assertOpen: () => this.assertOpen(),
+      onClose: (closer) => {
+        this.closers.add(closer);
+        return () => this.closers.delete(closer);
+      },
+      command: (id, cmd) => this.command(id, cmd),
+    };
+    return remoteMemberRequest(link, shardId, request, timeout);
   }
 
   /** Send a raw gateway payload on a shard (ops 1, 2 and 6 are refused: they belong to the session). */
@@ -502,30 +273,6 @@ export class NatsBroker extends TypedEmitter<NatsBrokerEvents> {
 
   // ---- internals ------------------------------------------------------------------------------------------
 
-  private async ensureStream(): Promise<void> {
-    const s = this.opts.stream ?? {};
-    const subjects = [`${this.subjectPrefix}.events.>`];
-    const limits = {
-      max_age: ms(s.maxAge ?? 86_400_000),
-      max_bytes: s.maxBytes ?? 1024 ** 3,
-      duplicate_window: ms(s.duplicateWindow ?? 120_000),
-    };
-    const info = await this.jsm.streams.info(this.streamName).catch(() => null);
-    if (!info) {
-      await this.jsm.streams.add({
-        name: this.streamName,
-        subjects,
-        ...limits,
-        storage: s.storage === 'memory' ? this.mods.js.StorageType.Memory : this.mods.js.StorageType.File,
-        num_replicas: s.replicas ?? 1,
-        discard: this.mods.js.DiscardPolicy.Old,
-      });
-      return;
-    }
-    const merged = [...new Set([...(info.config.subjects ?? []), ...subjects])];
-    await this.jsm.streams.update(this.streamName, { ...info.config, subjects: merged, ...limits });
-  }
-
   private assertOpen(): void {
     if (this.closing) throw new ShardlineError('BROKER_CLOSED', 'the broker is closed');
   }
@@ -540,446 +287,6 @@ export class NatsBroker extends TypedEmitter<NatsBrokerEvents> {
       this.emit(event, ...args);
     } catch {
       // a throwing listener must not break the broker
-    }
-  }
-}
-
-interface Pending {
-  subject: string;
-  msgId: string;
-  body: Uint8Array;
-  sessionId: string;
-  sequence: number;
-  state: 'queued' | 'sending' | 'done';
-  duplicate: boolean;
-}
-
-interface Lane {
-  items: Pending[];
-  inFlight: number;
-  retryTimer: NodeJS.Timeout | null;
-  failures: number;
-}
-
-/**
- * Publishes a shard's or cluster's dispatches to JetStream (made by {@link NatsBroker.publisher}). Its one listener
- * on the source's event stream (`event` / `shardEvent`: dispatches, READY and RESUMED for the session ids) only
- * encodes and queues; publishes run in the background, in order per shard, at most
- * `maxInFlightPerShard` at a time, and are retried until stored. When more than `highWaterMark` events wait, the
- * source stops reading its sockets (heartbeats too, like any slow consumer) until half of them are stored.
- */
-export class EventPublisher {
-  /**
-   * Counters: events stored, dropped by the server as duplicates, publish attempts that failed, and times the source
-   * was held back because more than `highWaterMark` events were waiting.
-   */
-  readonly stats = { published: 0, duplicates: 0, failures: 0, pauses: 0 };
-  /** @internal */
-  onClosed: (() => void) | null = null;
-  private readonly lanes = new Map<number, Lane>();
-  private readonly sessions = new Map<number, string>();
-  private readonly unknownReported = new Set<number>();
-  private readonly highWater: number;
-  private readonly perShard: number;
-  private readonly timeout: number;
-  private readonly detach: () => void;
-  private gate: AsyncIterator<DispatchEvent> | null = null;
-  private _pending = 0;
-  private idle: (() => void)[] = [];
-  private closed: Promise<void> | null = null;
-
-  /** @internal */
-  constructor(
-    private readonly broker: NatsBroker,
-    private readonly source: Shard | Cluster,
-    private readonly options: PublisherOptions,
-    private readonly report: (err: Error) => void,
-  ) {
-    this.highWater = Math.max(1, options.highWaterMark ?? 5000);
-    this.perShard = Math.max(1, options.maxInFlightPerShard ?? 1);
-    this.timeout = options.publishTimeout ?? 5000;
-    for (const [id, s] of Object.entries(options.initialSessions ?? {})) this.sessions.set(Number(id), s.sessionId);
-    // One listener on the source's event stream (`event` on a Shard, `shardEvent` on a Cluster).
-    const onEvent = (e: ShardEvent) => {
-      switch (e.kind) {
-        case 'dispatch':
-          this.enqueue(e.event);
-          return;
-        case 'ready':
-          this.sessions.set(e.shardId, e.data.session_id);
-          return;
-        case 'resumed':
-          this.sessions.set(e.shardId, e.session.sessionId);
-          return;
-        default:
-          return;
-      }
-    };
-    if (source instanceof Shard) this.detach = source.listen('event', onEvent);
-    else if (source instanceof Cluster) this.detach = source.listen('shardEvent', onEvent);
-    else throw new ShardlineError('INVALID_OPTION', 'publisher() takes a Shard or a Cluster');
-  }
-
-  /** Events queued or being published. */
-  get pending(): number {
-    return this._pending;
-  }
-
-  /** Whether the source is currently held back because JetStream is behind. */
-  get paused(): boolean {
-    return this.gate !== null;
-  }
-
-  /** Resolve when every event queued so far is stored (or reject after `timeout` ms). */
-  flush(timeout = 10_000): Promise<void> {
-    if (this._pending === 0) return Promise.resolve();
-    return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.idle = this.idle.filter((f) => f !== done);
-        reject(new ShardlineError('PUBLISH_PENDING', `${this._pending} event(s) still not stored by JetStream after ${timeout} ms`));
-      }, timeout);
-      const done = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-      this.idle.push(done);
-    });
-  }
-
-  /**
-   * Stop listening, wait (up to `timeout`) for queued events to be stored, then give up on the rest (their
-   * sequences were never recorded as published, so a resume replays them).
-   */
-  close(timeout = 10_000): Promise<void> {
-    this.closed ??= (async () => {
-      this.detach();
-      this.release();
-      try {
-        await this.flush(timeout);
-      } catch (err) {
-        this.report(err as Error);
-      }
-      for (const lane of this.lanes.values()) {
-        if (lane.retryTimer) clearTimeout(lane.retryTimer);
-        lane.retryTimer = null;
-        lane.items.length = 0;
-      }
-      this.lanes.clear();
-      this._pending = 0;
-      this.onClosed?.();
-    })();
-    return this.closed;
-  }
-
-  private sessionOf(shardId: number): string | undefined {
-    let local: Session | null | undefined;
-    if (this.source instanceof Shard) local = this.source.session;
-    else {
-      try {
-        local = this.source.shard(shardId).shard?.session;
-      } catch {
-        local = undefined;
-      }
-    }
-    return local?.sessionId ?? this.sessions.get(shardId);
-  }
-
-  /** Hot path: encode and queue (synchronous, never waits on the network). */
-  private enqueue(event: DispatchEvent): void {
-    if (this.closed) return;
-    const sessionId = this.sessionOf(event.shardId);
-    if (!sessionId && !this.unknownReported.has(event.shardId)) {
-      this.unknownReported.add(event.shardId);
-      this.report(new ShardlineError('NO_SESSION', `shard ${event.shardId}: ${event.type} seq ${event.sequence} has no known session; published without duplicate detection`));
-    }
-    const sid = sessionId ?? 'unknown';
-    const body: BrokerEvent = { shardId: event.shardId, type: event.type, sequence: event.sequence, sessionId: sid, data: event.data };
-    let lane = this.lanes.get(event.shardId);
-    if (!lane) this.lanes.set(event.shardId, (lane = { items: [], inFlight: 0, retryTimer: null, failures: 0 }));
-    lane.items.push({
-      subject: this.broker.eventSubject(event.shardId, event.type),
-      msgId: `${sid}:${event.sequence}`,
-      body: enc.encode(JSON.stringify(body)),
-      sessionId: sid,
-      sequence: event.sequence,
-      state: 'queued',
-      duplicate: false,
-    });
-    this._pending++;
-    if (this._pending >= this.highWater && !this.gate) this.hold();
-    this.pump(event.shardId, lane);
-  }
-
-  private pump(shardId: number, lane: Lane): void {
-    if (lane.retryTimer) return;
-    for (const item of lane.items) {
-      if (lane.inFlight >= this.perShard) break;
-      if (item.state !== 'queued') continue;
-      item.state = 'sending';
-      lane.inFlight++;
-      this.broker.js.publish(item.subject, item.body, { msgID: item.msgId, timeout: this.timeout }).then(
-        (ack) => {
-          lane.inFlight--;
-          item.state = 'done';
-          item.duplicate = ack.duplicate;
-          lane.failures = 0;
-          this.settle(shardId, lane);
-        },
-        (err: Error) => {
-          lane.inFlight--;
-          item.state = 'queued';
-          this.stats.failures++;
-          lane.failures++;
-          if (this.closed && this.lanes.size === 0) return;
-          const wait = Math.min(100 * 2 ** Math.min(lane.failures - 1, 6), 5000);
-          this.report(new ShardlineError('PUBLISH_FAILED', `shard ${shardId}: publishing ${item.msgId} to ${item.subject} failed (${err.message}); retrying in ${wait} ms`, { cause: err }));
-          if (!lane.retryTimer) {
-            lane.retryTimer = setTimeout(() => {
-              lane.retryTimer = null;
-              if (this.lanes.get(shardId) === lane) this.pump(shardId, lane);
-            }, wait);
-          }
-        },
-      );
-    }
-  }
-
-  /** Pop stored events off the head of a shard's queue, in order, and report them. */
-  private settle(shardId: number, lane: Lane): void {
-    let n = 0;
-    while (n < lane.items.length && lane.items[n]!.state === 'done') n++;
-    if (n > 0) {
-      const done = lane.items.splice(0, n);
-      this._pending -= n;
-      for (const item of done) {
-        if (item.duplicate) this.stats.duplicates++;
-        else this.stats.published++;
-        if (item.sessionId !== 'unknown') {
-          this.options.sessions?.update(shardId, { sessionId: item.sessionId, sequence: item.sequence });
-          try {
-            this.options.onPublished?.({ shardId, sessionId: item.sessionId, sequence: item.sequence, duplicate: item.duplicate });
-          } catch (err) {
-            this.report(err as Error);
-          }
-        }
-      }
-      if (this.gate && this._pending <= this.highWater >> 1) this.release();
-      if (this._pending === 0) {
-        const waiters = this.idle;
-        this.idle = [];
-        for (const w of waiters) w();
-      }
-    }
-    this.pump(shardId, lane);
-  }
-
-  /** Stop the source reading its sockets: an events() iterator nobody reads fills up and applies back-pressure. */
-  private hold(): void {
-    this.stats.pauses++;
-    try {
-      this.gate = this.source.events();
-    } catch {
-      this.gate = null;
-    }
-  }
-
-  private release(): void {
-    const g = this.gate;
-    this.gate = null;
-    void g?.return?.();
-  }
-}
-
-/** A running durable consumer (made by {@link NatsBroker.consume}). */
-export class EventConsumer {
-  /** Counters: events acknowledged, handler failures (nak'ed), events terminated as poison. */
-  readonly stats = { handled: 0, failed: 0, poisoned: 0 };
-  readonly name: string;
-  /** Settles when the consumer has stopped. */
-  readonly done: Promise<void>;
-  private stopping = false;
-
-  /** @internal */
-  constructor(
-    private readonly options: ConsumeOptions,
-    private readonly maxDeliveries: number,
-    private readonly messages: ConsumerMessages,
-    private readonly poison: (p: PoisonEvent) => void,
-  ) {
-    this.name = options.name;
-    this.done = this.run();
-  }
-
-  /**
-   * Stop fetching; the event being handled finishes (and is acknowledged) first, waiting at most `timeout` ms for it.
-   * Un-acked events (prefetched, or a handler that did not finish) are redelivered to the next consumer of this name
-   * after `ackWait`.
-   */
-  async stop(timeout = 10_000): Promise<void> {
-    this.stopping = true;
-    await this.messages.close().catch(() => undefined);
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([this.done, new Promise<void>((resolve) => (timer = setTimeout(resolve, timeout)))]);
-    clearTimeout(timer);
-  }
-
-  private async run(): Promise<void> {
-    try {
-      for await (const m of this.messages) {
-        await this.handle(m);
-        if (this.stopping) break;
-      }
-    } catch {
-      // the iterator ends with an error when the connection closes: the consumer stops
-    }
-  }
-
-  private async handle(m: JsMsg): Promise<void> {
-    const info: DeliveryInfo = { deliveryCount: m.info.deliveryCount, redelivered: m.redelivered, subject: m.subject, streamSequence: m.info.streamSequence };
-    let event: BrokerEvent | null = null;
-    try {
-      event = JSON.parse(dec.decode(m.data)) as BrokerEvent;
-      if (typeof event !== 'object' || event === null || typeof event.type !== 'string') throw new TypeError('not a shardline event');
-    } catch (err) {
-      m.term('undecodable');
-      this.stats.poisoned++;
-      this.poison({ consumer: this.name, subject: m.subject, streamSequence: info.streamSequence, deliveryCount: info.deliveryCount, event: null, error: err as Error });
-      return;
-    }
-    try {
-      await this.options.handler(event, info);
-      m.ack();
-      this.stats.handled++;
-    } catch (err) {
-      const error = err instanceof Error ? err : new Error(String(err));
-      if (info.deliveryCount >= this.maxDeliveries) {
-        m.term(`failed ${info.deliveryCount} times: ${error.message}`.slice(0, 200));
-        this.stats.poisoned++;
-        this.poison({ consumer: this.name, subject: m.subject, streamSequence: info.streamSequence, deliveryCount: info.deliveryCount, event, error });
-        return;
-      }
-      const d = this.options.nakDelay;
-      const delay = typeof d === 'function' ? d(info.deliveryCount) : (d ?? Math.min(1000 * 2 ** (info.deliveryCount - 1), 30_000));
-      m.nak(Math.max(0, delay));
-      this.stats.failed++;
-    }
-  }
-}
-
-/** Answers commands for the shards a process runs (made by {@link NatsBroker.serveCommands}). */
-export class CommandServer {
-  readonly shardIds: readonly number[];
-  /** @internal */
-  onClosed: (() => void) | null = null;
-  private readonly subs: { unsubscribe(): void; drain(): Promise<void> }[] = [];
-  private closed = false;
-  private nonces = 0;
-
-  private readonly nc: NatsConnection;
-
-  /** @internal */
-  constructor(
-    broker: NatsBroker,
-    private readonly source: Shard | Cluster,
-    ids: number[],
-    private readonly report: (err: Error) => void,
-  ) {
-    this.shardIds = ids;
-    this.nc = broker.nc;
-    for (const id of ids) {
-      // A queue group: even if two processes briefly served one shard, a command runs once.
-      const sub = broker.nc.subscribe(broker.commandSubject(id), {
-        queue: 'owner',
-        callback: (err, msg) => {
-          if (err) return this.report(err);
-          void this.answer(id, msg);
-        },
-      });
-      this.subs.push(sub);
-    }
-  }
-
-  /** Stop answering (in-flight commands finish). */
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    await Promise.all(this.subs.map((s) => s.drain().catch(() => s.unsubscribe())));
-    this.onClosed?.();
-  }
-
-  private async answer(shardId: number, msg: Msg): Promise<void> {
-    let reply: Record<string, unknown>;
-    try {
-      const cmd = JSON.parse(dec.decode(msg.data)) as ShardCommand;
-      reply = { ok: true, shardId, ...(await this.run(shardId, cmd)) };
-    } catch (err) {
-      const e = err as Error & { code?: string };
-      reply = { ok: false, shardId, code: typeof e.code === 'string' ? e.code : 'COMMAND_FAILED', message: e.message ?? String(err) };
-    }
-    try {
-      msg.respond(enc.encode(JSON.stringify(reply)));
-    } catch (err) {
-      this.report(err as Error);
-    }
-  }
-
-  private localMembers(shardId: number, request: NoncedMemberRequest): MemberRequest {
-    const source = this.source;
-    if (source instanceof Shard) {
-      if (source.id !== shardId) throw new ShardlineError('UNKNOWN_SHARD', `this process runs shard ${source.id}, not ${shardId}`);
-      return source.requestGuildMembers(request);
-    }
-    const owner = source.shardIdFor(request.guild_id);
-    if (owner !== shardId) throw new ShardlineError('WRONG_SHARD', `guild ${request.guild_id} belongs to shard ${owner}, not ${shardId} (do both sides use the same shard count?)`);
-    return source.requestGuildMembers(request);
-  }
-
-  private async streamMembers(req: MemberRequest, subject: string): Promise<void> {
-    try {
-      for await (const chunk of req) this.nc.publish(subject, enc.encode(JSON.stringify({ chunk })));
-    } catch (err) {
-      const e = err as Error & { code?: string };
-      try {
-        this.nc.publish(subject, enc.encode(JSON.stringify({ error: { code: typeof e.code === 'string' ? e.code : 'COMMAND_FAILED', message: e.message ?? String(err) } })));
-      } catch (publishError) {
-        this.report(publishError as Error);
-      }
-    }
-  }
-
-  private async run(shardId: number, cmd: ShardCommand): Promise<{ nonce?: string }> {
-    const send = (payload: { op: number; d: unknown }): Promise<void> => {
-      if (this.source instanceof Shard) {
-        if (this.source.id !== shardId) throw new ShardlineError('UNKNOWN_SHARD', `this process runs shard ${this.source.id}, not ${shardId}`);
-        return this.source.send(payload);
-      }
-      return this.source.send(shardId, payload);
-    };
-    switch (cmd?.kind) {
-      case 'presence':
-        await send({ op: 3, d: cmd.presence });
-        return {};
-      case 'voice':
-        await send({ op: 4, d: cmd.state });
-        return {};
-      case 'members': {
-        const nonce = cmd.request.nonce ?? `slr${shardId.toString(36)}-${(this.nonces++).toString(36)}-${Date.now().toString(36)}`;
-        if (typeof cmd.chunks === 'string') {
-          // The caller wants the chunks back: run the request here and publish each chunk to its inbox.
-          void this.streamMembers(this.localMembers(shardId, { ...cmd.request, nonce }), cmd.chunks);
-          return { nonce };
-        }
-        await send({ op: 8, d: { ...cmd.request, nonce } });
-        return { nonce };
-      }
-      case 'send':
-        if (!Number.isInteger(cmd.op) || FORBIDDEN_OPS.has(cmd.op)) {
-          throw new ShardlineError('FORBIDDEN_OP', `op ${String(cmd.op)} cannot be sent remotely (heartbeat, identify and resume belong to the shard)`);
-        }
-        await send({ op: cmd.op, d: cmd.d });
-        return {};
-      default:
-        throw new ShardlineError('UNKNOWN_COMMAND', `unknown command kind ${JSON.stringify((cmd as { kind?: unknown })?.kind)}`);
     }
   }
 }

@@ -59,6 +59,37 @@ export function replyTo(content) {
   return typeof content === 'string' && content.startsWith('!ping') ? content.replace('!ping', 'pong') : null;
 }
 
+/**
+ * The bot of a library that hands over raw gateway dispatches (`@discordjs/ws`, discordeno's gateway manager):
+ * returns `(t, d)` to call with each dispatch. It reports `ready` once the GUILD_CREATE of every guild READY
+ * listed has arrived, answers the `/ping` slash command through `respond(interaction, body)` and every `!ping N`
+ * through `send(message, body)`, and reports the bot's own messages.
+ */
+export function rawDispatchBot({ respond, send }) {
+  const expected = new Set();
+  const guilds = new Set();
+  let userId = null;
+  let ready = false;
+  return (t, d) => {
+    if (t === 'READY') {
+      userId = d.user.id;
+      for (const g of d.guilds) expected.add(g.id);
+    } else if (t === 'GUILD_CREATE') {
+      guilds.add(d.id);
+      if (!ready && [...expected].every((id) => guilds.has(id))) {
+        ready = true;
+        emit('ready', { guilds: guilds.size });
+      }
+    } else if (t === 'INTERACTION_CREATE' && d.data?.name === 'ping') {
+      respond(d, { type: 4, data: { content: 'pong /ping' } }).catch(report);
+    } else if (t === 'MESSAGE_CREATE') {
+      const reply = replyTo(d.content);
+      if (reply) send(d, { content: reply }).catch(report);
+      else if (d.author.id === userId) emit('own', { content: d.content });
+    }
+  };
+}
+
 /** Report an error without crashing the child (the runner sees it and fails the case). */
 export function report(err) {
   emit('error', { message: err instanceof Error ? `${err.name}: ${err.message}` : String(err) });

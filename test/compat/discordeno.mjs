@@ -3,17 +3,16 @@
 // then skips its own rate limiting (a 429 becomes an error), so the REST manager is created for Discord and its
 // `baseUrl` is pointed at the simulator afterwards: discordeno's full REST path (queues, buckets, 429 retries) runs.
 // The gateway URL and shard count come from GET /gateway/bot through it.
-import { emit, env, INTENTS, onStop, replyTo, report } from './common.mjs';
+import { env, INTENTS, onStop, rawDispatchBot, report } from './common.mjs';
 import { createGatewayManager } from '@discordeno/gateway';
 import { createRestManager } from '@discordeno/rest';
 
 const rest = createRestManager({ token: env.token });
 rest.baseUrl = env.api;
-const expected = new Set();
-const guilds = new Set();
-let userId = null;
-let ready = false;
-
+const onDispatch = rawDispatchBot({
+  respond: (i, body) => rest.sendInteractionResponse(i.id, i.token, body),
+  send: (m, body) => rest.sendMessage(m.channelId, body),
+});
 const connection = await rest.getSessionInfo();
 const gateway = createGatewayManager({
   token: env.token,
@@ -22,24 +21,7 @@ const gateway = createGatewayManager({
   url: connection.url,
   totalShards: 1,
   events: {
-    message(_shard, { t, d }) {
-      if (t === 'READY') {
-        userId = d.user.id;
-        for (const g of d.guilds) expected.add(g.id);
-      } else if (t === 'GUILD_CREATE') {
-        guilds.add(d.id);
-        if (!ready && [...expected].every((id) => guilds.has(id))) {
-          ready = true;
-          emit('ready', { guilds: guilds.size });
-        }
-      } else if (t === 'INTERACTION_CREATE' && d.data?.name === 'ping') {
-        rest.sendInteractionResponse(d.id, d.token, { type: 4, data: { content: 'pong /ping' } }).catch(report);
-      } else if (t === 'MESSAGE_CREATE') {
-        const reply = replyTo(d.content);
-        if (reply) rest.sendMessage(d.channelId, { content: reply }).catch(report);
-        else if (d.author.id === userId) emit('own', { content: d.content });
-      }
-    },
+    message: (_shard, { t, d }) => onDispatch(t, d),
   },
 });
 onStop(() => gateway.shutdown(1000, 'compat test done'));
