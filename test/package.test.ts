@@ -118,6 +118,7 @@ export function wire(cluster: Cluster): [typeof RedisSessionStore, typeof RedisI
  */
 const METRICS = `import { attachMetrics, Cluster, type ClusterMetrics, type MetricsOptions, type MetricsRegistry } from 'shardline';
 import { ShardlineStrategy } from 'shardline/discordjs';
+import { attachProxyMetrics, GatewayProxy, type GatewayProxyOptions } from 'shardline/proxy';
 
 const options: MetricsOptions = { prefix: 'mybot_', readyz: 'guilds', latencyBuckets: [0.05, 0.1, 0.5] };
 export async function serve(cluster: Cluster, registry?: MetricsRegistry): Promise<ClusterMetrics> {
@@ -126,6 +127,10 @@ export async function serve(cluster: Cluster, registry?: MetricsRegistry): Promi
   return metrics;
 }
 export const strategy: typeof ShardlineStrategy = ShardlineStrategy;
+export async function proxy(o: GatewayProxyOptions, registry: MetricsRegistry): Promise<() => void> {
+  const p = await GatewayProxy.start(o);
+  return attachProxyMetrics(p, registry);
+}
 `;
 
 const RESOLUTIONS = [

@@ -109,7 +109,7 @@ export async function proxyCommand(argv: string[], usage: (message: string) => E
   const cleanups: (() => unknown)[] = [];
   if (metricsPort !== undefined) {
     const metrics = await attachMetrics(proxy.cluster, { defaultMetrics: true });
-    const detach = await attachProxyMetrics(proxy, metrics.registry as Parameters<typeof attachProxyMetrics>[1]); // a prom-client Registry (attachMetrics made it)
+    const detach = await attachProxyMetrics(proxy, metrics.registry);
     const ep = await metrics.listen({ port: metricsPort, host });
     cleanups.push(detach, () => metrics.detach());
     process.stderr.write(`shardline proxy: metrics at ${ep.url}/metrics\n`);

@@ -11,6 +11,7 @@ import { Cluster } from '../cluster.js';
 import { DEFAULT_API_URL, type ClusterOptions } from '../cluster-options.js';
 import { TypedEmitter } from '../emitter.js';
 import { ShardlineError } from '../errors.js';
+import type { RedisConnection } from '../distributed/redis-client.js';
 import type { ShardEvent } from '../events.js';
 import { ClusterTracker } from '../metrics.js';
 import type { Session } from '../session.js';
@@ -270,7 +271,7 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
     const s = this.settings;
     let sessions: Record<number, Session> = {};
     if (options.redis !== undefined) {
-      this.store = await ProxyStore.open(options.redis, options.redisKey ?? 'default', s.persistInterval, (err) => this.report(err));
+      this.store = await ProxyStore.open(options.redis as RedisConnection, options.redisKey ?? 'default', s.persistInterval, (err) => this.report(err));
       const saved = await this.store.load();
       for (const [id, g] of Object.entries(saved.guilds)) this.cache.restore(id, g);
       if (saved.user) this.setUser(saved.user);

@@ -2,8 +2,7 @@
  * Prometheus series of a {@link GatewayProxy}, read from `proxy.stats()` at scrape time.
  * @packageDocumentation
  */
-import type { Registry } from 'prom-client';
-import { loadPromClient } from '../metrics.js';
+import { loadPromClient, type MetricsRegistry } from '../metrics.js';
 import type { GatewayProxy } from './gateway-proxy.js';
 
 /**
@@ -12,7 +11,7 @@ import type { GatewayProxy } from './gateway-proxy.js';
  * `client_identifies_total`, `client_resumes_total`, `client_resumes_refused_total`, `rest_requests_total`.
  * Returns a function that removes them.
  */
-export async function attachProxyMetrics(proxy: GatewayProxy, registry: Registry, prefix = 'shardline_proxy_'): Promise<() => void> {
+export async function attachProxyMetrics(proxy: GatewayProxy, registry: MetricsRegistry, prefix = 'shardline_proxy_'): Promise<() => void> {
   const prom = await loadPromClient();
   const names: string[] = [];
   /** One Gauge or Counter whose values are read at scrape time: `[labels, value]` pairs (no labels: `{}`). */
@@ -32,7 +31,7 @@ export async function attachProxyMetrics(proxy: GatewayProxy, registry: Registry
             else this.inc?.(labels, v);
           }
         },
-      }) as never,
+      }),
     );
   };
   const perShard = (name: string, help: string, field: 'clients' | 'ringDepth' | 'ringBytes' | 'commands', kind: 'Gauge' | 'Counter') =>

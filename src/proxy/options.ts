@@ -3,7 +3,6 @@
  * @packageDocumentation
  */
 import type { ClusterOptions } from '../cluster-options.js';
-import type { RedisConnection } from '../distributed/redis-client.js';
 import { ShardlineError } from '../errors.js';
 
 /** Options of {@link GatewayProxy.start}: a Cluster's (upstream) plus the proxy's own. */
@@ -23,8 +22,12 @@ export interface GatewayProxyOptions extends ClusterOptions {
   /**
    * Persist the upstream sessions and the guild cache in Redis, so a restarted proxy RESUMEs upstream (no IDENTIFY)
    * and still serves complete READY / GUILD_CREATEs. Needs the optional peer dependency `ioredis`.
+   *
+   * A `redis://` URL, an `ioredis` client you own (never closed by the proxy), or `ioredis` options. Typed as
+   * `string | object` so that `shardline/proxy`'s declarations name no type of the optional `ioredis` (a project
+   * without it still type-checks with `skipLibCheck` off).
    */
-  redis?: RedisConnection;
+  redis?: string | object;
   /** Names the Redis keys (`shardline:proxy:{redisKey}:`). Default `default`. */
   redisKey?: string;
   /** How often the cache and sessions are written to Redis, real ms. Default 1000. */
