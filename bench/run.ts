@@ -24,7 +24,7 @@
  *
  * @module
  */
-import { execFileSync, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -32,6 +32,7 @@ import { fileURLToPath } from 'node:url';
 import {
   CLIENTS,
   ChildPool,
+  callgrindTotals,
   transpileBench,
   nextMessage,
   type ClientJob,
@@ -236,24 +237,6 @@ interface StreamRecord extends StreamResult {
   irCompiler: number | null;
   /** Dispatches in the stream the client was given (all of them, warm-up included). */
   streamDispatches: number;
-}
-
-/**
- * Total instructions (`summary:` of a callgrind output file) and those spent in V8's optimizing compiler
- * (functions in `v8::internal::compiler::`, from `callgrind_annotate`). Compiling is one-off work whose timing
- * differs between two runs of one client (V8 (re)optimizes when it sees fit), so the table shows the figure with
- * and without it.
- */
-function callgrindTotals(file: string): { ir: number; compiler: number } {
-  const m = /^summary:\s*(\d+)/m.exec(readFileSync(file, 'utf8'));
-  if (!m) throw new Error(`no summary line in ${file}`);
-  const listing = execFileSync('callgrind_annotate', ['--threshold=100', file], { encoding: 'utf8', maxBuffer: 64 << 20 });
-  let compiler = 0;
-  for (const line of listing.split('\n')) {
-    const f = /^\s*([\d,]+)\s+\([^)]*\)\s+(.*)$/.exec(line);
-    if (f && f[2]!.includes('v8::internal::compiler::')) compiler += Number(f[1]!.replace(/,/g, ''));
-  }
-  return { ir: Number(m[1]), compiler };
 }
 
 function expectedCounts(info: WorkloadInfo, events: string[] | null): { total: number; window: number } {
