@@ -634,3 +634,10 @@ export function callgrindTotals(file: string): { ir: number; compiler: number } 
   }
   return { ir: Number(m[1]), compiler };
 }
+
+/** Median of a non-empty list. */
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}

@@ -33,6 +33,7 @@ import {
   CLIENTS,
   ChildPool,
   callgrindTotals,
+  median,
   transpileBench,
   nextMessage,
   type ClientJob,
@@ -339,11 +340,6 @@ async function runIdle(server: Server, client: ClientName, opts: Options, shards
 // Reporting
 // ---------------------------------------------------------------------------------------------------------
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 const mb = (b: number): string => (b / 1048576).toFixed(1);
 const kb = (b: number): string => (b / 1024).toFixed(1);
 

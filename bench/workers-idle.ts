@@ -22,7 +22,7 @@ import { availableParallelism } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type * as Shardline from '../src/index.js';
-import { BENCH_INTENTS, BENCH_TOKEN, ChildPool, nextMessage, transpileBench, type ServerCommand, type ServerReport } from './common.js';
+import { BENCH_INTENTS, BENCH_TOKEN, ChildPool, median, nextMessage, transpileBench, type ServerCommand, type ServerReport } from './common.js';
 
 interface Job {
   port: number;
@@ -145,11 +145,6 @@ function parseArgs(argv: string[]): Options {
   return o;
 }
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 const mb = (b: number): string => (b / 1048576).toFixed(1);
 const kb = (b: number): string => (b / 1024).toFixed(0);
 const heapOf = (r: Result): number => r.mainHeap + r.workerHeaps.reduce((a, b) => a + b, 0);

@@ -56,6 +56,7 @@ import {
   BENCH_TOKEN,
   ChildPool,
   callgrindTotals,
+  median,
   peakRss,
   transpileBench,
   buildWorkload,
@@ -638,11 +639,6 @@ function combine(parts: RunResult[]): RunResult {
 }
 
 const name = (c: Config): string => (c.procs > 1 ? c.label : `workers: ${c.label}`);
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 const mb = (b: number): string => (b / 1048576).toFixed(0);
 const k = (x: number): string => `${(x / 1000).toFixed(1)}k`;
 /** Stream dispatches the shards got through per second of wall time (= delivered/s when nothing is filtered). */
