@@ -10,7 +10,7 @@
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve as resolvePath } from 'node:path';
-import { fork, type ChildProcess } from 'node:child_process';
+import { execFileSync, fork, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
 import zlib from 'node:zlib';
 import { PayloadWorld } from './payloads.js';
@@ -615,4 +615,29 @@ export async function transpileBench(benchDir: string, outDir: string, files: st
     writeFileSync(join(outDir, f.replace(/\.ts$/, '.js')), out.outputText);
   }
   writeFileSync(join(outDir, 'package.json'), '{ "type": "module", "private": true }\n');
+}
+
+/**
+ * Total instructions (`summary:` of a callgrind output file) and those spent in V8's optimizing compiler
+ * (functions in `v8::internal::compiler::`, from `callgrind_annotate`). Compiling is one-off work whose timing
+ * differs between two runs of one client (V8 (re)optimizes when it sees fit), so the table shows the figure with
+ * and without it.
+ */
+export function callgrindTotals(file: string): { ir: number; compiler: number } {
+  const m = /^summary:\s*(\d+)/m.exec(readFileSync(file, 'utf8'));
+  if (!m) throw new Error(`no summary line in ${file}`);
+  const listing = execFileSync('callgrind_annotate', ['--threshold=100', file], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  let compiler = 0;
+  for (const line of listing.split('\n')) {
+    const f = /^\s*([\d,]+)\s+\([^)]*\)\s+(.*)$/.exec(line);
+    if (f && f[2]!.includes('v8::internal::compiler::')) compiler += Number(f[1]!.replace(/,/g, ''));
+  }
+  return { ir: Number(m[1]), compiler };
+}
+
+/** Median of a non-empty list. */
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }

@@ -25,7 +25,7 @@
  *
  * @module
  */
-import { execFileSync, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -33,6 +33,8 @@ import { fileURLToPath } from 'node:url';
 import {
   CLIENTS,
   ChildPool,
+  callgrindTotals,
+  median,
   transpileBench,
   nextMessage,
   type ClientJob,
@@ -258,24 +260,6 @@ interface StreamRecord extends StreamResult {
   streamDispatches: number;
 }
 
-/**
- * Total instructions (`summary:` of a callgrind output file) and those spent in V8's optimizing compiler
- * (functions in `v8::internal::compiler::`, from `callgrind_annotate`). Compiling is one-off work whose timing
- * differs between two runs of one client (V8 (re)optimizes when it sees fit), so the table shows the figure with
- * and without it.
- */
-function callgrindTotals(file: string): { ir: number; compiler: number } {
-  const m = /^summary:\s*(\d+)/m.exec(readFileSync(file, 'utf8'));
-  if (!m) throw new Error(`no summary line in ${file}`);
-  const listing = execFileSync('callgrind_annotate', ['--threshold=100', file], { encoding: 'utf8', maxBuffer: 64 << 20 });
-  let compiler = 0;
-  for (const line of listing.split('\n')) {
-    const f = /^\s*([\d,]+)\s+\([^)]*\)\s+(.*)$/.exec(line);
-    if (f && f[2]!.includes('v8::internal::compiler::')) compiler += Number(f[1]!.replace(/,/g, ''));
-  }
-  return { ir: Number(m[1]), compiler };
-}
-
 function expectedCounts(info: WorkloadInfo, events: string[] | null): { total: number; window: number } {
   const sum = (c: Record<string, number>): number => Object.entries(c).reduce((a, [t, n]) => a + (events === null || events.includes(t) ? n : 0), 0);
   return { total: sum(info.countsAll), window: sum(info.countsWindow) };
@@ -377,11 +361,6 @@ async function runIdle(server: Server, client: ClientName, opts: Options, shards
 // Reporting
 // ---------------------------------------------------------------------------------------------------------
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 const mb = (b: number): string => (b / 1048576).toFixed(1);
 const kb = (b: number): string => (b / 1024).toFixed(1);
 

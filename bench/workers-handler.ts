@@ -1,7 +1,8 @@
 /**
  * The handler module of `bench/workers.ts --handler-work N`: a fixed amount of CPU per dispatch (N rounds of an
  * integer hash, no allocation), a per-shard completeness and order check (`s` 2, 3, …), and a progress post to the
- * main thread every 1000 dispatches of a shard and at its last one: `[shardId, handled, outOfOrder, messageCreates]`.
+ * main thread every 1000 dispatches of a shard and at its last one: `[shardId, handled, outOfOrder, messageCreates]`;
+ * with `SHARDLINE_BENCH_HEAP` set, its thread's heap every 500 ms (`bench/workers-idle.ts`).
  * Plain object export (what `defineHandler` returns), so the transpiled file imports nothing.
  */
 const WORK = Number(process.env.SHARDLINE_BENCH_WORK ?? 0);
@@ -16,6 +17,18 @@ interface Event {
 }
 
 export default {
+  /**
+   * `SHARDLINE_BENCH_HEAP` (`bench/workers-idle.ts`): every 500 ms, collect garbage in this thread (when `--expose-gc`
+   * reached it) and post `{ heap }`, this thread's JS heap in use, bytes.
+   */
+  init(scope: { worker: number | null; post(value: unknown): void }): void {
+    if (!process.env.SHARDLINE_BENCH_HEAP) return;
+    const gc = (globalThis as { gc?: () => void }).gc;
+    setInterval(() => {
+      gc?.();
+      scope.post({ heap: process.memoryUsage().heapUsed, worker: scope.worker });
+    }, 500).unref();
+  },
   dispatch(event: Event, ctx: { post(value: unknown): void }): void {
     if (event.type === 'READY') return;
     let x = event.sequence;

@@ -33,6 +33,11 @@
  *                      in the main thread with workers: 0, or in each of the pN processes), which does N rounds of
  *                      integer hashing per dispatch (fixed CPU), checks order and posts progress; rates are
  *                      dispatches handled per second. Workloads without a filter only.
+ *   --callgrind        count instructions instead of time: every client process runs under `valgrind
+ *                      --tool=callgrind` (all its threads, serialised; ~50x slower), once on a quarter of the stream
+ *                      and once on all of it; instructions per dispatch = the difference of the totals over the
+ *                      difference of the dispatches (start-up, connecting and loading cancel out). Noise-free where
+ *                      wall-clock figures are not. Default 1 rep, --messages 4000.
  *
  * Run: `npm run build && node --import tsx bench/workers.ts` (= `npm run bench:workers`). The orchestrator runs
  * under tsx; it transpiles this file, `common.ts` and `server.ts` to `bench/.out/workers/` and starts the server
@@ -46,7 +51,21 @@ import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type * as Shardline from '../src/index.js';
-import { BENCH_INTENTS, BENCH_TOKEN, ChildPool, peakRss, transpileBench, buildWorkload, nextMessage, type MixName, type ServerCommand, type ServerReport, type WorkloadInfo } from './common.js';
+import {
+  BENCH_INTENTS,
+  BENCH_TOKEN,
+  ChildPool,
+  callgrindTotals,
+  median,
+  peakRss,
+  transpileBench,
+  buildWorkload,
+  nextMessage,
+  type MixName,
+  type ServerCommand,
+  type ServerReport,
+  type WorkloadInfo,
+} from './common.js';
 
 // ---------------------------------------------------------------------------------------------------------
 // IPC between the orchestrator and a measured client
@@ -70,6 +89,8 @@ interface Job {
   handlerWork: number | null;
   /** Handler mode: the handler module's path. */
   handlerPath: string | null;
+  /** Factor on the client's stall guard (under callgrind everything runs ~50x slower). */
+  slow: number;
 }
 
 interface RunResult {
@@ -104,6 +125,10 @@ interface RunResult {
   steadyCpuUs: number;
   steadyMainCpuUs: number | null;
   peakRss: number;
+  /** `--callgrind`: instructions of the whole process (every thread), else null (set by the orchestrator). */
+  ir?: number | null;
+  /** `--callgrind`: of those, instructions in V8's optimizing compiler (one-off work; each worker isolate compiles its own). */
+  irCompiler?: number | null;
 }
 
 type ClientMsg = { type: 'ready' } | { type: 'armed' } | RunResult | { type: 'error'; message: string };
@@ -297,7 +322,7 @@ async function runClient(job: Job): Promise<void> {
   const watchdog = setInterval(() => {
     if (m0 === null) return;
     if (received === lastSeen) {
-      if (++stalled >= 30) finish();
+      if (++stalled >= 30 * job.slow) finish();
     } else {
       lastSeen = received;
       stalled = 0;
@@ -338,6 +363,8 @@ interface Options {
   json: string | null;
   /** `--handler-work N`: run `workers-handler.js` as the cluster's handler, N rounds of CPU work per dispatch. */
   handlerWork: number | null;
+  /** `--callgrind`: instructions per dispatch instead of time. */
+  callgrind: boolean;
 }
 
 /** One way to run the shards: `workers` worker threads in each of `procs` processes (shards split between them). */
@@ -373,7 +400,17 @@ const WORKLOADS: Workload[] = [
 ];
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { quick: false, shards: 8, messages: 30_000, reps: 5, configs: ['0', '1', '2', '3', 'p2'].map(parseConfig), workloads: WORKLOADS, json: null, handlerWork: null };
+  const o: Options = {
+    quick: false,
+    shards: 8,
+    messages: 30_000,
+    reps: 5,
+    configs: ['0', '1', '2', '3', 'p2'].map(parseConfig),
+    workloads: WORKLOADS,
+    json: null,
+    handlerWork: null,
+    callgrind: false,
+  };
   const set = new Set<string>();
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -403,6 +440,7 @@ function parseArgs(argv: string[]): Options {
       o.workloads = WORKLOADS.filter((w) => names.includes(w.name));
     } else if (a === '--json') o.json = resolve(val());
     else if (a === '--handler-work') o.handlerWork = int(0);
+    else if (a === '--callgrind') o.callgrind = true;
     else if (a === '--help' || a === '-h') {
       console.log(
         readFileSync(fileURLToPath(import.meta.url), 'utf8')
@@ -419,6 +457,10 @@ function parseArgs(argv: string[]): Options {
     if (!set.has('--messages')) o.messages = 2000;
     if (!set.has('--reps')) o.reps = 1;
   }
+  if (o.callgrind) {
+    if (!set.has('--messages') && !o.quick) o.messages = 4000;
+    if (!set.has('--reps')) o.reps = 1;
+  }
   if (o.handlerWork !== null) {
     // the handler checks order itself, with every dispatch delivered: workloads without an `events` filter
     o.workloads = o.workloads.filter((w) => w.events === null);
@@ -430,7 +472,7 @@ function parseArgs(argv: string[]): Options {
 }
 
 const pool = new ChildPool(OUT, ROOT);
-const start = (file: string, args: string[], execArgv: string[]): ChildProcess => pool.start(file, args, execArgv);
+const start = (file: string, args: string[], execArgv: string[], wrapper?: string[]): ChildProcess => pool.start(file, args, execArgv, wrapper);
 const stop = (child: ChildProcess, graceMs?: number): Promise<void> => pool.stop(child, graceMs);
 const killAll = (): void => pool.killAll();
 
@@ -473,33 +515,39 @@ interface Record_ extends RunResult {
   /** CPU the replay server used during the run, µs (it shares the machine's cores). */
   serverCpuUs: number | null;
   ok: boolean;
+  /** `--callgrind`: dispatches per shard of this run's stream (a quarter of `--messages`, or all of them). */
+  length: number;
 }
 
 /** One measurement: start the client process(es), wait until every shard is READY, replay, collect. */
-async function runOne(server: ChildProcess, port: number, w: Workload, wanted: number[] | null, rep: number, c: Config, opts: Options): Promise<Record_> {
+async function runOne(server: ChildProcess, port: number, w: Workload, wanted: number[] | null, rep: number, c: Config, opts: Options, messages = opts.messages): Promise<Record_> {
   const what = `${c.label} on ${w.name}`;
+  const slow = opts.callgrind ? 50 : 1;
   const kids = Array.from({ length: c.procs }, (_, p) => {
     const ids = Array.from({ length: opts.shards }, (_, i) => i).filter((i) => i % c.procs === p);
     const handlerPath = opts.handlerWork === null ? null : join(OUT, 'workers-handler.js');
-    const job: Job = { port, shards: opts.shards, ids, workers: c.workers, messages: opts.messages, events: w.events, wanted, root: ROOT, handlerWork: opts.handlerWork, handlerPath };
-    return { job, child: start('workers.js', ['--client'], ['--expose-gc']) };
+    const job: Job = { port, shards: opts.shards, ids, workers: c.workers, messages, events: w.events, wanted, root: ROOT, handlerWork: opts.handlerWork, handlerPath, slow };
+    // V8 writes code at run time: --smc-check makes valgrind see it (else it may run stale translations).
+    const cgOut = opts.callgrind ? join(OUT, `callgrind.${w.name}.${c.label.replace(/\W+/g, '_')}.${p}.${messages}.${rep}.out`) : null;
+    const wrapper = cgOut ? ['valgrind', '-q', '--tool=callgrind', '--smc-check=all-non-file', `--callgrind-out-file=${cgOut}`] : undefined;
+    return { job, cgOut, child: start('workers.js', ['--client'], ['--expose-gc'], wrapper) };
   });
   try {
     await Promise.all(
       kids.map(({ job, child }) => {
-        const ready = nextMessage<ClientMsg, true>(child, what, 60_000, (m) => (m.type === 'ready' ? true : undefined));
+        const ready = nextMessage<ClientMsg, true>(child, what, 60_000 * slow, (m) => (m.type === 'ready' ? true : undefined));
         child.send({ cmd: 'job', job } satisfies OrchestratorMsg);
         return ready;
       }),
     );
     await Promise.all(
       kids.map(({ child }) => {
-        const armed = nextMessage<ClientMsg, true>(child, what, 10_000, (m) => (m.type === 'armed' ? true : undefined));
+        const armed = nextMessage<ClientMsg, true>(child, what, 10_000 * slow, (m) => (m.type === 'armed' ? true : undefined));
         child.send({ cmd: 'arm' } satisfies OrchestratorMsg);
         return armed;
       }),
     );
-    const results = Promise.all(kids.map(({ child }) => nextMessage<ClientMsg, RunResult>(child, what, 180_000, (m) => (m.type === 'result' ? m : undefined))));
+    const results = Promise.all(kids.map(({ child }) => nextMessage<ClientMsg, RunResult>(child, what, 180_000 * slow, (m) => (m.type === 'result' ? m : undefined))));
     const s0 = processCpuUs(server.pid);
     const started = await serverRequest(server, { cmd: 'start' }, 'started');
     if (started.connections !== opts.shards) throw new Error(`${what}: the server replays to ${started.connections} connections, expected ${opts.shards}`);
@@ -507,11 +555,51 @@ async function runOne(server: ChildProcess, port: number, w: Workload, wanted: n
     const s1 = processCpuUs(server.pid);
     const r = combine(parts);
     if (r.messageCreates === 0) r.problems.push('the consumer saw no MESSAGE_CREATE');
-    return { ...r, workload: w.name, config: c.label, rep, load: loadavg()[0]!, serverCpuUs: s0 === null || s1 === null ? null : s1 - s0, ok: r.problems.length === 0 };
+    if (opts.callgrind) {
+      // the client exits after reporting; callgrind writes its file as the process ends
+      await Promise.all(kids.map(({ child }) => stop(child, 1500 * slow)));
+      const totals = kids.map(({ cgOut }) => callgrindTotals(cgOut!));
+      r.ir = totals.reduce((sum, t) => sum + t.ir, 0);
+      r.irCompiler = totals.reduce((sum, t) => sum + t.compiler, 0);
+    }
+    return { ...r, workload: w.name, config: c.label, rep, load: loadavg()[0]!, serverCpuUs: s0 === null || s1 === null ? null : s1 - s0, ok: r.problems.length === 0, length: messages };
   } finally {
-    await Promise.all(kids.map(({ child }) => stop(child)));
+    await Promise.all(kids.map(({ child }) => stop(child, 1500 * slow)));
     await serverRequest(server, { cmd: 'close-all' }, 'stats');
   }
+}
+
+/**
+ * `--callgrind`: instructions per dispatch over every thread of the client process(es), from the runs on a quarter
+ * of the stream and on all of it (the difference of the totals over the difference of the dispatches).
+ */
+function instructionTable(records: Record_[], w: Workload, opts: Options): string {
+  const rs = records.filter((r) => r.workload === w.name && r.ok && typeof r.ir === 'number');
+  const lines = [
+    `### ${w.name}: instructions per dispatch, all threads (callgrind; ${opts.shards} shards, streams of ${Math.max(8, Math.floor(opts.messages / 4))} and ${opts.messages} dispatches per shard)` +
+      (opts.handlerWork !== null ? `; handler mode, ${opts.handlerWork} rounds of work per dispatch` : ''),
+    '',
+    '| workers | instructions / dispatch | × workers: 0 | without the optimizing compiler | × workers: 0 |',
+    '|---:|---:|---:|---:|---:|',
+  ];
+  let base: number | null = null;
+  let baseNet: number | null = null;
+  for (const c of opts.configs) {
+    const g = rs.filter((r) => r.config === c.label);
+    const short = g.filter((r) => r.length < opts.messages);
+    const long = g.filter((r) => r.length === opts.messages);
+    if (!short.length || !long.length) continue;
+    const n = long[0]!.streamed - short[0]!.streamed;
+    const per = (median(long.map((r) => r.ir!)) - median(short.map((r) => r.ir!))) / n;
+    const net = (median(long.map((r) => r.ir! - (r.irCompiler ?? 0))) - median(short.map((r) => r.ir! - (r.irCompiler ?? 0)))) / n;
+    if (c.label === '0') {
+      base = per;
+      baseNet = net;
+    }
+    const x = (v: number, b: number | null) => (b ? `${(v / b).toFixed(3)}x` : '–');
+    lines.push(`| ${c.label} | ${Math.round(per)} | ${x(per, base)} | ${Math.round(net)} | ${x(net, baseNet)} |`);
+  }
+  return lines.join('\n');
 }
 
 /** Results of processes that ran side by side: one window from the first start to the last end; sums; maxima. */
@@ -551,11 +639,6 @@ function combine(parts: RunResult[]): RunResult {
 }
 
 const name = (c: Config): string => (c.procs > 1 ? c.label : `workers: ${c.label}`);
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 const mb = (b: number): string => (b / 1048576).toFixed(0);
 const k = (x: number): string => `${(x / 1000).toFixed(1)}k`;
 /** Stream dispatches the shards got through per second of wall time (= delivered/s when nothing is filtered). */
@@ -617,6 +700,7 @@ async function orchestrate(): Promise<void> {
     });
   }
   await transpileBench(BENCH_DIR, OUT, ['common.ts', 'payloads.ts', 'server.ts', 'workers.ts', 'workers-handler.ts']);
+  if (opts.callgrind) execFileSync('valgrind', ['--version']); // fails early when valgrind is missing
   // loaded dynamically: this file also runs as a transpiled client, which must not import src/
   (await import('./fixtures.js')).ensureFixtures(OUT);
   const t0 = Date.now();
@@ -635,33 +719,39 @@ async function orchestrate(): Promise<void> {
   const failures: string[] = [];
   try {
     for (const w of opts.workloads) {
-      const warmup = Math.max(1, Math.floor(opts.messages / 4)); // only places a marker; this bench measures everything
-      const spec = { mix: w.mix, messages: opts.messages, warmup, seed: 42 };
-      const { info } = await serverRequest(server, { cmd: 'prepare', spec }, 'prepared');
-      infos[w.name] = info;
-      // The same workload the server built (deterministic): the `s` of every dispatch the filter lets through.
-      const wanted = w.events ? buildWorkload(spec, port).types.flatMap((t, i) => (w.events!.includes(t) ? [i + 2] : [])) : null;
-      for (let rep = 1; rep <= opts.reps; rep++) {
-        // Interleaved: every worker count once per repetition, so load drifts hit all of them alike.
-        const order = rep % 2 === 1 ? opts.configs : [...opts.configs].reverse();
-        for (const c of order) {
-          try {
-            const r = await runOne(server, port, w, wanted, rep, c, opts);
-            records.push(r);
-            console.error(
-              `  ${w.name} rep ${rep} ${name(c)}: ${k(rate(r))} dispatches/s, ${(r.cpuUs / r.streamed).toFixed(2)} µs CPU/dispatch ` +
-                `(main ${r.mainCpuUs === null ? '–' : (r.mainCpuUs / r.streamed).toFixed(2)}), ELU ${r.elu.toFixed(2)}, ` +
-                `${(r.received / r.batches).toFixed(0)}/${r.maxBatch} per delivery, gap ${r.maxGapMs.toFixed(0)} ms, ` +
-                `peak RSS ${mb(r.peakRss)} MB, load ${r.load.toFixed(2)} (${r.ok ? 'ok' : `PROBLEM: ${r.problems.join('; ')}`})`,
-            );
-            if (!r.ok) failures.push(`${w.name}/${name(c)}/rep ${rep}: ${r.problems.join('; ')}`);
-          } catch (err) {
-            failures.push(`${w.name}/${name(c)}/rep ${rep}: ${(err as Error).message}`);
-            console.error(`  ${w.name} rep ${rep} ${name(c)}: FAILED ${(err as Error).message}`);
+      // --callgrind: a quarter of the stream, then all of it (their difference is what one more dispatch costs)
+      const lengths = opts.callgrind ? [Math.max(8, Math.floor(opts.messages / 4)), opts.messages] : [opts.messages];
+      let info: WorkloadInfo | null = null;
+      let wanted: number[] | null = null;
+      for (const messages of lengths) {
+        const warmup = Math.max(1, Math.floor(messages / 4)); // only places a marker; this bench measures everything
+        const spec = { mix: w.mix, messages, warmup, seed: 42 };
+        info = (await serverRequest(server, { cmd: 'prepare', spec }, 'prepared')).info;
+        infos[w.name] = info;
+        // The same workload the server built (deterministic): the `s` of every dispatch the filter lets through.
+        wanted = w.events ? buildWorkload(spec, port).types.flatMap((t, i) => (w.events!.includes(t) ? [i + 2] : [])) : null;
+        for (let rep = 1; rep <= opts.reps; rep++) {
+          // Interleaved: every worker count once per repetition, so load drifts hit all of them alike.
+          const order = rep % 2 === 1 ? opts.configs : [...opts.configs].reverse();
+          for (const c of order) {
+            try {
+              const r = await runOne(server, port, w, wanted, rep, c, opts, messages);
+              records.push(r);
+              console.error(
+                `  ${w.name}${opts.callgrind ? ` (${messages}/shard)` : ''} rep ${rep} ${name(c)}: ${opts.callgrind ? `${r.ir} instructions, ` : ''}${k(rate(r))} dispatches/s, ${(r.cpuUs / r.streamed).toFixed(2)} µs CPU/dispatch ` +
+                  `(main ${r.mainCpuUs === null ? '–' : (r.mainCpuUs / r.streamed).toFixed(2)}), ELU ${r.elu.toFixed(2)}, ` +
+                  `${(r.received / r.batches).toFixed(0)}/${r.maxBatch} per delivery, gap ${r.maxGapMs.toFixed(0)} ms, ` +
+                  `peak RSS ${mb(r.peakRss)} MB, load ${r.load.toFixed(2)} (${r.ok ? 'ok' : `PROBLEM: ${r.problems.join('; ')}`})`,
+              );
+              if (!r.ok) failures.push(`${w.name}/${name(c)}/rep ${rep}: ${r.problems.join('; ')}`);
+            } catch (err) {
+              failures.push(`${w.name}/${name(c)}/rep ${rep}: ${(err as Error).message}`);
+              console.error(`  ${w.name} rep ${rep} ${name(c)}: FAILED ${(err as Error).message}`);
+            }
           }
         }
       }
-      console.log(table(records, w, info, wanted, opts) + '\n');
+      console.log((opts.callgrind ? instructionTable(records, w, opts) : table(records, w, info!, wanted, opts)) + '\n');
     }
   } finally {
     await stop(server, 0);

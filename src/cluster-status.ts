@@ -195,7 +195,8 @@ export interface ClusterEventMap {
   handlerLog: [event: HandlerLogEvent];
   /**
    * Handler mode: the handler finished a dispatch of `type` on shard `shardId` (its resume point moved past it).
-   * Instead of `dispatch` events, which handler mode does not give the main thread; `attachMetrics` counts these.
+   * Instead of `dispatch` events, which handler mode does not give the main thread; `attachMetrics` counts these. A
+   * worker thread sends its counts every 25 ms at most, so these come in small bursts, up to 25 ms late.
    */
   dispatchHandled: [shardId: number, type: string];
 }

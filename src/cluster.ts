@@ -608,12 +608,22 @@ export class Cluster extends TypedEmitter<ClusterEventMap> {
       restart: this.workerRestart,
       onWorkerExit: (e) => this.onWorkerExit(e),
       debug: (m) => this.debugLine(m),
-      handler: this.handlerUrl === null ? null : { url: this.handlerUrl, errors: this.options.handlerErrors ?? 'report', link: this.linkHandler() },
+      handler: this.handlerUrl === null ? null : { url: this.handlerUrl, errors: this.options.handlerErrors ?? 'report', link: this.linkHandler(fresh ? this.resharder : null) },
+      // handler mode: a reshard's new set handles nothing before the overlap dedupe's verdict (docs/RESHARDING.md)
+      gated: fresh && this.handlerUrl !== null,
     });
   }
 
-  /** Where the handler's posts, log lines and cluster-level commands arrive (one for every shard set). */
-  private linkHandler(): HostHandlerLink {
+  /**
+   * Where the handler's posts, log lines and cluster-level commands arrive (one for every shard set); a reshard's
+   * new set also reports its held dispatches, to the reshard that made it (not to a later one).
+   */
+  private linkHandler(resharder: Resharder | null = null): HostHandlerLink {
+    const link = this.baseLink();
+    return resharder ? { ...link, held: (shardId, sequence, type, key, fp, burst) => resharder.onNewHeld(shardId, sequence, type, key, fp, burst) } : link;
+  }
+
+  private baseLink(): HostHandlerLink {
     this.#handlerLink ??= handlerLink({
       requestGuildMembers: (guildId, options) => this.requestGuildMembers(guildId, options),
       updateVoiceState: (guildId, state) => this.updateVoiceState(guildId, state),
@@ -624,6 +634,8 @@ export class Cluster extends TypedEmitter<ClusterEventMap> {
       handled: (shardId, type) => {
         if (this.listenerCount('dispatchHandled') !== 0) this.pipeline.guard(() => this.emit('dispatchHandled', shardId, type));
       },
+      recorded: (key, fp) => this.resharder?.onOldHandled(key, fp),
+      held: () => undefined, // only a reshard's new set holds dispatches (see linkHandler)
     });
     return this.#handlerLink;
   }

@@ -43,6 +43,8 @@ export interface PlacementOptions {
    * and where posts, log lines and cluster-level commands go.
    */
   handler?: { url: string; errors: 'report' | 'exit'; link: HostHandlerLink } | null;
+  /** Handler mode, a reshard's new set: every dispatch waits for a verdict (see {@link Placement.verdict}). */
+  gated?: boolean;
 }
 
 /** One shard set and where each of its shards runs. */
@@ -85,12 +87,15 @@ export class Placement {
               this.#pausedByHandler = paused;
               for (const b of this.#backends) b.setPaused(this.#pausedByCluster || paused);
             },
+            // A module whose init() fails handles nothing: every shard reports it (a worker's shards stop instead).
+            failed: (error) => {
+              for (const shardId of ids) o.sink.event({ kind: 'error', shardId, error });
+            },
+            recorded: (_shardId, _sequence, key, fp) => link.recorded?.(key, fp),
+            held: (shardId, sequence, type, key, fp, burst) => link.held?.(shardId, sequence, type, key, fp, burst),
           });
+          if (o.gated) runner.gated(true);
           this.#runner = runner;
-          // A module whose init() fails handles nothing: every shard reports it (a worker's shards stop instead).
-          runner.ready().catch((error: Error) => {
-            for (const shardId of ids) o.sink.event({ kind: 'error', shardId, error });
-          });
           sink = { event: (e) => runner.event(e) };
         }
         this.#add(new ShardGroup(ids, (id) => ({ ...o.shardOptions(id), clock: o.clock, identifyQueue: o.queue }), sink), ids);
@@ -103,7 +108,7 @@ export class Placement {
             resolveEvents(full.events, full.extraEvents); // a bad per-shard `events` throws here, not in the worker
             shardOptions[id] = cloneableShardOptions(full);
           }
-          const handler = o.handler ? { url: o.handler.url, errors: o.handler.errors } : undefined;
+          const handler = o.handler ? { url: o.handler.url, errors: o.handler.errors, gated: o.gated === true } : undefined;
           const host = new WorkerHost({ index: w, ids: mine, shardOptions, clockScale: o.clock.scale, ...(handler ? { handler } : {}) }, o.sink, o.queue, {
             clock: o.clock,
             restart: o.restart,
@@ -189,6 +194,36 @@ export class Placement {
     );
   }
 
+  // ---- handler mode during a reshard (see docs/RESHARDING.md, "Handler mode") ------------------------------
+
+  /** Whether the set runs a handler (its dispatches are handled where its shards run, never seen here). */
+  get handling(): boolean {
+    return this.#runner !== null || this.workerHosts().some((h) => h.handling);
+  }
+
+  /** Running set: report (or stop reporting) the key and fingerprint of every dispatch the handler finished. */
+  async recordHandled(on: boolean): Promise<void> {
+    this.#runner?.record(on);
+    await Promise.all(this.workerHosts().map((h) => h.record(on)));
+  }
+
+  /** Running set at the switch: stop handling (resolves once every fingerprint arrived), or go on (`false`). */
+  async freeze(on: boolean): Promise<void> {
+    await Promise.all([this.#runner?.freeze(on), ...this.workerHosts().map((h) => h.freeze(on))]);
+  }
+
+  /** New set: the verdict on a dispatch waiting in the thread of shard `id` (true: handle it). */
+  verdict(id: number, sequence: number, handle: boolean): void {
+    if (this.#runner) this.#runner.decide(id, sequence, handle);
+    else (this.#owners.get(id) as WorkerHost | undefined)?.verdict(id, sequence, handle);
+  }
+
+  /** New set: the overlap is over; dispatches are handled without verdicts. */
+  ungate(): void {
+    this.#runner?.gated(false);
+    for (const h of this.workerHosts()) h.ungate();
+  }
+
   setPaused(paused: boolean): void {
     this.#pausedByCluster = paused;
     for (const b of this.#backends) b.setPaused(paused || this.#pausedByHandler);
@@ -200,9 +235,12 @@ export class Placement {
 
   /** Close every shard; resolves with the sessions worth resuming (when `resumable`). */
   async close(resumable: boolean): Promise<Record<number, Session>> {
-    const parts = await Promise.all(this.#backends.map((b) => b.close(resumable).catch(() => ({}) as Record<number, Session>)));
     const runner = this.#runner;
-    if (runner) {
+    // Frozen at a reshard's switch: what it holds is dropped at once (its shards may be paused by it).
+    const dropped = runner?.frozen ? runner.close() : null;
+    const parts = await Promise.all(this.#backends.map((b) => b.close(resumable).catch(() => ({}) as Record<number, Session>)));
+    if (dropped) await dropped;
+    else if (runner) {
       // Handler mode: every event read is handled, then the handler's close() — bounded, like a worker's close.
       let timer: NodeJS.Timeout | undefined;
       const late = new Promise<void>((resolve) => {

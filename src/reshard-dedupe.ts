@@ -39,8 +39,8 @@ function hash53(s: string): number {
   return 4294967296 * (2097151 & h2) + (h1 >>> 0);
 }
 
-interface Withheld {
-  event: DispatchEvent;
+interface Withheld<T> {
+  item: T;
   key: string;
   fp: number;
   dropped: boolean;
@@ -65,9 +65,9 @@ interface OldSeen {
  * At the switch the old set stops delivering, the still-withheld events are released in arrival order, and new
  * events keep being matched against the remaining old fingerprints until those run out (or `dedupeWindow`).
  */
-export class OverlapDedupe {
-  private readonly newAhead = new Map<string, Withheld[]>();
-  private withheld: Withheld[] = [];
+export class OverlapDedupe<T = DispatchEvent> {
+  private readonly newAhead = new Map<string, Withheld<T>[]>();
+  private withheld: Withheld<T>[] = [];
   private droppedInList = 0;
   private readonly oldAhead = new Map<string, OldSeen[]>();
   private readonly aligned = new Set<string>();
@@ -80,9 +80,14 @@ export class OverlapDedupe {
   received = 0;
   deduplicated = 0;
 
+  /**
+   * `T`: what is withheld (the events; in handler mode, references to events waiting in the new set's workers).
+   * `onDrop`: a withheld item was dropped because the old set delivered it.
+   */
   constructor(
     readonly from: number,
     readonly to: number,
+    private readonly onDrop?: (item: T) => void,
   ) {}
 
   /** The new shard a key routes to, or null when the new set has no counterpart (a `#id` key with id >= to). */
@@ -114,7 +119,13 @@ export class OverlapDedupe {
     const key = routingKey(e);
     const n = this.newShardOf(key);
     if (n === null || !this.started.has(n)) return;
-    const fp = fingerprint(e);
+    this.oldKeyed(key, fingerprint(e), now);
+  }
+
+  /** The old set delivered (handler mode: handled) an event of routing key `key` and fingerprint `fp`. */
+  oldKeyed(key: string, fp: number, now: number): void {
+    const n = this.newShardOf(key);
+    if (n === null || !this.started.has(n)) return;
     const q = this.newAhead.get(key);
     if (q) {
       const i = q.findIndex((w) => w.fp === fp);
@@ -128,6 +139,7 @@ export class OverlapDedupe {
         this.deduplicated++;
         this.aligned.add(key);
         this.compact();
+        this.onDrop?.(w.item);
         return;
       }
     }
@@ -142,12 +154,15 @@ export class OverlapDedupe {
   }
 
   /** A new-set event before the switch: true when it was withheld (false: already delivered by the old set). */
-  withhold(e: DispatchEvent): boolean {
+  withhold(e: DispatchEvent & T): boolean {
+    return this.withholdKeyed(routingKey(e), fingerprint(e), e);
+  }
+
+  /** {@link withhold} by routing key and fingerprint, withholding `item`. */
+  withholdKeyed(key: string, fp: number, item: T): boolean {
     this.received++;
-    const key = routingKey(e);
-    const fp = fingerprint(e);
     if (this.matchOld(key, fp)) return false;
-    const w: Withheld = { event: e, key, fp, dropped: false };
+    const w: Withheld<T> = { item, key, fp, dropped: false };
     let q = this.newAhead.get(key);
     if (!q) this.newAhead.set(key, (q = []));
     q.push(w);
@@ -165,6 +180,12 @@ export class OverlapDedupe {
     return !this.matchOld(key, fingerprint(e));
   }
 
+  /** {@link pass} by routing key and fingerprint. */
+  passKeyed(key: string, fp: number): boolean {
+    if (this.oldSize === 0 || !this.oldAhead.has(key)) return true;
+    return !this.matchOld(key, fp);
+  }
+
   /** Keys with withheld events whose overlap the old set has not reached yet (it may still owe older events of them). */
   unaligned(): number {
     let n = 0;
@@ -173,9 +194,9 @@ export class OverlapDedupe {
   }
 
   /** The switch: every still-withheld event, in arrival order; the withheld state is cleared. */
-  release(): DispatchEvent[] {
-    const out: DispatchEvent[] = [];
-    for (const w of this.withheld) if (!w.dropped) out.push(w.event);
+  release(): T[] {
+    const out: T[] = [];
+    for (const w of this.withheld) if (!w.dropped) out.push(w.item);
     this.withheld = [];
     this.newAhead.clear();
     this.droppedInList = 0;

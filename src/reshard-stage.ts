@@ -24,11 +24,27 @@ export interface OverlapStageOptions {
   debug(message: string): void;
   /** Something the reshard waits for may have changed. */
   kick(): void;
+  /** Handler mode: the verdict on a new-set dispatch waiting in its thread (true: handle it; false: drop it). */
+  verdict?(ref: HeldRef, handle: boolean): void;
+  /** The stage left the pipeline (nothing more to check). */
+  finished?(): void;
 }
+
+/**
+ * Handler mode: a new-set dispatch waiting in the lane of the thread that runs its shard, for a verdict from this
+ * stage (the main thread sees its routing key and fingerprint only).
+ */
+export interface HeldRef {
+  readonly held: true;
+  readonly shardId: number;
+  readonly sequence: number;
+}
+
+const isRef = (x: DispatchEvent | HeldRef): x is HeldRef => (x as HeldRef).held === true;
 
 /** The reshard's de-duplication, as a pipeline stage. Inserted on creation. */
 export class OverlapStage implements DeliveryStage {
-  readonly dedupe: OverlapDedupe;
+  readonly dedupe: OverlapDedupe<DispatchEvent | HeldRef>;
   /** New-set READY / RESUMED and initial GUILD_CREATEs not delivered. */
   suppressed = 0;
   /** Old-set dispatches dropped after the switch. */
@@ -44,7 +60,9 @@ export class OverlapStage implements DeliveryStage {
 
   constructor(pipeline: DeliveryPipeline, o: OverlapStageOptions) {
     this.#o = o;
-    this.dedupe = new OverlapDedupe(o.from, o.to);
+    this.dedupe = new OverlapDedupe<DispatchEvent | HeldRef>(o.from, o.to, (item) => {
+      if (isRef(item)) o.verdict?.(item, false);
+    });
     this.#remove = pipeline.insert(this);
   }
 
@@ -66,6 +84,42 @@ export class OverlapStage implements DeliveryStage {
     if (!this.#switched) this.#o.kick();
   }
 
+  /** Handler mode: the running set handled an event of `key` / `fp` (reported by its thread), before the switch. */
+  oldHandled(key: string, fp: number): void {
+    if (this.#switched || this.#remove === null) return;
+    this.dedupe.oldKeyed(key, fp, this.#o.clock.now());
+    this.#unpauseIfDrained();
+    this.#o.kick();
+  }
+
+  /**
+   * Handler mode: a new-set dispatch waits in its thread. Before the switch it is suppressed (READY, RESUMED, the
+   * initial burst: `burst`, as its thread saw it from the READY), dropped as a duplicate or withheld (its verdict
+   * comes later); after it, checked against the old set's last deliveries.
+   */
+  onNewHeld(ref: HeldRef, type: string, key: string, fp: number, burst: boolean): void {
+    const verdict = this.#o.verdict!;
+    if (this.#remove === null) return verdict(ref, true);
+    if (this.#switched) {
+      verdict(ref, this.dedupe.passKeyed(key, fp));
+      if (this.dedupe.oldSize === 0) this.finish();
+      return;
+    }
+    if (type === 'READY' || type === 'RESUMED') {
+      this.suppressed++;
+      return verdict(ref, false);
+    }
+    if (burst) {
+      this.#bursts.get(ref.shardId)?.guilds.delete(key);
+      this.suppressed++;
+      this.#o.kick();
+      return verdict(ref, false);
+    }
+    if (!this.dedupe.withholdKeyed(key, fp, ref)) verdict(ref, false);
+    else this.#withheld();
+    this.#o.kick();
+  }
+
   /** A new-set dispatch before the switch: suppressed, dropped as a duplicate, or withheld. */
   onNew(e: DispatchEvent): void {
     const type = e.type as string;
@@ -81,13 +135,17 @@ export class OverlapStage implements DeliveryStage {
         return;
       }
     }
+    if (this.dedupe.withhold(e)) this.#withheld();
+    this.#o.kick();
+  }
+
+  #withheld(): void {
     const dedupe = this.dedupe;
-    if (dedupe.withhold(e) && !this.#newPaused && dedupe.buffered >= this.#o.maxBufferedEvents) {
+    if (!this.#newPaused && dedupe.buffered >= this.#o.maxBufferedEvents) {
       this.#newPaused = true;
       this.#o.debug(`reshard: ${dedupe.buffered} new-set events withheld; the new set stops reading until the running set catches up`);
       this.#o.setNewPaused(true);
     }
-    this.#o.kick();
   }
 
   /** A new shard is READY: the guilds it lists arrive as its initial GUILD_CREATE burst. */
@@ -120,8 +178,13 @@ export class OverlapStage implements DeliveryStage {
   switchOver(): DispatchEvent[] {
     this.#switched = true;
     this.#newPaused = false;
-    const released = this.dedupe.release();
-    this.replayed = released.length;
+    const all = this.dedupe.release();
+    this.replayed = all.length;
+    const released: DispatchEvent[] = [];
+    for (const x of all) {
+      if (isRef(x)) this.#o.verdict?.(x, true);
+      else released.push(x);
+    }
     if (this.dedupe.oldSize > 0) this.#timer = this.#o.clock.setTimeout(() => this.finish(), this.#o.dedupeWindow);
     else this.finish();
     return released;
@@ -131,9 +194,12 @@ export class OverlapStage implements DeliveryStage {
   finish(): void {
     this.#o.clock.clearTimeout(this.#timer);
     this.#timer = undefined;
+    const was = this.#remove;
     this.#remove?.();
     this.#remove = null;
+    // Withheld references still waiting (a reshard aborted before the switch): their set is being closed.
     this.dedupe.clear();
+    if (was) this.#o.finished?.();
   }
 
   #unpauseIfDrained(): void {

@@ -16,7 +16,7 @@ import type { DeliveryPipeline, PipelineInput } from './pipeline.js';
 import type { Placement } from './placement.js';
 import { abortable, type ApiSessionStartLimit, type IdentifyQueue } from './queue.js';
 import { roundUp } from './reshard-policy.js';
-import { OverlapStage } from './reshard-stage.js';
+import { OverlapStage, type HeldRef } from './reshard-stage.js';
 import type { StartupScheduler } from './scheduler.js';
 import type { ShardState } from './state.js';
 
@@ -194,11 +194,22 @@ export class Resharder {
       this.host.emit({ kind: 'started', from: this.from, to: this.to, reason: this.reason });
       this.host.debug(`reshard ${this.from} → ${this.to}: starting ${this.to} new shards next to the running ${this.from}`);
       this.begin();
+      if (this.handling) {
+        // Handler mode: the running set reports what its handler finishes from before the first new IDENTIFY on.
+        this.recording = true;
+        await abortable(this.host.running().set.recordHandled(true), this.ac.signal);
+      }
       const timeout = this.options.timeout ?? Math.ceil(this.to / this.host.maxConcurrency) * 5100 * 2 + 60_000;
       this.later(timeout, () => this.abort(new ShardlineError('RESHARD_TIMEOUT', `the new set of ${this.to} shards was not complete after ${Math.round(timeout / 1000)} s`)));
       await this.startAll();
       await this.waitBursts();
       await this.waitCatchUp();
+      if (this.handling) {
+        // Handler mode: the running set's handlers stop (what they read next is the new set's to handle), and every
+        // fingerprint of what they handled is in before the switch releases anything.
+        this.frozen = true;
+        await abortable(this.host.running().set.freeze(true), this.ac.signal);
+      }
       this.switchOver();
       const old = this.oldSet;
       this.oldSet = null;
@@ -221,6 +232,27 @@ export class Resharder {
       this.timers.clear();
       this.waiter = null;
     }
+  }
+
+  /** Handler mode: the sets run a handler in their threads; the dedupe works on fingerprints and verdicts. */
+  private get handling(): boolean {
+    return this.host.running().set.handling;
+  }
+
+  private recording = false;
+  private frozen = false;
+
+  /** Handler mode: the running set's handler finished a dispatch of `key` / `fp` (reported by its thread). */
+  onOldHandled(key: string, fp: number): void {
+    if (this.phase === 'overlap') this.stage?.oldHandled(key, fp);
+  }
+
+  /** Handler mode: a dispatch of the new set waits in its thread for a verdict. */
+  onNewHeld(shardId: number, sequence: number, type: string, key: string, fp: number, burst: boolean): void {
+    const ref: HeldRef = { held: true, shardId, sequence };
+    if (this.phase === 'aborted') return; // the set is being closed
+    if (this.stage) this.stage.onNewHeld(ref, type, key, fp, burst);
+    else this.set?.verdict(shardId, sequence, true);
   }
 
   /** Stop the post-switch dedupe (cluster closing, or the next reshard starting). */
@@ -287,6 +319,11 @@ export class Resharder {
       setNewPaused: (paused) => this.set?.setPaused(paused),
       debug: (m) => host.debug(m),
       kick: () => this.kick(),
+      verdict: (ref, handle) => this.set?.verdict(ref.shardId, ref.sequence, handle),
+      // handler mode: nothing more to check, the new set's threads handle their dispatches directly
+      finished: () => {
+        if (this.phase !== 'aborted') this.set?.ungate();
+      },
     }));
     const sink: ShardSink = {
       event: (e) => {
@@ -438,6 +475,11 @@ export class Resharder {
           });
     this.stage?.finish();
     this.input?.retire();
+    if (this.recording || this.frozen) {
+      // Handler mode: the running set goes on as before (best effort: a thread that died meanwhile starts afresh).
+      const running = this.host.running().set;
+      await Promise.all([running.recordHandled(false), this.frozen ? running.freeze(false) : undefined]).catch(() => undefined);
+    }
     if (this.set) await this.set.close(false);
     this.host.debug(`reshard aborted: ${error.message}`);
     if (this.set) this.host.emit({ kind: 'aborted', from: this.from, to: this.to, error });

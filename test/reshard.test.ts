@@ -98,6 +98,26 @@ function traffic(sim: GatewaySimulator, cluster: Cluster, guilds: readonly strin
     sent,
     got,
     stop,
+    /**
+     * Stop the traffic and send one last marker per guild and one DM: once each of these arrived, everything sent
+     * before it on its key was delivered (per-key order), and a duplicate of it could only have come before it.
+     * No real-time wait decides that the stream is over.
+     */
+    fence(): string[] {
+      stop();
+      const fences: string[] = [];
+      guilds.forEach((g, gi) => {
+        const marker = next(String(gi));
+        sent.push(marker);
+        fences.push(marker);
+        sim.dispatch({ guildId: g }, 'MESSAGE_CREATE', { id: String(++id), channel_id: '10', guild_id: g, content: marker, author: { id: '2' } });
+      });
+      const dm = next('dm');
+      sent.push(dm);
+      fences.push(dm);
+      sim.dispatch(0, 'MESSAGE_CREATE', { id: String(++id), channel_id: '11', content: dm, author: { id: '3' } });
+      return fences;
+    },
     /** Every marker delivered exactly once, each key's markers in order. */
     check() {
       const counts = new Map<string, number>();
@@ -116,6 +136,9 @@ function traffic(sim: GatewaySimulator, cluster: Cluster, guilds: readonly strin
   };
 }
 
+/** Real ms a step of the traffic tests may take on a loaded machine (a bound for a hang, not a timing assertion). */
+const LOADED = 120_000;
+
 async function reshardWithTraffic(
   from: number,
   to: number,
@@ -125,9 +148,10 @@ async function reshardWithTraffic(
   // generous: under CPU contention (tests in parallel) one real ms of event-loop lag is 100 virtual ms, so the
   // default timeout (80 s virtual for 4 shards) is under a second of real time here
   reshardOpts: ReshardOptions = { timeout: 1_000_000, catchUpTimeout: 1_000_000 },
+  simOpts: GatewaySimulatorOptions = {},
 ) {
   const guilds = generateGuildIds(4 * to, to);
-  const r = await rig({ shards: from, maxConcurrency: mc, guilds }, clusterOpts);
+  const r = await rig({ shards: from, maxConcurrency: mc, guilds, ...simOpts }, clusterOpts);
   try {
     const { sim, cluster } = r;
     const events: ReshardEvent[] = [];
@@ -143,16 +167,22 @@ async function reshardWithTraffic(
     await cluster.connect();
     assert.equal(cluster.total, from);
     const flow = traffic(sim, cluster, guilds);
-    await delay(30);
+    // Progress, not real time, decides every step (a loaded machine only makes it slower): traffic is delivered
+    // before the reshard, and delivered by the new set after it.
+    await until(() => flow.got.length >= 50, 'traffic delivered by the running set', LOADED);
     sim.setOptions({ shards: to }); // /gateway/bot now recommends `to`
     const result: ReshardResult = await cluster.reshard(undefined, reshardOpts);
     const markersAtSwitch = flow.sent.length;
-    await delay(30); // traffic keeps flowing after the switch
-    flow.stop();
-    await until(() => flow.got.length >= flow.sent.length, 'every marker delivered', 15_000).catch(() => undefined);
-    await delay(50);
+    await until(() => flow.got.filter((d) => d.total === to).length >= 50, 'traffic delivered by the new set', LOADED);
+    const fences = flow.fence();
+    const delivered = () => new Set(flow.got.map((d) => d.marker));
+    await until(() => fences.every((m) => delivered().has(m)), 'the last marker of every key', LOADED).catch(() => undefined);
     const { duplicates, lost, unknown, disorder } = flow.check();
-    if (lost.length > 0) t.diagnostic(`lost ${lost.join(', ')} of ${flow.sent.length}; result ${JSON.stringify(result)}`);
+    // Everything the assertions below look at, in one line, whichever of them fails.
+    t.diagnostic(
+      `check: ${flow.sent.length} sent, ${flow.got.length} delivered; duplicates [${duplicates.join(', ')}], lost [${lost.join(', ')}], unknown [${unknown.join(', ')}], ` +
+        `out of order [${disorder.join(', ')}], fences missing [${fences.filter((m) => !delivered().has(m)).join(', ')}]; result ${JSON.stringify(result)}`,
+    );
     assert.deepEqual(duplicates, [], 'no marker delivered twice');
     assert.deepEqual(lost, [], 'no marker lost');
     assert.deepEqual(unknown, []);
@@ -184,7 +214,7 @@ async function reshardWithTraffic(
       events.map((e) => e.kind),
       ['started', 'switched'],
     );
-    await until(() => sim.sessions().filter((s) => !s.expired).length === to, 'the old sessions are gone');
+    await until(() => sim.sessions().filter((s) => !s.expired).length === to, 'the old sessions are gone', LOADED);
     const live = sim.sessions().filter((s) => !s.expired);
     assert.ok(live.every((s) => s.total === to));
     assert.equal(sim.connections().length, to);
@@ -207,7 +237,7 @@ async function reshardWithTraffic(
     const payloads: { connectionId: number; shardId: number | null }[] = [];
     sim.on('payload', (p) => p.op === 3 && payloads.push(p));
     await cluster.send(cluster.shardIdFor(g), { op: 3, d: { since: null, activities: [], status: 'dnd', afk: false } });
-    await until(() => payloads.length === 1, 'op 3 received');
+    await until(() => payloads.length === 1, 'op 3 received', LOADED);
     const conn = sim.connections().find((c) => c.id === payloads[0]!.connectionId)!;
     assert.deepEqual([conn.shardId, conn.total], [shardForGuild(g, to), to]);
     await assert.rejects(cluster.send(to, { op: 1, d: null }), (e: ShardlineError) => e.code === 'UNKNOWN_SHARD');
@@ -230,8 +260,20 @@ test('reshard 2 → 4 (the recommended count) under steady traffic: every event 
 
 test('reshard 3 → 6 with max_concurrency 1 under steady traffic', (t) => reshardWithTraffic(3, 6, 1, t));
 
-// Worker threads take real time to boot (~0.5 s under tsx), which at scale 0.01 is a minute of virtual time.
-test('reshard in worker mode: 2 → 4, shards in 2 worker threads', (t) => reshardWithTraffic(2, 4, 2, t, { workers: 2 }, { timeout: 10_000_000, catchUpTimeout: 10_000_000 }));
+// Worker threads take real time to boot (~0.5 s under tsx), which at scale 0.01 is a minute of virtual time. On a
+// loaded machine one real second of lag is 100 virtual s: no heartbeat deadline, session expiry or handshake timeout
+// may fall in the test (they would reconnect or expire sessions, which is not what this test is about); the
+// reshard's heartbeat barrier sends its own beats.
+test('reshard in worker mode: 2 → 4, shards in 2 worker threads', (t) =>
+  reshardWithTraffic(
+    2,
+    4,
+    2,
+    t,
+    { workers: 2, shardOptions: () => ({ helloTimeout: 100_000_000, readyTimeout: 100_000_000 }) },
+    { timeout: 100_000_000, catchUpTimeout: 100_000_000, guildTimeout: 100_000_000 },
+    { heartbeatInterval: 100_000_000, sessionTimeout: 100_000_000 },
+  ));
 
 test('reshard(n) rounds nothing; the default is /gateway/bot rounded up to a multiple of max_concurrency', async () => {
   const r = await rig({ shards: 2, maxConcurrency: 2, guilds: 8 });

@@ -6,6 +6,9 @@
  * the last event the handler finished, so every event is handled (and its post delivered) exactly once.
  * Against the real simulator.
  */
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { scaledClock } from '../src/clock.js';
@@ -13,8 +16,10 @@ import { Cluster, workerHosts, type ClusterOptions } from '../src/cluster.js';
 import type { RemoteCommands } from '../src/cluster-commands.js';
 import type { HandlerError } from '../src/errors.js';
 import type { HandlerLogEvent, HandlerMessageEvent } from '../src/handler/define.js';
+import type { ReshardResult } from '../src/reshard.js';
 import { routeLogs } from '../src/logging.js';
-import { GatewaySimulator } from '../src/simulator/index.js';
+import { GatewaySimulator, generateGuildIds } from '../src/simulator/index.js';
+import type { GatewaySimulatorOptions } from '../src/simulator/types.js';
 import { TOKEN, SCALE, until, delay, failOnUnhandledRejections } from './helpers/setup.js';
 
 failOnUnhandledRejections();
@@ -25,9 +30,13 @@ const INTENTS = 1 | 512 | 4096;
 /** Real ms: a worker thread boots in ~0.5 s under tsx, more on a busy machine. */
 const BOOT = 30_000;
 
-async function rig(opts: Partial<ClusterOptions>) {
+async function rig(opts: Partial<ClusterOptions>, simOpts: Partial<GatewaySimulatorOptions> = {}) {
+  // `*:quiet` markers are recorded here by the handler, not posted (worker threads copy process.env when they start)
+  const handledFile = join(tmpdir(), `shardline-handled-${process.pid}-${Math.random().toString(36).slice(2)}.log`);
+  writeFileSync(handledFile, '');
+  process.env.SHARDLINE_TEST_HANDLED = handledFile;
   const clock = scaledClock(SCALE);
-  const sim = await GatewaySimulator.start({ tokens: [TOKEN], clock, shards: 4, maxConcurrency: 4, guilds: 4, sessionTimeout: 3_600_000, heartbeatInterval: 300_000 });
+  const sim = await GatewaySimulator.start({ tokens: [TOKEN], clock, shards: 4, maxConcurrency: 4, guilds: 4, sessionTimeout: 3_600_000, heartbeatInterval: 300_000, ...simOpts });
   const cluster = new Cluster({
     token: TOKEN,
     intents: INTENTS,
@@ -55,7 +64,15 @@ async function rig(opts: Partial<ClusterOptions>) {
     sent.push(content);
     sim.dispatch(shard, 'MESSAGE_CREATE', { id: String(n), channel_id: '11', content, author: { id: '3' } });
   };
+  /** A message in a guild (routed to the guild's shard in every shard set); needs the MessageContent intent. */
+  const sendGuild = (guildId: string, content: string) => {
+    n++;
+    sent.push(content);
+    sim.dispatch({ guildId }, 'MESSAGE_CREATE', { id: String(n), channel_id: '10', guild_id: guildId, content, author: { id: '2' } });
+  };
   const markers = () => posts.map((p) => (p.value as { marker?: string }).marker).filter((m): m is string => m !== undefined);
+  /** `*:quiet` markers the handler finished, in the order it finished them. */
+  const quiet = () => readFileSync(handledFile, 'utf8').split('\n').filter(Boolean);
   return {
     sim,
     cluster,
@@ -64,12 +81,15 @@ async function rig(opts: Partial<ClusterOptions>) {
     errors,
     sent,
     send,
+    sendGuild,
     markers,
+    quiet,
     dispatches: () => dispatches,
     handled,
     async stop() {
       await cluster.close().catch(() => undefined);
       await sim.stop();
+      rmSync(handledFile, { force: true });
     },
   };
 }
@@ -193,10 +213,13 @@ test('workers: a worker killed mid-stream is respawned, its shards RESUME from t
     try {
       await until(() => r.markers().length >= 200, 'traffic handled', BOOT);
       const identifies = sim.stats.identifies;
-      // A burst of slow events: the worker dies while its handler is in the middle of one of them.
+      // A burst of slow events: the worker dies while its handler is in the middle of one of them. Between them,
+      // events whose handler posts nothing: their position is only in the memory shared with the host.
       for (let i = 0; i < 300; i++) {
         r.send(0, `0:${i}:slow`);
+        r.send(0, `0:${i}:quiet`);
         r.send(2, `2:${i}:early`);
+        r.send(2, `2:${i}:quiet`);
       }
       await until(() => r.markers().some((m) => m.endsWith(':slow')) && r.markers().some((m) => m.endsWith(':early')), 'the burst being handled', BOOT);
       await workerHosts(cluster)[0]!.terminate();
@@ -204,7 +227,7 @@ test('workers: a worker killed mid-stream is respawned, its shards RESUME from t
       const after = r.sent.length;
       await until(() => r.sent.length >= after + 200, 'traffic after the respawn');
       clearInterval(timer);
-      await until(() => new Set(r.markers()).size >= r.sent.length, 'every marker handled', BOOT).catch(() => undefined);
+      await until(() => new Set([...r.markers(), ...r.quiet()]).size >= r.sent.length, 'every marker handled', BOOT).catch(() => undefined);
       await delay(100); // and nothing more (a duplicate would come now)
       assert.equal(sim.stats.identifies, identifies, 'resumed, not identified');
     } finally {
@@ -217,10 +240,45 @@ test('workers: a worker killed mid-stream is respawned, its shards RESUME from t
       [],
       'none handled twice',
     );
+    // Quiet events: a handler that returned is recorded before the next event starts, so after the crash at most
+    // the one event per killed shard whose handler had just returned (its mark not yet written) runs again; with
+    // positions only in the batches to the main thread, a whole batch of them would.
+    const quietCounts = new Map<string, number>();
+    for (const m of r.quiet()) quietCounts.set(m, (quietCounts.get(m) ?? 0) + 1);
+    const twice = [...quietCounts].filter(([, c]) => c > 1).map(([m]) => m);
+    assert.ok(twice.length <= 2 && new Set(twice.map((m) => m.split(':')[0])).size === twice.length, `quiet events handled twice: ${twice.join(', ')}`);
+    assert.ok(
+      [...quietCounts.values()].every((c) => c <= 2),
+      'none more than twice',
+    );
+    for (const m of quietCounts.keys()) counts.set(m, quietCounts.get(m)!);
     assert.deepEqual(
       r.sent.filter((m) => !counts.has(m)),
       [],
       'none lost',
+    );
+  } finally {
+    await r.stop();
+  }
+});
+
+test('workers: events whose handler posts nothing are not handled again after a crash (their position is in memory shared with the main thread, not in a message)', async () => {
+  const r = await rig({ workers: 2 });
+  try {
+    const resumed: number[] = [];
+    r.cluster.on('shardResumed', (id) => resumed.push(id));
+    await r.cluster.connect();
+    for (let i = 0; i < 100; i++) r.send(0, `0:${i}:quiet`);
+    await until(() => r.quiet().length === 100, 'the quiet events handled', BOOT);
+    // Killed while idle: no message told the main thread about these 100 events.
+    await workerHosts(r.cluster)[0]!.terminate();
+    await until(() => resumed.includes(0), 'shard 0 resumed', BOOT);
+    r.send(0, '0:after');
+    await until(() => r.markers().includes('0:after'), 'an event after the respawn', BOOT);
+    assert.deepEqual(
+      r.quiet(),
+      Array.from({ length: 100 }, (_, i) => `0:${i}:quiet`),
+      'each once, none replayed by the RESUME',
     );
   } finally {
     await r.stop();
@@ -263,29 +321,64 @@ test('workers: a handler module that fails to load stops its shards with the rea
   }
 });
 
-test('workers: a reshard brings the new set up with the handler in new workers; the new shards handle the traffic', async () => {
-  const r = await rig({ workers: 2, shards: 2 });
+async function reshardUnderTraffic(workers: number, t: { diagnostic(m: string): void }) {
+  const guilds = generateGuildIds(8, 4);
+  const r = await rig({ workers, shards: 2, intents: INTENTS | 32768 }, { guilds, shards: 2, maxConcurrency: 2 });
   try {
     await r.cluster.connect();
-    await until(() => r.posts.filter((p) => (p.value as { init?: number }).init !== undefined).length === 2, 'init in both workers', BOOT);
-    const res = await r.cluster.reshard(4, { timeout: 3_600_000, guildTimeout: 3_600_000 });
-    assert.equal(res.to, 4);
-    await until(() => r.posts.filter((p) => (p.value as { init?: number }).init !== undefined).length === 4, "init in the new set's workers", BOOT);
-    for (const s of [0, 1, 2, 3]) r.send(s, `${s}:after-reshard`);
-    await until(() => [0, 1, 2, 3].every((s) => r.markers().includes(`${s}:after-reshard`)), 'handled by the new shards', BOOT);
+    if (workers > 0) await until(() => r.posts.filter((p) => (p.value as { init?: number }).init !== undefined).length === workers, 'init in both workers', BOOT);
+    // Every real ms: a message to a guild (in turn) and every 5th a DM (shard 0 of either set), each a unique marker.
+    let tick = 0;
+    const counters = new Map<string, number>();
+    const next = (k: string) => `${k}:${counters.set(k, (counters.get(k) ?? -1) + 1).get(k)}`;
+    const emit = () => {
+      const gi = tick % guilds.length;
+      r.sendGuild(guilds[gi]!, next(`g${gi}`));
+      if (tick % 5 === 0) r.send(0, next('dm'));
+      tick++;
+    };
+    const timer = setInterval(() => {
+      emit();
+      emit();
+    }, 1);
+    let result: ReshardResult;
+    try {
+      await until(() => r.markers().length >= 50, 'traffic handled by the running set', BOOT);
+      result = await r.cluster.reshard(4, { timeout: 3_600_000, guildTimeout: 3_600_000, catchUpTimeout: 3_600_000 });
+      const atSwitch = r.markers().length;
+      await until(() => r.markers().length >= atSwitch + 50, 'traffic handled by the new set', BOOT);
+    } finally {
+      clearInterval(timer);
+    }
+    // The last marker of every key: once each is handled, everything before it on its key was (per-shard order).
+    const fences = [...guilds.map((g, gi) => [g, next(`g${gi}`)] as const)];
+    for (const [g, m] of fences) r.sendGuild(g, m);
+    const dm = next('dm');
+    r.send(0, dm);
+    const last = [...fences.map(([, m]) => m), dm];
+    await until(() => last.every((m) => r.markers().includes(m)), 'the last marker of every key', BOOT).catch(() => undefined);
+    const counts = new Map<string, number>();
+    for (const m of r.markers()) counts.set(m, (counts.get(m) ?? 0) + 1);
+    const twice = [...counts].filter(([, c]) => c > 1).map(([m]) => m);
+    const lost = r.sent.filter((m) => !counts.has(m));
+    t.diagnostic(`${r.sent.length} markers, ${twice.length} handled twice [${twice.slice(0, 20).join(', ')}], ${lost.length} lost [${lost.slice(0, 20).join(', ')}]; result ${JSON.stringify(result)}`);
+    assert.deepEqual(twice, [], 'no event handled twice (by both sets)');
+    assert.deepEqual(lost, [], 'none lost');
+    assert.ok(result.received > 0 && result.deduplicated > 0, 'the overlap carried traffic to both sets');
+    assert.equal(r.cluster.total, 4);
     assert.deepEqual(
-      r.cluster.status().map((s) => [s.id, s.state, s.worker]),
-      [
-        [0, 'ready', 0],
-        [1, 'ready', 1],
-        [2, 'ready', 0],
-        [3, 'ready', 1],
-      ],
+      r.cluster.status().map((s) => [s.id, s.state, s.worker ?? null]),
+      [0, 1, 2, 3].map((id) => [id, 'ready', workers > 0 ? id % workers : null]),
     );
+    assert.equal(r.dispatches(), 0, 'the main thread was given no dispatch');
   } finally {
     await r.stop();
   }
-});
+}
+
+test('workers: a reshard 2 → 4 under traffic: the new set runs the handler in new workers; every event is handled exactly once across the overlap', (t) => reshardUnderTraffic(2, t));
+
+test('this thread: a reshard 2 → 4 under traffic in handler mode: every event is handled exactly once across the overlap', (t) => reshardUnderTraffic(0, t));
 
 test('this thread: a handler whose init() fails is reported on every shard (HANDLER_LOAD_FAILED)', async () => {
   const r = await rig({ workers: 0, shards: 2, handler: new URL('./helpers/init-fails-handler.ts', import.meta.url) });

@@ -23,6 +23,9 @@ export interface HandlerClusterSide {
   message(event: HandlerMessageEvent): void;
   log(event: HandlerLogEvent): void;
   handled(shardId: number, type: string): void;
+  /** Reshard (handler mode): see {@link HostHandlerLink.recorded} and {@link HostHandlerLink.held}. */
+  recorded(key: string, fp: number): void;
+  held(shardId: number, sequence: number, type: string, key: string, fp: number, burst: boolean): void;
 }
 
 export function handlerLink(c: HandlerClusterSide): HostHandlerLink {
@@ -30,6 +33,8 @@ export function handlerLink(c: HandlerClusterSide): HostHandlerLink {
     message: (shardId, worker, value) => c.message({ shardId, worker, value }),
     log: (level, shardId, worker, message) => c.log({ level, shardId, worker, message }),
     handled: (shardId, type) => c.handled(shardId, type),
+    recorded: (key, fp) => c.recorded(key, fp),
+    held: (shardId, sequence, type, key, fp, burst) => c.held(shardId, sequence, type, key, fp, burst),
     async route(method, args) {
       switch (method) {
         case 'members':

@@ -13,6 +13,7 @@ import { HandlerError, ShardlineError } from '../errors.js';
 import type { DispatchEvent, GuildMembersChunk, PresenceData, ShardEvent } from '../events.js';
 import type { GatewayCommand } from '../cluster-status.js';
 import type { GuildMembersQuery, VoiceStateOptions } from '../cluster-commands.js';
+import { fingerprint, routingKey } from '../reshard-dedupe.js';
 import type { Handler, HandlerContext, HandlerLogEvent, HandlerScope } from './define.js';
 
 /** Commands a handler sends beyond its shard, carried out where the cluster lives (the main thread). */
@@ -39,15 +40,37 @@ export interface RunnerHooks {
   route(method: RouteMethod, args: unknown[]): Promise<unknown>;
   /** Flow control: too many items wait (true), or caught up (false). */
   pause(paused: boolean): void;
+  /**
+   * The module could not be loaded, or its `init` failed: called once, before any {@link HandlerRunner.gate} settles.
+   * Nothing is handled afterwards (the lanes drop their dispatches).
+   */
+  failed(error: HandlerError): void;
+  /**
+   * Reshard, new set ({@link HandlerRunner.gated}): a dispatch waits for its verdict ({@link HandlerRunner.decide});
+   * here is its routing key and fingerprint for the main thread's overlap dedupe. `burst`: a GUILD_CREATE (or
+   * unavailable GUILD_DELETE) of a guild the shard's READY listed, not seen since: its initial burst.
+   */
+  held?(shardId: number, sequence: number, type: string, key: string, fp: number, burst: boolean): void;
+  /** Reshard, running set ({@link HandlerRunner.record}): the handler finished a dispatch of `key` / `fp` (before `done`). */
+  recorded?(shardId: number, sequence: number, key: string, fp: number): void;
+  /** Reshard, new set: a dispatch was dropped by its verdict (the running set handled it); its position moves on. */
+  skipped?(shardId: number, sequence: number): void;
 }
 
-type Item = { k: 'dispatch'; event: DispatchEvent } | { k: 'event'; event: ShardEvent } | { k: 'mark'; resolve: () => void };
+type DispatchItem = { k: 'dispatch'; event: DispatchEvent; verdict?: boolean; uncounted?: true };
+type Item = DispatchItem | { k: 'event'; event: ShardEvent } | { k: 'mark'; resolve: () => void };
 
 interface Lane {
   items: Item[];
   head: number;
   running: boolean;
   ctx: HandlerContext;
+  /** Gated dispatches without a verdict yet, by sequence. */
+  held: Map<number, DispatchItem>;
+  /** The handler call in progress, if any. */
+  current: Promise<void> | null;
+  /** Gated: guilds of the shard's last READY whose GUILD_CREATE has not come yet. */
+  burst: Set<string> | null;
 }
 
 /** Items waiting over all shards before the sockets are paused. */
@@ -59,7 +82,15 @@ export class HandlerRunner {
   #paused = false;
   #ready: Promise<Handler | null>;
   #handler: Handler | null = null;
+  /** Set once the module failed to load (the one error every gate rejects with). */
+  #loadError: HandlerError | null = null;
   #closed = false;
+  /** Reshard, new set: every dispatch waits for a verdict (until {@link ungate}). */
+  #gated = false;
+  /** Reshard, running set: report what the handler finished ({@link RunnerHooks.recorded}). */
+  #recording = false;
+  /** Reshard, running set at the switch: nothing more is handled (held; dropped on close). */
+  #frozen = false;
   readonly scope: HandlerScope;
 
   constructor(
@@ -85,16 +116,23 @@ export class HandlerRunner {
       this.#handler = handler;
       return handler;
     });
-    // A load failure is reported by whoever awaits `ready()`; the lanes then drop their items.
-    this.#ready.catch(() => undefined);
+    // The one place a load failure is reported: once, before any gate settles (this handler is registered first).
+    this.#ready.catch((err: unknown) => {
+      this.#loadError = new HandlerError('HANDLER_LOAD_FAILED', `the handler module could not be loaded: ${describe(err)}`, { shardId: -1, eventType: null, cause: err });
+      h.failed(this.#loadError);
+    });
   }
 
-  /** Resolves once the module is loaded and `init` ran; rejects with a `HANDLER_LOAD_FAILED` error. */
-  ready(): Promise<void> {
+  /**
+   * Run `start` once the module is loaded and `init` ran (a worker's shards connect through this, so no shard
+   * reaches READY before a load failure is known). Rejects with the `HANDLER_LOAD_FAILED` error that `failed()` was
+   * given, after it was given; never hangs.
+   */
+  gate<T>(start: () => T | Promise<T>): Promise<T> {
     return this.#ready.then(
-      () => undefined,
-      (err: unknown) => {
-        throw new HandlerError('HANDLER_LOAD_FAILED', `the handler module could not be loaded: ${describe(err)}`, { shardId: -1, eventType: null, cause: err });
+      () => start(),
+      () => {
+        throw this.#loadError!;
       },
     );
   }
@@ -109,8 +147,59 @@ export class HandlerRunner {
     return new Promise((resolve) => this.#push(shardId, { k: 'mark', resolve }));
   }
 
-  /** Handle everything queued, then call the handler's `close()`. */
+  /**
+   * Reshard, new set: from now on every dispatch waits in its lane for {@link decide} (its key and fingerprint go
+   * out through `held`); `false` lets every waiting dispatch through and ends that.
+   */
+  gated(on: boolean): void {
+    this.#gated = on;
+    if (on) return;
+    for (const [shardId, lane] of this.#lanes) {
+      for (const item of lane.held.values()) item.verdict ??= true;
+      lane.held.clear();
+      this.#wake(lane, shardId);
+    }
+  }
+
+  /** Reshard, new set: the verdict on a held dispatch (true: handle it; false: the running set did). */
+  decide(shardId: number, sequence: number, handle: boolean): void {
+    const lane = this.#lanes.get(shardId);
+    const item = lane?.held.get(sequence);
+    if (!lane || !item) return; // a stale verdict (the item was decided, or its thread was replaced)
+    lane.held.delete(sequence);
+    item.verdict = handle;
+    this.#wake(lane, shardId);
+  }
+
+  /** Reshard, running set: report (or stop reporting) each finished dispatch's key and fingerprint. */
+  record(on: boolean): void {
+    this.#recording = on;
+  }
+
+  /**
+   * Reshard, running set: stop handling (true; resolves once no handler call is in progress, so every recorded
+   * fingerprint has been reported) or go on (false: the reshard was aborted).
+   */
+  async freeze(on: boolean): Promise<void> {
+    this.#frozen = on;
+    if (!on) {
+      for (const [shardId, lane] of this.#lanes) this.#wake(lane, shardId);
+      return;
+    }
+    await Promise.all([...this.#lanes.values()].map((lane) => lane.current));
+  }
+
+  /** Frozen at a reshard's switch (what it reads is not handled). */
+  get frozen(): boolean {
+    return this.#frozen;
+  }
+
+  /** Handle everything queued (a frozen runner drops it), then call the handler's `close()`. */
   async close(): Promise<void> {
+    if (this.#frozen) {
+      this.#discard = true;
+      for (const [shardId, lane] of this.#lanes) this.#wake(lane, shardId);
+    }
     await Promise.all([...this.#lanes.keys()].map((id) => this.drained(id)));
     if (this.#closed) return;
     this.#closed = true;
@@ -135,20 +224,39 @@ export class HandlerRunner {
         send: (payload) => h.send(shardId, { op: payload.op, d: payload.d }),
         updatePresence: (presence: PresenceData) => h.send(shardId, { op: 3, d: presence }),
       };
-      lane = { items: [], head: 0, running: false, ctx };
+      lane = { items: [], head: 0, running: false, ctx, held: new Map(), current: null, burst: null };
       this.#lanes.set(shardId, lane);
     }
     return lane;
   }
 
+  #discard = false;
+
   #push(shardId: number, item: Item): void {
     const lane = this.#lane(shardId);
     lane.items.push(item);
-    if (++this.#queued >= MAX_QUEUED && !this.#paused) {
+    if (item.k === 'dispatch' && this.#frozen) {
+      // Frozen at a reshard's switch: the set is closed next (its sockets must read the close handshake).
+      item.uncounted = true;
+    } else if (item.k === 'dispatch' && this.#gated) {
+      // Held dispatches are bounded by the reshard (maxBufferedEvents), not here: a lane waiting for a verdict
+      // must not pause the thread's other shards (some may not be READY yet).
+      item.uncounted = true;
+      lane.held.set(item.event.sequence, item);
+      const e = item.event;
+      const d = e.data as { id?: string; unavailable?: boolean; guilds?: { id: string }[] } | null;
+      if (e.type === 'READY') lane.burst = new Set((d?.guilds ?? []).map((g) => g.id));
+      const burst = (e.type === 'GUILD_CREATE' || (e.type === 'GUILD_DELETE' && d?.unavailable === true)) && lane.burst?.delete(String(d?.id)) === true;
+      this.hooks.held?.(shardId, e.sequence, e.type, routingKey(e), fingerprint(e), burst);
+    } else if (++this.#queued >= MAX_QUEUED && !this.#paused) {
       this.#paused = true;
       this.hooks.pause(true);
     }
-    if (!lane.running) {
+    this.#wake(lane, shardId);
+  }
+
+  #wake(lane: Lane, shardId: number): void {
+    if (!lane.running && lane.head < lane.items.length) {
       lane.running = true;
       queueMicrotask(() => void this.#drain(lane, shardId));
     }
@@ -160,20 +268,31 @@ export class HandlerRunner {
     if (handler === null) handler = await this.#ready.catch(() => null);
     while (lane.head < lane.items.length) {
       const item = lane.items[lane.head]!;
+      // A dispatch waiting for its verdict, or a frozen runner: the lane waits (decide / gated / freeze wake it).
+      if (item.k === 'dispatch' && !this.#discard && (this.#frozen || (item.verdict === undefined && lane.held.has(item.event.sequence)))) {
+        lane.running = false;
+        return;
+      }
       lane.items[lane.head++] = undefined as unknown as Item;
       if (lane.head >= 1024 && lane.head * 2 >= lane.items.length) {
         lane.items = lane.items.slice(lane.head);
         lane.head = 0;
       }
-      if (--this.#queued <= MAX_QUEUED / 2 && this.#paused) {
+      if (!(item.k === 'dispatch' && item.uncounted) && --this.#queued <= MAX_QUEUED / 2 && this.#paused) {
         this.#paused = false;
         h.pause(false);
       }
       if (item.k === 'event') h.pass(item.event);
       else if (item.k === 'mark') item.resolve();
-      else if (handler === null) {
-        // The module failed to load (reported once by the thread's owner): nothing is handled or acknowledged.
-      } else await this.#handle(handler, lane, shardId, item);
+      else if (handler === null || this.#discard) {
+        // The module failed to load (reported once, through failed()), or a frozen runner closes: not handled.
+      } else if (item.verdict === false) h.skipped?.(shardId, item.event.sequence);
+      else {
+        const run = this.#handle(handler, lane, shardId, item);
+        lane.current = run;
+        await run;
+        lane.current = null;
+      }
     }
     lane.items = [];
     lane.head = 0;
@@ -207,6 +326,7 @@ export class HandlerRunner {
       h.pass({ kind: 'error', shardId, error });
     }
     open = false;
+    if (this.#recording) h.recorded?.(shardId, event.sequence, routingKey(event), fingerprint(event));
     h.done(shardId, event.sequence, event.type, posts);
   }
 }

@@ -15,7 +15,24 @@ import type { ShardOptions } from '../shard.js';
 import type { DispatchEvent } from '../events.js';
 import { HandlerError, ShardlineError } from '../errors.js';
 import { HandlerRunner, loadHandler, type RouteMethod } from '../handler/runner.js';
-import { ACK_LINE, eventToWire, fromWire, toWire, ITEM_LINE, RAW_LINE, type BatchItem, type FromWorker, type StatusRow, type ToWorker, type WorkerSpec } from './protocol.js';
+import type { ShardEvent } from '../events.js';
+import { HandledMarks, sessionMark } from './marks.js';
+import {
+  ACK_LINE,
+  COUNT_LINE,
+  HELD_LINE,
+  RECORD_LINE,
+  eventToWire,
+  fromWire,
+  toWire,
+  ITEM_LINE,
+  RAW_LINE,
+  type BatchItem,
+  type FromWorker,
+  type StatusRow,
+  type ToWorker,
+  type WorkerSpec,
+} from './protocol.js';
 
 /** Real ms between status refreshes of every shard (latency and sequence change without events). */
 const STATUS_EVERY = 1000;
@@ -74,6 +91,9 @@ function pushRaw(shardId: number, type: string, sequence: number, json: string):
 function flush(): void {
   if (scheduled) clearImmediate(scheduled);
   scheduled = null;
+  if (lazy) clearTimeout(lazy);
+  lazy = null;
+  if (counts.size > 0) countLines();
   for (const id of dirty) {
     const row = statusRow(id);
     if (row) lines.push(ITEM_LINE + JSON.stringify(['s', row]));
@@ -84,6 +104,12 @@ function flush(): void {
   lines = [];
   chars = 0;
   port.postMessage({ t: 'batch', data } satisfies FromWorker);
+  // The positions this batch carried are the shards' handled marks now (the batch is on its way: a crash from
+  // here on finds them in the host either way).
+  if (marks && acked.size > 0) {
+    for (const [id, sequence] of acked) marks.handled(id, sequence);
+    acked.clear();
+  }
   // Bounded: when the main thread falls this many batches behind, stop reading the sockets until it catches up.
   if (++inFlight >= MAX_IN_FLIGHT && !flowPaused) {
     flowPaused = true;
@@ -155,21 +181,82 @@ function postLine(shardId: number | null, value: unknown): string | null {
 }
 
 const handlerSpec = spec.handler;
+/** Handler mode: where each shard's handler has got to, shared with the host (read there when this thread died). */
+const marks = handlerSpec ? new HandledMarks(spec.ids, handlerSpec.marks) : null;
+/**
+ * Shards whose last handled position is in the unflushed batch (an `a` line after posts, or before a session
+ * mark): their later positions go there too until it is posted, so the shared mark never runs ahead of posts
+ * that could still be lost.
+ */
+const acked = new Map<number, number>();
+/** Handled dispatches by shard and type since the last count line (the host's `dispatchHandled`, for metrics). */
+const counts = new Map<number, Map<string, number>>();
+/** Real ms a batch with nothing but counts may wait: counts are for metrics, and a flush per turn costs per event. */
+const COUNT_EVERY = 25;
+let lazy: NodeJS.Timeout | null = null;
+function countLines(): void {
+  for (const [id, byType] of counts) {
+    let line = `${COUNT_LINE}${id}`;
+    for (const [type, n] of byType) line += `\t${type}\t${n}`;
+    lines.push(line);
+    chars += line.length;
+  }
+  counts.clear();
+}
+
+/**
+ * The handler finished a dispatch (and `posts` are what it posted meanwhile); `type` null: a reshard's verdict
+ * dropped it (not counted). No message per event.
+ */
+function handled(shardId: number, sequence: number, type: string | null, posts: unknown[]): void {
+  if (type !== null) {
+    let byType = counts.get(shardId);
+    if (!byType) counts.set(shardId, (byType = new Map()));
+    byType.set(type, (byType.get(type) ?? 0) + 1);
+  }
+  if (posts.length === 0 && !acked.has(shardId)) {
+    marks!.handled(shardId, sequence);
+    if (scheduled === null) lazy ??= setTimeout(flush, COUNT_EVERY);
+    return;
+  }
+  // The posts and the position go in one batch (no flush between them): both arrive, or neither.
+  for (const value of posts) {
+    const line = postLine(shardId, value);
+    if (line === null) continue;
+    lines.push(line);
+    chars += line.length;
+  }
+  acked.set(shardId, sequence);
+  add(`${ACK_LINE}${shardId}\t${sequence}`, shardId);
+}
+
+/** A shard's other event, in order after its handled dispatches; a session mark travels at once, position first. */
+function passed(e: ShardEvent): void {
+  const id = e.shardId;
+  if (!sessionMark(e)) {
+    push(['v', eventToWire(e)], id);
+    return;
+  }
+  const at = marks!.read(id).sequence;
+  if (at > 0 && !acked.has(id)) add(`${ACK_LINE}${id}\t${at}`, id);
+  push(['v', eventToWire(e)], id);
+  flush(); // the position and the mark are posted; only then does the shared slot start the new epoch
+  marks!.mark(id);
+}
+
 const runner: HandlerRunner | null = handlerSpec
   ? new HandlerRunner(loadHandler(handlerSpec.url), {
       worker: spec.index,
       handlerErrors: handlerSpec.errors,
-      pass: (e) => push(['v', eventToWire(e)], e.shardId),
-      done: (shardId, sequence, type, posts) => {
-        // The posts and the acknowledgement go in one batch (no flush between them): both arrive, or neither.
-        for (const value of posts) {
-          const line = postLine(shardId, value);
-          if (line === null) continue;
-          lines.push(line);
-          chars += line.length;
-        }
-        add(`${ACK_LINE}${shardId}\t${sequence}\t${type}`, shardId);
+      pass: passed,
+      done: handled,
+      skipped: (shardId, sequence) => handled(shardId, sequence, null, []),
+      // Reshard, running set: the fingerprint travels with the position (`acked`: the `a` line that `done` adds).
+      recorded: (shardId, sequence, key, fp) => {
+        acked.set(shardId, sequence);
+        add(`${RECORD_LINE}${shardId}\t${fp}\t${key}`, shardId);
       },
+      held: (shardId, sequence, type, key, fp, burst) => add(`${HELD_LINE}${shardId}\t${sequence}\t${burst ? 1 : 0}\t${fp}\t${type}\t${key}`, shardId),
       post: (shardId, value) => {
         const line = postLine(shardId, value);
         if (line !== null) add(line, shardId ?? spec.ids[0]!);
@@ -187,13 +274,16 @@ const runner: HandlerRunner | null = handlerSpec
         handlerPaused = paused;
         syncPaused();
       },
+      // A module that cannot be loaded ends the thread; the host stops its shards with the reason (a respawn would
+      // fail alike). Reported here only: the connects waiting in `gate` never run.
+      failed: (error) => {
+        post({ t: 'loadFailed', error: toWire(error) });
+        process.exit(1);
+      },
     })
   : null;
-// A module that cannot be loaded ends the thread; the host stops its shards with the reason (a respawn would fail alike).
-runner?.ready().catch((err: unknown) => {
-  post({ t: 'loadFailed', error: toWire(err) });
-  process.exit(1);
-});
+if (handlerSpec?.gated) runner!.gated(true);
+if (handlerSpec?.record) runner!.record(true);
 
 /**
  * Every shard's one event stream goes to the main thread in order (wanted dispatches mostly as raw lines); in
@@ -230,17 +320,8 @@ refresh.unref();
 async function run(method: string, args: unknown[]): Promise<unknown> {
   switch (method) {
     case 'connect':
-      // Handler mode: no shard connects before the module has loaded. A module that fails to load ends the thread
-      // (the handler above, registered first, exits before this continues); the host reports it for the shard.
-      if (
-        runner !== null &&
-        !(await runner.ready().then(
-          () => true,
-          () => false,
-        ))
-      )
-        return new Promise<never>(() => undefined);
-      return group.connect(args[0] as number);
+      // Handler mode: no shard connects before the module has loaded (the runner's gate; a load failure ends the thread).
+      return runner ? runner.gate(() => group.connect(args[0] as number)) : group.connect(args[0] as number);
     case 'send':
       return group.send(args[0] as number, args[1] as { op: number; d: unknown });
     case 'members': {
@@ -251,6 +332,11 @@ async function run(method: string, args: unknown[]): Promise<unknown> {
     }
     case 'restart':
       return group.restart(args[0] as number, args[1] as boolean);
+    case 'record':
+      runner?.record(args[0] as boolean);
+      return undefined;
+    case 'freeze': // its result follows the fingerprints of everything handled before (post() flushes)
+      return runner?.freeze(args[0] as boolean);
     case 'barrier': // its result is posted after the batch of everything read before the ACK (post() flushes)
       await group.barrier(args[0] as number);
       return runner?.drained(args[0] as number); // handler mode: and handled
@@ -258,8 +344,10 @@ async function run(method: string, args: unknown[]): Promise<unknown> {
       clearInterval(refresh);
       for (const p of acquires.values()) p.reject(new Error('worker closing'));
       acquires.clear();
+      // Frozen at a reshard's switch: what it holds is dropped at once (its sockets may be paused by it).
+      const dropped = runner?.frozen ? runner.close() : null;
       const sessions = await group.close(args[0] as boolean);
-      await runner?.close(); // every event read is handled before the sessions go back
+      await (dropped ?? runner?.close()); // every event read is handled before the sessions go back
       for (const r of routes.values()) r.reject(new ShardlineError('CLUSTER_CLOSED', 'the cluster closed before the command was carried out'));
       routes.clear();
       for (const id of spec.ids) dirty.add(id);
@@ -306,6 +394,12 @@ port.on('message', (msg: ToWorker) => {
     }
     case 'debug':
       group.setDebug(msg.enabled);
+      return;
+    case 'verdicts':
+      for (let i = 0; i + 2 < msg.v.length; i += 3) runner?.decide(msg.v[i]!, msg.v[i + 1]!, msg.v[i + 2] === 1);
+      return;
+    case 'ungate':
+      runner?.gated(false);
       return;
   }
 });

@@ -23,7 +23,23 @@ import type { ShardState } from '../state.js';
 import type { GatewayCommand, ShardBackend, ShardSink, ShardStatus, WorkerExitEvent } from '../cluster-status.js';
 import type { HandlerLogEvent } from '../handler/define.js';
 import type { RouteMethod } from '../handler/runner.js';
-import { ACK_LINE, eventFromWire, fromWire, toWire, RAW_LINE, type BatchItem, type CallMethod, type FromWorker, type StatusRow, type ToWorker, type WorkerSpec } from './protocol.js';
+import { HandledMarks, sessionMark } from './marks.js';
+import {
+  ACK_LINE,
+  COUNT_LINE,
+  HELD_LINE,
+  RECORD_LINE,
+  eventFromWire,
+  fromWire,
+  toWire,
+  RAW_LINE,
+  type BatchItem,
+  type CallMethod,
+  type FromWorker,
+  type StatusRow,
+  type ToWorker,
+  type WorkerSpec,
+} from './protocol.js';
 
 /** How long `close()` waits for a worker to close its shards before terminating it, real ms. */
 const CLOSE_TIMEOUT = 10_000;
@@ -88,6 +104,10 @@ export interface HostHandlerLink {
   route(method: RouteMethod, args: unknown[]): Promise<unknown>;
   /** The handler finished a dispatch of the shard (counted by metrics). */
   handled(shardId: number, type: string): void;
+  /** Reshard, running set: the handler finished a dispatch of routing key `key` and fingerprint `fp`. */
+  recorded?(key: string, fp: number): void;
+  /** Reshard, new set: a dispatch waits in its thread for a verdict ({@link WorkerHost.verdict}). */
+  held?(shardId: number, sequence: number, type: string, key: string, fp: number, burst: boolean): void;
 }
 
 interface Pending {
@@ -161,6 +181,12 @@ export class WorkerHost implements ShardBackend {
   private paused = false;
   private debugging = false;
   private readonly link: HostHandlerLink | null;
+  /** Handler mode: the current thread's shared handled marks, and the session marks seen from it, by shard. */
+  private marks: HandledMarks | null = null;
+  private readonly epochs = new Map<number, number>();
+  /** Reshard, new set: verdicts not posted yet (flat triples), and the turn that posts them. */
+  private verdicts: number[] = [];
+  private verdictTurn: NodeJS.Immediate | null = null;
 
   constructor(
     spec: WorkerSpec,
@@ -285,12 +311,57 @@ export class WorkerHost implements ShardBackend {
     for (const req of [...this.members.values()]) req.fail(new SendError('SHARD_CLOSED', `the shards of worker ${this.index} were closed`));
     if (!this.exited) await this.worker.terminate();
     this.worker.removeAllListeners();
+    if (this.verdictTurn) clearImmediate(this.verdictTurn);
+    this.verdictTurn = null;
     return sessions;
   }
 
   setPaused(paused: boolean): void {
     this.paused = paused;
     this.post({ t: 'pause', paused });
+  }
+
+  /** Whether the thread runs a handler. */
+  get handling(): boolean {
+    return this.#spec.handler !== undefined;
+  }
+
+  /** Reshard, new set: the verdict on a held dispatch (posted with the others of this turn). */
+  verdict(shardId: number, sequence: number, handle: boolean): void {
+    this.verdicts.push(shardId, sequence, handle ? 1 : 0);
+    this.verdictTurn ??= setImmediate(() => this.postVerdicts());
+  }
+
+  private postVerdicts(): void {
+    if (this.verdictTurn) clearImmediate(this.verdictTurn);
+    this.verdictTurn = null;
+    if (this.verdicts.length === 0) return;
+    const v = this.verdicts;
+    this.verdicts = [];
+    this.post({ t: 'verdicts', v });
+  }
+
+  /** Reshard, new set: the overlap is over (a respawned thread starts ungated); the verdicts given so far go first. */
+  ungate(): void {
+    this.postVerdicts();
+    this.setHandlerFlag('gated', false);
+    this.post({ t: 'ungate' });
+  }
+
+  /** Reshard, running set: report each handled dispatch's key and fingerprint (a respawned thread too). */
+  record(on: boolean): Promise<void> {
+    this.setHandlerFlag('record', on);
+    return this.exited ? Promise.resolve() : this.call('record', [on]).then(() => undefined);
+  }
+
+  /** Reshard, running set: stop handling (resolves once every fingerprint of what was handled has arrived), or go on. */
+  freeze(on: boolean): Promise<void> {
+    return this.exited ? Promise.resolve() : this.call('freeze', [on]).then(() => undefined);
+  }
+
+  private setHandlerFlag(flag: 'gated' | 'record', on: boolean): void {
+    const h = this.#spec.handler;
+    if (h) this.#spec = { ...this.#spec, handler: { ...h, [flag]: on } };
   }
 
   setDebug(enabled: boolean): void {
@@ -309,6 +380,12 @@ export class WorkerHost implements ShardBackend {
   }
 
   private spawn(spec: WorkerSpec): Worker {
+    if (spec.handler) {
+      // A fresh buffer per thread: epochs count from 0 on both sides again.
+      this.marks = new HandledMarks(spec.ids);
+      this.epochs.clear();
+      spec = { ...spec, handler: { ...spec.handler, marks: this.marks.buffer } };
+    }
     const worker = spawnWorker(spec);
     worker.on('message', (msg: FromWorker) => {
       if (this.worker === worker) this.onMessage(msg);
@@ -441,6 +518,8 @@ export class WorkerHost implements ShardBackend {
       const kind = data[start];
       if (kind === RAW_LINE) this.onRaw(data, start + 1, end);
       else if (kind === ACK_LINE) this.onAck(data, start + 1, end);
+      else if (kind === COUNT_LINE) this.onCount(data.slice(start + 1, end));
+      else if (kind === HELD_LINE || kind === RECORD_LINE) this.onReshardLine(kind, data.slice(start + 1, end));
       else this.onItem(JSON.parse(data.slice(start + 1, end)) as BatchItem, sink);
       start = end + 1;
     }
@@ -459,15 +538,42 @@ export class WorkerHost implements ShardBackend {
   }
 
   /**
-   * Handler mode: the worker's handler finished the shard's dispatch `sequence`. The session a respawned worker
-   * resumes starts after it: what the handler had not finished is replayed by the gateway and handled again.
+   * Handler mode: the worker's handler finished the shard's dispatches up to `sequence` (a line sent with posts
+   * or before a session mark; the other positions are in the shared marks, read in {@link onExit}). The session a
+   * respawned worker resumes starts after it: what the handler had not finished is replayed and handled again.
    */
   private onAck(data: string, from: number, to: number): void {
     const t1 = data.indexOf('\t', from);
-    const t2 = data.indexOf('\t', t1 + 1);
-    const shardId = Number(data.slice(from, t1));
-    const sequence = Number(data.slice(t1 + 1, t2));
-    if (this.fresh(shardId, sequence)) this.link?.handled(shardId, data.slice(t2 + 1, to));
+    this.fresh(Number(data.slice(from, t1)), Number(data.slice(t1 + 1, to)));
+  }
+
+  /** Handler mode: `shardId \t type \t n …`, dispatches handled since the last count line (one `dispatchHandled` each). */
+  private onCount(line: string): void {
+    const link = this.link;
+    if (!link) return;
+    const f = line.split('\t');
+    const shardId = Number(f[0]);
+    for (let i = 1; i + 1 < f.length; i += 2) for (let n = Number(f[i + 1]); n > 0; n--) link.handled(shardId, f[i]!);
+  }
+
+  /** Reshard lines: a running-set fingerprint (`k`), or a new-set dispatch waiting for its verdict (`g`). */
+  private onReshardLine(kind: string, line: string): void {
+    const f = line.split('\t');
+    if (kind === RECORD_LINE) this.link?.recorded?.(f.slice(2).join('\t'), Number(f[1]));
+    else this.link?.held?.(Number(f[0]), Number(f[1]), f[4]!, f.slice(5).join('\t'), Number(f[3]), f[2] === '1');
+  }
+
+  /**
+   * Handler mode, the thread has exited: move each shard's resume point to the last dispatch its handler finished,
+   * when the shared mark belongs to the session this host knows (same count of session marks).
+   */
+  private settleMarks(): void {
+    const marks = this.marks;
+    if (!marks) return;
+    for (const id of this.#spec.ids) {
+      const { epoch, sequence } = marks.read(id);
+      if (epoch === (this.epochs.get(id) ?? 0) && sequence > 0) this.fresh(id, sequence);
+    }
   }
 
   /** A dispatch forwarded unparsed: `shardId \t sequence \t type \t payload`. */
@@ -513,6 +619,7 @@ export class WorkerHost implements ShardBackend {
     }
     const e = eventFromWire(item[1]);
     const id = e.shardId;
+    if (this.marks && sessionMark(e)) this.epochs.set(id, (this.epochs.get(id) ?? 0) + 1);
     switch (e.kind) {
       case 'dispatch': {
         if (!this.fresh(id, e.event.sequence)) return;
@@ -591,6 +698,7 @@ export class WorkerHost implements ShardBackend {
   private onExit(code: number): void {
     this.exited = true;
     this.worker.removeAllListeners();
+    this.settleMarks();
     const why = `worker ${this.index} exited (code ${code})${this.crash ? `: ${this.crash}` : ''}`;
     for (const ac of this.acquires.values()) ac.abort(new ShardlineError('ABORTED', why));
     this.acquires.clear();

@@ -22,8 +22,19 @@ export interface WorkerSpec {
   shardOptions: Record<number, Partial<ShardOptions>>;
   /** Scale of the cluster's clock; the worker runs `scaledClock(clockScale)`. */
   clockScale: number;
-  /** Handler mode: the module's file URL; dispatches are handled in the worker and never reach the main thread. */
-  handler?: { url: string; errors: 'report' | 'exit' };
+  /**
+   * Handler mode: the module's file URL; dispatches are handled in the worker and never reach the main thread.
+   * `marks`: the shared `HandledMarks` buffer (`marks.ts`) of this thread (where each shard's handler has got to), set by the host.
+   */
+  handler?: {
+    url: string;
+    errors: 'report' | 'exit';
+    marks?: SharedArrayBuffer;
+    /** Reshard, new set: dispatches wait for the main thread's verdicts (until `ungate`). */
+    gated?: boolean;
+    /** Reshard, running set: report the key and fingerprint of every handled dispatch (`RECORD_LINE`). */
+    record?: boolean;
+  };
 }
 
 /** A serialised error (the class is rebuilt on the other side so `instanceof` and `code` keep working). */
@@ -46,8 +57,19 @@ export type StatusRow = [number, ShardState, number | null, string | null, numbe
  */
 export const ITEM_LINE = 'j';
 export const RAW_LINE = 'r';
-/** Handler mode: `shardId \t sequence \t type`, the handler finished the shard's dispatch of that sequence. */
+/**
+ * Handler mode: `shardId \t sequence`, the handler finished the shard's dispatches up to that sequence. Sent only
+ * where the position must travel with the batch: after the posts of the events it covers (they arrive together or
+ * not at all), and before a session mark (see `marks.ts`); every other handled dispatch is recorded in the
+ * shared `HandledMarks` alone.
+ */
 export const ACK_LINE = 'a';
+/** Handler mode: `shardId \t type \t count \t type \t count …`, dispatches handled since the last such line (metrics). */
+export const COUNT_LINE = 'c';
+/** Reshard, running set: `shardId \t fingerprint \t routingKey`, the handler finished such a dispatch (an `a` line follows). */
+export const RECORD_LINE = 'k';
+/** Reshard, new set: `shardId \t sequence \t burst(0|1) \t fingerprint \t type \t routingKey`, a dispatch waits for its verdict. */
+export const HELD_LINE = 'g';
 
 /** A {@link ShardEvent} as it crosses the thread boundary (an `error` event's error serialised). */
 export type WireShardEvent = Exclude<ShardEvent, { kind: 'error' }> | { kind: 'error'; shardId: number; error: WireError };
@@ -73,7 +95,7 @@ export function eventFromWire(e: WireShardEvent): ShardEvent {
   return e.kind === 'error' ? { kind: 'error', shardId: e.shardId, error: fromWire(e.error) } : e;
 }
 
-export type CallMethod = 'connect' | 'send' | 'members' | 'restart' | 'close' | 'barrier';
+export type CallMethod = 'connect' | 'send' | 'members' | 'restart' | 'close' | 'barrier' | 'record' | 'freeze';
 
 /** main → worker. */
 export type ToWorker =
@@ -84,6 +106,10 @@ export type ToWorker =
   /** The main thread has processed a batch (flow control: the worker stops reading its sockets when too many wait). */
   | { t: 'ack' }
   | { t: 'debug'; enabled: boolean }
+  /** Reshard, new set: verdicts on held dispatches, flat `[shardId, sequence, handle (0|1), …]`. */
+  | { t: 'verdicts'; v: number[] }
+  /** Reshard, new set: the overlap is over; every dispatch is handled without a verdict. */
+  | { t: 'ungate' }
   /** The answer to a handler's routed command. */
   | { t: 'routed'; id: number; ok: true; value?: unknown }
   | { t: 'routed'; id: number; ok: false; error: WireError };

@@ -4,7 +4,10 @@
  * `throw:*` throws, `voice:<guildId>` joins a voice channel through the shard owning that guild (routed),
  * `members` requests a member of the shard's guild (routed through the main thread), `presence` updates this
  * shard's presence, `log:*` logs a line, `*:slow` / `*:early` take real time (1 ms before / 5 ms after posting).
+ * `*:quiet` posts nothing: it appends its marker to the file `SHARDLINE_TEST_HANDLED` names (the handler finished it,
+ * seen without `ctx.post()`, whose acknowledgement travels differently).
  */
+import { appendFileSync } from 'node:fs';
 import { setImmediate as turn, setTimeout as sleep } from 'node:timers/promises';
 import { defineHandler } from '../../src/handler/define.js';
 
@@ -26,6 +29,10 @@ export default defineHandler({
       return;
     }
     if (content.startsWith('throw:')) throw new Error(`asked to throw on ${content}`);
+    if (content.endsWith(':quiet')) {
+      appendFileSync(process.env.SHARDLINE_TEST_HANDLED!, `${content}\n`);
+      return;
+    }
     if (content === 'bigint') ctx.post({ n: 1n }); // not JSON: reported, not posted
     if (content.startsWith('voice:')) await ctx.updateVoiceState(content.slice(6), { channel_id: null, self_mute: false, self_deaf: false });
     if (content === 'presence') await ctx.updatePresence({ since: null, activities: [], status: 'idle', afk: false });
