@@ -168,12 +168,17 @@ test('ClientSession: IDENTIFY → READY + GUILD_CREATEs, live dispatches numbere
   take();
   c.message(identify({}));
   assert.deepEqual(take(), [{ type: 'identify', shardId: 0, intents: 513 }]);
-  c.start('sess', '{"session_id":"sess"}', ['{"id":"1"}', '{"id":"2"}'], 10);
+  const ring = new ReplayRing(100, 11);
+  c.start('sess', '{"session_id":"sess"}', ['{"id":"1"}', '{"id":"2"}'], 10, ring);
+  assert.equal(c.pulling, true);
+  c.pull(0);
+  assert.equal(c.pulling, false, 'caught up: nothing in the ring after position 10');
   const synth = take().map((e) => (e as { data: string }).data);
   assert.deepEqual(synth, ['{"t":"READY","s":1,"op":0,"d":{"session_id":"sess"}}', '{"t":"GUILD_CREATE","s":2,"op":0,"d":{"id":"1"}}', '{"t":"GUILD_CREATE","s":3,"op":0,"d":{"id":"2"}}']);
-  c.deliver('MESSAGE_CREATE', '{"guild_id":"1","n":1}', 11);
-  c.deliver('PRESENCE_UPDATE', '{}', 12);
-  c.deliver('MESSAGE_CREATE', '{"guild_id":"1","n":2}', 13);
+  const live = (type: string, d: string) => c.deliver(type, d, ring.push(type, d));
+  live('MESSAGE_CREATE', '{"guild_id":"1","n":1}');
+  live('PRESENCE_UPDATE', '{}');
+  live('MESSAGE_CREATE', '{"guild_id":"1","n":2}');
   assert.deepEqual(
     take().map((e) => (e as { data: string }).data),
     ['{"t":"MESSAGE_CREATE","s":4,"op":0,"d":{"guild_id":"1","n":1}}', '{"t":"MESSAGE_CREATE","s":5,"op":0,"d":{"guild_id":"1","n":2}}'],
@@ -183,10 +188,6 @@ test('ClientSession: IDENTIFY → READY + GUILD_CREATEs, live dispatches numbere
   assert.deepEqual(take(), [{ type: 'command', op: 8, d: { guild_id: '1', query: '', limit: 0 } }]);
   const state = c.session!;
   c.ended();
-  const ring = new ReplayRing(100, 11);
-  ring.push('MESSAGE_CREATE', '{"guild_id":"1","n":1}');
-  ring.push('PRESENCE_UPDATE', '{}');
-  ring.push('MESSAGE_CREATE', '{"guild_id":"1","n":2}');
   assert.equal(resumePos(state, 4, ring), 12, 'seq 4 (pos 11) and the filtered pos 12 were offered');
   assert.equal(resumePos(state, 5, ring), 13);
   assert.equal(resumePos(state, 3, ring), 10, 'right after the synthesized start');

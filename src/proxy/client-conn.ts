@@ -24,6 +24,12 @@ export class ClientConnection {
   private deadline: ReturnType<typeof setTimeout> | null = null;
   private draining = false;
   private ended = false;
+  /** Called when a send made during the READY burst has been written out: the session may write more. */
+  private readonly flushed = (): void => {
+    if (this.ended || !this.session.pulling) return;
+    this.session.pull(this.ws.bufferedAmount);
+    this.drain();
+  };
   /** Proxy nonce prefix of this connection's op 8 requests. */
   readonly tag: string;
 
@@ -114,8 +120,10 @@ export class ClientConnection {
       this.session.close(4000, 'Client too slow.');
       return;
     }
-    if (this.compressor === null) ws.send(text);
-    else ws.send(this.compressor.compress(Buffer.from(text)), { binary: true });
+    // During the READY burst every send reports when it is written out; the session pulls its next payloads then.
+    const done = this.session.pulling ? this.flushed : undefined;
+    if (this.compressor === null) ws.send(text, done);
+    else ws.send(this.compressor.compress(Buffer.from(text)), { binary: true }, done);
   }
 
   private end(): void {

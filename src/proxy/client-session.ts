@@ -6,6 +6,7 @@
  */
 import { AllIntents, PrivilegedIntents } from '../intents.js';
 import { carriesContent, stripsContent, wants } from './filter.js';
+import type { RingEntry } from './replay.js';
 
 /** Largest payload a client may send, bytes (Discord's). */
 export const CLIENT_MAX_PAYLOAD = 4096;
@@ -52,6 +53,22 @@ export interface SessionState {
   ahead: boolean;
 }
 
+/**
+ * Bytes a client's socket may hold queued while its READY burst (GUILD_CREATEs, then the catch-up from the ring)
+ * is written: the next one is written only below this (see {@link ClientSession.pull}).
+ */
+export const BURST_BUFFER = 1024 * 1024;
+
+/** The part of a shard's replay ring a session reads to catch up after its GUILD_CREATEs. */
+export interface RingView {
+  /** Position of the oldest entry held. */
+  readonly oldest: number;
+  /** Position of the newest entry. */
+  readonly newest: number;
+  /** The entry at `pos`, or null when it is not held. */
+  at(pos: number): RingEntry | null;
+}
+
 /** Private `[seq, pos]` pairs kept per session (a RESUME older than the oldest one is refused). */
 export const MAX_PRIVATE = 256;
 
@@ -76,6 +93,8 @@ export interface ClientSessionOptions {
    * clients and only for the dispatches `carriesContent` names. Default: none (nothing stripped).
    */
   stripContent?: (type: string, d: string) => string;
+  /** Bytes queued on the socket below which the READY burst writes its next payload. Default {@link BURST_BUFFER}. */
+  burstBuffer?: number;
 }
 
 const COMMAND_OPS = new Set([3, 4, 8, 31, 43]);
@@ -103,10 +122,30 @@ export class ClientSession {
   private sentHead = 0;
   private readonly limit: number;
   private readonly window: number;
+  private readonly burstBuffer: number;
+  /** GUILD_CREATEs not written yet (pulled one at a time), null once they all were. */
+  private burst: Iterator<string> | null = null;
+  /** Set while the session is behind the live stream (burst, then catch-up): it reads the ring, not `deliver`. */
+  private behind: RingView | null = null;
+  private overflow = false;
 
   constructor(private readonly o: ClientSessionOptions) {
     this.limit = o.rateLimit?.limit ?? 120;
     this.window = o.rateLimit?.window ?? 60_000;
+    this.burstBuffer = o.burstBuffer ?? BURST_BUFFER;
+  }
+
+  /**
+   * True while the READY burst is being written: the driver calls {@link pull} whenever the socket has written
+   * something out (and the session then writes more only below {@link BURST_BUFFER}).
+   */
+  get pulling(): boolean {
+    return this.behind !== null;
+  }
+
+  /** The connection was closed because the replay ring moved past it during its READY burst (too slow). */
+  get overflowed(): boolean {
+    return this.overflow;
   }
 
   /** The session, once identified or resumed. */
@@ -133,9 +172,10 @@ export class ClientSession {
     if (this.phase !== 'closed') this.close(4009, 'Session timed out.');
   }
 
-  /** The connection ended (no effects; the proxy keeps `session` for a RESUME). */
+  /** The connection ended (no effects; the proxy keeps `session` for a RESUME). Releases a pending burst. */
   ended(): void {
     this.phase = 'closed';
+    this.release();
   }
 
   /** One text message from the client. */
@@ -165,18 +205,55 @@ export class ClientSession {
   }
 
   /**
-   * The proxy accepted the IDENTIFY: write READY and the GUILD_CREATEs (`d` texts), and start the live stream at
-   * stream position `pos` (the newest position already covered by the cache).
+   * The proxy accepted the IDENTIFY: write READY, then — as the driver {@link pull}s — the GUILD_CREATEs (`d`
+   * texts, taken from `guildCreates` one at a time), then every entry of `ring` after stream position `pos` (the
+   * newest position already covered by the cache when the burst started) that the client wants, then live
+   * dispatches. While behind, {@link deliver} writes nothing: what arrives is in the ring and caught up from there,
+   * so it reaches the client after its GUILD_CREATEs, in order. When the ring no longer holds the position the
+   * client has reached, it is closed with 4000 (its RESUME is then refused with op 9 and it identifies again).
    */
-  start(id: string, readyD: string, guildCreates: Iterable<string>, pos: number): void {
+  start(id: string, readyD: string, guildCreates: Iterable<string>, pos: number, ring: RingView): void {
     if (this.phase !== 'identifying') return;
     const { shardId, intents } = this.pendingIdentify!;
     const state = newSessionState(id, shardId, intents, this.o.upstreamIntents, pos);
     this.state = state;
     this.phase = 'ready';
     this.write(state, 'READY', readyD);
-    for (const g of guildCreates) this.write(state, 'GUILD_CREATE', g);
-    state.synthEnd = state.seq;
+    // no RESUME into the synthesized start until all of it is written
+    state.synthEnd = Number.MAX_SAFE_INTEGER;
+    this.burst = guildCreates[Symbol.iterator]();
+    this.behind = ring;
+  }
+
+  /**
+   * The socket holds `buffered` bytes not yet written out: while behind (see {@link pulling}), write the next
+   * GUILD_CREATEs, then ring entries, until `buffered` plus what this call wrote reaches the bound.
+   */
+  pull(buffered: number): void {
+    const state = this.state;
+    const ring = this.behind;
+    if (this.phase !== 'ready' || state === null || ring === null) return;
+    let room = this.burstBuffer - buffered;
+    while (room > 0) {
+      if (this.burst !== null) {
+        const g = this.burst.next();
+        if (g.done !== true) {
+          room -= this.write(state, 'GUILD_CREATE', g.value);
+          continue;
+        }
+        this.burst = null;
+        state.synthEnd = state.seq;
+      }
+      const p = state.pos + 1;
+      if (p > ring.newest) {
+        this.behind = null; // caught up: live from here
+        return;
+      }
+      const e = ring.at(p);
+      if (e === null) return this.tooSlow();
+      state.pos = p;
+      if (wants(state.intents, e.type, e.d)) room -= this.write(state, e.type, e.d);
+    }
   }
 
   /**
@@ -213,6 +290,11 @@ export class ClientSession {
   deliver(type: string, d: string, pos: number): void {
     const state = this.state;
     if (this.phase !== 'ready' || state === null) return;
+    if (this.behind !== null) {
+      // caught up from the ring later; if the ring already lost the next entry, finishing the burst is pointless
+      if (this.behind.oldest > state.pos + 1) this.tooSlow();
+      return;
+    }
     state.pos = pos;
     if (wants(state.intents, type, d)) this.write(state, type, d);
   }
@@ -231,7 +313,22 @@ export class ClientSession {
   close(code: number, reason: string): void {
     if (this.phase === 'closed') return;
     this.phase = 'closed';
+    this.release();
     this.effects.push({ type: 'deadline', at: null }, { type: 'close', code, reason });
+  }
+
+  /** The ring moved past what the client has reached during its burst. */
+  private tooSlow(): void {
+    this.overflow = true;
+    this.close(4000, 'Client too slow for its READY.');
+  }
+
+  /** Drop a pending burst (the iterator is returned: the cache's generator lets go of what it holds). */
+  private release(): void {
+    const burst = this.burst;
+    this.burst = null;
+    this.behind = null;
+    burst?.return?.();
   }
 
   private pendingIdentify: { shardId: number; intents: number } | null = null;
@@ -270,9 +367,12 @@ export class ClientSession {
     this.effects.push({ type: 'resume', sessionId: r.session_id, seq: this.pendingResume });
   }
 
-  private write(state: SessionState, type: string, d: string): void {
+  /** Write one dispatch; returns its length. */
+  private write(state: SessionState, type: string, d: string): number {
     if (state.stripContent && carriesContent(type) && this.o.stripContent) d = this.o.stripContent(type, d);
-    this.out(`{"t":"${type}","s":${++state.seq},"op":0,"d":${d}}`);
+    const data = `{"t":"${type}","s":${++state.seq},"op":0,"d":${d}}`;
+    this.out(data);
+    return data.length;
   }
 
   private out(data: string): void {

@@ -32,8 +32,11 @@ import { guildCreates, readyData } from './synth.js';
 
 /** Counters and sizes of a running proxy (also on its metrics and status page). */
 export interface ProxyStats {
-  /** Per upstream shard: clients attached, replay ring depth and bytes, guilds, commands forwarded. */
-  shards: { id: number; clients: number; ringDepth: number; ringBytes: number; guilds: number; commands: number; state: string }[];
+  /**
+   * Per upstream shard: clients attached (`bursts` of them still receiving their READY burst: GUILD_CREATEs and the
+   * catch-up from the ring), replay ring depth and bytes, guilds, commands forwarded.
+   */
+  shards: { id: number; clients: number; bursts: number; ringDepth: number; ringBytes: number; guilds: number; commands: number; state: string }[];
   /** Guilds in the cache. */
   guilds: number;
   /** Bytes the guild cache holds: compressed guilds, their pending changes, open guilds' JSON (docs/PROXY.md). */
@@ -52,6 +55,8 @@ export interface ProxyStats {
   forwardedCommands: number;
   /** REST requests forwarded upstream since start. */
   restRequests: number;
+  /** Clients closed (4000) because the replay ring moved past them while their READY burst was written. */
+  burstOverflows: number;
 }
 
 /** Events of a {@link GatewayProxy}. */
@@ -125,7 +130,7 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
   private nonces = 0;
   private tags = 0;
   private closing: Promise<void> | null = null;
-  private readonly counters = { identifies: 0, resumes: 0, resumesRefused: 0, forwardedCommands: 0, restRequests: 0 };
+  private readonly counters = { identifies: 0, resumes: 0, resumesRefused: 0, forwardedCommands: 0, restRequests: 0, burstOverflows: 0 };
 
   private constructor(options: GatewayProxyOptions) {
     super();
@@ -213,6 +218,7 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
     const shards = [...this.streams.values()].map((s) => ({
       id: s.id,
       clients: s.clients.size,
+      bursts: [...s.clients].filter((c) => c.session.pulling).length,
       ringDepth: s.ring.size,
       ringBytes: s.ring.bytes(),
       guilds: s.guilds.size,
@@ -465,8 +471,11 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
     identify: (conn, shardId, intents) => {
       const st = this.stream(shardId);
       const id = randomBytes(16).toString('hex');
-      const ready = readyData({ user: this.user, application: this.application, sessionId: id, resumeUrl: this.url, shard: [shardId, this.cluster.total ?? 1] }, st.guilds);
-      conn.session.start(id, ready, guildCreates(this.cache, st.guilds, intents), st.ring.newest);
+      // READY's guild list, fixed: a guild joined during the burst arrives by the catch-up from the ring (once)
+      const guilds = [...st.guilds];
+      const ready = readyData({ user: this.user, application: this.application, sessionId: id, resumeUrl: this.url, shard: [shardId, this.cluster.total ?? 1] }, guilds);
+      // GUILD_CREATEs are built one at a time as the client's socket drains, then the ring is caught up from here
+      conn.session.start(id, ready, guildCreates(this.cache, guilds, intents), st.ring.newest, st.ring);
       const state = conn.session.session!;
       this.sessions.set(id, { state, conn, timer: null });
       st.clients.add(conn);
@@ -517,6 +526,7 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
         .catch((err: Error) => this.report(new ShardlineError('PROXY_COMMAND_FAILED', `shard ${state.shardId}: op ${op} from a client was not sent: ${err.message}`, { cause: err })));
     },
     closed: (conn) => {
+      if (conn.session.overflowed) this.counters.burstOverflows++;
       const state = conn.session.session;
       if (state === null) return;
       this.streams.get(state.shardId)?.clients.delete(conn);
