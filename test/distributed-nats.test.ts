@@ -293,11 +293,14 @@ test('publisher: every dispatch published in order per shard, with back-pressure
     const seen: number[] = [];
     await worker.consume({ name: 'ordered', handler: (e) => void seen.push(e.sequence) });
     await until(() => seen.length >= last, 'consumed', 5000);
+    // on a loaded machine this sped-up clock can make the shard resume (a late heartbeat ACK), which adds a
+    // RESUMED dispatch after `last`: everything published is consumed, contiguous and in order, from 1
     assert.deepEqual(
       seen,
-      Array.from({ length: last }, (_, i) => i + 1),
+      Array.from({ length: seen.length }, (_, i) => i + 1),
       'contiguous and in order',
     );
+    assert.ok(seen.length >= last);
     await pub.close();
     assert.equal(shard.listenerCount('event'), 0, 'removed on close');
   } finally {
