@@ -8,7 +8,7 @@
  * revision to compare). Once every guild is cached, the child is garbage-collected, then samples its RSS, heap and
  * external/array-buffer memory every 2 ms (and reads the kernel's peak RSS) while one plain `ws` client, reading as
  * fast as it can on loopback, IDENTIFYs and receives READY and every GUILD_CREATE. Printed: the peaks above the
- * baseline, the most bytes queued on the client's socket (`ws.bufferedAmount`), how long the READY took and whether
+ * baseline (and the baseline itself: the heap after the start, the ring's bytes `ringMB`), the most bytes queued on the client's socket (`ws.bufferedAmount`), how long the READY took and whether
  * it completed (an older proxy closed such a client: 4000). With `--live`, the child is also garbage-collected every
  * 100 ms and the heap that survives is sampled (what the proxy holds, without garbage awaiting collection; slows
  * the READY).
@@ -50,7 +50,7 @@ const PROXY = `
   const liveSample = () => { globalThis.gc(); live = Math.max(live, process.memoryUsage().heapUsed); };
   console.log(JSON.stringify({ url: proxy.url }));
   createInterface({ input: process.stdin }).on('line', (l) => {
-    if (l === 'depth') return console.log(JSON.stringify({ depth: proxy.stats().shards[0].ringDepth, cacheMB: mb(proxy.cacheBytes()) }));
+    if (l === 'depth') return console.log(JSON.stringify({ depth: proxy.stats().shards[0].ringDepth, ringMB: mb(proxy.stats().shards[0].ringBytes), cacheMB: mb(proxy.cacheBytes()) }));
     if (l === 'start') {
       globalThis.gc(); globalThis.gc();
       base = sample(); peak = { ...base };
@@ -103,7 +103,7 @@ try {
     if (s.depth >= 2 * GUILDS) break;
     await new Promise((r) => setTimeout(r, 200));
   }
-  const cache = (await ask('depth')) as { cacheMB: number };
+  const cache = (await ask('depth')) as { cacheMB: number; ringMB: number };
   const before = await ask('start');
   const ws = new WebSocket(`${url}/?v=10&encoding=json`);
   let creates = 0;
@@ -129,6 +129,7 @@ try {
       guilds: GUILDS,
       guildCreateKB: +(size / 1024).toFixed(1),
       cacheMB: cache.cacheMB,
+      ringMB: cache.ringMB,
       readyMB: +(bytes / 1048576).toFixed(1),
       guildCreatesReceived: creates,
       closedWith: closed,

@@ -18,6 +18,11 @@ import { scaledClock } from '../src/clock.js';
 import { GatewaySimulator } from '../src/simulator/index.js';
 import { collectJsonLines, startRedis } from './helpers/servers.js';
 import { SCALE, TOKEN, until } from './helpers/setup.js';
+import { dispatch, gid, resume, started } from './helpers/ring.js';
+import { Intents } from '../src/intents.js';
+import { GuildCache } from '../src/proxy/cache.js';
+import { ProxyStore } from '../src/proxy/persist.js';
+import { ShardStream } from '../src/proxy/stream.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -199,5 +204,42 @@ test('a client connected to a proxy killed with SIGKILL RESUMEs its session on t
     for (const ws of clients) ws.terminate();
     for (const p of procs) p.kill('SIGKILL');
     await stop();
+  }
+});
+
+test('replay ring: GUILD_CREATE references persist in Redis and resolve against the restored cache', async () => {
+  const redisServer = await startRedis();
+  try {
+    const { cache, st, c } = started(20, Intents.Guilds | Intents.GuildMessages);
+    dispatch(st, cache, [c], 'MESSAGE_CREATE', { id: '1', channel_id: '2', guild_id: gid(1), content: 'x' });
+    const state = c.session!;
+    c.ended();
+    const errors: Error[] = [];
+    const store = await ProxyStore.open(redisServer.url, 'ring-test', 60_000, (e) => errors.push(e));
+    for (let i = 0; i < 20; i++) store.markGuild(gid(i));
+    const persisted = { sessions: {}, shardGuilds: {}, user: '{}', application: '{}', cache, replay: { rings: [[0, st.ring] as const], sessions: [{ state, attached: false }] } };
+    await store.close(persisted);
+
+    const back = await ProxyStore.open(redisServer.url, 'ring-test', 60_000, (e) => errors.push(e));
+    const loaded = await back.load();
+    await back.close(null);
+    assert.deepEqual(errors, []);
+    const cache2 = new GuildCache();
+    for (const [id, g] of Object.entries(loaded.guilds)) cache2.restore(id, g);
+    const st2 = new ShardStream(0, 10_000);
+    const r = loaded.replay.rings.get(0)!;
+    assert.equal(r.entries.filter((e) => e.ref === true).length, 20, 'stored as references');
+    st2.restoreRing(r.newest, r.entries);
+    assert.equal(st2.ring.bytes(), st.ring.bytes());
+    const s = loaded.replay.sessions[0]!;
+    const state2 = { ...s, stripContent: false };
+    const got = resume(cache2, st2, state2, 1);
+    assert.deepEqual(
+      got.map((p) => p.t),
+      [...Array.from({ length: 20 }, () => 'GUILD_CREATE'), 'MESSAGE_CREATE', 'RESUMED'],
+    );
+    for (let i = 0; i < 20; i++) assert.deepEqual(got[i]!.d, JSON.parse(cache.build(gid(i), { presences: false })!), `guild ${i} from the restored cache`);
+  } finally {
+    await redisServer.stop();
   }
 });

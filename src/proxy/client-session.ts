@@ -95,6 +95,12 @@ export interface ClientSessionOptions {
   stripContent?: (type: string, d: string) => string;
   /** Bytes queued on the socket below which the READY burst writes its next payload. Default {@link BURST_BUFFER}. */
   burstBuffer?: number;
+  /**
+   * The `d` a replayed reference entry (see {@link RingEntry.ref}) stands for, built now for a client with
+   * `intents`, or null when what it names is gone (the entry is then skipped: its sequence number is used and
+   * nothing written, so the numbering stays one per wanted ring entry). Default: none (such entries are skipped).
+   */
+  expand?: (type: string, ref: string, intents: number) => string | null;
 }
 
 const COMMAND_OPS = new Set([3, 4, 8, 31, 43]);
@@ -252,7 +258,7 @@ export class ClientSession {
       const e = ring.at(p);
       if (e === null) return this.tooSlow();
       state.pos = p;
-      if (wants(state.intents, e.type, e.d)) room -= this.write(state, e.type, e.d);
+      room -= this.replay(state, e);
     }
   }
 
@@ -260,7 +266,7 @@ export class ClientSession {
    * The proxy found the session of a RESUME, the stream position its sequence maps to (`resumePos`) and the ring
    * entries after it: replay those the client wants, then RESUMED. The state continues on this connection.
    */
-  resume(state: SessionState, pos: number, replay: Iterable<{ pos: number; type: string; d: string }>): void {
+  resume(state: SessionState, pos: number, replay: Iterable<RingEntry>): void {
     if (this.phase !== 'resuming') return;
     this.state = state;
     this.phase = 'ready';
@@ -274,7 +280,7 @@ export class ClientSession {
     p.length = keep; // what was sent after `seq` and is not in the ring is not sent again
     for (const e of replay) {
       state.pos = e.pos;
-      if (wants(state.intents, e.type, e.d)) this.write(state, e.type, e.d);
+      this.replay(state, e);
     }
     this.private('RESUMED', '{}');
   }
@@ -365,6 +371,19 @@ export class ClientSession {
     this.phase = 'resuming';
     this.pendingResume = (r.seq as number | null) ?? 0;
     this.effects.push({ type: 'resume', sessionId: r.session_id, seq: this.pendingResume });
+  }
+
+  /**
+   * Write one ring entry if the client wants it, a reference built now (see {@link ClientSessionOptions.expand});
+   * returns the length written.
+   */
+  private replay(state: SessionState, e: RingEntry): number {
+    if (!wants(state.intents, e.type, e.d)) return 0;
+    if (e.ref !== true) return this.write(state, e.type, e.d);
+    const d = this.o.expand?.(e.type, e.d, state.intents) ?? null;
+    if (d !== null) return this.write(state, e.type, d);
+    state.seq++; // gone since: skipped, its number used (what follows maps as before)
+    return 0;
   }
 
   /** Write one dispatch; returns its length. */

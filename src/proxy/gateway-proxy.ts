@@ -28,7 +28,7 @@ import { ProxyServer } from './server.js';
 import { resumePos } from './resume-map.js';
 import { proxyStatusSection } from './status.js';
 import { ShardStream } from './stream.js';
-import { guildCreates, readyData } from './synth.js';
+import { expandRef, guildCreates, readyData } from './synth.js';
 
 /** Counters and sizes of a running proxy (also on its metrics and status page). */
 export interface ProxyStats {
@@ -398,9 +398,10 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
       d = JSON.stringify(data);
       parsed = data;
     } else if (CACHE_EVENTS.has(type)) {
-      this.applyCache(st, type, parsed ?? JSON.parse(d), d);
+      parsed ??= JSON.parse(d);
+      this.applyCache(st, type, parsed, d);
     }
-    const pos = st.ring.push(type, d);
+    const pos = st.record(type, d, parsed, this.cache);
     for (const c of st.clients) {
       c.session.deliver(type, d, pos);
       c.drain();
@@ -463,6 +464,7 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
       upstreamIntents: this.intents,
       now: Date.now,
       stripContent: (type, d) => this.stripper.d(type, d),
+      expand: (type, ref, intents) => expandRef(this.cache, type, ref, intents),
     });
     new ClientConnection(ws, compression, session, this.hub, `c${(this.tags++).toString(36)}`);
   }

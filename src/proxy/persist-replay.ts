@@ -11,7 +11,7 @@
 import type { ChainableCommander, Redis } from 'ioredis';
 import { ShardlineError } from '../errors.js';
 import type { SessionState } from './client-session.js';
-import type { ReplayRing } from './replay.js';
+import type { ReplayRing, RingEntry } from './replay.js';
 
 /** What the proxy hands over at each write. */
 export interface ReplaySource {
@@ -27,9 +27,15 @@ export type StoredSession = Omit<SessionState, 'stripContent'>;
 /** What a starting proxy reads back. */
 export interface LoadedReplay {
   /** Per shard id: the position of the newest entry, and the entries held, oldest first. */
-  rings: Map<number, { newest: number; entries: { type: string; d: string }[] }>;
+  rings: Map<number, { newest: number; entries: { type: string; d: string; ref?: true }[] }>;
   sessions: StoredSession[];
 }
+
+/** Marks a stored ring entry that is a reference (`@GUILD_CREATE {"id":"…"}`); a type never starts with it. */
+const REF = '@';
+
+/** A ring entry as stored: `<type> <d>`, a reference with {@link REF} before its type. */
+const entryText = (e: RingEntry): string => `${e.ref === true ? REF : ''}${e.type} ${e.d}`;
 
 const isInt = (v: unknown): v is number => Number.isInteger(v);
 
@@ -75,7 +81,7 @@ export class ReplayPersister {
         m.del(key);
         entries = ring.after(ring.oldest - 1) ?? [];
       }
-      if (entries.length !== 0) m.rpush(key, ...entries.map((e) => `${e.type} ${e.d}`));
+      if (entries.length !== 0) m.rpush(key, ...entries.map(entryText));
       m.ltrim(key, -ring.capacity, -1);
       marks.push([id, ring.newest]);
     }
@@ -108,8 +114,9 @@ export class ReplayPersister {
       ids.forEach((id, i) => {
         const entries = lists[i]!.map((text) => {
           const at = text.indexOf(' ');
-          if (at < 1) throw new Error(`ring ${id}: an entry without a type`);
-          return { type: text.slice(0, at), d: text.slice(at + 1) };
+          const ref = text.startsWith(REF);
+          if (at < (ref ? 2 : 1)) throw new Error(`ring ${id}: an entry without a type`);
+          return ref ? { type: text.slice(1, at), d: text.slice(at + 1), ref: true as const } : { type: text.slice(0, at), d: text.slice(at + 1) };
         });
         out.rings.set(Number(id), { newest: positions[id] as number, entries });
         this.stored.set(Number(id), positions[id] as number);

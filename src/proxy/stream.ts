@@ -5,7 +5,8 @@
  */
 import type { Session } from '../session.js';
 import type { ClientConnection } from './client-conn.js';
-import { ReplayRing } from './replay.js';
+import type { GuildCache } from './cache.js';
+import { guildRef, ReplayRing } from './replay.js';
 
 /** One upstream shard as the proxy sees it. */
 export class ShardStream {
@@ -26,10 +27,27 @@ export class ShardStream {
     this.ring = new ReplayRing(replaySize);
   }
 
+  /**
+   * Push one dispatch (already applied to `cache`) to the ring; returns its position. A GUILD_CREATE of a guild the
+   * cache now holds is kept as a reference (`{"id":…}`, ~30 bytes instead of the guild's JSON): a replay builds it
+   * from the cache then (`expandRef`), i.e. the guild's state at replay time, which the later entries for it in the
+   * ring bring again (applying them twice is harmless: they set, merge or delete). `parsed` is `d` parsed, when it was.
+   */
+  record(type: string, d: string, parsed: unknown, cache: GuildCache): number {
+    if (type === 'GUILD_CREATE') {
+      const id = ((parsed ?? JSON.parse(d)) as { id?: unknown } | null)?.id;
+      if (typeof id === 'string' && cache.has(id)) return this.ring.pushRef(type, guildRef(id));
+    }
+    return this.ring.push(type, d);
+  }
+
   /** Start from a ring read back from Redis: `entries` (oldest first) end at position `newest`. */
-  restoreRing(newest: number, entries: { type: string; d: string }[]): void {
+  restoreRing(newest: number, entries: { type: string; d: string; ref?: boolean }[]): void {
     const ring = new ReplayRing(this.ring.capacity, newest - entries.length + 1);
-    for (const e of entries) ring.push(e.type, e.d);
+    for (const e of entries) {
+      if (e.ref === true) ring.pushRef(e.type, e.d);
+      else ring.push(e.type, e.d);
+    }
     this.ring = ring;
   }
 }

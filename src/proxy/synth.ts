@@ -4,6 +4,7 @@
  */
 import { Intents } from '../intents.js';
 import type { GuildCache } from './cache.js';
+import { refGuild } from './replay.js';
 
 /** What a synthesized READY contains besides the guild list. */
 export interface ReadyParts {
@@ -39,4 +40,16 @@ export function* guildCreates(cache: GuildCache, guildIds: Iterable<string>, int
     const d = cache.build(id, { presences });
     if (d !== null) yield d;
   }
+}
+
+/**
+ * The `d` a ring reference (see `ShardStream.record`) stands for, built from the cache now for a client with
+ * `intents`: a GUILD_CREATE of the guild's current state. Null when the guild is no longer held (left or deleted
+ * since: its GUILD_DELETE follows in the ring) or the reference is not one.
+ */
+export function expandRef(cache: GuildCache, type: string, ref: string, intents: number): string | null {
+  const id = type === 'GUILD_CREATE' ? refGuild(ref) : null;
+  if (id === null) return null;
+  for (const d of guildCreates(cache, [id], intents)) return d;
+  return null;
 }
