@@ -13,7 +13,8 @@ import { scaledClock, type Clock } from '../src/clock.js';
 import type { Cluster } from '../src/cluster.js';
 import { ShardlineIdentifyThrottler, ShardlineStrategy, shardlineIdentifyThrottler } from '../src/discordjs/index.js';
 import { LocalIdentifyQueue } from '../src/queue.js';
-import { buildGuildCreate, GatewaySimulator, type GatewaySimulatorOptions } from '../src/simulator/index.js';
+import { GatewaySimulator, type GatewaySimulatorOptions } from '../src/simulator/index.js';
+import { textMessage } from './helpers/messages.js';
 
 const TOKEN = 'sim-token-djs.abcdefghijklmnop.secret';
 const INTENTS = GatewayIntentBits.Guilds | GatewayIntentBits.GuildMessages | GatewayIntentBits.MessageContent;
@@ -71,28 +72,6 @@ async function login(client: Client): Promise<void> {
   const ready = once(client, 'clientReady');
   await client.login(TOKEN);
   await withTimeout(ready, 10_000, 'clientReady');
-}
-
-/** A MESSAGE_CREATE `d` in a text channel of `guildId` (a channel discord.js has cached from GUILD_CREATE). */
-function message(guildId: string, n: number): Record<string, unknown> {
-  const channel = (buildGuildCreate(guildId).channels as { id: string; type: number }[]).find((c) => c.type === 0)!;
-  return {
-    id: String(1_300_000_000_000_000_000n + BigInt(n)),
-    channel_id: channel.id,
-    guild_id: guildId,
-    author: { id: '222222222222222222', username: 'tester', discriminator: '0', global_name: 'Tester', avatar: null },
-    content: `m${n}`,
-    timestamp: new Date(1_700_000_000_000 + n).toISOString(),
-    edited_timestamp: null,
-    tts: false,
-    mention_everyone: false,
-    mentions: [],
-    mention_roles: [],
-    attachments: [],
-    embeds: [],
-    pinned: false,
-    type: 0,
-  };
 }
 
 /**
@@ -170,7 +149,7 @@ describe('ShardlineStrategy with a discord.js 14 Client (@discordjs/ws 1.x event
     const N = 400;
     let sent = 0;
     const burst = (n: number): void => {
-      for (let i = 0; i < n; i++, sent++) env.sim.dispatch({ guildId }, 'MESSAGE_CREATE', message(guildId, sent));
+      for (let i = 0; i < n; i++, sent++) env.sim.dispatch({ guildId }, 'MESSAGE_CREATE', textMessage(guildId, sent));
     };
     burst(100);
     env.sim.sendReconnect(shardId); // op 7 with events in flight: they are replayed after the RESUME
@@ -221,7 +200,7 @@ describe('ShardlineStrategy with a discord.js 14 Client (@discordjs/ws 1.x event
     const guildId = env.sim.guildIds[1]!;
     const seen: string[] = [];
     client.on('messageCreate', (m: Message) => seen.push(m.content));
-    for (let i = 0; i < 100; i++) env.sim.dispatch({ guildId }, 'MESSAGE_CREATE', message(guildId, i));
+    for (let i = 0; i < 100; i++) env.sim.dispatch({ guildId }, 'MESSAGE_CREATE', textMessage(guildId, i));
     await until(() => seen.length >= 100, 10_000, '100 messages');
     assert.deepEqual(
       seen,
@@ -283,7 +262,7 @@ describe('ShardlineStrategy with a bare @discordjs/ws 2.x WebSocketManager (2.x 
     assert.equal((readyArgs[0] as { session_id?: unknown }).session_id !== undefined, true, 'ready(data, shardId)');
     assert.equal(readyArgs[1], 0);
     const guildId = env.sim.guildIds[0]!;
-    for (let i = 0; i < 50; i++) env.sim.dispatch({ guildId }, 'MESSAGE_CREATE', message(guildId, i));
+    for (let i = 0; i < 50; i++) env.sim.dispatch({ guildId }, 'MESSAGE_CREATE', textMessage(guildId, i));
     await until(() => contents.length >= 50, 10_000, '50 messages');
     assert.deepEqual(
       contents,
@@ -331,7 +310,7 @@ describe('ShardlineStrategy with a bare @discordjs/ws 2.x WebSocketManager (2.x 
     const guildId = env.sim.guildIds[0]!;
     // The first process stops keeping its session (as a deploy would, with a session store), then events keep coming.
     const sessions = await first.strategy.cluster!.close({ resumable: true });
-    for (let i = 0; i < 5; i++) env.sim.dispatch({ guildId }, 'MESSAGE_CREATE', message(guildId, i));
+    for (let i = 0; i < 5; i++) env.sim.dispatch({ guildId }, 'MESSAGE_CREATE', textMessage(guildId, i));
     const second = make(sessions);
     const events: string[] = [];
     const debug: string[] = [];
