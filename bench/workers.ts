@@ -10,7 +10,8 @@
  * Figures per run (each run is a fresh plain-`node` process; shardline is loaded from `dist/`, never via tsx):
  *   - dispatches per second of wall time: the stream's dispatches (delivered to `cluster.on('dispatch')` on the
  *     main thread, or filtered out in the `filtered` workload) from just before the server starts the replay
- *     to the last dispatch of every shard (the 20 % → 80 % part is in the JSON as `steady*`);
+ *     to the last dispatch of every shard; and the sustained rate between 20 % and 80 % of the stream (no
+ *     start-up, no tail where one worker has finished and the other runs alone; JSON: `steady*`);
  *   - CPU per dispatch: `process.cpuUsage()` (all threads: main, workers, V8 and libuv helpers) and the main
  *     thread alone (`/proc/self/task/<pid>/stat`), plus the main thread's event-loop utilization;
  *   - how the dispatches reach the main thread: per main-thread callback (a worker's batch; with `workers: 0`
@@ -632,8 +633,9 @@ function combine(parts: RunResult[]): RunResult {
     elu: sum((r) => r.elu) / parts.length,
     steadyMs,
     steadyCount: Math.round(steadyCount),
-    steadyCpuUs: sum((r) => r.steadyCpuUs),
-    steadyMainCpuUs: steadyMains.every((x) => x !== null) ? sum((r) => r.steadyMainCpuUs!) : null,
+    // CPU likewise per common second (each process's steady CPU over its own steady window).
+    steadyCpuUs: sum((r) => r.steadyCpuUs / (r.steadyMs / 1000)),
+    steadyMainCpuUs: steadyMains.every((x) => x !== null) ? sum((r) => r.steadyMainCpuUs! / (r.steadyMs / 1000)) : null,
     peakRss: sum((r) => r.peakRss),
   };
 }
@@ -643,6 +645,8 @@ const mb = (b: number): string => (b / 1048576).toFixed(0);
 const k = (x: number): string => `${(x / 1000).toFixed(1)}k`;
 /** Stream dispatches the shards got through per second of wall time (= delivered/s when nothing is filtered). */
 const rate = (r: RunResult): number => r.streamed / (r.wallMs / 1000);
+/** Sustained rate: dispatches per second between 20 % and 80 % of the stream (no start-up, no tail). */
+const steadyRate = (r: RunResult): number => r.steadyCount / (r.steadyMs / 1000);
 
 function table(records: Record_[], w: Workload, info: WorkloadInfo, wanted: number[] | null, opts: Options): string {
   const rs = records.filter((r) => r.workload === w.name);
@@ -650,6 +654,7 @@ function table(records: Record_[], w: Workload, info: WorkloadInfo, wanted: numb
   const baseByRep = new Map(base.map((r) => [r.rep, rate(r)]));
   const baseMed = median(base.map(rate));
   const baseBest = Math.max(...base.map(rate));
+  const baseSteady = median(base.map(steadyRate));
   const per = info.lastSeq - 1;
   const delivered = wanted ? wanted.length : per;
   const lines = [
@@ -661,8 +666,8 @@ function table(records: Record_[], w: Workload, info: WorkloadInfo, wanted: numb
       `${mb(info.bytes['zlib-stream'] * opts.shards)} MB on the wire. Rates count every dispatch of the stream` +
       (w.events ? ' (delivered or filtered out); CPU is per stream dispatch too.' : ', all delivered.'),
     '',
-    '| workers | dispatches/s, median | best | min–max | × workers: 0 (median / best / paired by rep) | CPU µs / dispatch, all threads | main thread µs / dispatch | main-thread ELU | dispatches per delivery, mean / max | longest delivery gap | peak RSS | server CPU | checks |',
-    '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
+    '| workers | dispatches/s, median | best | min–max | × workers: 0 (median / best / paired by rep) | sustained (20→80 %) dispatches/s, median, × workers: 0 | CPU µs / dispatch, all threads | main thread µs / dispatch | main-thread ELU | dispatches per delivery, mean / max | longest delivery gap | peak RSS | server CPU | checks |',
+    '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
   ];
   for (const c of opts.configs) {
     const g = rs.filter((r) => r.config === c.label);
@@ -678,6 +683,7 @@ function table(records: Record_[], w: Workload, info: WorkloadInfo, wanted: numb
     lines.push(
       `| ${c.label} | ${k(med)} | ${k(best)} | ${k(Math.min(...rates))}–${k(best)} | ` +
         (c.label === '0' ? '1.00x | ' : `${(med / baseMed).toFixed(2)}x / ${(best / baseBest).toFixed(2)}x / ${paired.toFixed(2)}x | `) +
+        `${k(median(g.map(steadyRate)))}, ${(median(g.map(steadyRate)) / baseSteady).toFixed(2)}x | ` +
         `${cpu.toFixed(2)} | ${mains.length ? median(mains).toFixed(2) : '–'} | ` +
         `${median(g.map((r) => r.elu)).toFixed(2)} | ${median(g.map((r) => r.received / r.batches)).toFixed(0)} / ${Math.max(...g.map((r) => r.maxBatch))} | ` +
         `${median(g.map((r) => r.maxGapMs)).toFixed(0)} ms | ${mb(Math.max(...g.map((r) => r.peakRss)))} MB (${(Math.max(...g.map((r) => r.peakRss)) / 1048576 / opts.shards).toFixed(1)} per shard) | ` +
