@@ -54,7 +54,8 @@ export class ProxyHandler {
       pass: (e) => {
         if (e.kind === 'error') side.report(e.error);
       },
-      send: (shardId, payload) => cluster().send(shardId, payload),
+      // async: a command from init(), before the upstream cluster exists, rejects (PROXY_NOT_STARTED) instead of throwing
+      send: async (shardId, payload) => cluster().send(shardId, payload),
       owns: () => true, // every upstream shard's commands are sent by the one cluster
       pause: (paused) => this.#hold(paused),
       // start() rejects with this error (ready()); nothing else reports it, so it is said once.
