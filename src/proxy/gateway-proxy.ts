@@ -311,6 +311,8 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
 
   private async open(options: GatewayProxyOptions): Promise<void> {
     const s = this.settings;
+    // The handler module is loaded and its init() ran before anything opens: a broken one costs no IDENTIFY.
+    await this.handler?.ready();
     let sessions: Record<number, Session> = {};
     if (options.redis !== undefined) {
       this.store = await ProxyStore.open(options.redis as RedisConnection, options.redisKey ?? 'default', s.persistInterval, (err) => this.report(err));
@@ -326,8 +328,6 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
       for (const s of saved.replay.sessions) this.restoreSession(s);
       this.trimDetached();
     }
-    // The module is loaded and its init() ran before the upstream connects: a broken one costs no IDENTIFY.
-    await this.handler?.ready();
     this.upstream = this.createCluster(sessions);
     await this.cluster.connect();
     const ids = new Set(this.cluster.ids);

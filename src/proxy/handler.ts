@@ -9,7 +9,6 @@ import type { Cluster } from '../cluster.js';
 import type { HandlerLogEvent, HandlerMessageEvent } from '../handler/define.js';
 import { handlerLink, localRunner } from '../handler/cluster-link.js';
 import type { HandlerRunner } from '../handler/runner.js';
-import type { DeliveryPipeline } from '../pipeline.js';
 import { ShardlineError } from '../errors.js';
 import type { DispatchEvent } from '../events.js';
 
@@ -106,6 +105,6 @@ export class ProxyHandler {
     if (paused === this.#held) return;
     this.#held = paused;
     // `pipeline` is private to Cluster: the bracket access is checked by the compiler (a rename fails the build).
-    (this.#side.cluster()['pipeline'] as DeliveryPipeline).hold(paused);
+    this.#side.cluster()['pipeline'].hold(paused);
   }
 }
