@@ -98,6 +98,8 @@ export class DeliveryPipeline {
   readonly #stages: DeliveryStage[] = [];
   readonly #observers = new Set<(change: StateChange) => void>();
   #pressure = 0;
+  /** Held by {@link hold} (one unit of pressure). */
+  #held = false;
   #ended = false;
   #readyReported = false;
   #startedAt = 0;
@@ -115,6 +117,16 @@ export class DeliveryPipeline {
   /** The consumer is behind: the running shards do not read their sockets. */
   get behind(): boolean {
     return this.#pressure > 0;
+  }
+
+  /**
+   * Pause every running shard (true) until released (false), besides the `events()` channels' back-pressure: the
+   * gateway proxy's handler when it is behind. Applied to a reshard's new set too (see {@link behind}).
+   */
+  hold(held: boolean): void {
+    if (held === this.#held || this.#ended) return;
+    this.#held = held;
+    this.#setPressure(held ? 1 : -1);
   }
 
   /** A new `events()` iterator (see `Cluster.events()`). */
@@ -245,6 +257,7 @@ export class DeliveryPipeline {
     this.#channels.clear();
     this.#observers.clear();
     this.#pressure = 0;
+    this.#held = false;
     const waiters = this.#guildsWaiters;
     this.#guildsWaiters = null;
     if (waiters) for (const w of waiters) w.reject(new ShardlineError('CLUSTER_CLOSED', 'the cluster was closed before its guilds were loaded'));

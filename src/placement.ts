@@ -16,7 +16,8 @@ import type { Session } from './session.js';
 import type { Shard, ShardOptions } from './shard.js';
 import type { ShardState } from './state.js';
 import { WorkerHost, cloneableShardOptions, type HostHandlerLink, type WorkerRestartPolicy } from './worker/host.js';
-import { HandlerRunner, loadHandler } from './handler/runner.js';
+import type { HandlerRunner } from './handler/runner.js';
+import { localRunner } from './handler/cluster-link.js';
 
 /** Real ms `close()` waits for a handler in this thread to finish what its shards read (a worker's is its host's). */
 const HANDLER_CLOSE_TIMEOUT = 10_000;
@@ -68,21 +69,11 @@ export class Placement {
         const h = o.handler;
         let sink = o.sink;
         if (h) {
-          const link = h.link;
-          const runner = new HandlerRunner(loadHandler(h.url), {
-            worker: null,
-            handlerErrors: 'report', // 'exit' needs worker threads (checked by the cluster)
+          // handlerErrors 'exit' needs worker threads (checked by the cluster): here a throw is reported
+          const runner = localRunner(h.url, h.link, {
             pass: (e) => o.sink.event(e),
-            done: (shardId, _sequence, type, posts) => {
-              for (const value of posts) link.message(shardId, null, value);
-              link.handled(shardId, type);
-            },
-            post: (shardId, value) => link.message(shardId, null, value),
-            log: (level, shardId, message) => link.log(level, shardId, null, message),
-            exit: () => undefined,
             send: (shardId, payload) => this.send(shardId, payload),
             owns: (shardId) => this.#owners.has(shardId),
-            route: (method, args) => link.route(method, args),
             pause: (paused) => {
               this.#pausedByHandler = paused;
               for (const b of this.#backends) b.setPaused(this.#pausedByCluster || paused);
@@ -91,8 +82,6 @@ export class Placement {
             failed: (error) => {
               for (const shardId of ids) o.sink.event({ kind: 'error', shardId, error });
             },
-            recorded: (_shardId, _sequence, key, fp) => link.recorded?.(key, fp),
-            held: (shardId, sequence, type, key, fp, burst) => link.held?.(shardId, sequence, type, key, fp, burst),
           });
           if (o.gated) runner.gated(true);
           this.#runner = runner;

@@ -350,6 +350,27 @@ test('events(): the slowest of several consumers holds the pause; one that stops
   assert.equal((await a.next()).value.data.content, 'm2');
 });
 
+test('hold() (the gateway proxy handler behind) pauses the running set together with a full events() buffer; end() drops it', async () => {
+  const r = rig({ bufferSize: 2 });
+  r.pipeline.hold(true);
+  r.pipeline.hold(true); // idempotent: one unit
+  assert.deepEqual(r.running.paused, [true]);
+  const it = r.pipeline.events();
+  for (let i = 0; i < 2; i++) r.input.sink.event(dispatch(msg(0, `h${i}`)));
+  await it.next();
+  await it.next();
+  assert.deepEqual(r.running.paused, [true], 'the consumer caught up, the hold is still on');
+  r.pipeline.hold(false);
+  r.pipeline.hold(false);
+  assert.deepEqual(r.running.paused, [true, false]);
+  assert.equal(r.pipeline.behind, false);
+  r.pipeline.hold(true);
+  r.pipeline.end();
+  assert.equal(r.pipeline.behind, false, 'end() releases everything');
+  r.pipeline.hold(true);
+  assert.deepEqual(r.running.paused, [true, false, true], 'no pause after end()');
+});
+
 test('events(): a consumer waiting for the next event gets it directly; end() finishes the buffered ones first', async () => {
   const r = rig({ bufferSize: 4 });
   const it = r.pipeline.events();

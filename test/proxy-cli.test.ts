@@ -15,30 +15,32 @@ import { SCALE, TOKEN, until } from './helpers/setup.js';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const cli = join(root, 'src/cli/shardline.ts');
 
-test('shardline proxy --json prints the URLs once ready, serves metrics, the proxy section on the status page and /proxy.json, exits 0 on SIGTERM', async () => {
+/** The bundled simulator and `shardline proxy --json --shards 1` in front of it (with `args`), its output collected. */
+async function cliProxy(args: string[]) {
   const sim = await GatewaySimulator.start({ tokens: [TOKEN], clock: scaledClock(SCALE), heartbeatInterval: 150_000, guilds: 2, guildMemberCount: 5 });
-  const proc = spawn(
-    process.execPath,
-    ['--import', 'tsx', cli, 'proxy', '--json', '--shards', '1', '--api-url', sim.apiUrl, '--time-scale', String(SCALE), '--metrics-port', '0', '--status-port', '0'],
-    {
-      cwd: root,
-      env: { ...process.env, DISCORD_TOKEN: TOKEN },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
+  const proc = spawn(process.execPath, ['--import', 'tsx', cli, 'proxy', '--json', '--shards', '1', '--api-url', sim.apiUrl, '--time-scale', String(SCALE), ...args], {
+    cwd: root,
+    env: { ...process.env, DISCORD_TOKEN: TOKEN },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const lines: Record<string, unknown>[] = [];
   collectJsonLines(proc, lines);
-  let stderr = '';
-  proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const err = { text: '' };
+  proc.stderr!.on('data', (d: Buffer) => (err.text += d.toString()));
   const exited = new Promise<number | null>((res) => proc.once('exit', (code) => res(code)));
+  return { sim, proc, lines, err, exited };
+}
+
+test('shardline proxy --json prints the URLs once ready, serves metrics, the proxy section on the status page and /proxy.json, exits 0 on SIGTERM', async () => {
+  const { sim, proc, lines, err, exited } = await cliProxy(['--metrics-port', '0', '--status-port', '0']);
   try {
-    await until(() => lines.length > 0 && /status page at (\S+)\//.test(stderr) && /metrics at (\S+)\/metrics/.test(stderr), `the --json line and the ports (${stderr})`, 20_000);
+    await until(() => lines.length > 0 && /status page at (\S+)\//.test(err.text) && /metrics at (\S+)\/metrics/.test(err.text), `the --json line and the ports (${err.text})`, 20_000);
     const info = lines[0] as { url: string; apiUrl: string };
     assert.match(info.url, /^ws:\/\/127\.0\.0\.1:\d+$/);
     assert.equal(info.apiUrl, `${info.url.replace('ws', 'http')}/api/v10`);
-    assert.ok(!stderr.includes(TOKEN) && !JSON.stringify(lines).includes(TOKEN), 'the token is never printed');
-    const metricsUrl = /metrics at (\S+)\/metrics/.exec(stderr)![1]!;
-    const statusUrl = /status page at (\S+)\//.exec(stderr)![1]!;
+    assert.ok(!err.text.includes(TOKEN) && !JSON.stringify(lines).includes(TOKEN), 'the token is never printed');
+    const metricsUrl = /metrics at (\S+)\/metrics/.exec(err.text)![1]!;
+    const statusUrl = /status page at (\S+)\//.exec(err.text)![1]!;
     const metrics = await (await fetch(`${metricsUrl}/metrics`)).text();
     assert.match(metrics, /shardline_proxy_clients\{shard="0"\} 0/);
     assert.match(metrics, /shardline_proxy_cache_guilds 2/);
@@ -84,10 +86,33 @@ test('shardline proxy: usage errors exit 2 and say what to fix; --help exits 0',
   const help = run(['--help']);
   assert.equal(help.status, 0);
   assert.match(help.stdout, /--replay-size/);
+  assert.match(help.stdout, /--handler <path>/);
+  const noModule = run(['--handler', ' ']);
+  assert.equal(noModule.status, 2);
+  assert.match(noModule.stderr, /--handler names no module/);
   const bad = run(['--port', 'x']);
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /--port must be an integer/);
   const noToken = run([], { DISCORD_TOKEN: '' });
   assert.equal(noToken.status, 2);
   assert.match(noToken.stderr, /DISCORD_TOKEN/);
+});
+
+test('shardline proxy --handler runs the module on upstream dispatches and prints what it posts as JSON lines', async () => {
+  const { sim, proc, lines, err, exited } = await cliProxy(['--handler', 'test/helpers/cli-handler.mjs']);
+  try {
+    await until(() => lines.some((l) => typeof l.url === 'string'), `the --json line (${err.text})`, 20_000);
+    const g = sim.guildIds[0]!;
+    sim.dispatch({ guildId: g }, 'MESSAGE_CREATE', { id: '1', channel_id: '2', guild_id: g, content: 'hi' });
+    await until(() => lines.some((l) => l.value !== undefined), `the handler's post (${err.text})`, 20_000);
+    assert.deepEqual(
+      lines.filter((l) => l.value !== undefined),
+      [{ shardId: 0, worker: null, value: { type: 'MESSAGE_CREATE', shardId: 0, worker: null } }],
+    );
+    proc.kill('SIGTERM');
+    assert.equal(await exited, 0);
+  } finally {
+    proc.kill('SIGKILL');
+    await sim.stop();
+  }
 });

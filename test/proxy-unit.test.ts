@@ -312,6 +312,13 @@ test('downstream compressors: every message inflates on its own, in order, throu
   }
 });
 
-test('proxySettings: a handler module is refused with what to do instead (the clients receive the dispatches)', () => {
-  assert.throws(() => proxySettings({ token: 't', intents: 1, handler: './handler.js' }), { code: 'INVALID_OPTION', message: /handler is not supported by the gateway proxy/ });
+test("proxySettings: a handler module is taken as a file URL; handlerErrors 'exit' is refused (no worker to end)", () => {
+  assert.equal(proxySettings({ token: 't', intents: 1 }).handler, null);
+  assert.match(proxySettings({ token: 't', intents: 1, handler: './handler.js' }).handler!, /^file:\/\/.*\/handler\.js$/);
+  assert.equal(proxySettings({ token: 't', intents: 1, handler: './handler.js', handlerErrors: 'report' }).handler?.startsWith('file:'), true);
+  assert.throws(() => proxySettings({ token: 't', intents: 1, handler: './handler.js', handlerErrors: 'exit' as 'report' }), {
+    code: 'INVALID_OPTION',
+    message: /handlerErrors 'exit' is not supported by the gateway proxy/,
+  });
+  assert.throws(() => proxySettings({ token: 't', intents: 1, handler: '' }), { code: 'INVALID_OPTION', message: /handler must be a file URL or a path/ });
 });

@@ -28,7 +28,11 @@ Options:
   --time-scale <x>         run upstream timers 1/x times faster (only to match a simulator's --time-scale)
   --metrics-port <n>       serve Prometheus metrics (needs prom-client)
   --status-port <n>        serve the status page with the proxy's counters (also as JSON at /proxy.json)
-  --json                   once upstream is ready, print {"url","apiUrl"} as one JSON line on stdout
+  --handler <path>         run this handler module (export default defineHandler({ dispatch })) in the proxy on
+                           every upstream dispatch, after its clients got it; prints what it posts (ctx.post) as
+                           JSON lines {"shardId","worker","value"} on stdout, its log lines on stderr
+  --json                   once upstream is ready, print {"url","apiUrl"} as one JSON line on stdout (with
+                           --handler, after the lines it posted while the proxy started)
   -h, --help               show this help
 `;
 
@@ -55,6 +59,7 @@ export async function proxyCommand(argv: string[], usage: (message: string) => E
         'time-scale': { type: 'string' },
         'metrics-port': { type: 'string' },
         'status-port': { type: 'string' },
+        handler: { type: 'string' },
         json: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -91,21 +96,32 @@ export async function proxyCommand(argv: string[], usage: (message: string) => E
   }
   const intents = str('intents') !== undefined ? parseIntents(str('intents')!) : 1 | 512;
   const host = str('host') ?? '127.0.0.1';
+  const handler = str('handler');
+  if (handler !== undefined && handler.trim() === '') throw usage('--handler names no module (e.g. --handler ./handler.js)');
+  const clean = (m: string) => m.replaceAll(token, '[token]');
 
-  const proxy = await GatewayProxy.start({
-    token,
-    intents,
-    shards,
-    port,
-    host,
-    clock: scale === 1 ? systemClock : scaledClock(scale),
-    ...(replaySize !== undefined ? { replaySize } : {}),
-    ...(str('api-url') ? { apiUrl: str('api-url') } : {}),
-    ...(str('gateway-url') ? { gatewayUrl: str('gateway-url') } : {}),
-    ...(str('redis') ? { redis: str('redis') } : {}),
-    ...(scale !== 1 ? { shardOptions: () => ({ helloTimeout: 600_000, readyTimeout: 600_000 }) } : {}),
-  });
-  proxy.on('error', (err) => process.stderr.write(`shardline proxy: ${err.message.replaceAll(token, '[token]')}\n`));
+  const proxy = await GatewayProxy.start(
+    {
+      token,
+      intents,
+      shards,
+      port,
+      host,
+      clock: scale === 1 ? systemClock : scaledClock(scale),
+      ...(replaySize !== undefined ? { replaySize } : {}),
+      ...(str('api-url') ? { apiUrl: str('api-url') } : {}),
+      ...(str('gateway-url') ? { gatewayUrl: str('gateway-url') } : {}),
+      ...(str('redis') ? { redis: str('redis') } : {}),
+      ...(scale !== 1 ? { shardOptions: () => ({ helloTimeout: 600_000, readyTimeout: 600_000 }) } : {}),
+      ...(handler !== undefined ? { handler } : {}),
+    },
+    (p) => {
+      // from before the upstream connects: the handler runs on READY and the GUILD_CREATEs while the proxy starts
+      p.on('error', (err) => process.stderr.write(`shardline proxy: ${clean(err.message)}\n`));
+      p.on('handlerMessage', (m) => process.stdout.write(`${JSON.stringify({ shardId: m.shardId, worker: m.worker, value: m.value })}\n`));
+      p.on('handlerLog', (l) => process.stderr.write(`shardline proxy: handler ${l.level}${l.shardId !== null ? ` shard ${l.shardId}` : ''}: ${clean(l.message)}\n`));
+    },
+  );
   const cleanups: (() => unknown)[] = [];
   if (metricsPort !== undefined) {
     const metrics = await attachMetrics(proxy.cluster, { defaultMetrics: true });

@@ -1,7 +1,8 @@
 /**
  * The main thread's side of a cluster's handler (`ClusterOptions.handler`): checks the module before the shards
  * start, turns the handler's posts and log lines into cluster events, and carries out its cluster-level commands
- * (routed to the shard owning the guild, wherever it runs).
+ * (routed to the shard owning the guild, wherever it runs). {@link localRunner} runs the module in this thread
+ * (a cluster with `workers: 0`, the gateway proxy).
  * @packageDocumentation
  */
 import { access } from 'node:fs/promises';
@@ -12,7 +13,7 @@ import { HandlerError } from '../errors.js';
 import type { MemberRequest } from '../members.js';
 import type { HostHandlerLink } from '../worker/host.js';
 import type { HandlerLogEvent, HandlerMessageEvent } from './define.js';
-import { loadHandler } from './runner.js';
+import { HandlerRunner, loadHandler, type RunnerHooks } from './runner.js';
 
 /** What the link needs of the cluster. */
 export interface HandlerClusterSide {
@@ -64,4 +65,29 @@ export async function checkHandler(url: string, inThisThread: boolean): Promise<
     const why = err instanceof Error ? err.message : String(err);
     throw new HandlerError('HANDLER_LOAD_FAILED', `handler ${url} could not be loaded: ${why}`, { shardId: -1, eventType: null, cause: err });
   }
+}
+
+/** What a runner in this thread does itself; everything else (posts, log lines, counts, commands) goes to the link. */
+export type LocalRunnerSide = Pick<RunnerHooks, 'pass' | 'send' | 'owns' | 'pause' | 'failed'>;
+
+/**
+ * A {@link HandlerRunner} in this thread (worker `null`; a throw is reported, as there is no thread to end): what
+ * the handler posts and logs, its finished dispatches and its cluster-level commands go to `link`.
+ */
+export function localRunner(url: string, link: HostHandlerLink, side: LocalRunnerSide): HandlerRunner {
+  return new HandlerRunner(loadHandler(url), {
+    ...side,
+    worker: null,
+    handlerErrors: 'report',
+    done: (shardId, _sequence, type, posts) => {
+      for (const value of posts) link.message(shardId, null, value);
+      link.handled(shardId, type);
+    },
+    post: (shardId, value) => link.message(shardId, null, value),
+    log: (level, shardId, message) => link.log(level, shardId, null, message),
+    exit: () => undefined,
+    route: (method, args) => link.route(method, args),
+    recorded: (_shardId, _sequence, key, fp) => link.recorded?.(key, fp),
+    held: (shardId, sequence, type, key, fp, burst) => link.held?.(shardId, sequence, type, key, fp, burst),
+  });
 }

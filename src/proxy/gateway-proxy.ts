@@ -10,9 +10,10 @@ import { systemClock, type Clock } from '../clock.js';
 import { Cluster } from '../cluster.js';
 import { DEFAULT_API_URL, type ClusterOptions } from '../cluster-options.js';
 import { TypedEmitter } from '../emitter.js';
-import { ShardlineError } from '../errors.js';
+import { redact, ShardlineError } from '../errors.js';
 import type { RedisConnection } from '../distributed/redis-client.js';
 import type { ShardEvent } from '../events.js';
+import type { HandlerLogEvent, HandlerMessageEvent } from '../handler/define.js';
 import { ClusterTracker } from '../metrics.js';
 import type { Session } from '../session.js';
 import type { StatusSection } from '../status-page/sections.js';
@@ -21,6 +22,7 @@ import { ClientConnection, type ClientHub } from './client-conn.js';
 import { ClientSession, type SessionState } from './client-session.js';
 import type { ClientCompression } from './compress.js';
 import { ContentStripper, stripsContent } from './filter.js';
+import { ProxyHandler } from './handler.js';
 import { proxySettings, type GatewayProxyOptions, type ProxySettings } from './options.js';
 import { ProxyStore } from './persist.js';
 import type { StoredSession } from './persist-replay.js';
@@ -57,6 +59,8 @@ export interface ProxyStats {
   restRequests: number;
   /** Clients closed (4000) because the replay ring moved past them while their READY burst was written. */
   burstOverflows: number;
+  /** Upstream dispatches the `handler` module finished (or failed on, reported) since start; 0 without one. */
+  handled: number;
 }
 
 /** Events of a {@link GatewayProxy}. */
@@ -65,6 +69,10 @@ export interface GatewayProxyEventMap {
   error: [error: Error];
   /** A client identified (`resumed: false`) or resumed on a shard. */
   client: [event: { shardId: number; sessionId: string; resumed: boolean }];
+  /** A value the `handler` module posted (`ctx.post`); `worker` is always null (it runs in the proxy's thread). */
+  handlerMessage: [event: HandlerMessageEvent];
+  /** A line the `handler` module logged (`ctx.log`). */
+  handlerLog: [event: HandlerLogEvent];
 }
 
 interface Detached {
@@ -86,7 +94,8 @@ const MAX_PENDING_NONCES = 10_000;
  * compression) and `GET /api/v10/gateway[/bot]`, and forwards every other `/api/` request to the upstream API.
  * A client that IDENTIFYs gets a synthesized READY and GUILD_CREATEs from the cache, then the live dispatches of
  * its shard with its own sequence numbers, filtered by its intents; a client that RESUMEs gets what it missed
- * from the shard's replay ring.
+ * from the shard's replay ring. With `handler`, the bot's handler module runs here too, on every upstream dispatch
+ * (see {@link GatewayProxyOptions.handler}).
  *
  * @example
  * ```ts
@@ -123,6 +132,8 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
   private user = '{}';
   private application = '{}';
   private readonly raw: boolean;
+  /** The bot's handler module, run here on every upstream dispatch (`handler`); null without one. */
+  private readonly handler: ProxyHandler | null;
   private readonly apiUrl_: string;
   private readonly clock: Clock;
   private readonly intents: number;
@@ -156,9 +167,22 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
       persistInterval: _pi,
       guildsTimeout: _gt,
       token: _token,
+      // the handler runs here, never in the upstream cluster (its handler mode would keep the dispatches from us)
+      handler: _handler,
+      handlerErrors: _handlerErrors,
       ...clusterOptions
     } = options;
     this.clusterOptions = clusterOptions;
+    const url = this.settings.handler;
+    this.handler =
+      url === null
+        ? null
+        : new ProxyHandler(url, {
+            cluster: () => this.cluster,
+            message: (e) => this.emitGuarded('handlerMessage', e),
+            log: (e) => this.emitGuarded('handlerLog', { ...e, message: redact(e.message, this.#token) }),
+            report: (err) => this.report(err),
+          });
   }
 
   /** Create the upstream cluster (resuming `sessions`). */
@@ -183,11 +207,23 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
   /**
    * Start the upstream cluster, wait until every shard is READY and its guilds have arrived (at most
    * `guildsTimeout`), then listen for clients.
-   * @throws ClusterConnectError when shards fail for good; ShardlineError for bad options or a Redis failure.
+   *
+   * `prepare` is called with the proxy before anything starts: the place to add listeners for what happens while it
+   * starts — the `handler`'s posts and log lines about READY and the GUILD_CREATEs, `error` reports.
+   *
+   * @example
+   * ```ts
+   * const proxy = await GatewayProxy.start({ token, intents, handler: './handler.js' }, (p) => {
+   *   p.on('handlerMessage', ({ shardId, value }) => console.log(shardId, value));
+   * });
+   * ```
+   * @throws ClusterConnectError when shards fail for good; ShardlineError for bad options or a Redis failure;
+   * HandlerError `HANDLER_LOAD_FAILED` when the `handler` module cannot be loaded or its `init` fails.
    */
-  static async start(options: GatewayProxyOptions): Promise<GatewayProxy> {
+  static async start(options: GatewayProxyOptions, prepare?: (proxy: GatewayProxy) => void): Promise<GatewayProxy> {
     const proxy = new GatewayProxy(options);
     try {
+      prepare?.(proxy);
       await proxy.open(options);
     } catch (err) {
       await proxy.close().catch(() => undefined);
@@ -229,7 +265,7 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
     for (const s of this.streams.values()) clients += s.clients.size;
     let detached = 0;
     for (const d of this.sessions.values()) if (d.conn === null) detached++;
-    return { shards, guilds: this.cache.size, cacheBytes: this.cache.bytes(), clients, detachedSessions: detached, ...this.counters };
+    return { shards, guilds: this.cache.size, cacheBytes: this.cache.bytes(), clients, detachedSessions: detached, ...this.counters, handled: this.handler?.handled ?? 0 };
   }
 
   /**
@@ -275,6 +311,8 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
 
   private async open(options: GatewayProxyOptions): Promise<void> {
     const s = this.settings;
+    // The handler module is loaded and its init() ran before anything opens: a broken one costs no IDENTIFY.
+    await this.handler?.ready();
     let sessions: Record<number, Session> = {};
     if (options.redis !== undefined) {
       this.store = await ProxyStore.open(options.redis as RedisConnection, options.redisKey ?? 'default', s.persistInterval, (err) => this.report(err));
@@ -322,6 +360,7 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
     await this.server?.close();
     if (this.upstream === null) {
       this.sessions.clear();
+      await this.handler?.close();
       await this.store?.close(null);
       return;
     }
@@ -333,10 +372,13 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
         const st = this.streams.get(Number(id));
         if (st) st.session = s;
       }
+      // every dispatch read is handled before the sessions are written: a restart neither loses nor repeats one
+      await this.handler?.close();
       // the client sessions (all detached now) are written too: clients RESUME on the restarted proxy
       await this.store.close(this.persistState());
     } else {
       await this.cluster.close();
+      await this.handler?.close();
     }
     this.sessions.clear();
   }
@@ -368,7 +410,11 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
     }
     if (e.kind !== 'dispatch') return;
     const { type, sequence, data } = e.event;
-    if (type === 'READY' || type === 'RESUMED') return;
+    if (type === 'READY' || type === 'RESUMED') {
+      // not for clients (each gets its own), but the handler sees them as a cluster's handler does
+      this.handler?.dispatch(e.shardId, type, sequence, '', data);
+      return;
+    }
     if (this.raw && type !== 'GUILD_MEMBERS_CHUNK') return;
     this.onDispatch(e.shardId, type, sequence, JSON.stringify(data), data);
   }
@@ -406,6 +452,8 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
       c.session.deliver(type, d, pos);
       c.drain();
     }
+    // after the cache and the clients: the handler never delays them (only its back-pressure can)
+    this.handler?.dispatch(shardId, type, seq, d, parsed);
   }
 
   private applyCache(st: ShardStream, type: string, data: unknown, text: string | undefined): void {
@@ -599,6 +647,15 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
 
   private report(err: Error): void {
     if (this.listenerCount('error') !== 0) this.emit('error', err);
+  }
+
+  /** Emit a handler event; a throwing listener is reported, never thrown into the handler's lane. */
+  private emitGuarded<K extends 'handlerMessage' | 'handlerLog'>(event: K, ...args: GatewayProxyEventMap[K]): void {
+    try {
+      this.emit(event, ...args);
+    } catch (err) {
+      this.report(new ShardlineError('LISTENER_ERROR', `a ${event} listener threw: ${(err as Error)?.message ?? String(err)}`, { cause: err }));
+    }
   }
 }
 

@@ -9,7 +9,7 @@ import type { GatewayProxy } from './gateway-proxy.js';
  * Register the proxy's series in `registry` (prefix `shardline_proxy_`): `clients{shard}`, `replay_depth{shard}`,
  * `replay_bytes{shard}`, `forwarded_commands_total{shard}`, `cache_guilds`, `cache_bytes`, `detached_sessions`,
  * `client_identifies_total`, `client_resumes_total`, `client_resumes_refused_total`, `client_burst_overflows_total`,
- * `rest_requests_total`.
+ * `rest_requests_total`, `handled_dispatches_total` (finished by the `handler` module).
  * Returns a function that removes them.
  */
 export async function attachProxyMetrics(proxy: GatewayProxy, registry: MetricsRegistry, prefix = 'shardline_proxy_'): Promise<() => void> {
@@ -50,6 +50,7 @@ export async function attachProxyMetrics(proxy: GatewayProxy, registry: MetricsR
   single('client_resumes_refused_total', 'Client RESUMEs refused (op 9).', () => proxy.stats().resumesRefused, 'Counter');
   single('client_burst_overflows_total', 'Clients closed (4000) because the replay ring moved past them during their READY burst.', () => proxy.stats().burstOverflows, 'Counter');
   single('rest_requests_total', 'REST requests forwarded upstream.', () => proxy.stats().restRequests, 'Counter');
+  single('handled_dispatches_total', 'Upstream dispatches the handler module finished.', () => proxy.stats().handled, 'Counter');
   return () => {
     for (const n of names) registry.removeSingleMetric(n);
   };

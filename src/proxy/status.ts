@@ -19,6 +19,7 @@ export function proxyStatusSection(st: ProxyStats): StatusSection {
       { label: 'resumes refused', value: st.resumesRefused },
       { label: 'forwarded commands', value: st.forwardedCommands },
       { label: 'REST requests', value: st.restRequests },
+      { label: 'handled dispatches', value: st.handled },
     ],
     columns: ['clients', 'replay depth', 'replay bytes', 'guilds', 'forwarded commands'],
     shards: st.shards.map((s) => ({ id: s.id, values: [s.clients, s.ringDepth, s.ringBytes, s.guilds, s.commands] })),

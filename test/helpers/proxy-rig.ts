@@ -18,12 +18,13 @@ export interface ProxyRig {
 /** Generous handshake timeouts (virtual ms): at 0.01 the defaults are fractions of a real second. */
 export const SHARD_TIMEOUTS = { helloTimeout: 600_000, readyTimeout: 600_000 };
 
-export async function proxyRig(simOpts: GatewaySimulatorOptions = {}, proxyOpts: Partial<GatewayProxyOptions> = {}, scale = SCALE): Promise<ProxyRig> {
+/** `prepare`: see `GatewayProxy.start` (listeners from before the upstream connects). */
+export async function proxyRig(simOpts: GatewaySimulatorOptions = {}, proxyOpts: Partial<GatewayProxyOptions> = {}, scale = SCALE, prepare?: (proxy: GatewayProxy) => void): Promise<ProxyRig> {
   const clock = scaledClock(scale);
   const sim = await GatewaySimulator.start({ tokens: [TOKEN], clock, heartbeatInterval: 150_000, guildMemberCount: 5, ...simOpts });
   let proxy: GatewayProxy;
   try {
-    proxy = await GatewayProxy.start({ token: TOKEN, intents: PROXY_INTENTS, apiUrl: sim.apiUrl, clock, shardOptions: () => SHARD_TIMEOUTS, ...proxyOpts });
+    proxy = await GatewayProxy.start({ token: TOKEN, intents: PROXY_INTENTS, apiUrl: sim.apiUrl, clock, shardOptions: () => SHARD_TIMEOUTS, ...proxyOpts }, prepare);
   } catch (err) {
     await sim.stop();
     throw err;

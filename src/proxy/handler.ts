@@ -1,0 +1,110 @@
+/**
+ * The bot's handler module in the gateway proxy (`GatewayProxyOptions.handler`): run in the proxy's own thread on
+ * every upstream dispatch, after the proxy has cached it and queued it for its clients. The same
+ * {@link HandlerRunner} as a cluster's `workers: 0` handler mode: each shard's dispatches one at a time, in order;
+ * past its bound the upstream shards stop reading their sockets until half of the backlog is handled.
+ * @packageDocumentation
+ */
+import type { Cluster } from '../cluster.js';
+import type { HandlerLogEvent, HandlerMessageEvent } from '../handler/define.js';
+import { handlerLink, localRunner } from '../handler/cluster-link.js';
+import type { HandlerRunner } from '../handler/runner.js';
+import { ShardlineError } from '../errors.js';
+import type { DispatchEvent } from '../events.js';
+
+/** Real ms `close()` waits for the handler to finish what was read (then its `close()`), like a cluster's. */
+const CLOSE_TIMEOUT = 10_000;
+
+/** What the handler needs of the proxy. */
+export interface ProxyHandlerSide {
+  /** The upstream cluster (commands go there). */
+  cluster(): Cluster;
+  message(event: HandlerMessageEvent): void;
+  log(event: HandlerLogEvent): void;
+  /** A handler that threw (`HandlerError` HANDLER_FAILED), or a dispatch that could not be given to it. */
+  report(error: Error): void;
+}
+
+/** The proxy's handler: a {@link HandlerRunner} fed the upstream dispatches, its commands sent by the upstream cluster. */
+export class ProxyHandler {
+  readonly #runner: HandlerRunner;
+  readonly #side: ProxyHandlerSide;
+  /** Whether the runner asked for the upstream sockets to pause (it is behind by its bound). */
+  #held = false;
+  /** Dispatches the handler finished (or failed and was reported). */
+  handled = 0;
+
+  constructor(url: string, side: ProxyHandlerSide) {
+    this.#side = side;
+    const cluster = () => side.cluster();
+    const link = handlerLink({
+      requestGuildMembers: (guildId, options) => cluster().requestGuildMembers(guildId, options),
+      updateVoiceState: (guildId, state) => cluster().updateVoiceState(guildId, state),
+      requestSoundboardSounds: (ids) => cluster().requestSoundboardSounds(ids),
+      send: (shardId, payload) => cluster().send(shardId, payload),
+      message: (e) => side.message(e),
+      log: (e) => side.log(e),
+      handled: () => void this.handled++,
+      recorded: () => undefined, // no reshard overlap dedupe here: the proxy's upstream is not resharded with a handler
+      held: () => undefined,
+    });
+    this.#runner = localRunner(url, link, {
+      // Only dispatches are fed in: what comes back is a handler's failure, reported; the next event follows.
+      pass: (e) => {
+        if (e.kind === 'error') side.report(e.error);
+      },
+      // async: a command from init(), before the upstream cluster exists, rejects (PROXY_NOT_STARTED) instead of throwing
+      send: async (shardId, payload) => cluster().send(shardId, payload),
+      owns: () => true, // every upstream shard's commands are sent by the one cluster
+      pause: (paused) => this.#hold(paused),
+      // start() rejects with this error (ready()); nothing else reports it, so it is said once.
+      failed: () => undefined,
+    });
+  }
+
+  /** Resolves once the module is loaded and its `init` ran; rejects with `HANDLER_LOAD_FAILED` otherwise. */
+  ready(): Promise<void> {
+    return this.#runner.gate(() => undefined);
+  }
+
+  /**
+   * One upstream dispatch, in its shard's order. `data` is the parsed `d` when the proxy has it; else `d` (JSON
+   * text) is parsed here, once, only because a handler is set.
+   */
+  dispatch(shardId: number, type: string, sequence: number, d: string, data: unknown): void {
+    if (data === undefined) {
+      try {
+        data = JSON.parse(d);
+      } catch (err) {
+        this.#side.report(
+          new ShardlineError('PROXY_DISPATCH_FAILED', `shard ${shardId}: dispatch ${type} seq ${sequence} does not parse and was not handled: ${(err as Error).message}`, { cause: err }),
+        );
+        return;
+      }
+    }
+    this.#runner.event({ kind: 'dispatch', shardId, event: { shardId, type, sequence, data } as DispatchEvent });
+  }
+
+  /** Handle everything fed so far, then the handler's `close()`: at most {@link CLOSE_TIMEOUT} real ms. */
+  async close(): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, CLOSE_TIMEOUT);
+      timer.unref();
+    });
+    await Promise.race([this.#runner.close(), late]);
+    clearTimeout(timer);
+  }
+
+  /**
+   * Back-pressure: every upstream shard stops (true) or resumes (false) reading its socket. Through the cluster's
+   * delivery pipeline, the one place that pauses its running shards (wherever they run, a reshard's new set too),
+   * so the proxy's hold and a slow `cluster.events()` consumer combine instead of undoing each other.
+   */
+  #hold(paused: boolean): void {
+    if (paused === this.#held) return;
+    this.#held = paused;
+    // `pipeline` is private to Cluster: the bracket access is checked by the compiler (a rename fails the build).
+    this.#side.cluster()['pipeline'].hold(paused);
+  }
+}
