@@ -8,6 +8,7 @@
 import type { Clock } from './clock.js';
 import type { NoncedMemberRequest } from './cluster-commands.js';
 import { resolveEvents } from './event-names.js';
+import { redact } from './errors.js';
 import type { MemberRequest } from './members.js';
 import { ShardGroup } from './cluster-group.js';
 import type { GatewayCommand, ShardBackend, ShardSink, ShardStatus, WorkerExitEvent } from './cluster-status.js';
@@ -72,6 +73,8 @@ export class Placement {
           // handlerErrors 'exit' needs worker threads (checked by the cluster): here a throw is reported
           const runner = localRunner(h.url, h.link, {
             pass: (e) => o.sink.event(e),
+            // asked for the token on each use (a handler's error to report), never kept here
+            redact: (text) => redact(text, o.shardOptions(ids[0]!).token),
             send: (shardId, payload) => this.send(shardId, payload),
             owns: (shardId) => this.#owners.has(shardId),
             pause: (paused) => {

@@ -164,7 +164,17 @@ test('this thread (workers: 0): the same module runs here; a throwing handler is
     r.send(1, 'throw:1');
     r.send(1, '1:after');
     r.send(0, `voice:${guildOn(3)}`);
-    await until(() => r.markers().includes('1:after') && r.markers().includes(`voice:${guildOn(3)}`), 'events after the throw', BOOT);
+    // a handler that logs or throws with the token in the text: neither the log line nor the error carries it
+    r.send(1, `log:${TOKEN}`);
+    r.send(1, `throw:${TOKEN}`);
+    r.send(1, '1:last');
+    await until(() => r.markers().includes('1:last') && r.markers().includes(`voice:${guildOn(3)}`), 'events after the throw', BOOT);
+    const leaks = [...r.logs.map((l) => l.message), ...r.errors.map((e) => `${e.message} ${String((e as { cause?: unknown }).cause)}`)].filter((m) => m.includes(TOKEN));
+    assert.deepEqual(leaks, [], 'the token is in no handler log line or error');
+    assert.ok(
+      r.logs.some((l) => l.message.includes('log:[redacted]')),
+      'the log line arrived, redacted',
+    );
     const err = r.errors.find((e) => e.name === 'HandlerError') as HandlerError | undefined;
     assert.ok(err, 'reported on shardError');
     assert.equal(err.code, 'HANDLER_FAILED');
@@ -173,7 +183,7 @@ test('this thread (workers: 0): the same module runs here; a throwing handler is
     assert.match(err.message, /asked to throw on throw:1/);
     assert.ok(r.posts.every((p) => p.worker === null));
     assert.equal(r.dispatches(), 0);
-    assert.equal(r.handled.get(1), 2, 'the failed event counts as handled too');
+    assert.equal(r.handled.get(1), 5, 'the failed events count as handled too');
   } finally {
     await r.stop();
   }
@@ -185,8 +195,12 @@ test('workers: a throwing handler is reported across the thread boundary and the
     await r.cluster.connect();
     r.send(2, 'throw:2');
     r.send(2, 'bigint');
+    r.send(2, `throw:${TOKEN}`);
+    r.send(2, `log:${TOKEN}`);
     r.send(2, '2:after');
     await until(() => r.markers().includes('2:after'), 'the next event', BOOT);
+    const leaks = [...r.logs.map((l) => l.message), ...r.errors.map((e) => `${e.message} ${e.stack} ${String((e as { cause?: unknown }).cause)}`)].filter((m) => m.includes(TOKEN));
+    assert.deepEqual(leaks, [], 'the token is in no log line or error that crossed from the worker');
     assert.ok(
       r.errors.some((e) => /ctx\.post\(\): the value is not JSON-serialisable/.test(e.message)),
       'a value that cannot cross the thread boundary is reported',

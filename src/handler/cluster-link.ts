@@ -68,7 +68,7 @@ export async function checkHandler(url: string, inThisThread: boolean): Promise<
 }
 
 /** What a runner in this thread does itself; everything else (posts, log lines, counts, commands) goes to the link. */
-export type LocalRunnerSide = Pick<RunnerHooks, 'pass' | 'send' | 'owns' | 'pause' | 'failed'>;
+export type LocalRunnerSide = Pick<RunnerHooks, 'pass' | 'send' | 'owns' | 'pause' | 'failed' | 'redact'>;
 
 /**
  * A {@link HandlerRunner} in this thread (worker `null`; a throw is reported, as there is no thread to end): what

@@ -41,6 +41,11 @@ export interface RunnerHooks {
   /** Flow control: too many items wait (true), or caught up (false). */
   pause(paused: boolean): void;
   /**
+   * Removes the bot token from a text: a handler's error (message, stack, causes) may quote what it was given, and
+   * nothing reported may carry the token. Default: no change.
+   */
+  redact?(text: string): string;
+  /**
    * The module could not be loaded, or its `init` failed: called once, before any {@link HandlerRunner.gate} settles.
    * Nothing is handled afterwards (the lanes drop their dispatches).
    */
@@ -118,7 +123,8 @@ export class HandlerRunner {
     });
     // The one place a load failure is reported: once, before any gate settles (this handler is registered first).
     this.#ready.catch((err: unknown) => {
-      this.#loadError = new HandlerError('HANDLER_LOAD_FAILED', `the handler module could not be loaded: ${describe(err)}`, { shardId: -1, eventType: null, cause: err });
+      if (h.redact) scrub(err, h.redact);
+      this.#loadError = new HandlerError('HANDLER_LOAD_FAILED', `the handler module could not be loaded: ${this.#describe(err)}`, { shardId: -1, eventType: null, cause: err });
       h.failed(this.#loadError);
     });
   }
@@ -299,6 +305,12 @@ export class HandlerRunner {
     lane.running = false;
   }
 
+  /** An error as text, the token removed. */
+  #describe(err: unknown): string {
+    const text = describe(err);
+    return this.hooks.redact ? this.hooks.redact(text) : text;
+  }
+
   async #handle(handler: Handler, lane: Lane, shardId: number, item: Item & { k: 'dispatch' }): Promise<void> {
     const h = this.hooks;
     const event = item.event;
@@ -313,7 +325,8 @@ export class HandlerRunner {
       const r = handler.dispatch(event, ctx);
       if (r !== undefined && typeof (r as Promise<void>).then === 'function') await r;
     } catch (err) {
-      const error = new HandlerError('HANDLER_FAILED', `shard ${shardId}: the handler failed on ${event.type} (seq ${event.sequence}): ${describe(err)}`, {
+      if (h.redact) scrub(err, h.redact);
+      const error = new HandlerError('HANDLER_FAILED', `shard ${shardId}: the handler failed on ${event.type} (seq ${event.sequence}): ${this.#describe(err)}`, {
         shardId,
         eventType: event.type,
         cause: err,
@@ -328,6 +341,21 @@ export class HandlerRunner {
     open = false;
     if (this.#recording) h.recorded?.(shardId, event.sequence, routingKey(event), fingerprint(event));
     h.done(shardId, event.sequence, event.type, posts);
+  }
+}
+
+/** Redact an error's message and stack, and its causes' (at most 8 deep), in place: the handler gave it up to us. */
+export function scrub(err: unknown, redact: (text: string) => string): void {
+  let e: unknown = err;
+  for (let depth = 0; depth < 8 && e instanceof Error; depth++) {
+    const x = e as { message: string; stack?: string };
+    try {
+      x.message = redact(x.message);
+      if (typeof x.stack === 'string') x.stack = redact(x.stack);
+    } catch {
+      // a frozen error: its text stays, but the HandlerError's own message is built from the redacted description
+    }
+    e = (e as { cause?: unknown }).cause;
   }
 }
 

@@ -182,6 +182,7 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
             message: (e) => this.emitGuarded('handlerMessage', e),
             log: (e) => this.emitGuarded('handlerLog', { ...e, message: redact(e.message, this.#token) }),
             report: (err) => this.report(err),
+            redact: (text) => redact(text, this.#token),
           });
   }
 

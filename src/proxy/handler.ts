@@ -23,6 +23,8 @@ export interface ProxyHandlerSide {
   log(event: HandlerLogEvent): void;
   /** A handler that threw (`HandlerError` HANDLER_FAILED), or a dispatch that could not be given to it. */
   report(error: Error): void;
+  /** Removes the token from a text (a handler's error may quote it). */
+  redact(text: string): string;
 }
 
 /** The proxy's handler: a {@link HandlerRunner} fed the upstream dispatches, its commands sent by the upstream cluster. */
@@ -57,6 +59,7 @@ export class ProxyHandler {
       send: async (shardId, payload) => cluster().send(shardId, payload),
       owns: () => true, // every upstream shard's commands are sent by the one cluster
       pause: (paused) => this.#hold(paused),
+      redact: (text) => side.redact(text),
       // start() rejects with this error (ready()); nothing else reports it, so it is said once.
       failed: () => undefined,
     });

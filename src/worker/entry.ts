@@ -13,7 +13,7 @@ import type { ShardSink } from '../cluster-status.js';
 import type { IdentifyQueue } from '../queue.js';
 import type { ShardOptions } from '../shard.js';
 import type { DispatchEvent } from '../events.js';
-import { HandlerError, ShardlineError } from '../errors.js';
+import { HandlerError, ShardlineError, redact } from '../errors.js';
 import { HandlerRunner, loadHandler, type RouteMethod } from '../handler/runner.js';
 import type { ShardEvent } from '../events.js';
 import { HandledMarks, sessionMark } from './marks.js';
@@ -248,6 +248,7 @@ const runner: HandlerRunner | null = handlerSpec
   ? new HandlerRunner(loadHandler(handlerSpec.url), {
       worker: spec.index,
       handlerErrors: handlerSpec.errors,
+      redact: (text) => redact(text, (spec.shardOptions[spec.ids[0]!] as ShardOptions).token),
       pass: passed,
       done: handled,
       skipped: (shardId, sequence) => handled(shardId, sequence, null, []),
