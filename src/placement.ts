@@ -92,7 +92,7 @@ export class Placement {
               for (const shardId of ids) o.sink.event({ kind: 'error', shardId, error });
             },
             recorded: (_shardId, _sequence, key, fp) => link.recorded?.(key, fp),
-            held: (shardId, sequence, type, key, fp, burst) => link.held?.(shardId, sequence, type, key, fp, burst),
+            held: (shardId, ticket, type, key, fp, burst) => link.held?.(shardId, ticket, type, key, fp, burst),
           });
           if (o.gated) runner.gated(true);
           this.#runner = runner;
@@ -213,9 +213,9 @@ export class Placement {
   }
 
   /** New set: the verdict on a dispatch waiting in the thread of shard `id` (true: handle it). */
-  verdict(id: number, sequence: number, handle: boolean): void {
-    if (this.#runner) this.#runner.decide(id, sequence, handle);
-    else (this.#owners.get(id) as WorkerHost | undefined)?.verdict(id, sequence, handle);
+  verdict(id: number, ticket: number, handle: boolean): void {
+    if (this.#runner) this.#runner.decide(id, ticket, handle);
+    else (this.#owners.get(id) as WorkerHost | undefined)?.verdict(id, ticket, handle);
   }
 
   /** New set: the overlap is over; dispatches are handled without verdicts. */

@@ -107,7 +107,7 @@ export interface HostHandlerLink {
   /** Reshard, running set: the handler finished a dispatch of routing key `key` and fingerprint `fp`. */
   recorded?(key: string, fp: number): void;
   /** Reshard, new set: a dispatch waits in its thread for a verdict ({@link WorkerHost.verdict}). */
-  held?(shardId: number, sequence: number, type: string, key: string, fp: number, burst: boolean): void;
+  held?(shardId: number, ticket: number, type: string, key: string, fp: number, burst: boolean): void;
 }
 
 interface Pending {
@@ -327,8 +327,8 @@ export class WorkerHost implements ShardBackend {
   }
 
   /** Reshard, new set: the verdict on a held dispatch (posted with the others of this turn). */
-  verdict(shardId: number, sequence: number, handle: boolean): void {
-    this.verdicts.push(shardId, sequence, handle ? 1 : 0);
+  verdict(shardId: number, ticket: number, handle: boolean): void {
+    this.verdicts.push(shardId, ticket, handle ? 1 : 0);
     this.verdictTurn ??= setImmediate(() => this.postVerdicts());
   }
 
