@@ -1,6 +1,7 @@
 /**
  * A reshard 2 → 4 whose shards lose their sessions in the middle of the overlap: one running-set (old) shard or
- * one new-set shard RESUMEs after a dropped connection, or IDENTIFYs again after an invalid session (op 9 d:false),
+ * one new-set shard RESUMEs after a dropped connection, or IDENTIFYs again after an invalid session (op 9 d:false)
+ * or an expired one (4009),
  * in dispatch mode (the dedupe on `cluster.on('dispatch')`) and in handler mode (this thread). Every marker must be
  * delivered (handled) exactly once, and a re-IDENTIFY's READY / GUILD_CREATE burst is delivered only when the
  * running set's shard made it (as without a reshard); the new set's is suppressed.
@@ -69,7 +70,8 @@ function invalidate(sim: GatewaySimulator, c: SimConnection): void {
   c.resumed = false;
 }
 
-type Fault = 'resume' | 'reidentify';
+/** `expire`: the simulator's session times out (close 4009), as when heartbeats come too late under load. */
+type Fault = 'resume' | 'reidentify' | 'expire';
 type Mode = 'dispatch' | 'handler';
 
 /** A cluster of 2 shards on a simulator, both on one manual clock; markers delivered (handled) are recorded. */
@@ -202,6 +204,7 @@ async function overlapFault(set: 'old' | 'new', fault: Fault, mode: Mode, t: { d
     const conn = connectionOf(sim, target, total);
     const before = conn.session!.id;
     if (fault === 'resume') conn.terminate();
+    else if (fault === 'expire') sim.expireSession(before);
     else invalidate(sim, conn);
     // While it has no connection: the gateway sends these to the other set's shard only (re-IDENTIFY), or buffers
     // them for the replay (RESUME).
@@ -212,13 +215,13 @@ async function overlapFault(set: 'old' | 'new', fault: Fault, mode: Mode, t: { d
     if (set === 'new' || fault === 'resume') await until(() => r.delivered(gap), 'the gap markers (delivered by the running set)', LOADED);
     await until(() => r.delivered(after), 'markers after the recovery', LOADED);
     assert.ok(!state.switched && clock.now() - state.overlapStart < HOLD, `all of it happened in the overlap (${clock.now() - state.overlapStart} virtual ms)`);
-    if (set === 'old' && fault === 'reidentify') assert.ok(r.debug.some((m) => m.includes(`running shard ${target} identifies again during the overlap`)));
+    if (set === 'old' && fault !== 'resume') assert.ok(r.debug.some((m) => m.includes(`running shard ${target} identifies again during the overlap`)));
 
     const result = await r.finish();
     r.check(t, `${set} shard ${fault}, ${mode}`, result);
     // GUILD_CREATEs: the initial burst of the running set, and again for the old shard's guilds when it made a new
     // session (delivered, as without a reshard); never the new set's bursts (its first one nor a re-IDENTIFY's).
-    const again = (g: string) => set === 'old' && fault === 'reidentify' && shardForGuild(g, FROM) === target;
+    const again = (g: string) => set === 'old' && fault !== 'resume' && shardForGuild(g, FROM) === target;
     if (mode === 'dispatch') {
       assert.deepEqual(r.creates, new Map(guilds.map((g) => [g, again(g) ? 2 : 1])), 'GUILD_CREATEs delivered per guild');
     } else {
@@ -231,8 +234,8 @@ async function overlapFault(set: 'old' | 'new', fault: Fault, mode: Mode, t: { d
 
 for (const mode of ['dispatch', 'handler'] as const) {
   for (const set of ['old', 'new'] as const) {
-    for (const fault of ['resume', 'reidentify'] as const) {
-      const what = fault === 'resume' ? 'RESUMEs after a dropped connection' : 'IDENTIFYs again after op 9 d:false';
+    for (const fault of ['resume', 'reidentify', 'expire'] as const) {
+      const what = { resume: 'RESUMEs after a dropped connection', reidentify: 'IDENTIFYs again after op 9 d:false', expire: 'IDENTIFYs again after its session expired (4009)' }[fault];
       test(`${mode} mode: a${set === 'old' ? ' running-set' : ' new-set'} shard ${what} mid-overlap: every event exactly once`, (t) => overlapFault(set, fault, mode, t));
     }
   }
