@@ -620,7 +620,7 @@ export class Cluster extends TypedEmitter<ClusterEventMap> {
    */
   private linkHandler(resharder: Resharder | null = null): HostHandlerLink {
     const link = this.baseLink();
-    return resharder ? { ...link, held: (shardId, sequence, type, key, fp, burst) => resharder.onNewHeld(shardId, sequence, type, key, fp, burst) } : link;
+    return resharder ? { ...link, held: (shardId, ticket, type, key, fp, burst) => resharder.onNewHeld(shardId, ticket, type, key, fp, burst) } : link;
   }
 
   private baseLink(): HostHandlerLink {

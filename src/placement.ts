@@ -205,9 +205,9 @@ export class Placement {
   }
 
   /** New set: the verdict on a dispatch waiting in the thread of shard `id` (true: handle it). */
-  verdict(id: number, sequence: number, handle: boolean): void {
-    if (this.#runner) this.#runner.decide(id, sequence, handle);
-    else (this.#owners.get(id) as WorkerHost | undefined)?.verdict(id, sequence, handle);
+  verdict(id: number, ticket: number, handle: boolean): void {
+    if (this.#runner) this.#runner.decide(id, ticket, handle);
+    else (this.#owners.get(id) as WorkerHost | undefined)?.verdict(id, ticket, handle);
   }
 
   /** New set: the overlap is over; dispatches are handled without verdicts. */

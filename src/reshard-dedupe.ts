@@ -74,6 +74,12 @@ export class OverlapDedupe<T = DispatchEvent> {
   private readonly routes = new Map<string, number>();
   /** New shards whose IDENTIFY turn came: old events of their keys are recorded from then on. */
   readonly started = new Set<number>();
+  /**
+   * Old shards that started a new session (IDENTIFY again) during the overlap. Events the gateway sent while such a
+   * shard had no session reached the new set only, so for its keys "the new set got an event the old set did not
+   * deliver" no longer proves the old fingerprints before it old-only: they are kept (until matched or expired).
+   */
+  readonly reidentified = new Set<number>();
   buffered = 0;
   maxBuffered = 0;
   oldSize = 0;
@@ -107,6 +113,16 @@ export class OverlapDedupe<T = DispatchEvent> {
       this.routes.set(key, shard);
     }
     return shard < 0 ? null : shard;
+  }
+
+  /** The old shard a key routes to. */
+  oldShardOf(key: string): number {
+    if (key.charCodeAt(0) === 35 /* # */) return Number(key.slice(1));
+    try {
+      return Number((BigInt(key) >> 22n) % BigInt(this.from));
+    } catch {
+      return -1;
+    }
   }
 
   /** Whether the old set receives this key's events at all (`#id` keys only exist on old shards below `from`). */
@@ -189,7 +205,11 @@ export class OverlapDedupe<T = DispatchEvent> {
   /** Keys with withheld events whose overlap the old set has not reached yet (it may still owe older events of them). */
   unaligned(): number {
     let n = 0;
-    for (const key of this.newAhead.keys()) if (this.hasOldCounterpart(key) && !this.aligned.has(key)) n++;
+    for (const key of this.newAhead.keys()) {
+      // A re-identified old shard never delivers what it missed: its keys' withheld events may stay unmatched
+      // (the barrier still proves it delivered everything it received).
+      if (this.hasOldCounterpart(key) && !this.aligned.has(key) && (this.reidentified.size === 0 || !this.reidentified.has(this.oldShardOf(key)))) n++;
+    }
     return n;
   }
 
@@ -222,6 +242,7 @@ export class OverlapDedupe<T = DispatchEvent> {
     this.oldSize = 0;
     this.aligned.clear();
     this.routes.clear();
+    this.reidentified.clear();
   }
 
   /** Match a new event against the old fingerprints of its key; discards the ones it proves old-only. */
@@ -237,6 +258,8 @@ export class OverlapDedupe<T = DispatchEvent> {
       this.aligned.add(key);
       return true;
     }
+    // A re-identified old shard missed events the new set got: the old fingerprints may still come (keep them).
+    if (this.reidentified.size !== 0 && this.reidentified.has(this.oldShardOf(key))) return false;
     // The old set delivered these and the new set got a later event first: they never reach the new set.
     this.oldSize -= o.length;
     this.oldAhead.delete(key);

@@ -7,7 +7,7 @@
  * @packageDocumentation
  */
 import type { Clock, TimerHandle } from './clock.js';
-import type { DispatchEvent, ReadyData } from './events.js';
+import type { DispatchEvent, ReadyData, StateChange } from './events.js';
 import type { DeliveryPipeline, DeliveryStage } from './pipeline.js';
 import { OverlapDedupe } from './reshard-dedupe.js';
 
@@ -37,7 +37,8 @@ export interface OverlapStageOptions {
 export interface HeldRef {
   readonly held: true;
   readonly shardId: number;
-  readonly sequence: number;
+  /** The thread's name for the waiting dispatch (not its sequence, which restarts when the shard IDENTIFYs again). */
+  readonly ticket: number;
 }
 
 const isRef = (x: DispatchEvent | HeldRef): x is HeldRef => (x as HeldRef).held === true;
@@ -80,8 +81,14 @@ export class OverlapStage implements DeliveryStage {
     return pass;
   }
 
-  stateChanged(): void {
-    if (!this.#switched) this.#o.kick();
+  stateChanged(change: StateChange): void {
+    if (this.#switched) return;
+    // A running shard starts a new session: what the gateway sent while it had none reached the new set only.
+    if (change.to === 'identifying' && !this.dedupe.reidentified.has(change.shardId)) {
+      this.dedupe.reidentified.add(change.shardId);
+      this.#o.debug(`reshard: running shard ${change.shardId} identifies again during the overlap; its keys' events are matched without discarding`);
+    }
+    this.#o.kick();
   }
 
   /** Handler mode: the running set handled an event of `key` / `fp` (reported by its thread), before the switch. */

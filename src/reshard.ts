@@ -248,11 +248,11 @@ export class Resharder {
   }
 
   /** Handler mode: a dispatch of the new set waits in its thread for a verdict. */
-  onNewHeld(shardId: number, sequence: number, type: string, key: string, fp: number, burst: boolean): void {
-    const ref: HeldRef = { held: true, shardId, sequence };
+  onNewHeld(shardId: number, ticket: number, type: string, key: string, fp: number, burst: boolean): void {
+    const ref: HeldRef = { held: true, shardId, ticket };
     if (this.phase === 'aborted') return; // the set is being closed
     if (this.stage) this.stage.onNewHeld(ref, type, key, fp, burst);
-    else this.set?.verdict(shardId, sequence, true);
+    else this.set?.verdict(shardId, ticket, true);
   }
 
   /** Stop the post-switch dedupe (cluster closing, or the next reshard starting). */
@@ -319,7 +319,7 @@ export class Resharder {
       setNewPaused: (paused) => this.set?.setPaused(paused),
       debug: (m) => host.debug(m),
       kick: () => this.kick(),
-      verdict: (ref, handle) => this.set?.verdict(ref.shardId, ref.sequence, handle),
+      verdict: (ref, handle) => this.set?.verdict(ref.shardId, ref.ticket, handle),
       // handler mode: nothing more to check, the new set's threads handle their dispatches directly
       finished: () => {
         if (this.phase !== 'aborted') this.set?.ungate();
@@ -407,6 +407,8 @@ export class Resharder {
         if (host.pipeline.behind) return false;
         const running = host.running().set;
         if (running.ids.some((id) => !SETTLED.has(running.state(id)))) return false;
+        // A new shard without a session at the switch would miss what the running set still received (and drops).
+        if (!this.newSettled()) return false;
         return dedupe.unaligned() === 0;
       });
       if (timedOut) break;
@@ -420,7 +422,8 @@ export class Resharder {
             return false;
           },
         );
-      if (await abortable(Promise.race([barrier, expired.then(() => false)]), this.ac.signal)) break;
+      // The barrier proves the running set; a new shard that lost its session meanwhile waits for another round.
+      if ((await abortable(Promise.race([barrier, expired.then(() => false)]), this.ac.signal)) && this.newSettled()) break;
       if (timedOut) break;
       await sleep(this.host.clock, POLL_EVERY, this.ac.signal);
     }
@@ -433,6 +436,12 @@ export class Resharder {
           `(a shard reconnecting, the event consumer stalled, or no heartbeat ACK); nothing was switched — the ${this.from} running shards are untouched`,
       );
     }
+  }
+
+  /** Every new shard has a session (none is reconnecting, resuming or identifying again). */
+  private newSettled(): boolean {
+    const set = this.set!;
+    return set.ids.every((id) => SETTLED.has(set.state(id)));
   }
 
   /** The switch point: synchronous from the first line to the last. */

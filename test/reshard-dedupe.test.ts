@@ -305,3 +305,44 @@ test('clear() forgets everything', () => {
   assert.deepEqual(d.release(), []);
   assert.equal(d.pass(ev(1, guild(1), 'x')), true);
 });
+
+// ---- a running shard that IDENTIFYs again in the overlap ----------------------------------------------------
+
+/**
+ * Old shard 1 loses its session: `gap` goes to the new set only. Its new session's GUILD_CREATE `g` goes to the old
+ * set only. The new set lags: the old set delivers `e0`, `g` and `e3` before the new set receives `e0`, `gap`, `e3`.
+ */
+function reidentifyWithLag(d: OverlapDedupe): string[] {
+  const G = guild(1); // old shard 1, new shard 1
+  const e0 = ev(1, G, 'e0');
+  const gap = ev(1, G, 'gap');
+  const g = { shardId: 1, type: 'GUILD_CREATE', sequence: 2, data: { id: G, content: 'g' } } as unknown as DispatchEvent;
+  const e3 = ev(1, G, 'e3');
+  return play(d, [
+    ['old', e0],
+    ['old', g],
+    ['old', e3],
+    ['new', copy(e0, 1)],
+    ['new', copy(gap, 1)],
+    ['new', copy(e3, 1)],
+  ]);
+}
+
+test('a running shard that identified again: an event only the new set got does not discard the old fingerprints behind it', () => {
+  const d = started();
+  d.reidentified.add(1);
+  assert.deepEqual(reidentifyWithLag(d), ['e0', 'g', 'e3', 'gap'], 'each once; the missed event at the switch');
+  assert.equal(d.unaligned(), 0);
+});
+
+test('without the mark, the same overlap delivers e3 twice (what the mark prevents; the stage sets it from the shard state)', () => {
+  assert.deepEqual(reidentifyWithLag(started()), ['e0', 'g', 'e3', 'gap', 'e3']);
+});
+
+test("a re-identified running shard's keys count as aligned: its missed events cannot be matched, the barrier proves the rest", () => {
+  const d = started();
+  d.reidentified.add(1);
+  d.withhold(ev(1, guild(1), 'missed'));
+  d.withhold(ev(0, guild(0), 'waits'));
+  assert.equal(d.unaligned(), 1, 'only the key of old shard 0');
+});

@@ -26,7 +26,7 @@ export interface HandlerClusterSide {
   handled(shardId: number, type: string): void;
   /** Reshard (handler mode): see {@link HostHandlerLink.recorded} and {@link HostHandlerLink.held}. */
   recorded(key: string, fp: number): void;
-  held(shardId: number, sequence: number, type: string, key: string, fp: number, burst: boolean): void;
+  held(shardId: number, ticket: number, type: string, key: string, fp: number, burst: boolean): void;
 }
 
 export function handlerLink(c: HandlerClusterSide): HostHandlerLink {
@@ -35,7 +35,7 @@ export function handlerLink(c: HandlerClusterSide): HostHandlerLink {
     log: (level, shardId, worker, message) => c.log({ level, shardId, worker, message }),
     handled: (shardId, type) => c.handled(shardId, type),
     recorded: (key, fp) => c.recorded(key, fp),
-    held: (shardId, sequence, type, key, fp, burst) => c.held(shardId, sequence, type, key, fp, burst),
+    held: (shardId, ticket, type, key, fp, burst) => c.held(shardId, ticket, type, key, fp, burst),
     async route(method, args) {
       switch (method) {
         case 'members':
@@ -88,6 +88,6 @@ export function localRunner(url: string, link: HostHandlerLink, side: LocalRunne
     exit: () => undefined,
     route: (method, args) => link.route(method, args),
     recorded: (_shardId, _sequence, key, fp) => link.recorded?.(key, fp),
-    held: (shardId, sequence, type, key, fp, burst) => link.held?.(shardId, sequence, type, key, fp, burst),
+    held: (shardId, ticket, type, key, fp, burst) => link.held?.(shardId, ticket, type, key, fp, burst),
   });
 }

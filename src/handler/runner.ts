@@ -52,17 +52,19 @@ export interface RunnerHooks {
   failed(error: HandlerError): void;
   /**
    * Reshard, new set ({@link HandlerRunner.gated}): a dispatch waits for its verdict ({@link HandlerRunner.decide});
-   * here is its routing key and fingerprint for the main thread's overlap dedupe. `burst`: a GUILD_CREATE (or
+   * here is its routing key and fingerprint for the main thread's overlap dedupe. `ticket` names the waiting
+   * dispatch (not its sequence: a shard that IDENTIFYs again mid-overlap starts its sequences over while dispatches
+   * of its previous session still wait). `burst`: a GUILD_CREATE (or
    * unavailable GUILD_DELETE) of a guild the shard's READY listed, not seen since: its initial burst.
    */
-  held?(shardId: number, sequence: number, type: string, key: string, fp: number, burst: boolean): void;
+  held?(shardId: number, ticket: number, type: string, key: string, fp: number, burst: boolean): void;
   /** Reshard, running set ({@link HandlerRunner.record}): the handler finished a dispatch of `key` / `fp` (before `done`). */
   recorded?(shardId: number, sequence: number, key: string, fp: number): void;
   /** Reshard, new set: a dispatch was dropped by its verdict (the running set handled it); its position moves on. */
   skipped?(shardId: number, sequence: number): void;
 }
 
-type DispatchItem = { k: 'dispatch'; event: DispatchEvent; verdict?: boolean; uncounted?: true };
+type DispatchItem = { k: 'dispatch'; event: DispatchEvent; verdict?: boolean; uncounted?: true; ticket?: number };
 type Item = DispatchItem | { k: 'event'; event: ShardEvent } | { k: 'mark'; resolve: () => void };
 
 interface Lane {
@@ -70,7 +72,7 @@ interface Lane {
   head: number;
   running: boolean;
   ctx: HandlerContext;
-  /** Gated dispatches without a verdict yet, by sequence. */
+  /** Gated dispatches without a verdict yet, by ticket. */
   held: Map<number, DispatchItem>;
   /** The handler call in progress, if any. */
   current: Promise<void> | null;
@@ -92,6 +94,11 @@ export class HandlerRunner {
   #closed = false;
   /** Reshard, new set: every dispatch waits for a verdict (until {@link ungate}). */
   #gated = false;
+  /**
+   * The last ticket given to a held dispatch. Starts at a random point, so a verdict meant for a dispatch of a
+   * replaced thread (whose tickets are gone with it) does not name one of this thread's.
+   */
+  #ticket = Math.floor(Math.random() * 2 ** 40) * 1024;
   /** Reshard, running set: report what the handler finished ({@link RunnerHooks.recorded}). */
   #recording = false;
   /** Reshard, running set at the switch: nothing more is handled (held; dropped on close). */
@@ -167,12 +174,12 @@ export class HandlerRunner {
     }
   }
 
-  /** Reshard, new set: the verdict on a held dispatch (true: handle it; false: the running set did). */
-  decide(shardId: number, sequence: number, handle: boolean): void {
+  /** Reshard, new set: the verdict on a held dispatch, by its ticket (true: handle it; false: the running set did). */
+  decide(shardId: number, ticket: number, handle: boolean): void {
     const lane = this.#lanes.get(shardId);
-    const item = lane?.held.get(sequence);
+    const item = lane?.held.get(ticket);
     if (!lane || !item) return; // a stale verdict (the item was decided, or its thread was replaced)
-    lane.held.delete(sequence);
+    lane.held.delete(ticket);
     item.verdict = handle;
     this.#wake(lane, shardId);
   }
@@ -248,12 +255,13 @@ export class HandlerRunner {
       // Held dispatches are bounded by the reshard (maxBufferedEvents), not here: a lane waiting for a verdict
       // must not pause the thread's other shards (some may not be READY yet).
       item.uncounted = true;
-      lane.held.set(item.event.sequence, item);
+      const ticket = (item.ticket = ++this.#ticket);
+      lane.held.set(ticket, item);
       const e = item.event;
       const d = e.data as { id?: string; unavailable?: boolean; guilds?: { id: string }[] } | null;
       if (e.type === 'READY') lane.burst = new Set((d?.guilds ?? []).map((g) => g.id));
       const burst = (e.type === 'GUILD_CREATE' || (e.type === 'GUILD_DELETE' && d?.unavailable === true)) && lane.burst?.delete(String(d?.id)) === true;
-      this.hooks.held?.(shardId, e.sequence, e.type, routingKey(e), fingerprint(e), burst);
+      this.hooks.held?.(shardId, ticket, e.type, routingKey(e), fingerprint(e), burst);
     } else if (++this.#queued >= MAX_QUEUED && !this.#paused) {
       this.#paused = true;
       this.hooks.pause(true);
@@ -275,7 +283,7 @@ export class HandlerRunner {
     while (lane.head < lane.items.length) {
       const item = lane.items[lane.head]!;
       // A dispatch waiting for its verdict, or a frozen runner: the lane waits (decide / gated / freeze wake it).
-      if (item.k === 'dispatch' && !this.#discard && (this.#frozen || (item.verdict === undefined && lane.held.has(item.event.sequence)))) {
+      if (item.k === 'dispatch' && !this.#discard && (this.#frozen || (item.verdict === undefined && item.ticket !== undefined && lane.held.has(item.ticket)))) {
         lane.running = false;
         return;
       }

@@ -257,7 +257,7 @@ const runner: HandlerRunner | null = handlerSpec
         acked.set(shardId, sequence);
         add(`${RECORD_LINE}${shardId}\t${fp}\t${key}`, shardId);
       },
-      held: (shardId, sequence, type, key, fp, burst) => add(`${HELD_LINE}${shardId}\t${sequence}\t${burst ? 1 : 0}\t${fp}\t${type}\t${key}`, shardId),
+      held: (shardId, ticket, type, key, fp, burst) => add(`${HELD_LINE}${shardId}\t${ticket}\t${burst ? 1 : 0}\t${fp}\t${type}\t${key}`, shardId),
       post: (shardId, value) => {
         const line = postLine(shardId, value);
         if (line !== null) add(line, shardId ?? spec.ids[0]!);

@@ -1,19 +1,18 @@
 /**
- * Main-thread side of one shard worker: spawns it, turns its event batches back into cluster events, answers
- * its identify-queue requests from the cluster's single queue (lanes are global), routes commands to it and
- * mirrors its shards' status so `cluster.status()` stays synchronous.
+ * Main-thread side of one shard worker: spawns it (`spawn.ts`), routes commands and calls to it, and is its
+ * supervisor. What the thread sends back is read by its {@link ShardMirror} (`shard-mirror.ts`: batches into
+ * cluster events, the shards' status so `cluster.status()` stays synchronous); what it asks for (identify turns
+ * from the cluster's single queue, handler routes) is answered by {@link ThreadRequests} (`requests.ts`).
  *
- * It is also the worker's supervisor: when the thread exits without being asked to, a new one is started with
+ * Supervision: when the thread exits without being asked to, a new one is started with
  * the same shards after a back-off, and each shard resumes the session the main thread knows, from the last
  * dispatch the main thread was given (what the dead worker had read but not posted is replayed by the gateway;
  * what the replay repeats is dropped here). Too many exits within the policy's window stop the shards instead.
  * @packageDocumentation
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { scaledClock, type Clock, type TimerHandle } from '../clock.js';
-import { DecodeError, GatewayError, SendError, ShardlineError, redact } from '../errors.js';
-import type { DispatchEvent, ShardEvent } from '../events.js';
-import { trackGuilds } from '../cluster-group.js';
+import { GatewayError, SendError, ShardlineError, redact } from '../errors.js';
 import type { NoncedMemberRequest } from '../cluster-commands.js';
 import { MemberRequest } from '../members.js';
 import type { IdentifyQueue } from '../queue.js';
@@ -21,120 +20,25 @@ import type { Session } from '../session.js';
 import type { Shard, ShardOptions } from '../shard.js';
 import type { ShardState } from '../state.js';
 import type { GatewayCommand, ShardBackend, ShardSink, ShardStatus, WorkerExitEvent } from '../cluster-status.js';
-import type { HandlerLogEvent } from '../handler/define.js';
-import type { RouteMethod } from '../handler/runner.js';
-import { HandledMarks, sessionMark } from './marks.js';
-import {
-  ACK_LINE,
-  COUNT_LINE,
-  HELD_LINE,
-  RECORD_LINE,
-  eventFromWire,
-  fromWire,
-  toWire,
-  RAW_LINE,
-  type BatchItem,
-  type CallMethod,
-  type FromWorker,
-  type StatusRow,
-  type ToWorker,
-  type WorkerSpec,
-} from './protocol.js';
+import type { HostHandlerLink, WorkerHostOptions, WorkerRestartPolicy } from './host-options.js';
+import { fromWire, type CallMethod, type FromWorker, type ToWorker, type WorkerSpec } from './protocol.js';
+import { ThreadRequests } from './requests.js';
+import { type Delivered, ShardMirror } from './shard-mirror.js';
+import { spawnWorker } from './spawn.js';
+
+export { cloneableShardOptions } from './spawn.js';
+export type { HostHandlerLink, WorkerHostOptions, WorkerRestartPolicy } from './host-options.js';
 
 /** How long `close()` waits for a worker to close its shards before terminating it, real ms. */
 const CLOSE_TIMEOUT = 10_000;
 /** Virtual ms a member request waits here beyond the worker shard's own `memberRequestTimeout`. */
 const MEMBER_TIMEOUT_MARGIN = 5_000;
 
-/** Shard options that can cross a thread boundary: plain data only (functions, the clock and queue stay behind). */
-export function cloneableShardOptions(options: Partial<ShardOptions>): Partial<ShardOptions> {
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(options)) {
-    if (v === undefined || typeof v === 'function' || k === 'clock' || k === 'identifyQueue' || k === 'random') continue;
-    out[k] = (k === 'events' || k === 'extraEvents') && v !== null && typeof v === 'object' ? [...(v as Iterable<string>)] : v;
-  }
-  return out as Partial<ShardOptions>;
-}
-
-/**
- * Start the worker entry next to this file: `entry.js` in `dist/`, or `entry.ts` when running from source under
- * tsx. (`execArgv: ['--import', 'tsx']` does not install tsx's loader in a worker on Node 20, so the source case
- * boots through a one-line script that registers tsx's ESM API first.)
- */
-function spawnWorker(spec: WorkerSpec): Worker {
-  const here = import.meta.url;
-  const name = `shardline-worker-${spec.index}`;
-  if (!here.endsWith('.ts')) return new Worker(new URL('./entry.js', here), { workerData: spec, name });
-  const api = import.meta.resolve('tsx/esm/api');
-  const entry = new URL('./entry.ts', here).href;
-  const boot = `import(${JSON.stringify(api)}).then(({ register }) => { register(); return import(${JSON.stringify(entry)}); });`;
-  return new Worker(boot, { eval: true, workerData: spec, name });
-}
-
-/** When and how often a worker that exited on its own is started again (see `ClusterOptions.workerRestart`). */
-export interface WorkerRestartPolicy {
-  /** Respawns allowed within `windowMs`; the exit after that many stops the worker's shards. */
-  maxRestarts: number;
-  /** Virtual ms over which exits are counted. */
-  windowMs: number;
-  /** Virtual ms before the first respawn; doubled for every further exit within the window. */
-  initialDelay: number;
-  /** Upper bound of the back-off, virtual ms. */
-  maxDelay: number;
-}
-
-/** How a {@link WorkerHost} reports to its cluster and supervises its thread. */
-export interface WorkerHostOptions {
-  /** The cluster's clock: the respawn back-off and the exit window run on it. Default `scaledClock(spec.clockScale)`. */
-  clock?: Clock;
-  /** null (default): an unexpected exit stops the worker's shards (`fatal`, `WORKER_EXITED`). */
-  restart?: WorkerRestartPolicy | null;
-  /** Told about every exit the host did not ask for, once its shards' states say what happens to them. */
-  onExit?: (event: WorkerExitEvent) => void;
-  /** A cluster-level debug line. */
-  debug?: (message: string) => void;
-  /** Handler mode (`spec.handler` set): where the handler's posts, log lines and cluster-level commands go. */
-  handler?: HostHandlerLink;
-}
-
-/** The main thread's side of a worker's handler. */
-export interface HostHandlerLink {
-  message(shardId: number | null, worker: number | null, value: unknown): void;
-  log(level: HandlerLogEvent['level'], shardId: number | null, worker: number | null, message: string): void;
-  route(method: RouteMethod, args: unknown[]): Promise<unknown>;
-  /** The handler finished a dispatch of the shard (counted by metrics). */
-  handled(shardId: number, type: string): void;
-  /** Reshard, running set: the handler finished a dispatch of routing key `key` and fingerprint `fp`. */
-  recorded?(key: string, fp: number): void;
-  /** Reshard, new set: a dispatch waits in its thread for a verdict ({@link WorkerHost.verdict}). */
-  held?(shardId: number, sequence: number, type: string, key: string, fp: number, burst: boolean): void;
-}
-
 interface Pending {
   method: CallMethod;
   args: unknown[];
   resolve: (v: unknown) => void;
   reject: (e: Error) => void;
-}
-
-/** The session of a shard as the main thread knows it: from READY / RESUMED and the dispatches it was given. */
-interface Delivered {
-  sessionId: string;
-  resumeUrl: string;
-  /** Sequence of the last dispatch of this session delivered to the main thread. */
-  sequence: number;
-}
-
-/** Counters of a shard's previous worker threads, added to the new thread's status rows so they never go back. */
-interface Carried {
-  reconnects: number;
-  identifies: number;
-  resumes: number;
-  filtered: number;
-  payloadsSent: Record<number, number>;
-  heartbeatAcks: number;
-  bytesIn: number;
-  bytesOut: number;
 }
 
 const isStart = (m: CallMethod) => m === 'connect' || m === 'restart';
@@ -145,9 +49,12 @@ export class WorkerHost implements ShardBackend {
   /** Holds the shards' options, token included: private, so it never shows in `util.inspect` / JSON. */
   #spec: WorkerSpec;
   private worker: Worker;
-  private readonly mirror = new Map<number, ShardStatus>();
+  /** The shards as the main thread knows them (fed by the batches); `mirror`, `delivered`, `frozen` are its maps. */
+  private readonly view: ShardMirror;
+  private readonly mirror: Map<number, ShardStatus>;
   private readonly calls = new Map<number, Pending>();
-  private readonly acquires = new Map<number, AbortController>();
+  /** Identify turns and handler routes the thread asks for. */
+  private readonly requests: ThreadRequests;
   /** Member requests made through this host, by nonce: their chunks arrive in the batches. */
   private readonly members = new Map<string, MemberRequest>();
   private nextCall = 1;
@@ -162,10 +69,7 @@ export class WorkerHost implements ShardBackend {
   private readonly reportExit: (event: WorkerExitEvent) => void;
   private readonly debugLine: (message: string) => void;
   readonly #tokens: string[];
-  private readonly delivered = new Map<number, Delivered | null>();
-  /** Guilds of each shard, from the events this thread parses (READY, GUILD_CREATE, GUILD_DELETE). */
-  private readonly guilds = new Map<number, Set<string> | null>();
-  private readonly carried = new Map<number, Carried>();
+  private readonly delivered: Map<number, Delivered | null>;
   /** While the thread is down and a respawn is scheduled: calls waiting for the new thread. */
   private readonly backlog: Pending[] = [];
   /** Commands in `backlog`, by shard (bounded like a shard's own queue: `maxQueuedCommands`). */
@@ -173,7 +77,7 @@ export class WorkerHost implements ShardBackend {
   /** Shards the new thread connects: they were running, or a connect / restart waits for them. */
   private readonly relaunch = new Set<number>();
   /** Shards that were fatal or closed when their thread died: the new thread's idle rows do not replace them. */
-  private readonly frozen = new Set<number>();
+  private readonly frozen: Set<number>;
   private respawnTimer: TimerHandle | undefined;
   /** `clock.now()` of the unexpected exits within the policy's window. */
   private readonly exits: number[] = [];
@@ -181,9 +85,6 @@ export class WorkerHost implements ShardBackend {
   private paused = false;
   private debugging = false;
   private readonly link: HostHandlerLink | null;
-  /** Handler mode: the current thread's shared handled marks, and the session marks seen from it, by shard. */
-  private marks: HandledMarks | null = null;
-  private readonly epochs = new Map<number, number>();
   /** Reshard, new set: verdicts not posted yet (flat triples), and the turn that posts them. */
   private verdicts: number[] = [];
   private verdictTurn: NodeJS.Immediate | null = null;
@@ -191,7 +92,7 @@ export class WorkerHost implements ShardBackend {
   constructor(
     spec: WorkerSpec,
     private readonly sink: ShardSink,
-    private readonly queue: IdentifyQueue,
+    queue: IdentifyQueue,
     options: WorkerHostOptions = {},
   ) {
     this.index = spec.index;
@@ -205,11 +106,25 @@ export class WorkerHost implements ShardBackend {
     for (const id of spec.ids) {
       const o = spec.shardOptions[id];
       if (typeof o?.token === 'string') tokens.add(o.token);
-      const s = o?.session;
-      this.delivered.set(id, s ? { sessionId: s.sessionId, resumeUrl: s.resumeUrl, sequence: s.sequence } : null);
-      this.mirror.set(id, { id, state: 'idle', latency: null, sessionId: null, sequence: 0, reconnects: 0, identifies: 0, resumes: 0, lastCloseCode: null, worker: spec.index });
     }
     this.#tokens = [...tokens];
+    this.view = new ShardMirror(spec, {
+      index: spec.index,
+      sink,
+      link: this.link,
+      handler: spec.handler !== undefined,
+      members: this.members,
+      redact: (text) => this.redact(text),
+    });
+    this.requests = new ThreadRequests(
+      queue,
+      this.link,
+      (m) => this.post(m),
+      () => this.worker,
+    );
+    this.mirror = this.view.rows;
+    this.delivered = this.view.delivered;
+    this.frozen = this.view.frozen;
     this.worker = this.spawn(spec);
   }
 
@@ -293,21 +208,10 @@ export class WorkerHost implements ShardBackend {
       }
     } else if (down) {
       // Closed during the back-off: the sessions worth resuming are the ones the main thread was given.
-      for (const id of this.relaunch) {
-        const d = this.delivered.get(id);
-        if (resumable && d) sessions[id] = { sessionId: d.sessionId, sequence: d.sequence, resumeUrl: d.resumeUrl };
-      }
+      sessions = this.view.closeDown(this.relaunch, resumable);
       this.relaunch.clear();
-      for (const m of this.mirror.values()) {
-        if (m.state === 'closed' || m.state === 'fatal') continue;
-        const from = m.state;
-        m.state = 'closed';
-        const reason = resumable ? 'closed by user (resumable)' : 'closed by user';
-        this.sink.event({ kind: 'state', shardId: m.id, from, to: 'closed', cause: { kind: 'close', resumable, reason } });
-      }
     }
-    for (const ac of this.acquires.values()) ac.abort(new ShardlineError('ABORTED', 'cluster closed'));
-    this.acquires.clear();
+    this.requests.cancelAll('cluster closed');
     for (const req of [...this.members.values()]) req.fail(new SendError('SHARD_CLOSED', `the shards of worker ${this.index} were closed`));
     if (!this.exited) await this.worker.terminate();
     this.worker.removeAllListeners();
@@ -327,8 +231,8 @@ export class WorkerHost implements ShardBackend {
   }
 
   /** Reshard, new set: the verdict on a held dispatch (posted with the others of this turn). */
-  verdict(shardId: number, sequence: number, handle: boolean): void {
-    this.verdicts.push(shardId, sequence, handle ? 1 : 0);
+  verdict(shardId: number, ticket: number, handle: boolean): void {
+    this.verdicts.push(shardId, ticket, handle ? 1 : 0);
     this.verdictTurn ??= setImmediate(() => this.postVerdicts());
   }
 
@@ -382,9 +286,7 @@ export class WorkerHost implements ShardBackend {
   private spawn(spec: WorkerSpec): Worker {
     if (spec.handler) {
       // A fresh buffer per thread: epochs count from 0 on both sides again.
-      this.marks = new HandledMarks(spec.ids);
-      this.epochs.clear();
-      spec = { ...spec, handler: { ...spec.handler, marks: this.marks.buffer } };
+      spec = { ...spec, handler: { ...spec.handler, marks: this.view.resetMarks() } };
     }
     const worker = spawnWorker(spec);
     worker.on('message', (msg: FromWorker) => {
@@ -458,7 +360,7 @@ export class WorkerHost implements ShardBackend {
   private onMessage(msg: FromWorker): void {
     switch (msg.t) {
       case 'batch':
-        this.onBatch(msg.data);
+        this.view.read(msg.data);
         this.post({ t: 'ack' });
         return;
       case 'result': {
@@ -468,240 +370,28 @@ export class WorkerHost implements ShardBackend {
         else p?.reject(fromWire(msg.error));
         return;
       }
-      case 'acquire': {
-        const ac = new AbortController();
-        this.acquires.set(msg.id, ac);
-        // Request ids restart at 1 in a respawned thread: only settle the request this controller belongs to.
-        const mine = () => this.acquires.get(msg.id) === ac && this.acquires.delete(msg.id);
-        this.queue.acquire(msg.shardId, ac.signal).then(
-          () => {
-            if (mine()) this.post({ t: 'grant', id: msg.id });
-          },
-          (err: unknown) => {
-            if (mine()) this.post({ t: 'deny', id: msg.id, error: toWire(err) });
-          },
-        );
+      case 'acquire':
+        this.requests.acquire(msg.id, msg.shardId);
         return;
-      }
       case 'loadFailed':
         this.loadFailed = true;
         this.crash = this.redact(`${msg.error.code ?? msg.error.name}: ${msg.error.message}`);
         return;
-      case 'route': {
-        const id = msg.id;
-        const worker = this.worker;
-        const answer = (m: ToWorker) => {
-          if (this.worker === worker) this.post(m);
-        };
-        const run = this.link ? this.link.route(msg.method, msg.args) : Promise.reject(new ShardlineError('NOT_SUPPORTED', 'no handler link'));
-        run.then(
-          (value) => answer({ t: 'routed', id, ok: true, value: value ?? undefined }),
-          (err: unknown) => answer({ t: 'routed', id, ok: false, error: toWire(err) }),
-        );
+      case 'route':
+        this.requests.route(msg.id, msg.method, msg.args);
         return;
-      }
-      case 'abort': {
-        const ac = this.acquires.get(msg.id);
-        this.acquires.delete(msg.id);
-        ac?.abort(new ShardlineError('ABORTED', 'identify wait cancelled'));
+      case 'abort':
+        this.requests.abort(msg.id);
         return;
-      }
     }
-  }
-
-  private onBatch(data: string): void {
-    const sink = this.sink;
-    let start = 0;
-    while (start < data.length) {
-      let end = data.indexOf('\n', start);
-      if (end === -1) end = data.length;
-      const kind = data[start];
-      if (kind === RAW_LINE) this.onRaw(data, start + 1, end);
-      else if (kind === ACK_LINE) this.onAck(data, start + 1, end);
-      else if (kind === COUNT_LINE) this.onCount(data.slice(start + 1, end));
-      else if (kind === HELD_LINE || kind === RECORD_LINE) this.onReshardLine(kind, data.slice(start + 1, end));
-      else this.onItem(JSON.parse(data.slice(start + 1, end)) as BatchItem, sink);
-      start = end + 1;
-    }
-  }
-
-  /**
-   * Whether a dispatch is new to the main thread, and if so record it as the last one delivered of its session.
-   * A respawned thread resumes from the last delivered sequence; whatever its replay repeats is dropped here.
-   */
-  private fresh(shardId: number, sequence: number): boolean {
-    const d = this.delivered.get(shardId);
-    if (!d) return true;
-    if (sequence <= d.sequence) return false;
-    d.sequence = sequence;
-    return true;
-  }
-
-  /**
-   * Handler mode: the worker's handler finished the shard's dispatches up to `sequence` (a line sent with posts
-   * or before a session mark; the other positions are in the shared marks, read in {@link onExit}). The session a
-   * respawned worker resumes starts after it: what the handler had not finished is replayed and handled again.
-   */
-  private onAck(data: string, from: number, to: number): void {
-    const t1 = data.indexOf('\t', from);
-    this.fresh(Number(data.slice(from, t1)), Number(data.slice(t1 + 1, to)));
-  }
-
-  /** Handler mode: `shardId \t type \t n …`, dispatches handled since the last count line (one `dispatchHandled` each). */
-  private onCount(line: string): void {
-    const link = this.link;
-    if (!link) return;
-    const f = line.split('\t');
-    const shardId = Number(f[0]);
-    for (let i = 1; i + 1 < f.length; i += 2) for (let n = Number(f[i + 1]); n > 0; n--) link.handled(shardId, f[i]!);
-  }
-
-  /** Reshard lines: a running-set fingerprint (`k`), or a new-set dispatch waiting for its verdict (`g`). */
-  private onReshardLine(kind: string, line: string): void {
-    const f = line.split('\t');
-    if (kind === RECORD_LINE) this.link?.recorded?.(f.slice(2).join('\t'), Number(f[1]));
-    else this.link?.held?.(Number(f[0]), Number(f[1]), f[4]!, f.slice(5).join('\t'), Number(f[3]), f[2] === '1');
-  }
-
-  /**
-   * Handler mode, the thread has exited: move each shard's resume point to the last dispatch its handler finished,
-   * when the shared mark belongs to the session this host knows (same count of session marks).
-   */
-  private settleMarks(): void {
-    const marks = this.marks;
-    if (!marks) return;
-    for (const id of this.#spec.ids) {
-      const { epoch, sequence } = marks.read(id);
-      if (epoch === (this.epochs.get(id) ?? 0) && sequence > 0) this.fresh(id, sequence);
-    }
-  }
-
-  /** A dispatch forwarded unparsed: `shardId \t sequence \t type \t payload`. */
-  private onRaw(data: string, from: number, to: number): void {
-    const t1 = data.indexOf('\t', from);
-    const t2 = data.indexOf('\t', t1 + 1);
-    const t3 = data.indexOf('\t', t2 + 1);
-    const shardId = Number(data.slice(from, t1));
-    const sequence = Number(data.slice(t1 + 1, t2));
-    if (!this.fresh(shardId, sequence)) return;
-    const type = data.slice(t2 + 1, t3);
-    let payload: { d: unknown };
-    try {
-      payload = JSON.parse(data.slice(t3 + 1, to)) as { d: unknown };
-    } catch (err) {
-      this.sink.event({ kind: 'error', shardId, error: new DecodeError(`shard ${shardId}: dispatch ${type} seq ${sequence} is not valid JSON; dropped`, { cause: err }) });
-      return;
-    }
-    const m = this.mirror.get(shardId);
-    if (m && sequence > m.sequence) m.sequence = sequence;
-    const e: ShardEvent = { kind: 'dispatch', shardId, event: { shardId, type, sequence, data: payload.d } as DispatchEvent };
-    if (type === 'GUILD_CREATE' || type === 'GUILD_DELETE') this.guilds.set(shardId, trackGuilds(this.guilds.get(shardId) ?? null, e));
-    this.sink.event(e);
-  }
-
-  private onItem(item: BatchItem, sink: ShardSink): void {
-    if (item[0] === 's') {
-      this.applyStatus(item[1]);
-      return;
-    }
-    if (item[0] === 'm') {
-      const chunk = item[1];
-      if (chunk.nonce) this.members.get(chunk.nonce)?.push(chunk);
-      return;
-    }
-    if (item[0] === 'p') {
-      this.link?.message(item[1], this.index, item[2]);
-      return;
-    }
-    if (item[0] === 'l') {
-      this.link?.log(item[1], item[2], this.index, this.redact(item[3]));
-      return;
-    }
-    const e = eventFromWire(item[1]);
-    const id = e.shardId;
-    if (this.marks && sessionMark(e)) this.epochs.set(id, (this.epochs.get(id) ?? 0) + 1);
-    switch (e.kind) {
-      case 'dispatch': {
-        if (!this.fresh(id, e.event.sequence)) return;
-        const m = this.mirror.get(id);
-        if (m && e.event.sequence > m.sequence) m.sequence = e.event.sequence;
-        break;
-      }
-      case 'ready':
-        // A new session: its dispatches (READY itself first) start again from sequence 1.
-        this.delivered.set(id, { sessionId: e.data.session_id, resumeUrl: e.data.resume_gateway_url, sequence: 0 });
-        break;
-      case 'resumed': {
-        const d = this.delivered.get(id);
-        if (!d || d.sessionId !== e.session.sessionId) this.delivered.set(id, { sessionId: e.session.sessionId, resumeUrl: e.session.resumeUrl, sequence: e.session.sequence });
-        break;
-      }
-      case 'state': {
-        // IDENTIFY starts a new session (sequences restart); a fatal shard has none left.
-        if (e.to === 'identifying' || e.to === 'fatal') this.delivered.set(id, null);
-        const m = this.mirror.get(id);
-        if (m) m.state = e.to;
-        break;
-      }
-      default:
-        break;
-    }
-    // Handler mode: the worker sees every dispatch and counts the guilds itself (its status rows).
-    if (!this.#spec.handler && (e.kind === 'dispatch' || e.kind === 'ready')) this.guilds.set(id, trackGuilds(this.guilds.get(id) ?? null, e));
-    sink.event(e);
-  }
-
-  private applyStatus(row: StatusRow): void {
-    const [id, state, latency, sessionId, sequence, reconnects, identifies, resumes, lastCloseCode, guilds, error, io] = row;
-    if (this.frozen.has(id)) return;
-    const s: ShardStatus = { id, state, latency, sessionId, sequence, reconnects, identifies, resumes, lastCloseCode, worker: this.index };
-    const known = this.guilds.get(id);
-    if (known) s.guilds = known.size;
-    else if (guilds !== null) s.guilds = guilds;
-    if (error !== null) s.error = error;
-    if (io !== null) s.io = io;
-    const c = this.carried.get(id);
-    if (c) {
-      s.reconnects += c.reconnects;
-      s.identifies += c.identifies;
-      s.resumes += c.resumes;
-      if (s.io) {
-        const sent = { ...s.io.payloadsSent };
-        for (const [op, n] of Object.entries(c.payloadsSent)) sent[Number(op)] = (sent[Number(op)] ?? 0) + n;
-        s.io = {
-          ...s.io,
-          filtered: s.io.filtered + c.filtered,
-          payloadsSent: sent,
-          heartbeatAcks: s.io.heartbeatAcks + c.heartbeatAcks,
-          inflate: { ...s.io.inflate, bytesIn: s.io.inflate.bytesIn + c.bytesIn, bytesOut: s.io.inflate.bytesOut + c.bytesOut },
-        };
-      }
-    }
-    this.mirror.set(id, s);
-  }
-
-  /** Remember a shard's counters so far: the next thread's rows start from zero. */
-  private carry(m: ShardStatus): void {
-    const io = m.io;
-    this.carried.set(m.id, {
-      reconnects: m.reconnects,
-      identifies: m.identifies,
-      resumes: m.resumes,
-      filtered: io?.filtered ?? 0,
-      payloadsSent: { ...(io?.payloadsSent ?? {}) },
-      heartbeatAcks: io?.heartbeatAcks ?? 0,
-      bytesIn: io?.inflate.bytesIn ?? 0,
-      bytesOut: io?.inflate.bytesOut ?? 0,
-    });
   }
 
   private onExit(code: number): void {
     this.exited = true;
     this.worker.removeAllListeners();
-    this.settleMarks();
+    this.view.settle();
     const why = `worker ${this.index} exited (code ${code})${this.crash ? `: ${this.crash}` : ''}`;
-    for (const ac of this.acquires.values()) ac.abort(new ShardlineError('ABORTED', why));
-    this.acquires.clear();
+    this.requests.cancelAll(why);
     const inFlight = [...this.calls.values()];
     this.calls.clear();
     const policy = this.closing ? null : this.policy;
@@ -743,7 +433,7 @@ export class WorkerHost implements ShardBackend {
         }
       }
     }
-    for (const m of this.mirror.values()) this.carry(m);
+    this.view.carryAll();
     this.respawnTimer = this.clock.setTimeout(() => this.respawn(), delay);
     this.reportExit({ worker: this.index, code, reason: why, restarting: true, restarts: this.restarts, recentExits: this.exits.length, delay, shards });
   }

@@ -68,7 +68,7 @@ export const ACK_LINE = 'a';
 export const COUNT_LINE = 'c';
 /** Reshard, running set: `shardId \t fingerprint \t routingKey`, the handler finished such a dispatch (an `a` line follows). */
 export const RECORD_LINE = 'k';
-/** Reshard, new set: `shardId \t sequence \t burst(0|1) \t fingerprint \t type \t routingKey`, a dispatch waits for its verdict. */
+/** Reshard, new set: `shardId \t ticket \t burst(0|1) \t fingerprint \t type \t routingKey`, a dispatch waits for its verdict. */
 export const HELD_LINE = 'g';
 
 /** A {@link ShardEvent} as it crosses the thread boundary (an `error` event's error serialised). */
@@ -106,7 +106,7 @@ export type ToWorker =
   /** The main thread has processed a batch (flow control: the worker stops reading its sockets when too many wait). */
   | { t: 'ack' }
   | { t: 'debug'; enabled: boolean }
-  /** Reshard, new set: verdicts on held dispatches, flat `[shardId, sequence, handle (0|1), …]`. */
+  /** Reshard, new set: verdicts on held dispatches, flat `[shardId, ticket, handle (0|1), …]` (a ticket names a held dispatch). */
   | { t: 'verdicts'; v: number[] }
   /** Reshard, new set: the overlap is over; every dispatch is handled without a verdict. */
   | { t: 'ungate' }

@@ -4,8 +4,9 @@
  * `throw:*` throws, `voice:<guildId>` joins a voice channel through the shard owning that guild (routed),
  * `members` requests a member of the shard's guild (routed through the main thread), `presence` updates this
  * shard's presence, `log:*` logs a line, `*:slow` / `*:early` take real time (1 ms before / 5 ms after posting).
- * `*:quiet` posts nothing: it appends its marker to the file `SHARDLINE_TEST_HANDLED` names (the handler finished it,
- * seen without `ctx.post()`, whose acknowledgement travels differently).
+ * `gate:*` waits for `globalThis.shardlineTestGate` (a handler that is behind, in this thread). `*:quiet` posts
+ * nothing: it appends its marker to the file `SHARDLINE_TEST_HANDLED` names (the handler finished it, seen without
+ * `ctx.post()`, whose acknowledgement travels differently).
  */
 import { appendFileSync } from 'node:fs';
 import { setImmediate as turn, setTimeout as sleep } from 'node:timers/promises';
@@ -29,6 +30,9 @@ export default defineHandler({
       return;
     }
     if (content.startsWith('throw:')) throw new Error(`asked to throw on ${content}`);
+    // `gate:*` (this thread only): wait for the promise the test put in globalThis.shardlineTestGate, so the shard's
+    // later events wait behind it (a handler that is behind).
+    if (content.startsWith('gate:')) await (globalThis as { shardlineTestGate?: Promise<void> }).shardlineTestGate;
     if (content.endsWith(':quiet')) {
       appendFileSync(process.env.SHARDLINE_TEST_HANDLED!, `${content}\n`);
       return;
