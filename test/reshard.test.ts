@@ -367,7 +367,16 @@ test('a fatal close on a new shard (4011) aborts the reshard; the old set keeps 
 });
 
 test('the identify budget is checked before anything connects; budgetShare limits what a reshard may spend', async () => {
-  const r = await rig({ shards: 2, maxConcurrency: 2, guilds: 8, sessionStartLimit: { total: 1000, remaining: 7, resetAfter: 3_600_000 } });
+  // Counts IDENTIFYs exactly: every shard has its own identify bucket and no deadline is within reach, so a late
+  // event loop (a loaded machine at scale 0.01) can cause no op 9, zombie or expired session, hence no extra IDENTIFY.
+  const r = await rig({
+    shards: 2,
+    maxConcurrency: 16,
+    guilds: 8,
+    sessionTimeout: 3_600_000,
+    heartbeatInterval: 3_600_000,
+    sessionStartLimit: { total: 1000, remaining: 7, resetAfter: 3_600_000 },
+  });
   try {
     const { sim, cluster } = r;
     await cluster.connect(); // 5 left
