@@ -5,12 +5,14 @@
 import type { Clock } from './clock.js';
 import type { RemoteCommands } from './cluster-commands.js';
 import { ShardlineError, type UnknownEventError } from './errors.js';
-import type { EventName } from './event-names.js';
+import { resolveEvents, type EventName } from './event-names.js';
 import type { HandlerSource } from './handler/define.js';
+import { handlerUrl } from './handler/runner.js';
 import type { TransportCompression } from './inflate.js';
+import { AllIntents } from './intents.js';
 import type { IdentifyQueue, LocalIdentifyQueue } from './queue.js';
 import type { AutoReshardOptions } from './reshard.js';
-import type { Session } from './session.js';
+import { isSession, type Session } from './session.js';
 import { API_VERSION, type ShardOptions } from './shard.js';
 import type { WorkerRestartPolicy } from './worker/host.js';
 
@@ -147,6 +149,87 @@ export interface ClusterOptions {
    * every `interval` and reshards when the guilds per shard pass `guildsPerShard`. Default: off.
    */
   autoReshard?: AutoReshardOptions;
+}
+
+/** What `new Cluster(options)` keeps of the options once they are checked. */
+export interface CheckedClusterOptions {
+  /** The token, trimmed, without a `Bot ` prefix. */
+  token: string;
+  /** Respawn policy of the worker threads (null: a worker that exits stops its shards). */
+  workerRestart: WorkerRestartPolicy | null;
+  /** Handler mode: the module's file URL (null: dispatches are delivered as events). */
+  handlerUrl: string | null;
+  /** The `events` filter, one checked Set for every shard (undefined: every event). */
+  events: ReadonlySet<string> | undefined;
+  extraEvents: string[] | undefined;
+  /** Sessions to resume, by shard id. */
+  sessions: Record<number, Session>;
+  /** The shards to run (null: `'auto'`, the count `GET /gateway/bot` recommends). */
+  shards: { total: number; ids: number[] } | null;
+}
+
+/**
+ * Check `options` where the cluster is built (a typo throws there, not at `connect()`): a {@link ShardlineError}
+ * for the first bad option (`INVALID_TOKEN`, `INVALID_INTENTS`, `INVALID_OPTION`, `INVALID_SESSION`, `INVALID_SHARD`),
+ * an {@link UnknownEventError} for an unknown event name.
+ */
+export function checkClusterOptions(options: ClusterOptions): CheckedClusterOptions {
+  if (typeof options?.token !== 'string' || options.token.trim() === '') {
+    throw new ShardlineError('INVALID_TOKEN', 'no token given: pass the bot token from the Developer Portal (e.g. process.env.DISCORD_TOKEN)');
+  }
+  const intents = options.intents;
+  if (!Number.isInteger(intents) || intents < 0 || (intents & ~AllIntents) !== 0) {
+    throw new ShardlineError('INVALID_INTENTS', `intents must be a bitfield of documented Intents values, got ${String(intents)}`);
+  }
+  const workers = options.workers ?? 0;
+  if (!Number.isInteger(workers) || workers < 0) throw new ShardlineError('INVALID_OPTION', `workers must be an integer >= 0, got ${String(workers)}`);
+  const workerRestart = restartPolicy(options.workerRestart);
+  const handler = options.handler === undefined ? null : handlerUrl(options.handler);
+  const handlerErrors = options.handlerErrors ?? 'report';
+  if (handlerErrors !== 'report' && handlerErrors !== 'exit') throw new ShardlineError('INVALID_OPTION', `handlerErrors must be 'report' or 'exit', got ${String(handlerErrors)}`);
+  if (handlerErrors === 'exit' && workers === 0) throw new ShardlineError('INVALID_OPTION', `handlerErrors: 'exit' needs worker threads (workers >= 1): in this thread it would end the process`);
+  const events = resolveEvents(options.events, options.extraEvents) ?? undefined;
+  const extraEvents = options.extraEvents ? [...options.extraEvents] : undefined;
+  const sessions: Record<number, Session> = {};
+  for (const [id, s] of Object.entries(options.sessions ?? {})) {
+    if (!isSession(s)) throw new ShardlineError('INVALID_SESSION', `sessions[${id}] must be { sessionId, sequence, resumeUrl }`);
+    sessions[Number(id)] = s;
+  }
+  const token = options.token.trim().replace(/^Bot\s+/i, '');
+  return { token, workerRestart, handlerUrl: handler, events, extraEvents, sessions, shards: shardsOption(options.shards) };
+}
+
+/** `ClusterOptions.shards` as checked ids of a total (null: `'auto'`). */
+function shardsOption(option: ClusterOptions['shards']): { total: number; ids: number[] } | null {
+  const shards = option ?? 'auto';
+  if (typeof shards === 'number') return { total: shards, ids: checkShards(shards, range(shards)) };
+  if (typeof shards === 'object') return { total: shards.total, ids: checkShards(shards.total, shards.ids) };
+  if (shards !== 'auto') throw new ShardlineError('INVALID_SHARD', `shards must be 'auto', a count, or { ids, total }`);
+  return null;
+}
+
+/** Shard ids `ids` of `total` checked (distinct integers in `[0, total)`, at least one) and sorted. */
+export function checkShards(total: number, ids: readonly number[]): number[] {
+  if (!Number.isInteger(total) || total < 1) throw new ShardlineError('INVALID_SHARD', `shard count must be an integer >= 1, got ${String(total)}`);
+  const seen = new Set<number>();
+  for (const id of ids) {
+    if (!Number.isInteger(id) || id < 0 || id >= total || seen.has(id)) {
+      throw new ShardlineError('INVALID_SHARD', `shard ids must be distinct integers in [0, ${total}), got ${String(id)}`);
+    }
+    seen.add(id);
+  }
+  if (ids.length === 0) throw new ShardlineError('INVALID_SHARD', 'no shard ids given');
+  return [...ids].sort((a, b) => a - b);
+}
+
+/** `[0, n)`. */
+export function range(n: number): number[] {
+  return Array.from({ length: Math.max(0, n) }, (_, i) => i);
+}
+
+/** The REST base `GET /gateway/bot` may use: `apiUrl`, else discord.com only when no `gatewayUrl` was given either (null: no REST call). */
+export function apiBase(options: Pick<ClusterOptions, 'apiUrl' | 'gatewayUrl'>): string | null {
+  return options.apiUrl ?? (options.gatewayUrl ? null : DEFAULT_API_URL);
 }
 
 /** The worker restart policy from `ClusterOptions.workerRestart` (validated; null when off). */

@@ -48,7 +48,8 @@ export type { GuildMembersQuery, NoncedMemberRequest, RemoteCommands, VoiceState
 export type { ShardStatus, ShardIo, ClusterProgress, ClusterReadyEvent, ClusterEventMap, ClusterShard, GatewayCommand, ClusterConnectOptions } from './cluster-status.js';
 export type { SessionStartBudget, ApiSessionStartLimit, IdentifyBudgetEvent } from './queue.js';
 export type { IdentifyStatus, IdentifyTurnEvent, WorkerExitEvent } from './cluster-status.js';
-export { attachMetrics, disconnectCause, type MetricsOptions, type MetricsRegistry, type ClusterMetrics, type LastDisconnect } from './metrics.js';
+export { attachMetrics, type MetricsOptions, type MetricsRegistry, type ClusterMetrics } from './metrics.js';
+export { disconnectCause, type LastDisconnect } from './cluster-tracker.js';
 export {
   serveStatus,
   statusHandler,

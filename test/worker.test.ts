@@ -10,7 +10,7 @@ import { Cluster, workerHosts, type ClusterOptions } from '../src/cluster.js';
 import type { WorkerExitEvent } from '../src/cluster-status.js';
 import type { GatewayError, ShardlineError } from '../src/errors.js';
 import type { DisconnectedEvent, DispatchEvent, StateChange } from '../src/events.js';
-import { disconnectCause } from '../src/metrics.js';
+import { disconnectCause } from '../src/cluster-tracker.js';
 import { GatewaySimulator } from '../src/simulator/index.js';
 import type { GatewaySimulatorOptions } from '../src/simulator/types.js';
 import { TOKEN, SCALE, until, delay, failOnUnhandledRejections } from './helpers/setup.js';

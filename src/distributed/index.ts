@@ -45,9 +45,8 @@ export {
   type RedisSessionStoreOptions,
   type RedisSessionStoreEvents,
   type StoredSession,
-  type SessionUpdate,
-  type AttachOptions,
 } from './redis-sessions.js';
+export type { SessionUpdate, AttachOptions } from './redis-sessions-follow.js';
 export { NatsBroker } from './nats-broker.js';
 export { EventPublisher } from './nats-publisher.js';
 export { EventConsumer } from './nats-consumer.js';

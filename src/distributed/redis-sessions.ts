@@ -1,19 +1,21 @@
 /**
  * {@link RedisSessionStore}: gateway sessions in Redis so a restarted process resumes instead of identifying, and
- * per-shard ownership leases so two processes never run the same shard.
+ * per-shard ownership leases so two processes never run the same shard. Beside it: `redis-sessions-follow.ts` (how
+ * `attach()` follows a shard's or cluster's sessions) and `redis-sessions-lua.ts` (the atomic scripts it runs in Redis).
  * @packageDocumentation
  */
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
 import { sleep, systemClock, type Clock } from '../clock.js';
-import { Cluster } from '../cluster.js';
+import type { Cluster } from '../cluster.js';
 import { TypedEmitter } from '../emitter.js';
 import { ShardlineError } from '../errors.js';
-import type { DispatchEvent, ReadyData, ShardEvent } from '../events.js';
 import { isSession, type Session } from '../session.js';
-import { Shard } from '../shard.js';
-import { closeRedis, keyPrefix, LuaScript, openRedis, toVirtual, whenReady, withTimeout, type RedisConnection, type RedisHandle } from './redis-client.js';
+import { followSessions, type AttachOptions, type SessionUpdate } from './redis-sessions-follow.js';
+import type { Shard } from '../shard.js';
+import { closeRedis, keyPrefix, openRedis, toVirtual, whenReady, withTimeout, type RedisConnection, type RedisHandle } from './redis-client.js';
+import { RELEASE_LEASES, RENEW_LEASES, TAKE_LEASE, WRITE_SESSIONS } from './redis-sessions-lua.js';
 
 /** Options of a {@link RedisSessionStore}. Every duration is in real milliseconds. */
 export interface RedisSessionStoreOptions {
@@ -56,27 +58,6 @@ export interface StoredSession extends Session {
   updatedAt: number;
 }
 
-/** A partial session update: a full new session (sessionId + resumeUrl + total) or a sequence of the known one. */
-export interface SessionUpdate {
-  sessionId: string;
-  sequence?: number;
-  resumeUrl?: string;
-  total?: number;
-  startedAt?: number;
-}
-
-/** Options of {@link RedisSessionStore.attach}. */
-export interface AttachOptions {
-  /**
-   * Where stored sequences come from. `'dispatch'` (default): every delivered dispatch. `'manual'`: only
-   * {@link RedisSessionStore.update} calls — e.g. from `NatsBroker` once an event is safely published, so a crash
-   * never stores a sequence whose events were not handed on.
-   */
-  sequence?: 'dispatch' | 'manual';
-  /** Sessions the source resumes (e.g. from {@link RedisSessionStore.load}; loaded ones are known already). */
-  sessions?: Record<number, Session>;
-}
-
 /** Events of a {@link RedisSessionStore}. */
 export interface RedisSessionStoreEvents {
   /** A write, renewal or read failed (writes are retried on the next flush). */
@@ -98,81 +79,6 @@ interface Entry {
   startedAt: number;
   dirty: boolean;
 }
-
-// KEYS: per shard (session key, lease key). ARGV[1] owner, ARGV[2] ttl; then 6 per shard:
-// sessionId, sequence, resumeUrl, total, startedAt, fenced ('1' = only while this owner holds the lease).
-// Per shard returns 2 replaced | 1 raised | 0 not raised | -1 lease not held | -2 older session (ignored).
-const WRITE = new LuaScript(`
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local owner = ARGV[1]
-local out = {}
-for i = 1, #KEYS / 2 do
-  local sk = KEYS[2 * i - 1]
-  local lk = KEYS[2 * i]
-  local a = 2 + (i - 1) * 6
-  local sid = ARGV[a + 1]
-  local seq = tonumber(ARGV[a + 2])
-  local started = tonumber(ARGV[a + 5])
-  if ARGV[a + 6] == '1' and redis.call('GET', lk) ~= owner then
-    out[i] = -1
-  else
-    local cur = redis.call('HMGET', sk, 'sessionId', 'sequence', 'startedAt')
-    if cur[1] == sid then
-      if seq > (tonumber(cur[2]) or -1) then
-        redis.call('HSET', sk, 'sequence', seq, 'owner', owner, 'updatedAt', now)
-        out[i] = 1
-      else
-        out[i] = 0
-      end
-      redis.call('PEXPIRE', sk, ARGV[2])
-    elseif (not cur[1]) or started >= (tonumber(cur[3]) or 0) then
-      redis.call('DEL', sk)
-      redis.call('HSET', sk, 'sessionId', sid, 'sequence', seq, 'resumeUrl', ARGV[a + 3], 'total', ARGV[a + 4],
-        'startedAt', started, 'owner', owner, 'updatedAt', now)
-      redis.call('PEXPIRE', sk, ARGV[2])
-      out[i] = 2
-    else
-      out[i] = -2
-    end
-  end
-end
-return out
-`);
-
-// KEYS[1] lease. ARGV owner, ttl. Returns {1} held | {0, pttl, holder}.
-const LEASE = new LuaScript(`
-local cur = redis.call('GET', KEYS[1])
-if (not cur) or cur == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return {1}
-end
-return {0, redis.call('PTTL', KEYS[1]), cur}
-`);
-
-const RENEW = new LuaScript(`
-local out = {}
-for i, k in ipairs(KEYS) do
-  if redis.call('GET', k) == ARGV[1] then
-    redis.call('PEXPIRE', k, ARGV[2])
-    out[i] = 1
-  else
-    out[i] = 0
-  end
-end
-return out
-`);
-
-const RELEASE = new LuaScript(`
-local n = 0
-for i, k in ipairs(KEYS) do
-  if redis.call('GET', k) == ARGV[1] then
-    redis.call('DEL', k)
-    n = n + 1
-  end
-end
-return n
-`);
 
 /**
  * Gateway sessions (`sessionId`, `sequence`, `resumeUrl` and the shard count) in Redis, so a restarted process
@@ -327,58 +233,13 @@ export class RedisSessionStore extends TypedEmitter<RedisSessionStoreEvents> {
    */
   attach(source: Shard | Cluster, options: AttachOptions = {}): () => void {
     if (this.closed) throw new ShardlineError('STORE_CLOSED', 'the session store is closed');
-    const byDispatch = (options.sequence ?? 'dispatch') === 'dispatch';
-    const totalOf = (shardId: number): number | undefined => (source instanceof Shard ? source.total : (source.total ?? undefined)) ?? this.entries.get(shardId)?.total;
-    for (const [id, s] of Object.entries(options.sessions ?? {})) {
-      const t = totalOf(Number(id));
-      if (t !== undefined && !this.entries.has(Number(id))) {
-        this.entries.set(Number(id), { ...s, total: t, startedAt: 0, dirty: false });
-      }
-    }
-    const onReady = (shardId: number, data: ReadyData, session: Session) => {
-      const total = totalOf(shardId);
-      if (total === undefined) return;
-      const seq = byDispatch ? session.sequence : 0;
-      this.update(shardId, { sessionId: data.session_id, resumeUrl: data.resume_gateway_url, total, sequence: seq, startedAt: Date.now() });
-    };
-    const onResumed = (shardId: number, session: Session) => {
-      const total = totalOf(shardId);
-      const known = this.entries.get(shardId);
-      if (known?.sessionId === session.sessionId) {
-        if (byDispatch) this.update(shardId, { sessionId: session.sessionId, sequence: session.sequence });
-      } else if (total !== undefined) {
-        this.update(shardId, { ...session, sequence: byDispatch ? session.sequence : 0, total, startedAt: Date.now() });
-      }
-    };
-    const onDispatch = (event: DispatchEvent) => {
-      const known = this.entries.get(event.shardId);
-      const sessionId = known?.sessionId ?? currentSession(source, event.shardId)?.sessionId;
-      if (sessionId) this.update(event.shardId, { sessionId, sequence: event.sequence });
-    };
-    // One listener on the source's event stream (`event` on a Shard, `shardEvent` on a Cluster).
-    const onEvent = (e: ShardEvent) => {
-      switch (e.kind) {
-        case 'ready':
-          onReady(e.shardId, e.data, e.session);
-          return;
-        case 'resumed':
-          onResumed(e.shardId, e.session);
-          return;
-        case 'dispatch':
-          if (byDispatch) onDispatch(e.event);
-          return;
-        default:
-          return;
-      }
-    };
-    let detach: () => void;
-    if (source instanceof Shard) {
-      detach = source.listen('event', onEvent);
-    } else if (source instanceof Cluster) {
-      detach = source.listen('shardEvent', onEvent);
-    } else {
-      throw new ShardlineError('INVALID_OPTION', 'attach() takes a Shard or a Cluster');
-    }
+    const detach = followSessions(source, options, {
+      known: (shardId) => this.entries.get(shardId),
+      seed: (shardId, session, total) => {
+        if (!this.entries.has(shardId)) this.entries.set(shardId, { ...session, total, startedAt: 0, dirty: false });
+      },
+      update: (shardId, patch) => this.update(shardId, patch),
+    });
     this.startFlushing();
     const once = () => {
       if (this.detachers.delete(once)) detach();
@@ -416,7 +277,7 @@ export class RedisSessionStore extends TypedEmitter<RedisSessionStoreEvents> {
     const deadline = Date.now() + (options.wait ?? 0);
     for (;;) {
       options.signal?.throwIfAborted();
-      const r = (await LEASE.run(redis, [this.leaseKey(shardId)], [this.ownerId, this.leaseTtl], this.timeout)) as [number, number?, string?];
+      const r = (await TAKE_LEASE.run(redis, [this.leaseKey(shardId)], [this.ownerId, this.leaseTtl], this.timeout)) as [number, number?, string?];
       if (r[0] === 1) {
         this.held.set(shardId, Date.now());
         this.startRenewing();
@@ -456,7 +317,7 @@ export class RedisSessionStore extends TypedEmitter<RedisSessionStoreEvents> {
     const ids = [...shardIds].filter((id) => this.held.delete(id));
     if (ids.length === 0) return;
     const redis = await this.connected();
-    await RELEASE.run(
+    await RELEASE_LEASES.run(
       redis,
       ids.map((id) => this.leaseKey(id)),
       [this.ownerId],
@@ -526,7 +387,7 @@ export class RedisSessionStore extends TypedEmitter<RedisSessionStoreEvents> {
     let results: number[];
     try {
       const redis = await this.connected();
-      results = (await WRITE.run(redis, keys, args, this.timeout)) as number[];
+      results = (await WRITE_SESSIONS.run(redis, keys, args, this.timeout)) as number[];
     } catch (err) {
       for (const [id, e] of snapshot) {
         const cur = this.entries.get(id);
@@ -560,7 +421,7 @@ export class RedisSessionStore extends TypedEmitter<RedisSessionStoreEvents> {
     if (ids.length === 0) return;
     try {
       const redis = await this.connected();
-      const r = (await RENEW.run(
+      const r = (await RENEW_LEASES.run(
         redis,
         ids.map((id) => this.leaseKey(id)),
         [this.ownerId, this.leaseTtl],
@@ -599,15 +460,5 @@ export class RedisSessionStore extends TypedEmitter<RedisSessionStoreEvents> {
     } catch {
       // a throwing listener must not break the store
     }
-  }
-}
-
-/** The session a shard of `source` has right now, when it runs in this thread. */
-function currentSession(source: Shard | Cluster, shardId: number): Session | null {
-  if (source instanceof Shard) return source.id === shardId ? source.session : null;
-  try {
-    return source.shard(shardId).shard?.session ?? null;
-  } catch {
-    return null;
   }
 }

@@ -5,7 +5,7 @@
  * past its bound the upstream shards stop reading their sockets until half of the backlog is handled.
  * @packageDocumentation
  */
-import type { Cluster } from '../cluster.js';
+import { type Cluster, holdDelivery } from '../cluster.js';
 import type { HandlerLogEvent, HandlerMessageEvent } from '../handler/define.js';
 import { handlerLink, localRunner } from '../handler/cluster-link.js';
 import type { HandlerRunner } from '../handler/runner.js';
@@ -107,7 +107,6 @@ export class ProxyHandler {
   #hold(paused: boolean): void {
     if (paused === this.#held) return;
     this.#held = paused;
-    // `pipeline` is private to Cluster: the bracket access is checked by the compiler (a rename fails the build).
-    this.#side.cluster()['pipeline'].hold(paused);
+    holdDelivery(this.#side.cluster(), paused);
   }
 }

@@ -16,7 +16,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Cluster } from '../cluster.js';
 import type { IdentifyStatus } from '../cluster-status.js';
-import { ClusterTracker, type ClusterMetrics, type LastDisconnect } from '../metrics.js';
+import { ClusterTracker, type LastDisconnect } from '../cluster-tracker.js';
+import type { ClusterMetrics } from '../metrics.js';
 import type { ShardState } from '../state.js';
 import { listenHttp, pathOf, type HttpEndpoint, type ListenOptions, type RequestHandler } from './http.js';
 import { STATUS_PAGE_HTML } from './page.js';
