@@ -31,9 +31,6 @@ import { TRANSITIONS, type ShardState } from './state.js';
 import { listenHttp, pathOf, type HttpEndpoint, type ListenOptions, type RequestHandler } from './status-page/http.js';
 import { createProbes, type Probes, type ReadinessMode } from './status-page/probes.js';
 
-// The tracker lives in cluster-tracker.ts; the gateway proxy imports it from here.
-export { ClusterTracker } from './cluster-tracker.js';
-
 // ---- prom-client ---------------------------------------------------------------------------------------------
 
 type PromClient = typeof import('prom-client');

@@ -14,7 +14,7 @@ import { redact, ShardlineError } from '../errors.js';
 import type { RedisConnection } from '../distributed/redis-client.js';
 import type { ShardEvent } from '../events.js';
 import type { HandlerLogEvent, HandlerMessageEvent } from '../handler/define.js';
-import { ClusterTracker } from '../metrics.js';
+import { ClusterTracker } from '../cluster-tracker.js';
 import type { Session } from '../session.js';
 import type { StatusSection } from '../status-page/sections.js';
 import { CACHE_EVENTS, GuildCache } from './cache.js';
