@@ -71,11 +71,8 @@ export async function runUntil(clock: ManualClock, done: () => boolean, limit = 
   }
 }
 
-/** One event-loop turn that polls for I/O, and one real millisecond. */
-async function ioTurn(): Promise<void> {
-  await settle();
-  await new Promise((resolve) => setTimeout(resolve, 1));
-}
+/** A real millisecond (the event loop polls for I/O meanwhile): time for work on the thread pool (zlib). */
+const realMs = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 1));
 
 export interface DriveOptions {
   /** What is awaited, for the failure message. */
@@ -86,8 +83,8 @@ export interface DriveOptions {
   step?: number;
   /**
    * A number that changes whenever the sockets did something (e.g. {@link simActivity}): time moves only once it
-   * stayed the same for two I/O turns, so a message on its way (HELLO, IDENTIFY, a heartbeat ACK) arrives at the
-   * virtual time it was sent. Without it each step waits two I/O turns.
+   * stayed the same for two event-loop turns and a real millisecond, so a message on its way (HELLO, IDENTIFY, a
+   * heartbeat ACK) arrives at the virtual time it was sent. Without it each step waits that long once.
    */
   activity?: () => number;
   /** Give up after this many real ms (default 20 000): a step that never goes quiet, or sockets that never answer. */
@@ -97,8 +94,8 @@ export interface DriveOptions {
 }
 
 /** Messages and connections a simulator saw or sent: an activity measure for {@link DriveOptions.activity}. */
-export function simActivity(...sims: { readonly stats: { connections: number; payloadsReceived: number; messagesSent: number } }[]): () => number {
-  return () => sims.reduce((n, s) => n + s.stats.connections + s.stats.payloadsReceived + s.stats.messagesSent, 0);
+export function simActivity(...sims: { readonly stats: { connections: number; payloadsReceived: number; messagesSent: number; bytesSent: number } }[]): () => number {
+  return () => sims.reduce((n, s) => n + s.stats.connections + s.stats.payloadsReceived + s.stats.messagesSent + s.stats.bytesSent, 0);
 }
 
 /**
@@ -114,11 +111,12 @@ export async function driveUntil(clock: ManualClock, done: () => boolean, o: Dri
   const end = clock.now() + limit;
   const realEnd = Date.now() + (o.realLimit ?? 20_000);
   const activity = o.activity ?? (() => 0);
+  // two event-loop turns (each polls for I/O) and a real millisecond in which the sockets did nothing
   const quiet = async (): Promise<void> => {
-    for (let last = Number.NaN, still = 0; still < 2; ) {
-      await ioTurn();
+    for (let last = activity(), turn = 0; turn < 3; turn++) {
+      await (turn < 2 ? settle() : realMs());
       const now = activity();
-      still = now === last ? still + 1 : 0;
+      if (now !== last) turn = -1;
       last = now;
       if (done() || Date.now() > realEnd) return;
     }
