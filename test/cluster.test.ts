@@ -8,7 +8,7 @@ import { Cluster, ClusterConnectError, CLUSTER_IDENTIFY_WINDOW } from '../src/cl
 import { GatewayError, type ShardlineError } from '../src/errors.js';
 import type { DispatchEvent } from '../src/events.js';
 import { generateGuildIds, shardForGuild } from '../src/simulator/index.js';
-import { INTENTS, manualRig, rig, type ManualRig, type Rig } from './helpers/cluster-rig.js';
+import { INTENTS, manualRig, rig, type Rig } from './helpers/cluster-rig.js';
 import { ManualClock, drive } from './helpers/manual-clock.js';
 import { TOKEN, SCALE, until, delay, failOnUnhandledRejections } from './helpers/setup.js';
 import { runChild } from './helpers/child.js';
@@ -221,9 +221,10 @@ async function resumableRestart(workers: number) {
   // clock, where sessions outlive the gap on the gateway for 180 s virtual by default, under 2 real s; booting worker
   // threads on a busy host can take that long, and expiry is not what this test is about.
   const opts = { shards: 6, maxConcurrency: 6, guilds: 6, sessionTimeout: 3_600_000 };
-  const r: Rig | ManualRig = workers === 0 ? await manualRig(opts) : await rig(opts);
-  const run = <T>(p: Promise<T>): Promise<T> => ('run' in r ? r.run(p) : p);
-  const waitFor = (done: () => boolean, what: string): Promise<void> => ('run' in r ? r.until(done, what) : until(done, what));
+  const manual = workers === 0 ? await manualRig(opts) : null;
+  const r: Rig = manual ?? (await rig(opts));
+  const run = <T>(p: Promise<T>): Promise<T> => (manual ? manual.run(p) : p);
+  const waitFor = (done: () => boolean, what: string): Promise<void> => (manual ? manual.until(done, what) : until(done, what));
   try {
     const a = r.cluster({ workers, shards: 6 });
     const seenA: DispatchEvent[] = [];
