@@ -1,7 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import util from 'node:util';
-import { scaledClock } from '../src/clock.js';
 import { LocalIdentifyQueue } from '../src/queue.js';
 import { GatewaySimulator } from '../src/simulator/index.js';
 import { Cluster, ClusterConnectError, CLUSTER_IDENTIFY_WINDOW } from '../src/cluster.js';
@@ -10,7 +9,7 @@ import type { DispatchEvent } from '../src/events.js';
 import { generateGuildIds, shardForGuild } from '../src/simulator/index.js';
 import { INTENTS, manualRig, rig, type Rig } from './helpers/cluster-rig.js';
 import { ManualClock, drive } from './helpers/manual-clock.js';
-import { TOKEN, SCALE, until, delay, failOnUnhandledRejections } from './helpers/setup.js';
+import { TOKEN, until, delay, failOnUnhandledRejections } from './helpers/setup.js';
 import { runChild } from './helpers/child.js';
 import { freePort } from './helpers/servers.js';
 

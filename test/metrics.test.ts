@@ -129,7 +129,10 @@ test('metrics scraped over HTTP after traffic and faults on the simulator; the t
           .every((s) => s.latency !== null),
       { what: 'latency samples', activity },
     );
-    assert.ok([0, 1, 2].every((id) => cluster.shard(id).state === 'ready'), 'shards 0-2 ready');
+    assert.ok(
+      [0, 1, 2].every((id) => cluster.shard(id).state === 'ready'),
+      'shards 0-2 ready',
+    );
 
     const res = await fetch(`${endpoint.url}/metrics`);
     assert.equal(res.status, 200);
@@ -157,10 +160,14 @@ test('metrics scraped over HTTP after traffic and faults on the simulator; the t
     assert.equal(get(m, 'shardline_payloads_sent_total{op="2",name="identify"}'), 4);
     assert.equal(get(m, 'shardline_payloads_sent_total{op="3",name="presence_update"}'), 4);
     assert.equal(get(m, 'shardline_payloads_sent_total{op="6",name="resume"}'), sum(resumesByShard), 'one RESUME sent per resume seen');
-    assert.deepEqual([...resumesByShard].sort(), [
-      [1, 1],
-      [2, 1],
-    ], 'the op 7 and the zombie resumed, nothing else');
+    assert.deepEqual(
+      [...resumesByShard].sort(),
+      [
+        [1, 1],
+        [2, 1],
+      ],
+      'the op 7 and the zombie resumed, nothing else',
+    );
 
     // per-shard state and the states overall
     assert.equal(get(m, 'shardline_shards{state="ready"}'), 3);
