@@ -224,9 +224,11 @@ export class LocalIdentifyQueue implements IdentifyQueue {
 
 function formatDuration(ms: number): string {
   if (ms < 60_000) return `${Math.ceil(ms / 1000)} s`;
-  if (ms < 3_600_000) return `${Math.ceil(ms / 60_000)} min`;
-  const h = Math.floor(ms / 3_600_000);
-  return `${h} h ${Math.ceil((ms - h * 3_600_000) / 60_000)} min`;
+  const min = Math.ceil(ms / 60_000);
+  if (ms < 3_600_000) return `${min} min`;
+  // whole minutes first: 1 h 59 min 30 s is "2 h", never "1 h 60 min"
+  const h = Math.floor(min / 60);
+  return min % 60 === 0 ? `${h} h` : `${h} h ${min % 60} min`;
 }
 
 /** Settle with `promise`, or reject at once with the signal's reason when it aborts first. */

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { ChaosMonkey, DEFAULT_FAULT_WEIGHTS, DeliveryLedger, garbage, type FaultKind } from '../src/simulator/chaos.js';
 import { GatewaySimulator } from '../src/simulator/index.js';
 import { failOnUnhandledRejections } from './helpers/setup.js';
+import { ManualClock } from './helpers/manual-clock.js';
 
 failOnUnhandledRejections();
 
@@ -97,7 +98,8 @@ describe('ChaosMonkey', () => {
   });
 
   it('injects every fault kind on a live simulator', async () => {
-    const sim = await GatewaySimulator.start({ timeScale: 0.01 });
+    const clock = new ManualClock();
+    const sim = await GatewaySimulator.start({ clock });
     try {
       const m = new ChaosMonkey(sim, { seed: 1 });
       // No connection: nothing applied, nothing counted.
@@ -106,7 +108,9 @@ describe('ChaosMonkey', () => {
         if (k !== 'split-frames') assert.equal(f.applied, false, k);
       }
       assert.deepEqual(Object.keys(m.counts), ['split-frames']);
+      assert.equal(clock.pending, 1, "split-frames ends on the simulator's clock");
       m.stop();
+      assert.equal(clock.pending, 0, 'stop() cancels it');
     } finally {
       await sim.stop();
     }

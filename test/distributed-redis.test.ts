@@ -331,7 +331,9 @@ test('crash and resume: a gateway process killed with SIGKILL is replaced by one
     const second = child(code, { R: redis.url, SIM: sim.url });
     procs.push(second.proc);
     await until(() => second.lines.some((l) => l.ready), 'second process ready', 15_000);
-    await delay(200);
+    // live traffic reaches the second process (not only the replay) before it stops
+    const firstLast = Math.max(...first.lines.filter((l) => typeof l.seq === 'number').map((l) => l.seq as number));
+    await until(() => second.lines.filter((l) => typeof l.seq === 'number' && (l.seq as number) > firstLast + 10).length >= 10, 'live events in the second process', 10_000);
     clearInterval(traffic);
     const last = Math.max(...sim.dispatch(0, 'MESSAGE_CREATE', { id: 'end', channel_id: '1', guild_id: guild, author: { id: '2' }, content: 'end' }));
     await until(() => second.lines.some((l) => l.seq === last), 'last event', 5000);

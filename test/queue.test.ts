@@ -134,6 +134,17 @@ test('the budget is decremented per grant; exhausted with onExhausted "error" re
   assert.equal(clock.pending, 0, 'no timer left behind');
 });
 
+test('the refill time in the exhausted message is in whole minutes: 2 h, 1 h 1 min, never 1 h 60 min', async () => {
+  const message = async (resetAfter: number) => {
+    const q = new LocalIdentifyQueue({ clock: new ManualClock(), budget: { total: 1000, remaining: 0, resetAfter }, onExhausted: 'error' });
+    return ((await q.acquire(0).catch((e: unknown) => e)) as Error).message;
+  };
+  assert.match(await message(7_170_000), /refills in 2 h\)/);
+  assert.match(await message(3_600_000), /refills in 1 h\)/);
+  assert.match(await message(3_600_001), /refills in 1 h 1 min\)/);
+  assert.match(await message(59_000), /refills in 59 s\)/);
+});
+
 test('exhausted with onExhausted "wait": waits for reset_after, refills to total, reports it, then paces by lane (no burst)', async () => {
   const clock = new ManualClock();
   const events: IdentifyBudgetEvent[] = [];

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { WebSocket } from 'ws';
 import { GatewaySimulator } from '../src/simulator/index.js';
+import { ManualClock, driveUntil, simActivity } from './helpers/manual-clock.js';
 
 interface Msg {
   op: number;
@@ -108,7 +109,9 @@ test('IDENTIFY on the resume URL starts a new session, as on Discord (any gatewa
 });
 
 test('traffic never re-sends GUILD_CREATE for an available guild, and reaches every session that holds the guild (reshard overlap)', async () => {
-  await withSim({ guilds: 6, shards: 2, timeScale: 0.01, missedHeartbeatClose: false }, async (sim, clients) => {
+  // A manual clock: traffic flows only while the test drives it, and no heartbeat deadline can pass meanwhile.
+  const clock = new ManualClock();
+  await withSim({ guilds: 6, shards: 2, clock }, async (sim, clients) => {
     const intents = 1 | 2 | 128 | 256 | 512 | 1024 | 2048 | 32768;
     const old = Raw.open(sim.url, { intents, shard: [0, 1] });
     const new0 = Raw.open(sim.url, { intents, shard: [0, 2] });
@@ -116,7 +119,7 @@ test('traffic never re-sends GUILD_CREATE for an available guild, and reaches ev
     clients.push(old, new0, new1);
     await waitFor(() => old.events('GUILD_CREATE').length === 6 && new0.events('GUILD_CREATE').length === 3 && new1.events('GUILD_CREATE').length === 3, 'all guilds');
     const stop = sim.startTraffic({ eventsPerSecond: 40, mix: { GUILD_CREATE: 10, MESSAGE_CREATE: 1, TYPING_START: 1 } });
-    await waitFor(() => old.inbox.length > 120, 'traffic', 10_000);
+    await driveUntil(clock, () => old.inbox.length > 120, { what: 'traffic', activity: simActivity(sim) });
     stop();
     // every dispatch a session was assigned has arrived
     const dispatches = (c: Raw) => c.inbox.filter((m) => m.op === 0).length;

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import zlib from 'node:zlib';
 import { WebSocket } from 'ws';
 import { Decompress } from 'fzstd';
-import { ManualClock } from './helpers/manual-clock.js';
+import { ManualClock, driveFor, driveUntil, simActivity } from './helpers/manual-clock.js';
 import { GatewaySimulator, zstdAvailable, type GatewaySimulatorOptions } from '../src/simulator/index.js';
 
 // ------------------------------------------------------------------ helpers
@@ -149,11 +149,16 @@ class Client {
   }
 }
 
-async function withSim(opts: GatewaySimulatorOptions, fn: (sim: GatewaySimulator, clients: Client[]) => Promise<void>): Promise<void> {
-  const sim = await GatewaySimulator.start({ timeScale: 0.01, identifyWindow: 0, ...opts });
+/**
+ * A simulator on a manual clock (the test's own, or a new one): its deadlines (heartbeats, session expiry, rate and
+ * identify windows) move only when the test advances the clock, so a loaded machine cannot fire one early.
+ */
+async function withSim(opts: GatewaySimulatorOptions, fn: (sim: GatewaySimulator, clients: Client[], clock: ManualClock) => Promise<void>): Promise<void> {
+  const clock = opts.clock instanceof ManualClock ? opts.clock : new ManualClock();
+  const sim = await GatewaySimulator.start({ identifyWindow: 0, ...opts, clock });
   const clients: Client[] = [];
   try {
-    await fn(sim, clients);
+    await fn(sim, clients, clock);
   } finally {
     for (const c of clients) c.ws.terminate();
     await sim.stop();
@@ -275,15 +280,16 @@ test('heartbeat ACK (before and after IDENTIFY), op 1 request, setAcks', async (
   });
 });
 
-test('missed heartbeats close with 4009 on the clock (41 250 ms at scale 0.01) and the session stays resumable', async () => {
-  await withSim({}, async (sim, clients) => {
+test('missed heartbeats close with 4009 on the clock (41 250 ms interval) and the session stays resumable', async () => {
+  await withSim({}, async (sim, clients, clock) => {
     const { c, r } = await ready(sim, clients);
-    const t0 = Date.now();
+    // deadline = 41250 * 1.5 + 1000 virtual ms after HELLO (no time passed since)
+    clock.advance(41_250 * 1.5 + 1000 - 1);
+    assert.ok(sim.requestHeartbeat(0));
+    await c.takeOp(1); // still open until the deadline: the server.s op 1 arrives
+    clock.advance(1);
     const closed = await c.closed;
-    const elapsed = Date.now() - t0;
     assert.equal(closed.code, 4009);
-    // deadline = 41250 * 1.5 + 1000 virtual ms = ~629 real ms
-    assert.ok(elapsed > 450 && elapsed < 1500, `closed after ${elapsed} ms`);
     const c2 = await connect(sim, clients, { url: r.d.resume_gateway_url });
     await c2.takeOp(10);
     c2.send({ op: 6, d: { token: 'Bot sim-token', session_id: r.d.session_id, seq: 1 } });
@@ -331,7 +337,7 @@ test('RESUME replays every buffered dispatch after seq with the original s, then
 });
 
 test('RESUME failures: unknown session, expired, client 1000 close, timeout, bad seq -> 4007', async () => {
-  await withSim({ sessionTimeout: 5000 }, async (sim, clients) => {
+  await withSim({ sessionTimeout: 5000 }, async (sim, clients, clock) => {
     const resumeEvents: boolean[] = [];
     sim.on('resume', (ev) => resumeEvents.push(ev.ok));
     const sessionOf = (id: string) => sim.sessions().find((s) => s.sessionId === id)!;
@@ -359,12 +365,15 @@ test('RESUME failures: unknown session, expired, client 1000 close, timeout, bad
     assert.ok(sim.expireSession(r.d.session_id));
     c = await tryResume(r.d.session_id, 1);
     assert.equal((await c.takeOp(9)).d, false);
-    // timed out (5000 virtual ms = 50 real ms)
+    // timed out: 5000 virtual ms after the socket loss
     ({ c: a, r } = await ready(sim, clients));
     a.close(4000);
     await a.closed;
-    // waits for the timer rather than a fixed time (a loaded machine fires it late)
-    await waitFor(() => sim.sessions().find((s) => s.sessionId === r.d.session_id)!.expired, 'the session timed out', 10_000);
+    await waitFor(() => !sessionOf(r.d.session_id).connected, 'socket loss noticed');
+    clock.advance(4999);
+    assert.equal(sessionOf(r.d.session_id).expired, false, 'not before sessionTimeout');
+    clock.advance(1);
+    assert.equal(sessionOf(r.d.session_id).expired, true, 'the session timed out');
     c = await tryResume(r.d.session_id, 1);
     assert.equal((await c.takeOp(9)).d, false);
     // seq ahead of the session
@@ -458,20 +467,19 @@ test('malformed input never crashes the simulator', async () => {
 });
 
 test('send rate limit: every payload counts, fixed and sliding windows -> 4008', async () => {
-  await withSim({ rateLimit: { limit: 5, window: 60_000 } }, async (sim, clients) => {
+  await withSim({ rateLimit: { limit: 5, window: 60_000 } }, async (sim, clients, clock) => {
     const c = await connect(sim, clients);
     await c.takeOp(10);
     for (let i = 0; i < 6; i++) c.send({ op: 1, d: null });
     assert.equal((await c.closed).code, 4008);
-    // fixed window resets after 60 000 virtual ms (600 real ms)
+    // a fixed window starts over once it has run out
     sim.setOptions({ rateLimit: { limit: 3, window: 2000, mode: 'fixed' } });
     const f = await connect(sim, clients);
     await f.takeOp(10);
     for (let i = 0; i < 3; i++) f.send({ op: 1, d: null });
-    // the ACKs prove the simulator counted these three (its window began no later); then more than one window
-    // (2000 virtual ms = 20 real ms) passes before the next three, however late a loaded machine runs either side
+    // the ACKs prove the simulator counted these three; then exactly one window passes before the next three
     for (let i = 0; i < 3; i++) await f.takeOp(11);
-    await delay(40);
+    clock.advance(2000);
     for (let i = 0; i < 3; i++) f.send({ op: 1, d: null });
     for (let i = 0; i < 3; i++) await f.takeOp(11);
     assert.equal(f.ws.readyState, WebSocket.OPEN);
@@ -594,7 +602,7 @@ test('zstd-stream (zstd-napi) decodes with a streaming decompressor, or is rejec
 });
 
 test('fault API: close codes, terminate, op 7, op 9, corrupt frame, raw data, helloOp7', async () => {
-  await withSim({ guilds: 1 }, async (sim, clients) => {
+  await withSim({ guilds: 1 }, async (sim, clients, clock) => {
     const closes: { code: number; byClient: boolean }[] = [];
     sim.on('close', (ev) => closes.push({ code: ev.code, byClient: ev.byClient }));
     let { c } = await ready(sim, clients);
@@ -609,7 +617,8 @@ test('fault API: close codes, terminate, op 7, op 9, corrupt frame, raw data, he
     ({ c } = await ready(sim, clients));
     assert.ok(sim.sendReconnect(0));
     assert.equal((await c.takeOp(7)).d, null);
-    assert.equal((await c.closed).code, 4000); // server closes 5000 virtual ms later
+    clock.advance(5000); // the server closes 5000 virtual ms later
+    assert.equal((await c.closed).code, 4000);
     ({ c } = await ready(sim, clients));
     assert.ok(sim.invalidateSession(0, true));
     assert.equal((await c.takeOp(9)).d, true);
@@ -631,6 +640,7 @@ test('fault API: close codes, terminate, op 7, op 9, corrupt frame, raw data, he
     sim.setOptions({ helloOp7: true });
     const h = await connect(sim, clients);
     assert.equal((await h.take()).op, 7);
+    clock.advance(5000);
     assert.equal((await h.closed).code, 4000);
     sim.setOptions({ helloOp7: false });
     assert.equal(sim.terminate(9), false);
@@ -640,9 +650,8 @@ test('fault API: close codes, terminate, op 7, op 9, corrupt frame, raw data, he
 });
 
 test('requests: op 8 chunks with nonce + RATE_LIMITED, op 4 voice, op 31, op 43, op 3 limit', async () => {
-  // The full-member-list cooldown is 30 s virtual: at scale 0.1 that is 3 real s, so a busy host cannot let it
-  // lapse between the two requests (at 0.01 it would be 0.3 s).
-  await withSim({ guilds: 1, guildMemberCount: 1500, timeScale: 0.1 }, async (sim, clients) => {
+  // The full-member-list cooldown is 30 s virtual; on the manual clock no time passes between the two requests.
+  await withSim({ guilds: 1, guildMemberCount: 1500 }, async (sim, clients) => {
     const { c } = await ready(sim, clients, { intents: 1 | 2 | 128 | 256 });
     const gid = sim.guildIds[0]!;
     await c.takeT('GUILD_CREATE');
@@ -655,7 +664,7 @@ test('requests: op 8 chunks with nonce + RATE_LIMITED, op 4 voice, op 31, op 43,
     const rl = await c.takeT('RATE_LIMITED');
     assert.equal(rl.d.opcode, 8);
     assert.equal(rl.d.meta.nonce, 'again');
-    assert.ok(rl.d.retry_after > 0 && rl.d.retry_after <= 30);
+    assert.equal(rl.d.retry_after, 30, 'the whole cooldown: no time passed');
     c.send({ op: 8, d: { guild_id: gid, query: 'member1', limit: 5 } });
     const q = await c.takeT('GUILD_MEMBERS_CHUNK');
     assert.equal(q.d.members.length, 5);
@@ -707,25 +716,31 @@ test('intent filtering and MESSAGE_CONTENT stripping', async () => {
 });
 
 test('guild streaming options: unavailable guilds, GUILD_CREATE pacing, delayed READY', async () => {
-  await withSim({ guilds: 3, guildCreateDelay: 2000, readyDelay: 3000 }, async (sim, clients) => {
+  await withSim({ guilds: 3, guildCreateDelay: 2000, readyDelay: 3000 }, async (sim, clients, clock) => {
     sim.setOptions({ unavailableGuilds: [sim.guildIds[1]!] });
     const c = await connect(sim, clients);
     await c.takeOp(10);
-    const t0 = Date.now();
+    // the virtual time each dispatch arrived at
+    const at = new Map<string, number>();
+    c.ws.on('message', () => {
+      for (const p of c.inbox) if (p.t && !at.has(`${p.t}:${p.d?.id ?? ''}`)) at.set(`${p.t}:${p.d?.id ?? ''}`, clock.now());
+    });
+    const t0 = clock.now();
     c.identify();
+    await driveUntil(clock, () => c.inbox.filter((p) => p.t === 'GUILD_CREATE' || p.t === 'GUILD_DELETE').length === 3, { what: 'the guilds', activity: simActivity(sim) });
     await c.takeT('READY');
-    assert.ok(Date.now() - t0 >= 25, 'READY delayed by 3000 virtual ms');
+    assert.equal(at.get('READY:'), t0 + 3000, 'READY delayed by 3000 virtual ms');
     const g1 = await c.takeT('GUILD_CREATE');
     const del = await c.takeT('GUILD_DELETE');
     const g2 = await c.takeT('GUILD_CREATE');
     assert.deepEqual(del.d, { id: sim.guildIds[1], unavailable: true });
     assert.deepEqual([g1.d.id, g2.d.id], [sim.guildIds[0], sim.guildIds[2]]);
-    assert.ok(Date.now() - t0 >= 80);
+    assert.ok(clock.now() - t0 >= 8000, `paced: the last guild after ${clock.now() - t0} virtual ms`);
   });
 });
 
 test('traffic generator: fixture events routed to the receiving shard', async () => {
-  await withSim({ guilds: 8, shards: 2, maxConcurrency: 2 }, async (sim, clients) => {
+  await withSim({ guilds: 8, shards: 2, maxConcurrency: 2 }, async (sim, clients, clock) => {
     const shards = [0, 1];
     const conns: Client[] = [];
     for (const shard of shards) {
@@ -733,10 +748,10 @@ test('traffic generator: fixture events routed to the receiving shard', async ()
       conns.push(c);
     }
     const stop = sim.startTraffic({ eventsPerSecond: 50, mix: 'presences_on' });
-    await delay(150);
+    await driveFor(clock, 15_000, { activity: simActivity(sim) });
     stop();
     const before = sim.stats.dispatches;
-    await delay(30);
+    clock.advance(3000);
     assert.equal(sim.stats.dispatches, before);
     let total = 0;
     for (const [shard, c] of conns.entries()) {
@@ -759,7 +774,8 @@ test('received() log and events redact the token; stop() releases everything', a
   };
   await delay(30); // let earlier tests' handles finish closing
   const baseline = handles();
-  const sim = await GatewaySimulator.start({ timeScale: 0.01, guildCreateDelay: 1e6, sessionTimeout: 1e9, guilds: 3 });
+  // Real timers on purpose (stop() must release them), but none due within the test: the client sends no heartbeat.
+  const sim = await GatewaySimulator.start({ timeScale: 0.01, guildCreateDelay: 1e6, sessionTimeout: 1e9, heartbeatInterval: 1e7, guilds: 3 });
   const identifies: Record<string, unknown>[] = [];
   sim.on('identify', (ev) => identifies.push(ev.payload));
   const clients: Client[] = [];

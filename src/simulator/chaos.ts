@@ -12,6 +12,7 @@
  * The soak runner (`bench/soak.ts`, `npm run soak`) wires both to a `Cluster`.
  * @packageDocumentation
  */
+import type { TimerHandle } from '../clock.js';
 import type { GatewaySimulator } from './server.js';
 import { prng } from './traffic.js';
 
@@ -108,8 +109,8 @@ export class ChaosMonkey {
   private readonly cumulative: number[];
   private readonly interval: number;
   private splitUntil = 0;
-  private splitTimer: ReturnType<typeof setTimeout> | undefined;
-  private readonly timers = new Set<ReturnType<typeof setTimeout>>();
+  private splitTimer: TimerHandle | undefined;
+  private readonly timers = new Set<TimerHandle>();
 
   constructor(
     private readonly sim: GatewaySimulator,
@@ -146,7 +147,6 @@ export class ChaosMonkey {
   inject(shardId: number, kind: FaultKind = this.pickKind()): InjectedFault {
     const sim = this.sim;
     const I = this.interval;
-    const scale = sim.clock.scale;
     let label: string = kind;
     let expect: FaultExpectation = 'resume';
     let duration = 0;
@@ -185,7 +185,7 @@ export class ChaosMonkey {
           const n = 100 + this.int(300);
           label = `late-ack-flood`;
           (this.opts.flood ?? ((id, count) => defaultFlood(sim, id, count)))(shardId, n);
-          this.later(1.5 * I * scale, () => sim.setAcks(shardId, true));
+          this.later(1.5 * I, () => sim.setAcks(shardId, true));
         }
         break;
       }
@@ -203,8 +203,8 @@ export class ChaosMonkey {
         applied = true;
         sim.setOptions({ frameSplit: size });
         this.splitUntil = Math.max(this.splitUntil, sim.clock.now() + duration);
-        clearTimeout(this.splitTimer);
-        this.splitTimer = setTimeout(() => sim.setOptions({ frameSplit: false }), duration * scale);
+        sim.clock.clearTimeout(this.splitTimer);
+        this.splitTimer = sim.clock.setTimeout(() => sim.setOptions({ frameSplit: false }), duration);
         break;
       }
       case 'corrupt-frame':
@@ -229,16 +229,17 @@ export class ChaosMonkey {
 
   /** Cancel pending fault timers and undo process-wide faults (ACKs on, no frame splitting). */
   stop(): void {
-    for (const t of this.timers) clearTimeout(t);
+    for (const t of this.timers) this.sim.clock.clearTimeout(t);
     this.timers.clear();
-    clearTimeout(this.splitTimer);
+    this.sim.clock.clearTimeout(this.splitTimer);
     this.splitTimer = undefined;
     this.sim.setOptions({ frameSplit: false });
     this.sim.setAcks('all', true);
   }
 
+  /** Run `fn` after `ms` on the simulator's clock (a manual clock in tests: the fault ends when the test says). */
   private later(ms: number, fn: () => void): void {
-    const t = setTimeout(() => {
+    const t = this.sim.clock.setTimeout(() => {
       this.timers.delete(t);
       fn();
     }, ms);

@@ -4,6 +4,7 @@ import { Cluster, type ClusterOptions } from '../../src/cluster.js';
 import { GatewaySimulator } from '../../src/simulator/index.js';
 import type { GatewaySimulatorOptions } from '../../src/simulator/types.js';
 import { TOKEN, SCALE } from './setup.js';
+import { ManualClock, drive, driveUntil, simActivity } from './manual-clock.js';
 
 /** Guilds | GuildMessages | DirectMessages. */
 export const INTENTS = 1 | 512 | 4096;
@@ -16,8 +17,31 @@ export interface Rig {
   stop(): Promise<void>;
 }
 
-export async function rig(simOpts: GatewaySimulatorOptions = {}, scale = SCALE): Promise<Rig> {
-  const clock = scaledClock(scale);
+/** A rig on a {@link ManualClock}: time moves only in `run` / `until`, with I/O turns between steps. */
+export interface ManualRig extends Rig {
+  clock: ManualClock;
+  /** Await `p` while the clock runs (see drive in manual-clock.ts). */
+  run<T>(p: Promise<T>, what?: string): Promise<T>;
+  /** Run the clock until `done()` holds (see driveUntil in manual-clock.ts). */
+  until(done: () => boolean, what?: string): Promise<void>;
+}
+
+/** A simulator and clusters sharing one {@link ManualClock}; sockets are real, time moves when the test says so. */
+export async function manualRig(simOpts: GatewaySimulatorOptions = {}): Promise<ManualRig> {
+  const clock = new ManualClock();
+  // Discord's heartbeat interval: on this clock no heartbeat is late, however loaded the machine.
+  const r = await rig({ clock, heartbeatInterval: 41_250, ...simOpts }, clock);
+  const activity = simActivity(r.sim);
+  return {
+    ...r,
+    clock,
+    run: (p, what) => drive(clock, p, { what, activity }),
+    until: (done, what) => driveUntil(clock, done, { what, activity }),
+  };
+}
+
+export async function rig(simOpts: GatewaySimulatorOptions = {}, scale: number | Clock = SCALE): Promise<Rig> {
+  const clock = typeof scale === 'number' ? scaledClock(scale) : scale;
   // Heartbeats every 1.5 real s (at 0.01) unless a test asks otherwise: a loaded machine that starves the in-process
   // gateway for a second must not make a shard see a zombie where the test expects none.
   const sim = await GatewaySimulator.start({ tokens: [TOKEN], clock, heartbeatInterval: 150_000, ...simOpts });

@@ -70,3 +70,89 @@ export async function runUntil(clock: ManualClock, done: () => boolean, limit = 
     await settle();
   }
 }
+
+/** A real millisecond (the event loop polls for I/O meanwhile): time for work on the thread pool (zlib). */
+const realMs = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 1));
+
+export interface DriveOptions {
+  /** What is awaited, for the failure message. */
+  what?: string;
+  /** Give up after this much virtual time. Default one virtual hour. */
+  limit?: number;
+  /** The most virtual time one step moves (default 1000 ms; to the next due timer when it is nearer). */
+  step?: number;
+  /**
+   * A number that changes whenever the sockets did something (e.g. {@link simActivity}): time moves only once it
+   * stayed the same for two event-loop turns and a real millisecond, so a message on its way (HELLO, IDENTIFY, a
+   * heartbeat ACK) arrives at the virtual time it was sent. Without it each step waits that long once.
+   */
+  activity?: () => number;
+  /** Give up after this many real ms (default 20 000): a step that never goes quiet, or sockets that never answer. */
+  realLimit?: number;
+  /** @internal driveFor: the time to reach even when no timer is due. */
+  to?: number;
+}
+
+/** Messages and connections a simulator saw or sent: an activity measure for {@link DriveOptions.activity}. */
+export function simActivity(...sims: { readonly stats: { connections: number; payloadsReceived: number; messagesSent: number; bytesSent: number } }[]): () => number {
+  return () => sims.reduce((n, s) => n + s.stats.connections + s.stats.payloadsReceived + s.stats.messagesSent + s.stats.bytesSent, 0);
+}
+
+/**
+ * Run `clock` while real sockets in this process work, until `done()` holds. Between steps of at most `step`
+ * virtual ms (to the next due timer when it is nearer) the event loop polls for I/O until the sockets are quiet.
+ * Time moves only here, so a loaded machine makes the test slower, never late: a heartbeat cannot miss an ACK that
+ * is already on its way, an IDENTIFY cannot arrive after its window. Throws when `done()` does not hold within
+ * `limit` virtual ms (or `realLimit` real ms).
+ */
+export async function driveUntil(clock: ManualClock, done: () => boolean, o: DriveOptions = {}): Promise<void> {
+  const step = o.step ?? 1000;
+  const limit = o.limit ?? 3_600_000;
+  const end = clock.now() + limit;
+  const realEnd = Date.now() + (o.realLimit ?? 20_000);
+  const activity = o.activity ?? (() => 0);
+  // two event-loop turns (each polls for I/O) and a real millisecond in which the sockets did nothing
+  const quiet = async (): Promise<void> => {
+    for (let last = activity(), turn = 0; turn < 3; turn++) {
+      await (turn < 2 ? settle() : realMs());
+      const now = activity();
+      if (now !== last) turn = -1;
+      last = now;
+      if (done() || Date.now() > realEnd) return;
+    }
+  };
+  await quiet();
+  while (!done()) {
+    const what = o.what ?? 'the condition';
+    if (clock.now() >= end) throw new Error(`driveUntil: ${what} not reached after ${limit} virtual ms`);
+    if (Date.now() > realEnd) throw new Error(`driveUntil: ${what} not reached after ${o.realLimit ?? 20_000} real ms (virtual ${clock.now()} ms, ${clock.pending} timers pending)`);
+    // with no timer due, only the sockets can move things on (driveFor still lets its time pass)
+    const at = clock.nextAt ?? o.to;
+    if (at !== undefined) clock.advance(Math.max(0, Math.min(at, clock.now() + step, end) - clock.now()));
+    await quiet();
+  }
+}
+
+/** Resolve with what `p` resolves to (or reject with its reason), running `clock` meanwhile like {@link driveUntil}. */
+export async function drive<T>(clock: ManualClock, p: Promise<T>, o: DriveOptions = {}): Promise<T> {
+  let settled = false;
+  const watched = p.then(
+    (v) => {
+      settled = true;
+      return v;
+    },
+    (e: unknown) => {
+      settled = true;
+      throw e;
+    },
+  );
+  watched.catch(() => {}); // returned below: never an unhandled rejection while the clock runs
+  await driveUntil(clock, () => settled, o);
+  return watched;
+}
+
+/** Run `clock` for `ms` virtual ms like {@link driveUntil}: in steps, with the sockets quiet between them. */
+export async function driveFor(clock: ManualClock, ms: number, o: Omit<DriveOptions, 'limit' | 'to'> = {}): Promise<void> {
+  const end = clock.now() + ms;
+  await driveUntil(clock, () => clock.now() >= end, { realLimit: 60_000, ...o, limit: ms + 1, to: end });
+}

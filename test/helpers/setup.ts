@@ -20,8 +20,9 @@ export interface Harness {
   stop(): Promise<void>;
 }
 
-export async function harness(simOpts: GatewaySimulatorOptions = {}, scale = SCALE): Promise<Harness> {
-  const clock = scaledClock(scale);
+/** `scale`: a scaled clock's scale, or a clock to share (a ManualClock, for tests that drive time themselves). */
+export async function harness(simOpts: GatewaySimulatorOptions = {}, scale: number | Clock = SCALE): Promise<Harness> {
+  const clock = typeof scale === 'number' ? scaledClock(scale) : scale;
   const sim = await GatewaySimulator.start({ tokens: [TOKEN], heartbeatInterval: 41_250, clock, ...simOpts });
   const shards: Shard[] = [];
   const logs: string[] = [];
