@@ -6,6 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { Redis } from 'ioredis';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { dirname, join } from 'node:path';
 import { GatewayError, ShardlineError } from '../src/errors.js';
@@ -43,34 +44,50 @@ async function withRedis(fn: (redis: ServerProcess) => Promise<void>): Promise<v
 
 test('identify lanes are shared by two separate processes: never two IDENTIFYs of one lane within the window', async () => {
   await withRedis(async (redis) => {
-    const code = `
-      import { RedisIdentifyQueue } from '${src('distributed/index.ts')}';
-      const q = new RedisIdentifyQueue({ redis: process.env.R, bot: 'lanes', maxConcurrency: 2, window: 250 });
-      const ids = process.env.IDS.split(',').map(Number);
-      await Promise.all(ids.map(async (id) => { await q.acquire(id); console.log(JSON.stringify({ id, lane: id % 2, at: Date.now() })); }));
-      await q.close();
-    `;
-    const a = child(code, { R: redis.url, IDS: '0,1,4,5,8,9' });
-    const b = child(code, { R: redis.url, IDS: '2,3,6,7,10,11' });
-    const [ca, cb] = await Promise.all([a.exited, b.exited]);
-    assert.equal(ca, 0, a.stderr());
-    assert.equal(cb, 0, b.stderr());
-    const grants = [...a.lines, ...b.lines] as { id: number; lane: number; at: number }[];
-    assert.equal(grants.length, 12);
-    for (const lane of [0, 1]) {
-      const times = grants
-        .filter((g) => g.lane === lane)
-        .map((g) => g.at)
-        .sort((x, y) => x - y);
-      assert.equal(times.length, 6);
-      for (let i = 1; i < times.length; i++) {
-        assert.ok(times[i]! - times[i - 1]! >= 225, `lane ${lane}: two IDENTIFYs ${times[i]! - times[i - 1]!} ms apart`);
+    // Grant times are read on the Redis server (MONITOR: the lane key's SET inside the grant script, with the
+    // server's clock), not in the children: a child descheduled after its grant would report it late, and the gap
+    // to the next grant would look shorter than it was.
+    const base = new Redis(redis.url, { lazyConnect: true });
+    const monitor = await base.monitor();
+    const granted: { lane: number; at: number }[] = [];
+    monitor.on('monitor', (time: string, args: string[]) => {
+      const m = args[0]?.toUpperCase() === 'SET' ? /identify:lane:(\d+)$/.exec(args[1] ?? '') : null;
+      if (m) granted.push({ lane: Number(m[1]), at: Number(time) * 1000 });
+    });
+    try {
+      const code = `
+        import { RedisIdentifyQueue } from '${src('distributed/index.ts')}';
+        const q = new RedisIdentifyQueue({ redis: process.env.R, bot: 'lanes', maxConcurrency: 2, window: 250 });
+        const ids = process.env.IDS.split(',').map(Number);
+        await Promise.all(ids.map(async (id) => { await q.acquire(id); console.log(JSON.stringify({ id, lane: id % 2 })); }));
+        await q.close();
+      `;
+      const a = child(code, { R: redis.url, IDS: '0,1,4,5,8,9' });
+      const b = child(code, { R: redis.url, IDS: '2,3,6,7,10,11' });
+      const [ca, cb] = await Promise.all([a.exited, b.exited]);
+      assert.equal(ca, 0, a.stderr());
+      assert.equal(cb, 0, b.stderr());
+      assert.equal(a.lines.length + b.lines.length, 12);
+      await until(() => granted.length >= 12, 'every grant seen by MONITOR');
+      assert.equal(granted.length, 12, 'one grant per acquire');
+      for (const lane of [0, 1]) {
+        const times = granted
+          .filter((g) => g.lane === lane)
+          .map((g) => g.at)
+          .sort((x, y) => x - y);
+        assert.equal(times.length, 6);
+        for (let i = 1; i < times.length; i++) {
+          assert.ok(times[i]! - times[i - 1]! >= 249, `lane ${lane}: two IDENTIFYs ${(times[i]! - times[i - 1]!).toFixed(1)} ms apart`);
+        }
       }
+      // both processes got turns, and the two lanes ran side by side
+      assert.ok(a.lines.length === 6 && b.lines.length === 6);
+      const first = (lane: number) => Math.min(...granted.filter((g) => g.lane === lane).map((g) => g.at));
+      assert.ok(Math.abs(first(0) - first(1)) < 200, 'lanes 0 and 1 should start together');
+    } finally {
+      monitor.disconnect();
+      base.disconnect();
     }
-    // both processes got turns, and the two lanes ran side by side
-    assert.ok(a.lines.length === 6 && b.lines.length === 6);
-    const first = (lane: number) => Math.min(...grants.filter((g) => g.lane === lane).map((g) => g.at));
-    assert.ok(Math.abs(first(0) - first(1)) < 200, 'lanes 0 and 1 should start together');
   });
 });
 
