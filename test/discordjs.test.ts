@@ -309,7 +309,9 @@ describe('ShardlineStrategy with a bare @discordjs/ws 2.x WebSocketManager (2.x 
     await env.run(manager.destroy(), 'destroy');
     assert.equal(env.sim.connections().length, 0);
     assert.equal(strategy!.cluster, null);
-    await env.run(manager.connect(), 'connect again');
+    // @discordjs/ws's own identify throttler holds the second IDENTIFY for 5 real s: time moves 1 virtual ms a step
+    // meanwhile, so it runs no faster than real time and no handshake deadline passes while the manager waits
+    await drive(env.clock as ManualClock, manager.connect(), { what: 'connect again', activity: simActivity(env.sim), step: 1 });
     assert.equal((await manager.fetchStatus()).get(0), 3);
     assert.equal(env.sim.stats.identifies, 2);
     assert.equal(clusters.length, 2, 'onCluster: told about each spawn');
