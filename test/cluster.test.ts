@@ -220,10 +220,13 @@ test('shardIdFor is exact for large snowflakes; commands route to the owning sha
 async function resumableRestart(workers: number) {
   // In-thread shards share a manual clock with the gateway. Worker threads cannot share it: they run on the scaled
   // clock, where sessions outlive the gap on the gateway for 180 s virtual by default, under 2 real s; booting worker
-  // threads on a busy host can take that long, and expiry is not what this test is about.
+  // threads on a busy host can take that long, and expiry is not what this test is about. Neither is a zombie: with
+  // heartbeats every 1.5 real s (the rig's default) a starved thread can miss an ACK and resume once more, so on the
+  // scaled clock the heartbeat interval (and the gateway's heartbeat deadline, 1.5 intervals) is 36 real s, beyond
+  // the test's reach; every resume counted below is one the restart caused.
   const opts = { shards: 6, maxConcurrency: 6, guilds: 6, sessionTimeout: 3_600_000 };
   const manual = workers === 0 ? await manualRig(opts) : null;
-  const r: Rig = manual ?? (await rig(opts));
+  const r: Rig = manual ?? (await rig({ ...opts, heartbeatInterval: 3_600_000 }));
   const run = <T>(p: Promise<T>): Promise<T> => (manual ? manual.run(p) : p);
   const waitFor = (done: () => boolean, what: string): Promise<void> => (manual ? manual.until(done, what) : until(done, what));
   try {

@@ -10,6 +10,7 @@ import { after, describe, it } from 'node:test';
 import { WebSocketManager as WebSocketManager2 } from '@discordjs/ws';
 import { Client, GatewayIntentBits, type Message } from 'discord.js';
 import { scaledClock, type Clock } from '../src/clock.js';
+import { ManualClock, drive, driveFor, driveUntil, simActivity } from './helpers/manual-clock.js';
 import type { Cluster } from '../src/cluster.js';
 import { ShardlineIdentifyThrottler, ShardlineStrategy, shardlineIdentifyThrottler } from '../src/discordjs/index.js';
 import { LocalIdentifyQueue } from '../src/queue.js';
@@ -18,7 +19,7 @@ import { textMessage } from './helpers/messages.js';
 
 const TOKEN = 'sim-token-djs.abcdefghijklmnop.secret';
 const INTENTS = GatewayIntentBits.Guilds | GatewayIntentBits.GuildMessages | GatewayIntentBits.MessageContent;
-/** Generous handshake timeouts (virtual ms) so a loaded machine passes at 100x speed. */
+/** Generous handshake timeouts (virtual ms) so a loaded machine passes at 100x speed (the worker-thread test). */
 const SHARD_OPTS = { helloTimeout: 600_000, readyTimeout: 600_000 };
 
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -26,16 +27,41 @@ after(async () => {
   for (const fn of cleanups.reverse()) await fn().catch(() => undefined);
 });
 
-async function simulator(opts: GatewaySimulatorOptions = {}): Promise<{ sim: GatewaySimulator; clock: Clock; api: string }> {
-  const clock = scaledClock(0.01);
-  const sim = await GatewaySimulator.start({ clock, tokens: [TOKEN], guilds: 6, shards: 2, maxConcurrency: 2, ...opts });
+interface Env {
+  sim: GatewaySimulator;
+  clock: Clock;
+  api: string;
+  /** Await `p` while the clock runs (drive in manual-clock.ts); on a scaled clock just `p`. */
+  run<T>(p: T | PromiseLike<T>, what: string): Promise<T>;
+  /** Run the clock until `done()` holds (driveUntil in manual-clock.ts); on a scaled clock poll real time. */
+  until(done: () => boolean, what: string): Promise<void>;
+}
+
+/**
+ * The simulator, by default on a {@link ManualClock} shared with the shards discord.js runs through the strategy in
+ * this thread: time moves only in `run` / `until`, with I/O turns between steps, so a loaded machine makes a test
+ * slower, never late. `scaled`: a scaled clock instead, for shards in a worker thread (they cannot share it).
+ */
+async function simulator(opts: GatewaySimulatorOptions = {}, scaled = false): Promise<Env> {
+  const clock = scaled ? scaledClock(0.01) : new ManualClock();
+  const sim = await GatewaySimulator.start({ clock, tokens: [TOKEN], guilds: 6, shards: 2, maxConcurrency: 2, heartbeatInterval: 41_250, ...opts });
   cleanups.push(() => sim.stop());
-  return { sim, clock, api: sim.apiBaseUrl };
+  const activity = simActivity(sim);
+  if (clock instanceof ManualClock) {
+    return {
+      sim,
+      clock,
+      api: sim.apiBaseUrl,
+      run: (p, what) => drive(clock, Promise.resolve(p), { what, activity }),
+      until: (done, what) => driveUntil(clock, done, { what, activity }),
+    };
+  }
+  return { sim, clock, api: sim.apiBaseUrl, run: (p, what) => withTimeout(Promise.resolve(p), 10_000, what), until: (done, what) => until(done, 10_000, what) };
 }
 
 /** A discord.js Client on ShardlineStrategy against `sim`; `strategy()` is the strategy discord.js built. */
 function djsClient(
-  env: { sim: GatewaySimulator; clock: Clock; api: string },
+  env: Env,
   extra: { shards?: 'auto' | number[]; shardCount?: number; compression?: 'zlib-stream' | false; buildIdentifyThrottler?: () => unknown; identifyQueue?: LocalIdentifyQueue } = {},
 ): { client: Client; strategy: () => ShardlineStrategy } {
   let built: ShardlineStrategy | null = null;
@@ -68,10 +94,10 @@ function djsClient(
   };
 }
 
-async function login(client: Client): Promise<void> {
+async function login(env: Env, client: Client): Promise<void> {
   const ready = once(client, 'clientReady');
-  await client.login(TOKEN);
-  await withTimeout(ready, 10_000, 'clientReady');
+  await env.run(client.login(TOKEN), 'login');
+  await env.run(ready, 'clientReady');
 }
 
 /**
@@ -110,7 +136,7 @@ describe('ShardlineStrategy with a discord.js 14 Client (@discordjs/ws 1.x event
   it('logs in, fills the guild cache from every shard, and reports status and ping', async () => {
     const env = await simulator();
     const { client, strategy } = djsClient(env);
-    await login(client);
+    await login(env, client);
     const s = strategy();
     assert.equal(s.eventShape, 'v1', 'discord.js 14 brings @discordjs/ws 1.x');
     assert.equal(client.ws.shards.size, 2, 'shards: auto took /gateway/bot from the simulator');
@@ -126,10 +152,10 @@ describe('ShardlineStrategy with a discord.js 14 Client (@discordjs/ws 1.x event
     ]);
     assert.equal(typeof (status as unknown as { mapValues?: unknown }).mapValues, 'function', 'a discord.js Collection');
     // ping: the HeartbeatComplete events reach discord.js's shards.
-    await until(() => client.ws.shards.every((sh) => sh.ping >= 0), 10_000, 'a heartbeat ACK on every shard');
+    await env.until(() => client.ws.shards.every((sh) => sh.ping >= 0), 'a heartbeat ACK on every shard');
     assert.ok(Number.isFinite(client.ws.ping) && client.ws.ping >= 0);
     assert.ok(!inspect(s).includes(TOKEN) && !JSON.stringify(s).includes(TOKEN), 'the token never shows');
-    await client.destroy();
+    await env.run(client.destroy(), 'destroy');
     assert.equal(s.cluster, null, 'destroy released the cluster');
     assert.equal(env.sim.connections().length, 0, 'every socket closed');
   });
@@ -138,7 +164,7 @@ describe('ShardlineStrategy with a discord.js 14 Client (@discordjs/ws 1.x event
     // Split zlib frames: the stock async inflate is where peers reordered events (lessons doc).
     const env = await simulator({ frameSplit: 64 });
     const { client } = djsClient(env);
-    await login(client);
+    await login(env, client);
     const guildId = env.sim.guildIds[0]!;
     const shardId = client.guilds.cache.get(guildId)!.shardId;
     const seen: string[] = [];
@@ -154,14 +180,14 @@ describe('ShardlineStrategy with a discord.js 14 Client (@discordjs/ws 1.x event
     burst(100);
     env.sim.sendReconnect(shardId); // op 7 with events in flight: they are replayed after the RESUME
     burst(100);
-    await until(() => resumes.length >= 1, 10_000, 'the resume after op 7');
+    await env.until(() => resumes.length >= 1, 'the resume after op 7');
     env.sim.terminate(shardId); // abrupt drop (1006)
     burst(100);
-    await until(() => resumes.length >= 2, 10_000, 'the resume after the drop');
+    await env.until(() => resumes.length >= 2, 'the resume after the drop');
     env.sim.setAcks(shardId, false); // a zombie connection: no heartbeat ACKs
     burst(100);
-    await until(() => seen.length >= N && resumes.length >= 3, 15_000, `${N} messages (have ${seen.length}) and a third resume`);
-    await new Promise((r) => setTimeout(r, 100)); // a duplicate would arrive now
+    await env.until(() => seen.length >= N && resumes.length >= 3, `${N} messages and a third resume`);
+    await driveFor(env.clock as ManualClock, 5_000, { activity: simActivity(env.sim) }); // a duplicate would arrive now
     assert.deepEqual(
       seen,
       Array.from({ length: N }, (_, i) => `m${i}`),
@@ -176,17 +202,17 @@ describe('ShardlineStrategy with a discord.js 14 Client (@discordjs/ws 1.x event
   it('sends commands: setPresence reaches the simulator as op 3', async () => {
     const env = await simulator();
     const { client } = djsClient(env);
-    await login(client);
+    await login(env, client);
     const got = new Promise<unknown>((resolve) => env.sim.on('payload', (p) => p.op === 3 && resolve(p.d)));
     client.user!.setPresence({ status: 'idle', activities: [{ name: 'tests' }] });
-    const d = (await withTimeout(got, 10_000, 'op 3')) as { status: string; activities: { name: string }[] };
+    const d = (await env.run(got, 'op 3')) as { status: string; activities: { name: string }[] };
     assert.equal(d.status, 'idle');
     assert.equal(d.activities[0]?.name, 'tests');
     assert.equal(env.sim.connections().length, 2, 'the command did not cost a connection');
   });
 
   it('runs the shards in a worker thread (workers: 1) with the same events, in order', async () => {
-    const env = await simulator({ shards: 1 });
+    const env = await simulator({ shards: 1 }, true); // a worker thread cannot share a manual clock
     let built: ShardlineStrategy | null = null;
     const client = new Client({
       intents: INTENTS,
@@ -194,14 +220,14 @@ describe('ShardlineStrategy with a discord.js 14 Client (@discordjs/ws 1.x event
       ws: { buildStrategy: (m) => (built = new ShardlineStrategy(m, { clock: env.clock, gatewayUrl: env.sim.url, workers: 1, shardOptions: () => SHARD_OPTS })) },
     });
     cleanups.push(() => client.destroy());
-    await login(client);
+    await login(env, client);
     assert.equal(built!.cluster!.status()[0]!.worker, 0, 'the shard runs in worker 0');
     assert.equal(client.guilds.cache.size, env.sim.guildIds.length);
     const guildId = env.sim.guildIds[1]!;
     const seen: string[] = [];
     client.on('messageCreate', (m: Message) => seen.push(m.content));
     for (let i = 0; i < 100; i++) env.sim.dispatch({ guildId }, 'MESSAGE_CREATE', textMessage(guildId, i));
-    await until(() => seen.length >= 100, 10_000, '100 messages');
+    await env.until(() => seen.length >= 100, '100 messages');
     assert.deepEqual(
       seen,
       Array.from({ length: 100 }, (_, i) => `m${i}`),
@@ -218,7 +244,7 @@ describe('ShardlineStrategy with a discord.js 14 Client (@discordjs/ws 1.x event
     env.sim.on('identify', (e) => identifies.push({ shardId: e.shardId, at: env.clock.now(), accepted: e.accepted }));
     const a = djsClient(env, { shards: [0], shardCount: 2, buildIdentifyThrottler: shardlineIdentifyThrottler(queue) });
     const b = djsClient(env, { shards: [1], shardCount: 2, identifyQueue: queue }); // the strategy's own option
-    await Promise.all([login(a.client), login(b.client)]);
+    await env.run(Promise.all([login(env, a.client), login(env, b.client)]), 'both logins');
     assert.equal(identifies.length, 2, `one IDENTIFY per shard, none refused: ${JSON.stringify(identifies)}`);
     assert.ok(identifies.every((e) => e.accepted));
     const gap = Math.abs(identifies[1]!.at - identifies[0]!.at);
@@ -256,14 +282,14 @@ describe('ShardlineStrategy with a bare @discordjs/ws 2.x WebSocketManager (2.x 
     });
     const closed: unknown[][] = [];
     manager.on('closed', (...args) => closed.push(args));
-    await manager.connect();
+    await env.run(manager.connect(), 'connect');
     assert.deepEqual(order, ['ready', 'READY'], 'ready before READY, as @discordjs/ws emits them');
     assert.equal(readyArgs.length, 2);
     assert.equal((readyArgs[0] as { session_id?: unknown }).session_id !== undefined, true, 'ready(data, shardId)');
     assert.equal(readyArgs[1], 0);
     const guildId = env.sim.guildIds[0]!;
     for (let i = 0; i < 50; i++) env.sim.dispatch({ guildId }, 'MESSAGE_CREATE', textMessage(guildId, i));
-    await until(() => contents.length >= 50, 10_000, '50 messages');
+    await env.until(() => contents.length >= 50, '50 messages');
     assert.deepEqual(
       contents,
       Array.from({ length: 50 }, (_, i) => `m${i}`),
@@ -272,24 +298,26 @@ describe('ShardlineStrategy with a bare @discordjs/ws 2.x WebSocketManager (2.x 
     assert.equal(status.get(0), 3);
     const op3 = new Promise<unknown>((resolve) => env.sim.on('payload', (p) => p.op === 3 && resolve(p.d)));
     await manager.send(0, { op: 3, d: { since: null, activities: [], status: 'dnd' as never, afk: false } });
-    assert.equal(((await withTimeout(op3, 10_000, 'op 3')) as { status: string }).status, 'dnd');
+    assert.equal(((await env.run(op3, 'op 3')) as { status: string }).status, 'dnd');
     // An op 7: closed(code, shardId) positional, then a resume.
     const resumed = once(manager, 'resumed');
     env.sim.sendReconnect(0);
-    const [shardId] = await withTimeout(resumed, 10_000, 'resumed');
+    const [shardId] = await env.run(resumed, 'resumed');
     assert.equal(shardId, 0);
     assert.ok(closed.length >= 1 && typeof closed[0]![0] === 'number' && closed[0]![1] === 0, 'closed(code, shardId)');
     // destroy, then connect again: a fresh set of shards.
-    await manager.destroy();
+    await env.run(manager.destroy(), 'destroy');
     assert.equal(env.sim.connections().length, 0);
     assert.equal(strategy!.cluster, null);
-    await manager.connect();
+    // @discordjs/ws's own identify throttler holds the second IDENTIFY for 5 real s: time moves 1 virtual ms a step
+    // meanwhile, so it runs no faster than real time and no handshake deadline passes while the manager waits
+    await drive(env.clock as ManualClock, manager.connect(), { what: 'connect again', activity: simActivity(env.sim), step: 1 });
     assert.equal((await manager.fetchStatus()).get(0), 3);
     assert.equal(env.sim.stats.identifies, 2);
     assert.equal(clusters.length, 2, 'onCluster: told about each spawn');
     assert.equal(clusters[1]!.status()[0]!.state, 'ready');
     assert.ok(clusters[1] === (strategy as ShardlineStrategy | null)?.cluster, 'the running one');
-    await manager.destroy();
+    await env.run(manager.destroy(), 'destroy');
   });
 
   it('resumes stored sessions (sessions option); without READY it says a discord.js Client would not become ready', async () => {
@@ -306,10 +334,10 @@ describe('ShardlineStrategy with a bare @discordjs/ws 2.x WebSocketManager (2.x 
       return { manager, strategy: strategy! };
     };
     const first = make();
-    await first.manager.connect();
+    await env.run(first.manager.connect(), 'first connect');
     const guildId = env.sim.guildIds[0]!;
     // The first process stops keeping its session (as a deploy would, with a session store), then events keep coming.
-    const sessions = await first.strategy.cluster!.close({ resumable: true });
+    const sessions = await env.run(first.strategy.cluster!.close({ resumable: true }), 'resumable close');
     for (let i = 0; i < 5; i++) env.sim.dispatch({ guildId }, 'MESSAGE_CREATE', textMessage(guildId, i));
     const second = make(sessions);
     const events: string[] = [];
@@ -318,8 +346,8 @@ describe('ShardlineStrategy with a bare @discordjs/ws 2.x WebSocketManager (2.x 
     second.manager.on('resumed', () => events.push('resumed'));
     second.manager.on('dispatch', (p) => p.t === 'MESSAGE_CREATE' && events.push(p.d.content));
     second.manager.on('debug', (m) => debug.push(m));
-    await second.manager.connect();
-    await until(() => events.length >= 6, 10_000, 'the replayed messages');
+    await env.run(second.manager.connect(), 'second connect');
+    await env.until(() => events.length >= 6, 'the replayed messages');
     assert.equal(env.sim.stats.identifies, 1, 'the second manager resumed instead of identifying');
     // The gateway replays what was missed, then sends RESUMED.
     assert.deepEqual(events, ['m0', 'm1', 'm2', 'm3', 'm4', 'resumed'], 'the replay, once and in order, and no READY');
@@ -327,8 +355,8 @@ describe('ShardlineStrategy with a bare @discordjs/ws 2.x WebSocketManager (2.x 
       debug.some((m) => /no READY/.test(m)),
       'the lessons-doc finding is reported: a discord.js Client needs READY',
     );
-    await first.manager.destroy();
-    await second.manager.destroy();
+    await env.run(first.manager.destroy(), 'destroy');
+    await env.run(second.manager.destroy(), 'destroy');
   });
 
   it('send() rejects for an unknown shard without an unhandled rejection, and reports it as an error event', async () => {
@@ -340,7 +368,7 @@ describe('ShardlineStrategy with a bare @discordjs/ws 2.x WebSocketManager (2.x 
       buildStrategy: (m) => new ShardlineStrategy(m, { clock: env.clock, gatewayUrl: env.sim.url, shardOptions: () => SHARD_OPTS }),
     });
     cleanups.push(async () => manager.destroy());
-    await manager.connect();
+    await env.run(manager.connect(), 'connect');
     const errors: unknown[][] = [];
     manager.on('error', (...args) => errors.push(args));
     await assert.rejects(Promise.resolve(manager.send(5, { op: 1, d: null })), { code: 'UNKNOWN_SHARD' });
@@ -348,7 +376,7 @@ describe('ShardlineStrategy with a bare @discordjs/ws 2.x WebSocketManager (2.x 
     await new Promise((r) => setImmediate(r));
     assert.equal(errors.length, 2);
     assert.equal(errors[0]![1], 5, 'error(error, shardId)');
-    await manager.destroy();
+    await env.run(manager.destroy(), 'destroy');
   });
 });
 

@@ -5,16 +5,42 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { scaledClock } from '../src/clock.js';
 import { GatewayUnreachableError, RateLimitedError, type ShardlineError } from '../src/errors.js';
 import type { DisconnectedEvent, GuildsReadyEvent, RateLimitedEvent, SilentEvent } from '../src/events.js';
 import { Intents } from '../src/intents.js';
 import { Shard } from '../src/shard.js';
-import { TOKEN, failOnUnhandledRejections, harness, next, until } from './helpers/setup.js';
+import type { GatewaySimulatorOptions } from '../src/simulator/types.js';
+import { TOKEN, failOnUnhandledRejections, harness as scaledHarness, next } from './helpers/setup.js';
 import { runChild } from './helpers/child.js';
 import { freePort } from './helpers/servers.js';
+import { ManualClock, drive, driveUntil, simActivity, type DriveOptions } from './helpers/manual-clock.js';
 
 failOnUnhandledRejections();
+
+/**
+ * Simulator and shards on one {@link ManualClock}: time moves only in `run` / `until`, with I/O turns between steps,
+ * so a loaded machine makes these tests slower, never late (no missed ACK, no handshake or window cut short).
+ */
+async function harness(simOpts: GatewaySimulatorOptions = {}) {
+  const clock = new ManualClock();
+  const h = await scaledHarness(simOpts, clock);
+  const activity = simActivity(h.sim);
+  return {
+    ...h,
+    clock,
+    run: <T>(p: PromiseLike<T>, what?: string): Promise<T> => drive(clock, Promise.resolve(p), { what, activity }),
+    until: (done: () => boolean, what: string): Promise<void> => driveUntil(clock, done, { what, activity }),
+  };
+}
+
+/**
+ * Drive options for a shard with no gateway to talk to: time stands still while a TCP connect is in flight (the
+ * refusal arrives at the virtual time the attempt was made), and moves between attempts.
+ */
+function offline(shards: { state: string }[], what: string): DriveOptions {
+  let turn = 0;
+  return { what, activity: () => (shards.some((s) => s.state === 'connecting') ? ++turn : turn) };
+}
 
 const MEMBERS = Intents.Guilds | Intents.GuildMembers;
 
@@ -24,13 +50,13 @@ test('a second request for every member within the window: RateLimitedError at o
   const h = await harness({ guilds: 1, guildMemberCount: 5, memberRequestWindow: 600_000 });
   try {
     const shard = h.shard({ intents: MEMBERS, memberRequestTimeout: 600_000 });
-    await shard.connect();
+    await h.run(shard.connect());
     const guild = h.sim.guildIds[0]!;
-    const chunks = await shard.requestGuildMembers({ guild_id: guild, query: '', limit: 0 });
+    const chunks = await h.run(shard.requestGuildMembers({ guild_id: guild, query: '', limit: 0 }));
     assert.equal(chunks[0]!.members.length, 5);
     const events: RateLimitedEvent[] = [];
     shard.on('rateLimited', (e) => events.push(e));
-    const err = await shard.requestGuildMembers({ guild_id: guild, query: '', limit: 0, nonce: 'again' }).then(
+    const err = await h.run(shard.requestGuildMembers({ guild_id: guild, query: '', limit: 0, nonce: 'again' })).then(
       () => null,
       (e: unknown) => e,
     );
@@ -48,17 +74,17 @@ test('a second request for every member within the window: RateLimitedError at o
 });
 
 test('{ retry: true }: the request waits retryAfter and asks again by itself', { timeout: 60_000 }, async () => {
-  // a window long enough (0.3 s real) that the second request always falls into it, even on a loaded machine
+  // time moves only while the test drives it: the second request falls into the window however loaded the machine
   const h = await harness({ guilds: 1, guildMemberCount: 3, memberRequestWindow: 30_000 });
   try {
     const shard = h.shard({ intents: MEMBERS, memberRequestTimeout: 600_000 });
-    await shard.connect();
+    await h.run(shard.connect());
     const guild = h.sim.guildIds[0]!;
-    await shard.requestGuildMembers({ guild_id: guild, query: '', limit: 0 });
+    await h.run(shard.requestGuildMembers({ guild_id: guild, query: '', limit: 0 }));
     const limited: RateLimitedEvent[] = [];
     shard.on('rateLimited', (e) => limited.push(e));
     const startedAt = h.clock.now();
-    const chunks = await shard.requestGuildMembers({ guild_id: guild, query: '', limit: 0, nonce: 'patient' }, { retry: true });
+    const chunks = await h.run(shard.requestGuildMembers({ guild_id: guild, query: '', limit: 0, nonce: 'patient' }, { retry: true }));
     assert.equal(chunks[0]!.members.length, 3);
     assert.equal(chunks[0]!.nonce, 'patient');
     assert.equal(limited.length, 1, 'rate limited once');
@@ -74,7 +100,7 @@ test('a member request that needs an intent the shard lacks is refused at once, 
   const h = await harness({ guilds: 1 });
   try {
     const shard = h.shard({ intents: Intents.Guilds });
-    await shard.connect();
+    await h.run(shard.connect());
     const guild = h.sim.guildIds[0]!;
     for (const [request, intent] of [
       [{ guild_id: guild, query: '', limit: 0 }, 'GuildMembers'],
@@ -88,7 +114,7 @@ test('a member request that needs an intent the shard lacks is refused at once, 
       assert.match(err!.message, new RegExp(intent));
     }
     // a query for some members needs neither
-    const some = await shard.requestGuildMembers({ guild_id: guild, query: 'u', limit: 5 });
+    const some = await h.run(shard.requestGuildMembers({ guild_id: guild, query: 'u', limit: 5 }));
     assert.ok(Array.isArray(some));
     assert.equal(h.sim.received(0).filter((p) => p.op === 8).length, 1, 'only the allowed request reached the gateway');
   } finally {
@@ -107,8 +133,8 @@ test('guildsReady: every guild arrived, or the missing ones after guildsTimeout'
     shard.on('dispatch', (e) => {
       if (e.type === 'GUILD_CREATE') creates++;
     });
-    await shard.connect();
-    const [e] = (await ready) as [GuildsReadyEvent];
+    await h.run(shard.connect());
+    const [e] = (await h.run(ready)) as [GuildsReadyEvent];
     assert.deepEqual(e, { shardId: 0, guilds: 4, unavailable: [] });
     assert.equal(creates, 4, 'every GUILD_CREATE came before guildsReady');
   } finally {
@@ -120,9 +146,9 @@ test('guildsReady: every guild arrived, or the missing ones after guildsTimeout'
     missing.sim.setOptions({ unavailableGuilds: [outage] });
     const shard = missing.shard({ guildsTimeout: 5000 });
     const ready = next(shard, 'guildsReady');
-    await shard.connect();
+    await missing.run(shard.connect());
     const startedAt = missing.clock.now();
-    const [e] = (await ready) as [GuildsReadyEvent];
+    const [e] = (await missing.run(ready)) as [GuildsReadyEvent];
     assert.deepEqual(e, { shardId: 0, guilds: 2, unavailable: [outage] });
     assert.ok(missing.clock.now() - startedAt >= 4000, 'after the timeout');
   } finally {
@@ -144,7 +170,7 @@ test('a 10 s outage of new connections: the shard RESUMEs after it and receives 
     shard.on('disconnected', (e) => failures.push(e));
     let identifies = 0;
     h.sim.on('identify', () => identifies++);
-    await shard.connect();
+    await h.run(shard.connect());
     let n = 0;
     const guild_id = h.sim.guildIds[0]!;
     const send = () => h.sim.dispatch(0, 'MESSAGE_CREATE', { id: String(1000 + n), guild_id, channel_id: '1', content: String(n++), author: { id: '2' } });
@@ -158,17 +184,17 @@ test('a 10 s outage of new connections: the shard RESUMEs after it and receives 
     };
     tick();
     try {
-      await until(() => received.length >= 5, 'traffic');
+      await h.until(() => received.length >= 5, 'traffic');
       h.sim.refuseConnections(10_000);
       const outageAt = h.clock.now();
       assert.ok(h.sim.terminate(0));
-      await until(() => h.clock.now() - outageAt > 10_000 && shard.state === 'ready' && failures.length >= 3, 'the shard back after the outage', 20_000);
-      await until(() => received.length >= n - 1, 'the replay');
+      await h.until(() => h.clock.now() - outageAt > 10_000 && shard.state === 'ready' && failures.length >= 3, 'the shard back after the outage');
+      await h.until(() => received.length >= n - 1, 'the replay');
     } finally {
       stopped = true;
       h.clock.clearTimeout(timer);
     }
-    await until(() => received.length === n, 'every event');
+    await h.until(() => received.length === n, 'every event');
     assert.deepEqual(
       received,
       Array.from({ length: n }, (_, i) => i),
@@ -192,14 +218,14 @@ test('a 10 s outage of new connections: the shard RESUMEs after it and receives 
 // ---- connect({ timeout, signal }) ------------------------------------------------------------------------------
 
 test('connect({ timeout }) against an unreachable gateway: retried and reported, then GatewayUnreachableError, shard closed', { timeout: 60_000 }, async () => {
-  const clock = scaledClock(0.01);
+  const clock = new ManualClock();
   const shard = new Shard({ token: TOKEN, intents: 1, gatewayUrl: `ws://127.0.0.1:${await freePort()}`, clock });
   const failures: DisconnectedEvent[] = [];
   shard.on('disconnected', (e) => failures.push(e));
   const states: string[] = [];
   shard.on('stateChange', (c) => states.push(c.to));
   const startedAt = clock.now();
-  const err = await shard.connect({ timeout: 10_000 }).then(
+  const err = await drive(clock, shard.connect({ timeout: 10_000 }), offline([shard], 'connect({ timeout })')).then(
     () => null,
     (e: unknown) => e,
   );
@@ -217,12 +243,12 @@ test('connect({ timeout }) against an unreachable gateway: retried and reported,
 });
 
 test('connect({ signal }): an error named AbortError (the signal reason when it is one), shard closed', { timeout: 60_000 }, async () => {
-  const clock = scaledClock(0.01);
+  const clock = new ManualClock();
   const url = `ws://127.0.0.1:${await freePort()}`;
   const shard = new Shard({ token: TOKEN, intents: 1, gatewayUrl: url, clock });
   const ac = new AbortController();
   const p = shard.connect({ signal: ac.signal });
-  await until(() => shard.state === 'reconnecting', 'a failed attempt');
+  await driveUntil(clock, () => shard.state === 'reconnecting', offline([shard], 'a failed attempt'));
   ac.abort();
   const err = await p.then(
     () => null,
@@ -266,13 +292,13 @@ test("a silent shard (ACKs, no dispatch) is reported and, with silentAction 'res
     let identifies = 0;
     h.sim.on('identify', () => identifies++);
     const resumed = next(h.sim, 'resume');
-    await shard.connect();
-    const [e] = (await silent) as [SilentEvent];
+    await h.run(shard.connect());
+    const [e] = (await h.run(silent)) as [SilentEvent];
     assert.equal(e.shardId, 0);
     assert.equal(e.guilds, 2);
     assert.ok(e.since >= 30_000, `since ${e.since}`);
-    await resumed;
-    await until(() => shard.state === 'ready' && shard.counters.resumes === 1, 'resumed');
+    await h.run(resumed);
+    await h.until(() => shard.state === 'ready' && shard.counters.resumes === 1, 'resumed');
     assert.equal(identifies, 1);
     assert.equal(shard.counters.silent, 1);
   } finally {

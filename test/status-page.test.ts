@@ -4,7 +4,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import { scaledClock } from '../src/clock.js';
 import { Cluster } from '../src/cluster.js';
 import { serveStatus, statusHandler } from '../src/status-page/server.js';
 import { STATUS_PAGE_HTML } from '../src/status-page/page.js';
@@ -12,8 +11,9 @@ import { GatewaySimulator } from '../src/simulator/index.js';
 import { createServer } from 'node:http';
 import { once } from 'node:events';
 import WebSocket from 'ws';
-import { TOKEN, until } from './helpers/setup.js';
+import { TOKEN } from './helpers/setup.js';
 import { proxyRig } from './helpers/proxy-rig.js';
+import { ManualClock, drive, driveUntil, simActivity } from './helpers/manual-clock.js';
 import { chromiumLaunch } from '../scripts/test-deps.mjs';
 
 export const SCREENSHOT = '/tmp/shardline-status-page.png';
@@ -58,8 +58,12 @@ const tileStates = (page: Page) => page.locator('.tile').evaluateAll((els) => el
 const field = (page: Page, shard: number, name: string) => page.locator(`[data-shard="${shard}"] [data-field="${name}"]`).textContent();
 
 test('the status page in chromium shows every shard in the right state after faults, live, without reloading', async () => {
-  const clock = scaledClock(0.02);
-  const sim = await GatewaySimulator.start({ tokens: [TOKEN], clock, shards: 6, maxConcurrency: 6, guilds: 15, identifyWindow: 2500 });
+  // The gateway side runs on a manual clock: it moves only while the test drives it (with I/O turns between steps),
+  // so every state the page is checked against is reached deterministically and then holds still while the page
+  // (real time: it polls status.json) catches up.
+  const clock = new ManualClock();
+  const sim = await GatewaySimulator.start({ tokens: [TOKEN], clock, shards: 6, maxConcurrency: 6, guilds: 15, identifyWindow: 2500, heartbeatInterval: 41_250 });
+  const activity = simActivity(sim);
   const cluster = new Cluster({ token: TOKEN, intents: 1 | 512 | 4096, apiUrl: sim.apiUrl, clock });
   const status = await serveStatus(cluster, { port: 0, title: 'shardline demo bot' });
   const page = await browser!.newPage();
@@ -74,12 +78,13 @@ test('the status page in chromium shows every shard in the right state after fau
     await page.evaluate('window.__notReloaded = true');
     // before connect(): shards are not known yet (shards: 'auto'), then they appear as the cluster starts
     const connecting = cluster.connect();
+    await driveUntil(clock, () => cluster.status().length === 6, { what: 'six shards known', activity });
     await eventually(
       () => tileStates(page),
       (s) => s.length === 6,
       'six tiles',
     );
-    await connecting;
+    await drive(clock, connecting, { what: 'connect', activity });
     await eventually(
       () => tileStates(page),
       (s) => s.every(([, st]) => st === 'ready'),
@@ -92,8 +97,10 @@ test('the status page in chromium shows every shard in the right state after fau
     sim.closeConnection(1, 4014);
     sim.setOptions({ helloOp7: true });
     sim.setAcks(2, false);
-    await until(() => cluster.shard(1).state === 'fatal', 'shard 1 fatal', 10_000);
-    await until(() => cluster.shard(2).status().reconnects > 0, 'shard 2 reconnecting', 10_000);
+    await driveUntil(clock, () => cluster.shard(1).state === 'fatal', { what: 'shard 1 fatal', activity });
+    await driveUntil(clock, () => cluster.shard(2).status().reconnects > 0, { what: 'shard 2 reconnecting', activity });
+    // a heartbeat ACK on shard 0 for its latency field (shard 2's zombie took a missed one, so it has had one)
+    await driveUntil(clock, () => cluster.shard(0).status().latency !== null, { what: 'latency of shard 0', activity });
     const states = await eventually(
       () => tileStates(page),
       (s) => s.find(([id]) => id === 1)?.[1] === 'fatal' && !['ready', 'fatal', 'idle'].includes(s.find(([id]) => id === 2)?.[1] ?? 'ready'),
@@ -187,7 +194,11 @@ test('the status handler mounts under a path, answers HEAD/JSON, and the page ha
 });
 
 test('a gateway proxy adds its section: per-shard clients, replay ring, forwarded commands and cache figures, on the page and in status.json', async () => {
-  const r = await proxyRig({ guilds: 2 }, { shards: 2 });
+  // upstream (simulator and the proxy's shards) on a manual clock; the proxy's client side and the page run on real time
+  const clock = new ManualClock();
+  const r = await proxyRig({ guilds: 2, heartbeatInterval: 41_250 }, { shards: 2 }, clock);
+  const got: { t: string | null }[] = []; // what the proxy's client received
+  const activity = (): number => simActivity(r.sim)() + got.length;
   const status = await serveStatus(r.proxy.cluster, { port: 0, title: 'proxy', sections: () => [r.proxy.statusSection()] });
   const page = await browser!.newPage();
   const pageErrors: string[] = [];
@@ -208,19 +219,16 @@ test('a gateway proxy adds its section: per-shard clients, replay ring, forwarde
     );
     assert.equal(await page.locator('#sections h2').textContent(), 'Gateway proxy');
     // a client on shard 0 identifies and sends one command upstream (op 3, a presence update)
-    const got: { t: string | null }[] = [];
     ws = new WebSocket(`${r.proxy.url}/?v=10&encoding=json`);
     ws.on('message', (d) => got.push(JSON.parse(d.toString())));
     await once(ws, 'open');
     ws.send(JSON.stringify({ op: 2, d: { token: TOKEN, intents: 1 | 2, properties: {}, shard: [0, 2] } }));
-    await until(() => got.some((p) => p.t === 'READY'), 'the client READY', 10_000);
+    await driveUntil(clock, () => got.some((p) => p.t === 'READY'), { what: 'the client READY', activity });
     const guildOn0 = r.proxy.stats().shards[0]!.guilds;
     ws.send(JSON.stringify({ op: 3, d: { since: null, activities: [], status: 'idle', afk: false } }));
-    const stats = await eventually(
-      async () => r.proxy.stats(),
-      (st) => st.identifies === 1 && st.forwardedCommands === 1,
-      'the identify and the command counted',
-    );
+    await driveUntil(clock, () => r.proxy.stats().forwardedCommands === 1 && r.sim.received(0).some((p) => p.op === 3), { what: 'the command forwarded upstream', activity });
+    const stats = r.proxy.stats();
+    assert.equal(stats.identifies, 1, 'the identify counted');
     await eventually(
       () => cell(0, 'clients'),
       (t) => t === '1',
