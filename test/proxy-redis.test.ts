@@ -26,10 +26,10 @@ import { ShardStream } from '../src/proxy/stream.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
-function proxyProcess(args: string[]): { proc: ChildProcess; lines: Record<string, unknown>[]; stderr: () => string } {
+function proxyProcess(args: string[], env: Record<string, string> = {}): { proc: ChildProcess; lines: Record<string, unknown>[]; stderr: () => string } {
   const proc = spawn(process.execPath, ['--import', 'tsx', join(root, 'src/cli/shardline.ts'), 'proxy', ...args], {
     cwd: root,
-    env: { ...process.env, DISCORD_TOKEN: TOKEN },
+    env: { ...process.env, DISCORD_TOKEN: TOKEN, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const lines: Record<string, unknown>[] = [];
@@ -241,5 +241,86 @@ test('replay ring: GUILD_CREATE references persist in Redis and resolve against 
     for (let i = 0; i < 20; i++) assert.deepEqual(got[i]!.d, JSON.parse(cache.build(gid(i), { presences: false })!), `guild ${i} from the restored cache`);
   } finally {
     await redisServer.stop();
+  }
+});
+
+test('a proxy with a handler killed with SIGKILL while its handler is behind: the restarted proxy resumes upstream from what the handler finished, so nothing received but not handled is lost (and clients get nothing twice)', async () => {
+  const { sim, redis, args, stop } = await servers(1, 'Guilds,GuildMessages,MessageContent');
+  const handler = join(root, 'test/helpers/proxy-handler.ts');
+  const procs: ChildProcess[] = [];
+  const clients: WebSocket[] = [];
+  type Post = { shardId: number; value: { type?: string; sequence?: number } };
+  const handled = (lines: Record<string, unknown>[]) => (lines as unknown as Post[]).filter((l) => l.value?.type === 'MESSAGE_CREATE').map((l) => l.value.sequence!);
+  try {
+    const first = proxyProcess([...args, '--handler', handler]);
+    procs.push(first.proc);
+    await until(() => first.lines.some((l) => typeof l.url === 'string'), `the first proxy's --json line (${first.stderr()})`, 20_000);
+    const url = first.lines.find((l) => typeof l.url === 'string')!.url as string;
+    const client = await rawClient(url);
+    clients.push(client.ws);
+    client.send({ op: 2, d: { token: TOKEN, intents: 1 | 512 | 32768, properties: {} } });
+    await until(() => client.got.some((p) => p.t === 'GUILD_CREATE'), 'the client ready', 20_000);
+    const g = sim.guildIds[0]!;
+    const seqs: number[] = [];
+    const say = (content: string) => {
+      sim.dispatch({ guildId: g }, 'MESSAGE_CREATE', { id: String(seqs.length + 1), channel_id: '2', guild_id: g, content, author: { id: '5' } });
+      seqs.push(sim.sessions().find((s) => !s.expired)!.seq);
+    };
+    say('m1');
+    say('m2');
+    await until(() => handled(first.lines).length === 2, 'two messages handled', 20_000);
+    say('block'); // the handler waits for good: everything after it is received, cached, sent to clients, not handled
+    for (let i = 0; i < 5; i++) say(`queued${i}`);
+    const last = seqs.at(-1)!;
+    await until(() => client.got.filter((p) => p.t === 'MESSAGE_CREATE').length === 8, 'the client got all eight', 20_000);
+    // the proxy's state written to Redis after the last one arrived: its stored upstream sequence covers it
+    let stored = 0;
+    await until(
+      () => {
+        void redis.hget('shardline:proxy:{default}:meta', 'sessions').then((t) => (stored = t ? (Object.values(JSON.parse(t) as Record<string, { sequence: number }>)[0]?.sequence ?? 0) : 0));
+        return stored >= last;
+      },
+      'the last message persisted',
+      20_000,
+    );
+    // and the client's session, up to the last message it got
+    const sessionId = (client.got.find((p) => p.t === 'READY')!.d as { session_id: string }).session_id;
+    const lastS = client.got.filter((p) => p.t === 'MESSAGE_CREATE').at(-1)!.s!;
+    let clientSeq = 0;
+    await until(
+      () => {
+        void redis.hget('shardline:proxy:{default}:clients', sessionId).then((t) => (clientSeq = t ? (JSON.parse(t) as number[])[3]! : 0));
+        return clientSeq >= lastS;
+      },
+      'the client session persisted',
+      20_000,
+    );
+    first.proc.kill('SIGKILL');
+    await new Promise((res) => first.proc.once('exit', res));
+
+    const identifies = sim.stats.identifies;
+    const second = proxyProcess([...args, '--handler', handler], { SHARDLINE_TEST_NO_BLOCK: '1' });
+    procs.push(second.proc);
+    await until(() => second.lines.some((l) => typeof l.url === 'string'), `the restarted proxy's --json line (${second.stderr()})`, 20_000);
+    assert.equal(sim.stats.identifies, identifies, 'no IDENTIFY upstream after the restart');
+    say('after');
+    await until(() => handled(second.lines).includes(seqs.at(-1)!), 'the restarted proxy handles the message after the restart', 20_000);
+    // 'block' is handled again by the restarted proxy (which does not wait on it) ...
+    const all = [...handled(first.lines), ...handled(second.lines)];
+    const lost = seqs.filter((s) => !all.includes(s));
+    assert.deepEqual(lost, [], 'every message handled, those queued behind the blocked one included');
+    assert.deepEqual(handled(second.lines), seqs.slice(2), 'the restarted proxy handled from the blocked one on, in order');
+    // ... but the dispatches replayed for the handler did not enter the replay ring again: the client RESUMEs its
+    // session on the restarted proxy and gets the one message it missed, nothing twice
+    const back = await rawClient(second.lines.find((l) => typeof l.url === 'string')!.url as string);
+    clients.push(back.ws);
+    back.send({ op: 6, d: { token: TOKEN, session_id: sessionId, seq: lastS } });
+    await until(() => back.got.some((p) => p.t === 'RESUMED'), 'the client resumed on the restarted proxy', 20_000);
+    const replayed = back.got.filter((p) => p.t === 'MESSAGE_CREATE').map((p) => p.d.content);
+    assert.deepEqual(replayed, ['after'], 'exactly what the client missed');
+  } finally {
+    for (const c of clients) c.terminate();
+    for (const p of procs) p.kill('SIGKILL');
+    await stop();
   }
 });

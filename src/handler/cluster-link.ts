@@ -68,7 +68,10 @@ export async function checkHandler(url: string, inThisThread: boolean): Promise<
 }
 
 /** What a runner in this thread does itself; everything else (posts, log lines, counts, commands) goes to the link. */
-export type LocalRunnerSide = Pick<RunnerHooks, 'pass' | 'send' | 'owns' | 'pause' | 'failed' | 'redact'>;
+export type LocalRunnerSide = Pick<RunnerHooks, 'pass' | 'send' | 'owns' | 'pause' | 'failed' | 'redact'> & {
+  /** A dispatch was handled (or failed and was reported): its shard and sequence, in each shard's order. */
+  finished?(shardId: number, sequence: number): void;
+};
 
 /**
  * A {@link HandlerRunner} in this thread (worker `null`; a throw is reported, as there is no thread to end): what
@@ -79,9 +82,10 @@ export function localRunner(url: string, link: HostHandlerLink, side: LocalRunne
     ...side,
     worker: null,
     handlerErrors: 'report',
-    done: (shardId, _sequence, type, posts) => {
+    done: (shardId, sequence, type, posts) => {
       for (const value of posts) link.message(shardId, null, value);
       link.handled(shardId, type);
+      side.finished?.(shardId, sequence);
     },
     post: (shardId, value) => link.message(shardId, null, value),
     log: (level, shardId, message) => link.log(level, shardId, null, message),

@@ -134,6 +134,12 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
   private readonly raw: boolean;
   /** The bot's handler module, run here on every upstream dispatch (`handler`); null without one. */
   private readonly handler: ProxyHandler | null;
+  /**
+   * With a `handler` and Redis, per shard after a restart: the upstream resumed from where the handler had stopped,
+   * before the stored sequence; the dispatches up to `upTo` of that session are already in the cache, the ring and
+   * the clients' streams, so they go to the handler only.
+   */
+  private readonly replayed = new Map<number, { sessionId: string; upTo: number }>();
   private readonly apiUrl_: string;
   private readonly clock: Clock;
   private readonly intents: number;
@@ -322,8 +328,17 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
       if (saved.user) this.setUser(saved.user);
       if (saved.application) this.application = saved.application;
       for (const [id, ids] of Object.entries(saved.shardGuilds)) for (const g of ids) this.stream(Number(id)).guilds.add(g);
-      sessions = saved.sessions;
-      for (const [id, session] of Object.entries(sessions)) this.stream(Number(id)).session = { ...session };
+      sessions = { ...saved.sessions };
+      for (const [id, session] of Object.entries(saved.sessions)) {
+        this.stream(Number(id)).session = { ...session };
+        // the handler had not finished everything received: resume upstream from where it stopped (what it misses
+        // is replayed by the gateway and given to the handler only; see onDispatch)
+        const h = this.handler ? saved.handled[Number(id)] : undefined;
+        if (h && h.sessionId === session.sessionId && h.sequence < session.sequence) {
+          sessions[Number(id)] = { ...session, sequence: h.sequence };
+          this.replayed.set(Number(id), { sessionId: session.sessionId, upTo: session.sequence });
+        }
+      }
       // the rings before the upstream RESUME replays into them, so positions continue where the store left them
       for (const [id, r] of saved.replay.rings) this.stream(id).restoreRing(r.newest, r.entries);
       for (const s of saved.replay.sessions) this.restoreSession(s);
@@ -406,14 +421,18 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
       return;
     }
     if (e.kind === 'resumed') {
-      this.stream(e.shardId).session = { ...e.session };
+      const st = this.stream(e.shardId);
+      const before = st.session;
+      st.session = { ...e.session };
+      // resumed behind what the cache holds (for the handler): the stored sequence stays that of the cache
+      if (before?.sessionId === e.session.sessionId && before.sequence > st.session.sequence) st.session.sequence = before.sequence;
       return;
     }
     if (e.kind !== 'dispatch') return;
     const { type, sequence, data } = e.event;
     if (type === 'READY' || type === 'RESUMED') {
       // not for clients (each gets its own), but the handler sees them as a cluster's handler does
-      this.handler?.dispatch(e.shardId, type, sequence, '', data);
+      this.handler?.dispatch(e.shardId, type, sequence, '', data, this.streams.get(e.shardId)?.session?.sessionId ?? null);
       return;
     }
     if (this.raw && type !== 'GUILD_MEMBERS_CHUNK') return;
@@ -437,6 +456,15 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
 
   private onDispatch(shardId: number, type: string, seq: number, d: string, parsed: unknown): void {
     const st = this.stream(shardId);
+    const replayed = this.replayed.get(shardId);
+    if (replayed !== undefined) {
+      if (st.session?.sessionId === replayed.sessionId && seq <= replayed.upTo) {
+        // replayed for the handler only: the cache, the ring and the clients have it since before the restart
+        if (type !== 'GUILD_MEMBERS_CHUNK' && type !== 'RATE_LIMITED') this.handler?.dispatch(shardId, type, seq, d, parsed, replayed.sessionId);
+        return;
+      }
+      this.replayed.delete(shardId);
+    }
     if (st.session !== null) st.session.sequence = seq;
     if (type === 'GUILD_MEMBERS_CHUNK' || type === 'RATE_LIMITED') {
       const data = (parsed ?? JSON.parse(d)) as Record<string, unknown>;
@@ -454,7 +482,7 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
       c.drain();
     }
     // after the cache and the clients: the handler never delays them (only its back-pressure can)
-    this.handler?.dispatch(shardId, type, seq, d, parsed);
+    this.handler?.dispatch(shardId, type, seq, d, parsed, st.session?.sessionId ?? null);
   }
 
   private applyCache(st: ShardStream, type: string, data: unknown, text: string | undefined): void {
@@ -631,7 +659,8 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
     }
     const clients = [...this.sessions.values()].map((d) => ({ state: d.state, attached: d.conn !== null }));
     const rings = [...this.streams.values()].map((st) => [st.id, st.ring] as const);
-    return { sessions, shardGuilds, user: this.user, application: this.application, cache: this.cache, replay: { rings, sessions: clients } };
+    const handled = this.handler?.positions();
+    return { sessions, shardGuilds, user: this.user, application: this.application, cache: this.cache, replay: { rings, sessions: clients }, ...(handled ? { handled } : {}) };
   }
 
   /** The bot user (JSON text from a READY or Redis), and its id for the MessageContent exceptions. */

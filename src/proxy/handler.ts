@@ -27,8 +27,22 @@ export interface ProxyHandlerSide {
   redact(text: string): string;
 }
 
+/** The last dispatch the handler finished on a shard: its upstream session and sequence (0: none yet). */
+export interface HandledPosition {
+  sessionId: string;
+  sequence: number;
+}
+
 /** The proxy's handler: a {@link HandlerRunner} fed the upstream dispatches, its commands sent by the upstream cluster. */
 export class ProxyHandler {
+  /**
+   * Per shard, what was fed and not finished yet, oldest first: `[sequence, upstream session id]` (the runner
+   * finishes a shard's dispatches in the order they were fed). Bounded by the runner's back-pressure.
+   */
+  readonly #fed = new Map<number, { items: [number, string][]; head: number }>();
+  /** Per shard, the newest upstream session fed: only its dispatches move the position. */
+  readonly #session = new Map<number, string>();
+  readonly #position = new Map<number, HandledPosition>();
   readonly #runner: HandlerRunner;
   readonly #side: ProxyHandlerSide;
   /** Whether the runner asked for the upstream sockets to pause (it is behind by its bound). */
@@ -60,6 +74,7 @@ export class ProxyHandler {
       owns: () => true, // every upstream shard's commands are sent by the one cluster
       pause: (paused) => this.#hold(paused),
       redact: (text) => side.redact(text),
+      finished: (shardId, sequence) => this.#finished(shardId, sequence),
       // start() rejects with this error (ready()); nothing else reports it, so it is said once.
       failed: () => undefined,
     });
@@ -74,7 +89,7 @@ export class ProxyHandler {
    * One upstream dispatch, in its shard's order. `data` is the parsed `d` when the proxy has it; else `d` (JSON
    * text) is parsed here, once, only because a handler is set.
    */
-  dispatch(shardId: number, type: string, sequence: number, d: string, data: unknown): void {
+  dispatch(shardId: number, type: string, sequence: number, d: string, data: unknown, sessionId: string | null): void {
     if (data === undefined) {
       try {
         data = JSON.parse(d);
@@ -85,7 +100,41 @@ export class ProxyHandler {
         return;
       }
     }
+    // READY starts a session: nothing of it is handled yet (a restart resumes it from 0, replaying it all)
+    const sid = type === 'READY' ? (((data as { session_id?: unknown } | null)?.session_id as string | undefined) ?? sessionId) : sessionId;
+    if (sid && sid !== this.#session.get(shardId)) {
+      this.#session.set(shardId, sid);
+      if (type === 'READY') this.#position.set(shardId, { sessionId: sid, sequence: 0 });
+    }
+    let q = this.#fed.get(shardId);
+    if (!q) this.#fed.set(shardId, (q = { items: [], head: 0 }));
+    q.items.push([sequence, sid ?? '']);
     this.#runner.event({ kind: 'dispatch', shardId, event: { shardId, type, sequence, data } as DispatchEvent });
+  }
+
+  #finished(shardId: number, sequence: number): void {
+    const q = this.#fed.get(shardId);
+    if (!q || q.head >= q.items.length) return;
+    const [seq, sid] = q.items[q.head++]!;
+    if (q.head === q.items.length) {
+      q.items.length = 0;
+      q.head = 0;
+    } else if (q.head >= 1024) {
+      q.items.splice(0, q.head);
+      q.head = 0;
+    }
+    // a dispatch of an older session (superseded by a READY): where that session stopped no longer matters
+    if (seq === sequence && sid !== '' && sid === this.#session.get(shardId)) this.#position.set(shardId, { sessionId: sid, sequence: seq });
+  }
+
+  /**
+   * Per shard, the last dispatch finished of its newest upstream session: what a restarted proxy (with Redis)
+   * resumes its upstream from, so that what was received but not handled before a kill is replayed to the handler.
+   */
+  positions(): Record<number, HandledPosition> {
+    const out: Record<number, HandledPosition> = {};
+    for (const [id, p] of this.#position) out[id] = { ...p };
+    return out;
   }
 
   /** Handle everything fed so far, then the handler's `close()`: at most {@link CLOSE_TIMEOUT} real ms. */

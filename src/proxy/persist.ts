@@ -11,6 +11,7 @@ import { closeRedis, openRedis, whenReady, type RedisConnection, type RedisHandl
 import { ShardlineError } from '../errors.js';
 import { isSession, type Session } from '../session.js';
 import type { CachedGuildSnapshot, GuildCache } from './cache.js';
+import type { HandledPosition } from './handler.js';
 import { ReplayPersister, type LoadedReplay, type ReplaySource } from './persist-replay.js';
 
 /** What the proxy writes each time. */
@@ -22,6 +23,8 @@ export interface PersistState {
   cache: GuildCache;
   /** The replay rings and client sessions (persist-replay.ts), written in the same MULTI. */
   replay?: ReplaySource;
+  /** With a `handler`: per shard, the last upstream dispatch it finished (written in the same MULTI). */
+  handled?: Record<number, HandledPosition>;
 }
 
 /** What a starting proxy reads back. */
@@ -32,6 +35,8 @@ export interface LoadedState {
   application: string | null;
   guilds: Record<string, CachedGuildSnapshot>;
   replay: LoadedReplay;
+  /** What the handler had finished per shard at the last write (empty without a handler). */
+  handled: Record<number, HandledPosition>;
 }
 
 /** Redis persistence of one proxy's upstream state. */
@@ -72,12 +77,17 @@ export class ProxyStore {
   /** Read everything stored. */
   async load(): Promise<LoadedState> {
     const [meta, guilds] = await Promise.all([this.redis.hgetall(`${this.prefix}meta`), this.redis.hgetall(`${this.prefix}guilds`)]);
-    const out: LoadedState = { sessions: {}, shardGuilds: {}, user: meta.user ?? null, application: meta.application ?? null, guilds: {}, replay: await this.replay.load(this.redis) };
+    const out: LoadedState = { sessions: {}, shardGuilds: {}, user: meta.user ?? null, application: meta.application ?? null, guilds: {}, replay: await this.replay.load(this.redis), handled: {} };
     try {
       const sessions = meta.sessions ? (JSON.parse(meta.sessions) as Record<string, unknown>) : {};
       for (const [id, s] of Object.entries(sessions)) if (isSession(s)) out.sessions[Number(id)] = s;
       out.shardGuilds = meta.shardGuilds ? (JSON.parse(meta.shardGuilds) as Record<number, string[]>) : {};
       for (const [id, text] of Object.entries(guilds)) out.guilds[id] = JSON.parse(text) as CachedGuildSnapshot;
+      const handled = meta.handled ? (JSON.parse(meta.handled) as Record<string, unknown>) : {};
+      for (const [id, h] of Object.entries(handled)) {
+        const p = h as Partial<HandledPosition> | null;
+        if (typeof p?.sessionId === 'string' && Number.isInteger(p.sequence) && p.sequence! >= 0) out.handled[Number(id)] = { sessionId: p.sessionId, sequence: p.sequence! };
+      }
     } catch (err) {
       throw new ShardlineError('PROXY_STORE_CORRUPT', `the proxy state in Redis (${this.prefix}*) is not readable: delete those keys: ${(err as Error).message}`, { cause: err });
     }
@@ -130,6 +140,7 @@ export class ProxyStore {
       else m.hset(`${this.prefix}guilds`, id, JSON.stringify(snap));
     }
     const meta: Record<string, string> = { sessions: JSON.stringify(s.sessions) };
+    if (s.handled) meta.handled = JSON.stringify(s.handled);
     if (this.metaDirty) {
       this.metaDirty = false;
       Object.assign(meta, { user: s.user, application: s.application, shardGuilds: JSON.stringify(s.shardGuilds) });
