@@ -118,6 +118,19 @@ test('a proxy killed and restarted with Redis resumes upstream (no IDENTIFY) and
   }
 });
 
+/** Until the proxy has written client session `sessionId` to Redis at sequence `seq` or later (stored as [id, shard, intents, seq, ...]). */
+async function clientPersisted(redis: Redis, sessionId: string, seq: number): Promise<void> {
+  let stored = 0;
+  await until(
+    () => {
+      void redis.hget('shardline:proxy:{default}:clients', sessionId).then((t) => (stored = t ? (JSON.parse(t) as number[])[3]! : 0));
+      return stored >= seq;
+    },
+    'the client session persisted',
+    20_000,
+  );
+}
+
 /** A plain websocket client (no compression) that records every payload. */
 async function rawClient(url: string): Promise<{ ws: WebSocket; got: { op: number; t: string | null; s: number | null; d: Record<string, unknown> }[]; send(p: unknown): void }> {
   const ws = new WebSocket(`${url}/?v=10&encoding=json`);
@@ -152,15 +165,7 @@ test('a client connected to a proxy killed with SIGKILL RESUMEs its session on t
     const otherId = (c.got.find((p) => p.t === 'READY')!.d as { session_id: string }).session_id;
     // the session (and with it the ring up to message 10) written to Redis: stored as [id, shard, intents, seq, ...]
     const tenth = got(a)[9]!.s!;
-    let storedSeq = 0;
-    await until(
-      () => {
-        void redis.hget('shardline:proxy:{default}:clients', sessionId).then((t) => (storedSeq = t ? (JSON.parse(t) as number[])[3]! : 0));
-        return storedSeq >= tenth;
-      },
-      'the client session persisted',
-      20_000,
-    );
+    await clientPersisted(redis, sessionId, tenth);
     // five more the client receives, perhaps not written yet when the proxy dies
     for (let n = 11; n <= 15; n++) send(n);
     await until(() => got(a).length === 15 && got(c).length === 15, 'fifteen messages', 20_000);
@@ -286,15 +291,7 @@ test('a proxy with a handler killed with SIGKILL while its handler is behind: th
     // and the client's session, up to the last message it got
     const sessionId = (client.got.find((p) => p.t === 'READY')!.d as { session_id: string }).session_id;
     const lastS = client.got.filter((p) => p.t === 'MESSAGE_CREATE').at(-1)!.s!;
-    let clientSeq = 0;
-    await until(
-      () => {
-        void redis.hget('shardline:proxy:{default}:clients', sessionId).then((t) => (clientSeq = t ? (JSON.parse(t) as number[])[3]! : 0));
-        return clientSeq >= lastS;
-      },
-      'the client session persisted',
-      20_000,
-    );
+    await clientPersisted(redis, sessionId, lastS);
     first.proc.kill('SIGKILL');
     await new Promise((res) => first.proc.once('exit', res));
 
