@@ -40,6 +40,9 @@
  *                      difference of the dispatches (start-up, connecting and loading cancel out). Noise-free where
  *                      wall-clock figures are not. Default 1 rep, --messages 4000.
  *
+ * Environment: `SHARDLINE_BENCH_CPU_PROF=DIR` runs every measured client with `--cpu-prof --cpu-prof-dir=DIR` (one
+ * profile per thread: main and each worker).
+ *
  * Run: `npm run build && node --import tsx bench/workers.ts` (= `npm run bench:workers`). The orchestrator runs
  * under tsx; it transpiles this file, `common.ts` and `server.ts` to `bench/.out/workers/` and starts the server
  * and every measured client from there with plain `node` (the same file, with `--client`).
@@ -531,7 +534,11 @@ async function runOne(server: ChildProcess, port: number, w: Workload, wanted: n
     // V8 writes code at run time: --smc-check makes valgrind see it (else it may run stale translations).
     const cgOut = opts.callgrind ? join(OUT, `callgrind.${w.name}.${c.label.replace(/\W+/g, '_')}.${p}.${messages}.${rep}.out`) : null;
     const wrapper = cgOut ? ['valgrind', '-q', '--tool=callgrind', '--smc-check=all-non-file', `--callgrind-out-file=${cgOut}`] : undefined;
-    return { job, cgOut, child: start('workers.js', ['--client'], ['--expose-gc'], wrapper) };
+    return {
+      job,
+      cgOut,
+      child: start('workers.js', ['--client'], [...(process.env.SHARDLINE_BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.SHARDLINE_BENCH_CPU_PROF}`] : []), '--expose-gc'], wrapper),
+    };
   });
   try {
     await Promise.all(
