@@ -92,7 +92,7 @@ test('shardline proxy: usage errors exit 2 and say what to fix; --help exits 0',
   assert.match(noModule.stderr, /--handler names no module/);
   const bad = run(['--port', 'x']);
   assert.equal(bad.status, 2);
-  assert.match(bad.stderr, /--port must be an integer/);
+  assert.match(bad.stderr, /--port must be a whole number from 0 to 65535, got 'x'/);
   const noToken = run([], { DISCORD_TOKEN: '' });
   assert.equal(noToken.status, 2);
   assert.match(noToken.stderr, /DISCORD_TOKEN/);

@@ -91,6 +91,18 @@ export function parseIntents(value: string, flag = 'intents'): number {
   return bits;
 }
 
+/** `--flag <url>`: an absolute URL (undefined when not given). */
+export function url(flag: string, value: string | undefined): string | undefined {
+  if (value !== undefined && !URL.canParse(value)) throw new UsageError(`--${flag} is not a URL: '${value}'`, null);
+  return value;
+}
+
+/** `--handler <path>`: the handler module's path (undefined when not given). */
+export function handlerPath(value: string | undefined): string | undefined {
+  if (value !== undefined && value.trim() === '') throw new UsageError('--handler names no module (e.g. --handler ./handler.js)', null);
+  return value;
+}
+
 /** DISCORD_TOKEN without spaces or a `Bot ` prefix (what must never be printed), or undefined. */
 export function envToken(): string | undefined {
   return process.env.DISCORD_TOKEN?.trim().replace(/^Bot\s+/i, '') || undefined;

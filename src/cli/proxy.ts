@@ -2,7 +2,7 @@
  * `shardline proxy`: run a {@link GatewayProxy} until SIGINT / SIGTERM.
  * @packageDocumentation
  */
-import { parseArgs } from 'node:util';
+import type { ParseArgsConfig } from 'node:util';
 import { scaledClock, systemClock } from '../clock.js';
 import type { ClusterOptions } from '../cluster.js';
 import { attachMetrics } from '../metrics.js';
@@ -10,6 +10,7 @@ import { GatewayProxy } from '../proxy/gateway-proxy.js';
 import { attachProxyMetrics } from '../proxy/metrics.js';
 import { listenHttp, pathOf } from '../status-page/http.js';
 import { statusHandler } from '../status-page/server.js';
+import { envToken, handlerPath, int, parse, parseIntents, positive, UsageError, url } from './args.js';
 
 export const PROXY_HELP = `shardline proxy — a gateway proxy: bots connect to it instead of Discord and restart without re-identifying
 
@@ -36,68 +37,44 @@ Options:
   -h, --help               show this help
 `;
 
-/**
- * Run the proxy command. `usage` builds the CLI's usage error (exit code 2); `parseIntents` is the CLI's parser.
- * Resolves with the exit code once stopped by a signal.
- */
-export async function proxyCommand(argv: string[], usage: (message: string) => Error, parseIntents: (v: string) => number): Promise<number> {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    values = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        port: { type: 'string' },
-        host: { type: 'string' },
-        shards: { type: 'string' },
-        intents: { type: 'string' },
-        'api-url': { type: 'string' },
-        'gateway-url': { type: 'string' },
-        redis: { type: 'string' },
-        'replay-size': { type: 'string' },
-        'time-scale': { type: 'string' },
-        'metrics-port': { type: 'string' },
-        'status-port': { type: 'string' },
-        handler: { type: 'string' },
-        json: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }).values;
-  } catch (err) {
-    throw usage((err as Error).message);
-  }
-  if (values.help) {
+const PROXY_OPTIONS = {
+  port: { type: 'string' },
+  host: { type: 'string' },
+  shards: { type: 'string' },
+  intents: { type: 'string' },
+  'api-url': { type: 'string' },
+  'gateway-url': { type: 'string' },
+  redis: { type: 'string' },
+  'replay-size': { type: 'string' },
+  'time-scale': { type: 'string' },
+  'metrics-port': { type: 'string' },
+  'status-port': { type: 'string' },
+  handler: { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies ParseArgsConfig['options'];
+
+/** Run the proxy command. Resolves with the exit code once stopped by a signal. */
+export async function proxyCommand(argv: string[]): Promise<number> {
+  const o = parse('proxy', argv, PROXY_OPTIONS);
+  if (o.help) {
     process.stdout.write(PROXY_HELP);
     return 0;
   }
-  const str = (k: string) => values[k] as string | undefined;
-  const int = (k: string, min: number, max: number): number | undefined => {
-    const v = str(k);
-    if (v === undefined) return undefined;
-    const n = Number(v);
-    if (!/^\d+$/.test(v) || n < min || n > max) throw usage(`--${k} must be an integer from ${min} to ${max}, got '${v}'`);
-    return n;
-  };
-  const token = process.env.DISCORD_TOKEN?.trim().replace(/^Bot\s+/i, '');
-  if (!token) throw usage('no token: set the DISCORD_TOKEN environment variable to your bot token (clients connect with the same token)');
-  const port = int('port', 0, 65535) ?? 0;
-  const replaySize = int('replay-size', 1, 10_000_000);
-  const metricsPort = int('metrics-port', 0, 65535);
-  const statusPort = int('status-port', 0, 65535);
+  const token = envToken();
+  if (!token) throw new UsageError('no token: set the DISCORD_TOKEN environment variable to your bot token (clients connect with the same token)', 'proxy');
+  const port = int('port', o.port, 0, 65535) ?? 0;
+  const replaySize = int('replay-size', o['replay-size'], 1, 10_000_000);
+  const metricsPort = int('metrics-port', o['metrics-port'], 0, 65535);
+  const statusPort = int('status-port', o['status-port'], 0, 65535);
   let shards: ClusterOptions['shards'] = 'auto';
-  if (str('shards') !== undefined && str('shards') !== 'auto') shards = int('shards', 1, 100_000);
-  const scaleText = str('time-scale');
-  const scale = scaleText === undefined ? 1 : Number(scaleText);
-  if (!(scale > 0) || !Number.isFinite(scale)) throw usage(`--time-scale must be a positive number, got '${scaleText}'`);
-  for (const k of ['api-url', 'gateway-url'] as const) {
-    const v = str(k);
-    if (v !== undefined && !URL.canParse(v)) throw usage(`--${k} is not a URL: '${v}'`);
-  }
-  const intents = str('intents') !== undefined ? parseIntents(str('intents')!) : 1 | 512;
-  const host = str('host') ?? '127.0.0.1';
-  const handler = str('handler');
-  if (handler !== undefined && handler.trim() === '') throw usage('--handler names no module (e.g. --handler ./handler.js)');
+  if (o.shards !== undefined && o.shards !== 'auto') shards = int('shards', o.shards, 1, 100_000);
+  const scale = positive('time-scale', o['time-scale']) ?? 1;
+  const apiUrl = url('api-url', o['api-url']);
+  const gatewayUrl = url('gateway-url', o['gateway-url']);
+  const intents = o.intents !== undefined ? parseIntents(o.intents) : 1 | 512;
+  const host = o.host ?? '127.0.0.1';
+  const handler = handlerPath(o.handler);
   const clean = (m: string) => m.replaceAll(token, '[token]');
 
   const proxy = await GatewayProxy.start(
@@ -109,9 +86,9 @@ export async function proxyCommand(argv: string[], usage: (message: string) => E
       host,
       clock: scale === 1 ? systemClock : scaledClock(scale),
       ...(replaySize !== undefined ? { replaySize } : {}),
-      ...(str('api-url') ? { apiUrl: str('api-url') } : {}),
-      ...(str('gateway-url') ? { gatewayUrl: str('gateway-url') } : {}),
-      ...(str('redis') ? { redis: str('redis') } : {}),
+      ...(apiUrl ? { apiUrl } : {}),
+      ...(gatewayUrl ? { gatewayUrl } : {}),
+      ...(o.redis ? { redis: o.redis } : {}),
       ...(scale !== 1 ? { shardOptions: () => ({ helloTimeout: 600_000, readyTimeout: 600_000 }) } : {}),
       ...(handler !== undefined ? { handler } : {}),
     },
@@ -148,7 +125,7 @@ export async function proxyCommand(argv: string[], usage: (message: string) => E
     );
     process.stderr.write(`shardline proxy: status page at ${ep.url}/ (proxy counters at ${ep.url}/proxy.json)\n`);
   }
-  if (values.json) process.stdout.write(`${JSON.stringify({ url: proxy.url, apiUrl: proxy.apiUrl })}\n`);
+  if (o.json) process.stdout.write(`${JSON.stringify({ url: proxy.url, apiUrl: proxy.apiUrl })}\n`);
   else process.stderr.write(`shardline proxy: clients connect to ${proxy.url} (REST base ${proxy.apiUrl}) with the bot's token\n`);
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);

@@ -15,7 +15,7 @@ import { routeLogs, type LogLevel } from '../logging.js';
 import { attachMetrics } from '../metrics.js';
 import { GatewaySimulator } from '../simulator/index.js';
 import { serveStatus } from '../status-page/server.js';
-import { envToken, int, parse, parseIntents, positive, UsageError } from './args.js';
+import { envToken, handlerPath, int, parse, parseIntents, positive, UsageError, url } from './args.js';
 import { c, StderrUi, stderrLogger } from './ui.js';
 
 export const RUN_HELP = `Usage: shardline run [options]
@@ -144,8 +144,7 @@ export async function runCommand(argv: string[]): Promise<number> {
   const metricsPort = int('metrics-port', o['metrics-port'], 0, 65535);
   const statusPort = int('status-port', o['status-port'], 0, 65535);
   const workers = int('workers', o.workers, 0, 1024) ?? 0;
-  if (o.handler !== undefined && o.handler.trim() === '') throw new UsageError('--handler names no module (e.g. --handler ./handler.js)', 'run');
-  const handler = o.handler;
+  const handler = handlerPath(o.handler);
   const scale = positive('time-scale', o['time-scale']) ?? 1;
   const traffic = o.traffic !== undefined ? (o.traffic === '0' ? 0 : positive('traffic', o.traffic)) : 5;
   const simGuilds = int('sim-guilds', o['sim-guilds'], 0, 1_000_000) ?? 10;
@@ -158,15 +157,7 @@ export async function runCommand(argv: string[]): Promise<number> {
   const levels = ['debug', 'info', 'warn', 'error', 'silent'];
   const logLevel = (o['log-level'] ?? 'warn') as LogLevel;
   if (!levels.includes(logLevel)) throw new UsageError(`--log-level must be one of ${levels.join(', ')}, got '${o['log-level']}'`, 'run');
-  for (const flag of ['api-url', 'gateway-url'] as const) {
-    const v = o[flag];
-    if (v === undefined) continue;
-    try {
-      new URL(v);
-    } catch {
-      throw new UsageError(`--${flag} is not a URL: '${v}'`, 'run');
-    }
-  }
+  for (const flag of ['api-url', 'gateway-url'] as const) url(flag, o[flag]);
   if (!o.simulator && (o.traffic !== undefined || o['sim-guilds'] !== undefined)) {
     throw new UsageError('--traffic and --sim-guilds only apply with --simulator', 'run');
   }

@@ -12,7 +12,7 @@
  * @packageDocumentation
  */
 import { redact } from '../errors.js';
-import { envToken, parseIntents, setCommand, UsageError } from './args.js';
+import { envToken, setCommand, UsageError } from './args.js';
 import { RUN_HELP, runCommand } from './run.js';
 import { SIM_HELP, simulatorCommand } from './simulator.js';
 
@@ -68,11 +68,7 @@ async function main(argv: string[]): Promise<number> {
     case 'proxy': {
       setCommand('proxy');
       const { proxyCommand } = await import('./proxy.js');
-      return proxyCommand(
-        rest,
-        (message) => new UsageError(message, 'proxy'),
-        (v) => parseIntents(v),
-      );
+      return proxyCommand(rest);
     }
     default:
       throw new UsageError(`unknown command '${command}' (commands: run, simulator, proxy, help)`, null);
