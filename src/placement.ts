@@ -20,9 +20,6 @@ import { WorkerHost, cloneableShardOptions, type HostHandlerLink, type WorkerRes
 import type { HandlerRunner } from './handler/runner.js';
 import { localRunner } from './handler/cluster-link.js';
 
-/** Real ms `close()` waits for a handler in this thread to finish what its shards read (a worker's is its host's). */
-const HANDLER_CLOSE_TIMEOUT = 10_000;
-
 /** How to build one shard set. */
 export interface PlacementOptions {
   ids: readonly number[];
@@ -234,13 +231,7 @@ export class Placement {
     if (dropped) await dropped;
     else if (runner) {
       // Handler mode: every event read is handled, then the handler's close() — bounded, like a worker's close.
-      let timer: NodeJS.Timeout | undefined;
-      const late = new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, HANDLER_CLOSE_TIMEOUT);
-        timer.unref();
-      });
-      await Promise.race([runner.close(), late]);
-      clearTimeout(timer);
+      await runner.closeWithin();
     }
     return Object.assign({}, ...parts) as Record<number, Session>;
   }

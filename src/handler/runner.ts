@@ -80,6 +80,12 @@ interface Lane {
   burst: Set<string> | null;
 }
 
+/**
+ * Real ms a runner in the closing thread itself (a cluster's `workers: 0`, the gateway proxy) waits for its handler
+ * to finish what was read; a worker's close is bounded by its host instead.
+ */
+export const LOCAL_CLOSE_TIMEOUT = 10_000;
+
 /** Items waiting over all shards before the sockets are paused. */
 export const MAX_QUEUED = 2048;
 
@@ -205,6 +211,20 @@ export class HandlerRunner {
   /** Frozen at a reshard's switch (what it reads is not handled). */
   get frozen(): boolean {
     return this.#frozen;
+  }
+
+  /**
+   * {@link close}, waiting at most `ms` real ms (a handler stuck on an event must not hold up its owner's close; what
+   * it had not reached is then not handled). Used where the runner lives in the closing thread itself.
+   */
+  async closeWithin(ms = LOCAL_CLOSE_TIMEOUT): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, ms);
+      timer.unref();
+    });
+    await Promise.race([this.close(), late]);
+    clearTimeout(timer);
   }
 
   /** Handle everything queued (a frozen runner drops it), then call the handler's `close()`. */

@@ -12,9 +12,6 @@ import type { HandlerRunner } from '../handler/runner.js';
 import { ShardlineError } from '../errors.js';
 import type { DispatchEvent } from '../events.js';
 
-/** Real ms `close()` waits for the handler to finish what was read (then its `close()`), like a cluster's. */
-const CLOSE_TIMEOUT = 10_000;
-
 /** What the handler needs of the proxy. */
 export interface ProxyHandlerSide {
   /** The upstream cluster (commands go there). */
@@ -137,15 +134,9 @@ export class ProxyHandler {
     return out;
   }
 
-  /** Handle everything fed so far, then the handler's `close()`: at most {@link CLOSE_TIMEOUT} real ms. */
-  async close(): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, CLOSE_TIMEOUT);
-      timer.unref();
-    });
-    await Promise.race([this.#runner.close(), late]);
-    clearTimeout(timer);
+  /** Handle everything fed so far, then the handler's `close()`: at most `LOCAL_CLOSE_TIMEOUT` (10 s) real ms, like a cluster's. */
+  close(): Promise<void> {
+    return this.#runner.closeWithin();
   }
 
   /**
