@@ -115,8 +115,7 @@ export class Cluster extends TypedEmitter<ClusterEventMap> {
         requestSoundboardSounds: (ids) => this.requestSoundboardSounds(ids),
         send: (shardId, payload) => this.send(shardId, payload),
         message: (e) => this.pipeline.guard(() => this.emit('handlerMessage', e)),
-        // A handler may log what it was given (an error, a config): the token never leaves as a log line.
-        log: (e) => this.pipeline.guard(() => this.emit('handlerLog', { ...e, message: redact(e.message, this.#token) })),
+        log: (e) => this.pipeline.guard(() => this.emit('handlerLog', e)), // the runner removed the token
         handled: (shardId, type) => {
           if (this.listenerCount('dispatchHandled') !== 0) this.pipeline.guard(() => this.emit('dispatchHandled', shardId, type));
         },

@@ -41,8 +41,8 @@ export interface RunnerHooks {
   /** Flow control: too many items wait (true), or caught up (false). */
   pause(paused: boolean): void;
   /**
-   * Removes the bot token from a text: a handler's error (message, stack, causes) may quote what it was given, and
-   * nothing reported may carry the token. Default: no change.
+   * Removes the bot token from a text: a handler's log line or error (message, stack, causes) may quote what it was
+   * given, and nothing reported may carry the token. Default: no change.
    */
   redact?(text: string): string;
   /**
@@ -116,7 +116,7 @@ export class HandlerRunner {
     private readonly hooks: RunnerHooks,
   ) {
     const h = hooks;
-    const log = (level: HandlerLogEvent['level'], shardId: number | null) => (message: string) => h.log(level, shardId, String(message));
+    const log = (level: HandlerLogEvent['level'], shardId: number | null) => (message: string) => h.log(level, shardId, this.#clean(String(message)));
     this.scope = {
       worker: h.worker,
       log: { debug: log('debug', null), info: log('info', null), warn: log('warn', null), error: log('error', null) },
@@ -240,7 +240,7 @@ export class HandlerRunner {
     try {
       await handler?.close?.();
     } catch (err) {
-      this.hooks.log('error', null, `handler close() failed: ${describe(err)}`);
+      this.hooks.log('error', null, `handler close() failed: ${this.#describe(err)}`);
     }
   }
 
@@ -248,7 +248,7 @@ export class HandlerRunner {
     let lane = this.#lanes.get(shardId);
     if (!lane) {
       const h = this.hooks;
-      const log = (level: HandlerLogEvent['level']) => (message: string) => h.log(level, shardId, String(message));
+      const log = (level: HandlerLogEvent['level']) => (message: string) => h.log(level, shardId, this.#clean(String(message)));
       const ctx: HandlerContext = {
         ...this.scope,
         shardId,
@@ -333,10 +333,14 @@ export class HandlerRunner {
     lane.running = false;
   }
 
+  /** A text the handler gave or caused (a log line, an error), the token removed. */
+  #clean(text: string): string {
+    return this.hooks.redact ? this.hooks.redact(text) : text;
+  }
+
   /** An error as text, the token removed. */
   #describe(err: unknown): string {
-    const text = describe(err);
-    return this.hooks.redact ? this.hooks.redact(text) : text;
+    return this.#clean(describe(err));
   }
 
   async #handle(handler: Handler, lane: Lane, shardId: number, item: Item & { k: 'dispatch' }): Promise<void> {

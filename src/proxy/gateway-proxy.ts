@@ -186,7 +186,7 @@ export class GatewayProxy extends TypedEmitter<GatewayProxyEventMap> {
         : new ProxyHandler(url, {
             cluster: () => this.cluster,
             message: (e) => this.emitGuarded('handlerMessage', e),
-            log: (e) => this.emitGuarded('handlerLog', { ...e, message: redact(e.message, this.#token) }),
+            log: (e) => this.emitGuarded('handlerLog', e), // the runner removed the token (redact below)
             report: (err) => this.report(err),
             redact: (text) => redact(text, this.#token),
           });

@@ -114,7 +114,6 @@ export class WorkerHost implements ShardBackend {
       link: this.link,
       handler: spec.handler !== undefined,
       members: this.members,
-      redact: (text) => this.redact(text),
     });
     this.requests = new ThreadRequests(
       queue,

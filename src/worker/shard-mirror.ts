@@ -25,7 +25,6 @@ export interface MirrorHooks {
   readonly handler: boolean;
   /** Member requests made through the host, by nonce: their chunks arrive in the batches. */
   readonly members: Map<string, MemberRequest>;
-  redact(text: string): string;
 }
 
 /** The session of a shard as the main thread knows it: from READY / RESUMED and the dispatches it was given. */
@@ -214,7 +213,7 @@ export class ShardMirror {
       return;
     }
     if (item[0] === 'l') {
-      this.h.link?.log(item[1], item[2], this.h.index, this.h.redact(item[3]));
+      this.h.link?.log(item[1], item[2], this.h.index, item[3]); // the thread's runner removed the token
       return;
     }
     const e = eventFromWire(item[1]);
