@@ -132,6 +132,7 @@ test("ctx.send / ctx.updatePresence reach the upstream shard, requestGuildMember
     say(r, g1, 'presence');
     say(r, g1, 'send');
     say(r, g1, 'log');
+    say(r, g1, `log ${TOKEN}`); // a line quoting the token: it never leaves the proxy
     say(r, g1, 'members');
     await until(() => statuses().includes('idle') && statuses().includes('dnd'), 'both op 3 on the simulator (shard 1)', 10_000);
     assert.deepEqual(statuses(), ['idle', 'dnd'], 'in the handler order, on shard 1 only');
@@ -146,7 +147,10 @@ test("ctx.send / ctx.updatePresence reach the upstream shard, requestGuildMember
     assert.equal((op8[0]!.d as { guild_id: string }).guild_id, g1);
     assert.deepEqual(
       logs.map((l) => [l.level, l.shardId, l.worker, l.message]),
-      [['warn', 1, null, 'saw log on shard 1']],
+      [
+        ['warn', 1, null, 'saw log on shard 1'],
+        ['warn', 1, null, 'saw log [redacted] on shard 1'],
+      ],
     );
     assert.deepEqual(errors, []);
   } finally {

@@ -200,7 +200,10 @@ test('workers: a throwing handler is reported across the thread boundary and the
     r.send(2, '2:after');
     await until(() => r.markers().includes('2:after'), 'the next event', BOOT);
     await until(() => r.logs.some((l) => l.message.startsWith('saw log:')), 'the log line from the worker', BOOT);
-    assert.ok(r.logs.some((l) => l.message === 'saw log:[redacted]'), 'the log line arrived, redacted');
+    assert.ok(
+      r.logs.some((l) => l.message === 'saw log:[redacted]'),
+      'the log line arrived, redacted',
+    );
     const leaks = [...r.logs.map((l) => l.message), ...r.errors.map((e) => `${e.message} ${e.stack} ${String((e as { cause?: unknown }).cause)}`)].filter((m) => m.includes(TOKEN));
     assert.deepEqual(leaks, [], 'the token is in no log line or error that crossed from the worker');
     assert.ok(
