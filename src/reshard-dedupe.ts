@@ -51,6 +51,15 @@ interface OldSeen {
   at: number;
 }
 
+/** `(id >> 22) % total` of a snowflake routing key; -1 when the key is not a snowflake. */
+function snowflakeShard(key: string, total: number): number {
+  try {
+    return Number((BigInt(key) >> 22n) % BigInt(total));
+  } catch {
+    return -1;
+  }
+}
+
 /**
  * The overlap bookkeeping, independent of sockets. Per routing key it keeps two queues: `newAhead`, new-set events
  * the old set has not delivered yet (withheld), and `oldAhead`, fingerprints of old-set deliveries the new set has
@@ -104,25 +113,16 @@ export class OverlapDedupe<T = DispatchEvent> {
     }
     let shard = this.routes.get(key);
     if (shard === undefined) {
-      try {
-        shard = Number((BigInt(key) >> 22n) % BigInt(this.to));
-      } catch {
-        shard = -1;
-      }
+      shard = snowflakeShard(key, this.to);
       if (this.routes.size > 1_000_000) this.routes.clear();
       this.routes.set(key, shard);
     }
     return shard < 0 ? null : shard;
   }
 
-  /** The old shard a key routes to. */
+  /** The old shard a key routes to (-1: not a snowflake). */
   oldShardOf(key: string): number {
-    if (key.charCodeAt(0) === 35 /* # */) return Number(key.slice(1));
-    try {
-      return Number((BigInt(key) >> 22n) % BigInt(this.from));
-    } catch {
-      return -1;
-    }
+    return key.charCodeAt(0) === 35 /* # */ ? Number(key.slice(1)) : snowflakeShard(key, this.from);
   }
 
   /** Whether the old set receives this key's events at all (`#id` keys only exist on old shards below `from`). */

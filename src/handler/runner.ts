@@ -377,7 +377,7 @@ export class HandlerRunner {
 }
 
 /** Redact an error's message and stack, and its causes' (at most 8 deep), in place: the handler gave it up to us. */
-export function scrub(err: unknown, redact: (text: string) => string): void {
+function scrub(err: unknown, redact: (text: string) => string): void {
   let e: unknown = err;
   for (let depth = 0; depth < 8 && e instanceof Error; depth++) {
     const x = e as { message: string; stack?: string };
