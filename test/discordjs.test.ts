@@ -10,7 +10,7 @@ import { after, describe, it } from 'node:test';
 import { WebSocketManager as WebSocketManager2 } from '@discordjs/ws';
 import { Client, GatewayIntentBits, type Message } from 'discord.js';
 import { scaledClock, type Clock } from '../src/clock.js';
-import { ManualClock, drive, driveFor, driveUntil, simActivity } from './helpers/manual-clock.js';
+import { ManualClock, drive, driveFor, driver, simActivity } from './helpers/manual-clock.js';
 import type { Cluster } from '../src/cluster.js';
 import { ShardlineIdentifyThrottler, ShardlineStrategy, shardlineIdentifyThrottler } from '../src/discordjs/index.js';
 import { LocalIdentifyQueue } from '../src/queue.js';
@@ -46,16 +46,7 @@ async function simulator(opts: GatewaySimulatorOptions = {}, scaled = false): Pr
   const clock = scaled ? scaledClock(0.01) : new ManualClock();
   const sim = await GatewaySimulator.start({ clock, tokens: [TOKEN], guilds: 6, shards: 2, maxConcurrency: 2, heartbeatInterval: 41_250, ...opts });
   cleanups.push(() => sim.stop());
-  const activity = simActivity(sim);
-  if (clock instanceof ManualClock) {
-    return {
-      sim,
-      clock,
-      api: sim.apiBaseUrl,
-      run: (p, what) => drive(clock, Promise.resolve(p), { what, activity }),
-      until: (done, what) => driveUntil(clock, done, { what, activity }),
-    };
-  }
+  if (clock instanceof ManualClock) return { sim, clock, api: sim.apiBaseUrl, ...driver(clock, sim) };
   return { sim, clock, api: sim.apiBaseUrl, run: (p, what) => withTimeout(Promise.resolve(p), 10_000, what), until: (done, what) => until(done, 10_000, what) };
 }
 

@@ -13,7 +13,7 @@ import type { GatewaySimulatorOptions } from '../src/simulator/types.js';
 import { TOKEN, failOnUnhandledRejections, harness as scaledHarness, next } from './helpers/setup.js';
 import { runChild } from './helpers/child.js';
 import { freePort } from './helpers/servers.js';
-import { ManualClock, drive, driveUntil, simActivity, type DriveOptions } from './helpers/manual-clock.js';
+import { ManualClock, drive, driver, driveUntil, type DriveOptions } from './helpers/manual-clock.js';
 
 failOnUnhandledRejections();
 
@@ -24,13 +24,7 @@ failOnUnhandledRejections();
 async function harness(simOpts: GatewaySimulatorOptions = {}) {
   const clock = new ManualClock();
   const h = await scaledHarness(simOpts, clock);
-  const activity = simActivity(h.sim);
-  return {
-    ...h,
-    clock,
-    run: <T>(p: PromiseLike<T>, what?: string): Promise<T> => drive(clock, Promise.resolve(p), { what, activity }),
-    until: (done: () => boolean, what: string): Promise<void> => driveUntil(clock, done, { what, activity }),
-  };
+  return { ...h, clock, ...driver(clock, h.sim) };
 }
 
 /**

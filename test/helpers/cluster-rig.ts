@@ -4,7 +4,7 @@ import { Cluster, type ClusterOptions } from '../../src/cluster.js';
 import { GatewaySimulator } from '../../src/simulator/index.js';
 import type { GatewaySimulatorOptions } from '../../src/simulator/types.js';
 import { TOKEN, SCALE } from './setup.js';
-import { ManualClock, drive, driveUntil, simActivity } from './manual-clock.js';
+import { ManualClock, driver } from './manual-clock.js';
 
 /** Guilds | GuildMessages | DirectMessages. */
 export const INTENTS = 1 | 512 | 4096;
@@ -21,7 +21,7 @@ export interface Rig {
 export interface ManualRig extends Rig {
   clock: ManualClock;
   /** Await `p` while the clock runs (see drive in manual-clock.ts). */
-  run<T>(p: Promise<T>, what?: string): Promise<T>;
+  run<T>(p: PromiseLike<T>, what?: string): Promise<T>;
   /** Run the clock until `done()` holds (see driveUntil in manual-clock.ts). */
   until(done: () => boolean, what?: string): Promise<void>;
 }
@@ -31,13 +31,7 @@ export async function manualRig(simOpts: GatewaySimulatorOptions = {}): Promise<
   const clock = new ManualClock();
   // Discord's heartbeat interval: on this clock no heartbeat is late, however loaded the machine.
   const r = await rig({ clock, heartbeatInterval: 41_250, ...simOpts }, clock);
-  const activity = simActivity(r.sim);
-  return {
-    ...r,
-    clock,
-    run: (p, what) => drive(clock, p, { what, activity }),
-    until: (done, what) => driveUntil(clock, done, { what, activity }),
-  };
+  return { ...r, clock, ...driver(clock, r.sim) };
 }
 
 export async function rig(simOpts: GatewaySimulatorOptions = {}, scale: number | Clock = SCALE): Promise<Rig> {

@@ -156,3 +156,18 @@ export async function driveFor(clock: ManualClock, ms: number, o: Omit<DriveOpti
   const end = clock.now() + ms;
   await driveUntil(clock, () => clock.now() >= end, { realLimit: 60_000, ...o, limit: ms + 1, to: end });
 }
+
+/** What a test drives a {@link ManualClock} with: `run` awaits a promise, `until` a condition, both stepping time only while the simulators' sockets are quiet. */
+export interface Driver {
+  run<T>(p: PromiseLike<T>, what?: string): Promise<T>;
+  until(done: () => boolean, what?: string): Promise<void>;
+}
+
+/** {@link drive} / {@link driveUntil} on `clock`, with the activity of `sims` ({@link simActivity}). */
+export function driver(clock: ManualClock, ...sims: Parameters<typeof simActivity>): Driver {
+  const activity = simActivity(...sims);
+  return {
+    run: (p, what) => drive(clock, Promise.resolve(p), { what, activity }),
+    until: (done, what) => driveUntil(clock, done, { what, activity }),
+  };
+}
